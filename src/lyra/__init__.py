@@ -1,0 +1,40 @@
+"""Lyra: AI model orchestration for trading on OpenRouter."""
+
+from lyra.catalog import Catalog, ModelInfo, load_catalog
+from lyra.config import LoadedConfig, Settings, load_config
+from lyra.engine import CompletionStream, Lyra
+from lyra.errors import (
+    BudgetExceeded,
+    ConfigError,
+    LyraError,
+    NoModelAvailable,
+    RateLimited,
+    StreamInterrupted,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from lyra.types import Attempt, Completion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attempt",
+    "BudgetExceeded",
+    "Catalog",
+    "Completion",
+    "CompletionStream",
+    "ConfigError",
+    "LoadedConfig",
+    "Lyra",
+    "LyraError",
+    "ModelInfo",
+    "NoModelAvailable",
+    "RateLimited",
+    "Settings",
+    "StreamInterrupted",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "__version__",
+    "load_catalog",
+    "load_config",
+]

@@ -1,0 +1,248 @@
+"""The budget governor: reserve the worst case before each attempt, settle the real cost after."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from lyra.catalog import Catalog, ModelInfo
+from lyra.config import Settings
+from lyra.errors import BudgetExceeded
+from lyra.ledger import SpendTotals
+from lyra.log import get_logger
+from lyra.money import format_usd, usd_to_micros
+from lyra.policy import RoutePlan
+from lyra.router import AttemptContext, AttemptUsage
+from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.types import CompletionRequest
+
+log = get_logger("lyra.budget")
+
+# Tasks whose calls may spend the reserved slice of the day (risk checks must never starve).
+PRIVILEGED_TASKS = frozenset({"risk_assessment"})
+_SETTLE_POLL_S = 0.05
+_STEP_DOWN = {"premium": "advanced", "advanced": "fast", "specialized": "fast"}
+
+
+def budget_day(now: float, start_hour: int = 0) -> str:
+    """The budget day an instant belongs to, as YYYYMMDD (days roll at start_hour UTC)."""
+    moment = datetime.fromtimestamp(now, UTC) - timedelta(hours=start_hour)
+    return moment.strftime("%Y%m%d")
+
+
+def day_bounds(day: str, start_hour: int = 0) -> tuple[float, float]:
+    """Epoch seconds of the start and end of a budget day."""
+    start = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC) + timedelta(hours=start_hour)
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A held reservation: settle it with commit or release."""
+
+    reservation_id: str
+    caps: tuple[str, ...]
+    tier_cap: str
+    key_cap: str
+    tokens_cap: str
+    global_cap: str
+    client_cap: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapLine:
+    """One cap's state for `lyra budget` and the gateway."""
+
+    name: str
+    limit: int
+    committed: int
+    reserved: int
+    unit: str = "usd"
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.committed - self.reserved)
+
+
+class BudgetGovernor:
+    """Holds every applicable cap for each attempt; refuses with BudgetExceeded before any call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        backend: StateBackend,
+        *,
+        reservation_ttl_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self.backend = backend
+        self._ttl = reservation_ttl_s
+        self._clock = clock
+        self._settled = asyncio.Condition()
+        b = settings.budget
+        self.daily = usd_to_micros(b.daily_usd)
+        self.reserve_slice = usd_to_micros(b.daily_usd * b.reserve_share)
+        self.low_budget = usd_to_micros(b.low_budget_usd)
+        self.tier_caps = {n: usd_to_micros(b.daily_usd * t.budget_share) for n, t in settings.tiers.items()}
+        self.key_caps = {n: usd_to_micros(k.daily_usd) for n, k in settings.keys.items()}
+        self.key_tokens = {n: k.daily_tokens for n, k in settings.keys.items()}
+        self.client_caps = {n: usd_to_micros(c.daily_usd) for n, c in settings.clients.items()}
+        self._tier_of_model: dict[str, str] = {}
+        for tier_name, tier in settings.tiers.items():
+            for model_id in tier.models:
+                self._tier_of_model.setdefault(model_id, tier_name)
+
+    def day(self) -> str:
+        return budget_day(self._clock(), self._settings.budget.day_starts_utc_hour)
+
+    @staticmethod
+    def privileged(request: CompletionRequest) -> bool:
+        return request.task in PRIVILEGED_TASKS or request.priority == "emergency"
+
+    def worst_case(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> int:
+        """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
+        return model.cost_micros(prompt_tokens, max_tokens, round_up=True)
+
+    def charged_tier(self, plan: RoutePlan, model: ModelInfo) -> str:
+        if plan.tier is not None and model.id in self._settings.tiers[plan.tier].models:
+            return plan.tier
+        return self._tier_of_model.get(model.id) or plan.tier or model.tier
+
+    async def acquire(self, ctx: AttemptContext, deadline: float) -> Ticket:
+        day = self.day()
+        cost = self.worst_case(ctx.model, ctx.prompt_tokens, ctx.max_tokens)
+        tokens = ctx.prompt_tokens + ctx.max_tokens
+        privileged = self.privileged(ctx.request)
+        tier = self.charged_tier(ctx.plan, ctx.model)
+        tier_limit = self.tier_caps.get(tier, self.daily)
+        charges = [
+            Charge(f"d{day}:global", self.daily if privileged else self.daily - self.reserve_slice, cost),
+            Charge(f"d{day}:tier:{tier}", tier_limit + (self.reserve_slice if privileged else 0), cost),
+            Charge(f"d{day}:key:{ctx.key_name}", self.key_caps[ctx.key_name], cost),
+            Charge(f"d{day}:ktok:{ctx.key_name}", self.key_tokens[ctx.key_name], tokens),
+        ]
+        client = ctx.request.client
+        if client is not None and client in self.client_caps:
+            charges.append(Charge(f"d{day}:client:{client}", self.client_caps[client], cost))
+        reservation = uuid.uuid4().hex
+        while (refusal := await self.backend.reserve(reservation, charges, self._ttl)) is not None:
+            await self._wait_for_settlement(refusal, ctx, day, deadline)
+        return Ticket(reservation, tuple(c.cap for c in charges), charges[1].cap, charges[2].cap,
+                      charges[3].cap, charges[0].cap, charges[4].cap if len(charges) > 4 else None)
+
+    async def _wait_for_settlement(self, refusal: Refusal, ctx: AttemptContext, day: str,
+                                   deadline: float) -> None:
+        """Wait while other calls' reservations are what blocks; refuse when spend itself does.
+
+        Worst-case reservations are several times the real cost, so a burst would otherwise be
+        refused while most of the cap is only held, not spent.
+        """
+        committed = (await self.backend.usage([refusal.cap]))[refusal.cap].committed
+        if committed + refusal.amount > refusal.limit or time.monotonic() >= deadline:
+            raise self._refused(refusal, ctx, day)
+        async with self._settled:
+            try:
+                timeout = min(_SETTLE_POLL_S, max(0.0, deadline - time.monotonic()))
+                await asyncio.wait_for(self._settled.wait(), timeout)
+            except TimeoutError:
+                pass  # another process may have settled: look again
+
+    def _refused(self, refusal: Refusal, ctx: AttemptContext, day: str) -> BudgetExceeded:
+        cap = refusal.cap.removeprefix(f"d{day}:")
+        if cap.startswith("ktok:"):
+            cap = "key_tokens:" + cap.removeprefix("ktok:")
+            detail = f"{refusal.used:,} of {refusal.limit:,} tokens used, {refusal.amount:,} needed"
+        else:
+            detail = (f"{format_usd(refusal.used)} of {format_usd(refusal.limit)} used or held, "
+                      f"worst case {format_usd(refusal.amount)} needed")
+        return BudgetExceeded(f"budget cap {cap} reached for {ctx.model.id} via key {ctx.key_name}: "
+                              f"{detail}", cap=cap)
+
+    async def release(self, ticket: Ticket, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
+        if usage is None:
+            await self.backend.release(ticket.reservation_id)
+        else:
+            cost = usage.cost_micros
+            actual = {cap: cost for cap in ticket.caps}
+            actual[ticket.tokens_cap] = usage.prompt_tokens + usage.completion_tokens
+            await self.backend.commit(ticket.reservation_id, actual)
+        async with self._settled:
+            self._settled.notify_all()
+
+    async def adjust(self, plan: RoutePlan, request: CompletionRequest) -> RoutePlan:
+        """Step down to cheaper candidates as the day's or the tier's budget runs low."""
+        if request.model is not None and request.task is None and request.tier is None:
+            return plan  # an explicit model is the caller's choice; caps still apply
+        day = self.day()
+        tier = plan.tier
+        caps = [f"d{day}:global"] + ([f"d{day}:tier:{tier}"] if tier else [])
+        used = await self.backend.usage(caps)
+        global_left = self.daily - _used(used, caps[0])
+        privileged = self.privileged(request)
+        if global_left < self.low_budget and not privileged and request.priority != "high":
+            return self._free_plan(plan)
+        if tier is None:
+            return plan
+        tier_left = self.tier_caps[tier] - _used(used, caps[1])
+        prompt = 1000
+        by_price = sorted(plan.models, key=lambda m: self.worst_case(m, prompt, plan.max_tokens or 1000))
+        if tier_left < self.tier_caps[tier] // 4:
+            models = tuple(by_price)
+            lower = _STEP_DOWN.get(tier)
+            if lower and lower in self._settings.tiers and tier_left < self.worst_case(
+                by_price[0], prompt, plan.max_tokens or by_price[0].max_output
+            ):
+                extra = [self._catalog.get(m) for m in self._settings.tiers[lower].models]
+                models += tuple(m for m in extra if m not in models)
+            log.info("tier %s has %s left: stepping down to cheaper models", tier, format_usd(tier_left))
+            return _replace_models(plan, models)
+        return plan
+
+    def _free_plan(self, plan: RoutePlan) -> RoutePlan:
+        free = self._catalog.get(self._settings.budget.low_budget_model)
+        keys = plan.keys
+        fast = self._settings.tiers.get("fast")
+        if fast is not None:
+            keys = tuple(dict.fromkeys([*plan.keys, *fast.keys]))
+        log.info("day budget below %s: using %s", format_usd(self.low_budget), free.id)
+        return RoutePlan(plan.task, plan.tier, (free,), keys, plan.round_robin, plan.attempt_timeout_s,
+                         plan.max_tokens, plan.temperature)
+
+    async def snapshot(self) -> list[CapLine]:
+        """Every cap of today with its committed and reserved amounts."""
+        day = self.day()
+        named: list[tuple[str, str, int, str]] = [("global", f"d{day}:global", self.daily, "usd")]
+        named += [(f"tier:{n}", f"d{day}:tier:{n}", c, "usd") for n, c in self.tier_caps.items()]
+        named += [(f"key:{n}", f"d{day}:key:{n}", c, "usd") for n, c in self.key_caps.items()]
+        named += [(f"key_tokens:{n}", f"d{day}:ktok:{n}", c, "tokens") for n, c in self.key_tokens.items()]
+        named += [(f"client:{n}", f"d{day}:client:{n}", c, "usd") for n, c in self.client_caps.items()]
+        used = await self.backend.usage([cap for _, cap, _, _ in named])
+        return [CapLine(name, limit, used.get(cap, CapUsage()).committed,
+                        used.get(cap, CapUsage()).reserved, unit)
+                for name, cap, limit, unit in named]
+
+    def seed_values(self, day: str, totals: SpendTotals) -> dict[str, int]:
+        """Cap values for a day rebuilt from the ledger's totals."""
+        values = {f"d{day}:global": totals.total_micros}
+        values.update({f"d{day}:tier:{k}": v for k, v in totals.by_tier.items()})
+        values.update({f"d{day}:key:{k}": v for k, v in totals.by_key.items()})
+        values.update({f"d{day}:ktok:{k}": v for k, v in totals.tokens_by_key.items()})
+        values.update({f"d{day}:client:{k}": v for k, v in totals.by_client.items()})
+        return values
+
+
+def _used(usage: dict[str, CapUsage], cap: str) -> int:
+    found = usage.get(cap)
+    return found.committed + found.reserved if found else 0
+
+
+def _replace_models(plan: RoutePlan, models: tuple[ModelInfo, ...]) -> RoutePlan:
+    return RoutePlan(plan.task, plan.tier, models, plan.keys, plan.round_robin, plan.attempt_timeout_s,
+                     plan.max_tokens, plan.temperature)

@@ -1,0 +1,153 @@
+"""The `lyra` command line: a thin shell that parses, calls the engine and renders."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lyra.catalog import load_catalog
+from lyra.config import load_config
+from lyra.errors import LyraError
+from lyra.log import SecretMaskFilter
+from lyra.money import format_usd
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Lyra: AI model orchestration for trading on OpenRouter.")
+sim_app = typer.Typer(no_args_is_help=True, help="The built-in OpenRouter simulator.")
+app.add_typer(sim_app, name="sim")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="lyra.toml to use (default: the shipped example)")
+]
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SecretMaskFilter())
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("lyra")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.propagate = False
+
+
+def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; any LyraError becomes one line on stderr and exit status 2."""
+    try:
+        return asyncio.run(_wrap(coro_factory))
+    except LyraError as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+def _fail(exc: LyraError) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    return typer.Exit(2)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log routing detail")] = False,
+) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def demo(
+    config: ConfigOption = None,
+    calls: Annotated[int, typer.Option(help="Calls per task")] = 2,
+    time_scale: Annotated[float, typer.Option(help="Simulator latency scale (1 = real)")] = 0.05,
+) -> None:
+    """A few real routed calls per trading task, printed as a table."""
+    from lyra.demo import run_demo
+
+    try:
+        rows = run(lambda: run_demo(config, calls=calls, time_scale=time_scale))
+    except LyraError as exc:
+        raise _fail(exc) from None
+    table = Table(title="Lyra demo: routed calls per task")
+    for column in ("task", "tier", "model", "key", "provider", "tokens in/out", "cost", "latency",
+                   "attempts", "answer"):
+        table.add_column(column, overflow="fold" if column == "answer" else "ellipsis")
+    total = 0
+    for c in rows:
+        total += c.cost_micros
+        table.add_row(c.task or "-", c.tier or "-", c.model, c.key_name or "-", c.provider or "-",
+                      f"{c.prompt_tokens}/{c.completion_tokens}",
+                      format_usd(c.cost_micros) + ("*" if c.cost_estimated else ""),
+                      f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)), c.text[:60])
+    console.print(table)
+    console.print(f"{len(rows)} calls, total cost {format_usd(total)} (* = estimated from the catalogue)")
+
+
+@app.command()
+def models(
+    config: ConfigOption = None,
+    check: Annotated[bool, typer.Option("--check", help="Compare configured ids with live /models")] = False,
+) -> None:
+    """List the model catalogue, or check the configured ids against the live listing."""
+    catalog = load_catalog()
+    if not check:
+        table = Table(title=f"Model catalogue ({len(catalog)} models; USD per 1M tokens)")
+        for column in ("id", "tier", "in", "out", "context", "max out", "status"):
+            table.add_column(column)
+        for m in sorted(catalog, key=lambda m: (m.tier, m.id)):
+            status = f"retired -> {m.successor}" if m.retired else m.status
+            table.add_row(m.id, m.tier, str(m.prompt_per_m), str(m.completion_per_m),
+                          f"{m.context:,}", f"{m.max_output:,}", status)
+        console.print(table)
+        return
+    from lyra.demo import live_listing
+
+    try:
+        loaded = load_config(config, catalog=catalog)
+        listing = run(lambda: live_listing(loaded, catalog))
+    except LyraError as exc:
+        raise _fail(exc) from None
+    result = catalog.check_against(loaded.settings.model_ids(), listing)
+    console.print(f"{len(result.live)} models live; {len(loaded.settings.model_ids())} configured")
+    for model_id, candidates in result.retired.items():
+        console.print(f"[yellow]retired[/yellow] {model_id}: candidates {', '.join(candidates) or 'none'}")
+    for model_id, (old_in, old_out, new_in, new_out) in result.price_changes.items():
+        console.print(
+            f"[cyan]price changed[/cyan] {model_id}: {old_in}/{old_out} -> {new_in}/{new_out} per 1M"
+        )
+    if not result.retired:
+        console.print("[green]every configured model id is live[/green]")
+    else:
+        raise typer.Exit(1)
+
+
+@sim_app.command("serve")
+def sim_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8099,
+    host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
+    time_scale: Annotated[float, typer.Option(help="Latency scale: 1 = the origin document's ranges")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed for latencies, faults and answers")] = 7,
+) -> None:
+    """Serve the OpenRouter simulator until interrupted."""
+    from lyra.simulator import SimulatorOptions, run_simulator
+
+    errors.print(f"OpenRouter simulator on http://{host}:{port}/api/v1 (Ctrl-C stops it)")
+    run_simulator(host=host, port=port, options=SimulatorOptions(seed=seed, time_scale=time_scale))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,230 @@
+"""The Lyra facade: configuration in, routed completions out."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets as _secrets
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from lyra.budget import BudgetGovernor, day_bounds
+from lyra.catalog import Catalog, load_catalog
+from lyra.config import LoadedConfig, Secret, load_config
+from lyra.keys import KeyPool
+from lyra.ledger import Ledger, default_url
+from lyra.limits import RateLimiter
+from lyra.log import get_logger
+from lyra.openrouter.transport import OpenRouterTransport
+from lyra.policies import Backoff, CircuitBreaker
+from lyra.policy import RoutePolicy
+from lyra.recording import LedgerRecorder
+from lyra.router import Recorder, Router
+from lyra.state import StateBackend, open_backend
+from lyra.types import CacheMode, Completion, CompletionRequest, Message
+
+if TYPE_CHECKING:
+    from lyra.simulator import Simulator, SimulatorOptions
+
+log = get_logger("lyra")
+
+
+class Lyra:
+    """One engine: keys, tiers, tasks and budget from a config, talking to one OpenRouter.
+
+    Use it as an async context manager; with no key in the environment it starts the built-in
+    simulator on a free loopback port.
+    """
+
+    def __init__(
+        self,
+        config: LoadedConfig,
+        *,
+        catalog: Catalog | None = None,
+        simulator_options: SimulatorOptions | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.catalog = catalog or load_catalog()
+        self.settings.check_models(self.catalog, config.source)
+        self._simulator_options = simulator_options
+        self.simulator: Simulator | None = None
+        self._router: Router | None = None
+        self._started = False
+        self.ledger: Ledger | None = None
+        self.state: StateBackend | None = None
+        self.budget: BudgetGovernor | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        path: str | Path | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        simulator_options: SimulatorOptions | None = None,
+    ) -> Lyra:
+        """Load lyra.toml (the shipped example when no path is given) and build an engine."""
+        catalog = load_catalog()
+        config = load_config(path, environ=environ, catalog=catalog)
+        return cls(config, catalog=catalog, simulator_options=simulator_options)
+
+    def __repr__(self) -> str:
+        mode = "simulator" if self.config.simulated else "openrouter"
+        return f"Lyra(source={self.config.source!r}, mode={mode!r}, keys={sorted(self.settings.keys)})"
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
+        return self._router
+
+    async def start(self) -> None:
+        """Open the HTTP session and, with no keys, start the simulator."""
+        if self._started:
+            return
+        base_url = self.settings.openrouter.base_url
+        secrets: Mapping[str, Secret] = self.config.secrets
+        if self.config.simulated:
+            from lyra.simulator import Simulator
+
+            self.simulator = Simulator(catalog=self.catalog, options=self._simulator_options)
+            await self.simulator.start()
+            base_url = self.simulator.base_url
+            secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
+                       for name in self.settings.keys}
+            log.warning("lyra: no OpenRouter key set; using the built-in simulator at %s", base_url)
+        self.state = state = self._open_state()
+        self.budget = budget = BudgetGovernor(self.settings, self.catalog, state)
+        recorders: list[Recorder] = []
+        if self.settings.ledger.enabled:
+            self.ledger = ledger = Ledger(self.config.ledger_url or default_url())
+            ledger.start()
+            await self._rebuild_day_spend(ledger, budget, state)
+            recorders.append(LedgerRecorder(ledger))
+        self._router = self._build_router(base_url, secrets, recorders, budget, state)
+        self._started = True
+
+    def _open_state(self) -> StateBackend:
+        state = self.settings.state
+        path = state.path or str(Path(default_url().removeprefix("sqlite:///")).with_name("state.db"))
+        return open_backend(state.backend, path=path, redis_url=self.config.redis_url, prefix=state.prefix)
+
+    async def _rebuild_day_spend(self, ledger: Ledger, budget: BudgetGovernor, state: StateBackend) -> None:
+        """Raise today's caps to what the ledger says was already spent (after a restart)."""
+        day = budget.day()
+        start, end = day_bounds(day, self.settings.budget.day_starts_utc_hour)
+        totals = ledger.spend_between(start, end)
+        if totals.total_micros or totals.tokens_by_key:
+            await state.seed_committed(budget.seed_values(day, totals))
+
+    def _build_router(self, base_url: str, secrets: Mapping[str, Secret], recorders: Sequence[Recorder],
+                      budget: BudgetGovernor, state: StateBackend) -> Router:
+        s = self.settings
+        transport = OpenRouterTransport(base_url=base_url, app_title=s.openrouter.app_title,
+                                        app_url=s.openrouter.app_url)
+        keys = KeyPool(s.keys, secrets, day_starts_utc_hour=s.budget.day_starts_utc_hour)
+        limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour)
+        return Router(
+            policy=RoutePolicy(s, self.catalog),
+            transport=transport,
+            keys=keys,
+            attempts_per_model=s.retry.attempts_per_model,
+            deadline_s=s.retry.deadline_s,
+            backoff=Backoff(base_s=s.retry.base_delay_s, max_s=s.retry.max_delay_s),
+            breaker=CircuitBreaker(failures=s.retry.breaker_failures,
+                                   cooldown_s=s.retry.breaker_cooldown_s),
+            guards=[budget, limiter],
+            planners=[budget],
+            recorders=recorders,
+        )
+
+    async def aclose(self) -> None:
+        """Close the session and stop the simulator if this engine started it."""
+        if self._router is not None:
+            await self._router.transport.close()
+            self._router = None
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+        if self.state is not None:
+            await self.state.close()
+            self.state = None
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        self._started = False
+
+    async def __aenter__(self) -> Lyra:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def complete(
+        self,
+        *,
+        messages: Sequence[Message],
+        task: str | None = None,
+        model: str | None = None,
+        tier: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        provider: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        deadline_s: float | None = None,
+        cache: CacheMode = "use",
+        priority: Literal["normal", "high", "emergency"] = "normal",
+    ) -> Completion:
+        """Route one chat completion by task, tier or model and return the served answer."""
+        request = CompletionRequest(
+            messages=messages, task=task, model=model, tier=tier, max_tokens=max_tokens,
+            temperature=temperature, response_format=response_format, provider=provider,
+            seed=seed, deadline_s=deadline_s, cache=cache, priority=priority)
+        return await self.router.complete(request)
+
+    def stream(
+        self,
+        *,
+        messages: Sequence[Message],
+        task: str | None = None,
+        model: str | None = None,
+        tier: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        deadline_s: float | None = None,
+    ) -> CompletionStream:
+        """Stream one chat completion: iterate for text, then read `.completion`."""
+        request = CompletionRequest(messages=messages, task=task, model=model, tier=tier,
+                                    max_tokens=max_tokens, temperature=temperature,
+                                    deadline_s=deadline_s, cache="bypass")
+        return CompletionStream(self.router, request)
+
+    def complete_sync(self, **kwargs: Any) -> Completion:
+        """Blocking `complete` for scripts: starts, calls once and closes."""
+
+        async def once() -> Completion:
+            async with self:
+                return await self.complete(**kwargs)
+
+        return asyncio.run(once())
+
+
+class CompletionStream:
+    """Async iterator of text pieces; `completion` holds the final result once it ends."""
+
+    def __init__(self, router: Router, request: CompletionRequest) -> None:
+        self._sink: list[Completion] = []
+        self._pieces = router.stream(request, self._sink)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._pieces
+
+    @property
+    def completion(self) -> Completion:
+        if not self._sink:
+            raise RuntimeError("the stream has not finished yet")
+        return self._sink[0]

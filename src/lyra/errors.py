@@ -1,0 +1,104 @@
+"""One exception tree for everything Lyra raises."""
+
+from __future__ import annotations
+
+
+class LyraError(Exception):
+    """Base class of every error Lyra raises on purpose."""
+
+
+class ConfigError(LyraError):
+    """The configuration is invalid; the message names the file, the field and the fix."""
+
+
+class BudgetExceeded(LyraError):
+    """A request cannot fit under a spending cap; raised before any upstream call."""
+
+    def __init__(self, message: str, *, cap: str = "") -> None:
+        super().__init__(message)
+        self.cap = cap
+
+
+class RateLimited(LyraError):
+    """No rate-limit token could be had before the caller's deadline."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoModelAvailable(LyraError):
+    """Every candidate model and key was tried or skipped; `attempts` says what happened."""
+
+    def __init__(self, message: str, *, attempts: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.attempts: list[object] = list(attempts or [])
+
+
+UPSTREAM_KINDS = (
+    "auth",  # 401: the key is bad or revoked -> retire the key
+    "key_limit",  # 403 key limit -> retire the key for the day
+    "payment",  # 402: not enough credit for this max_tokens -> cool the key
+    "rate_limit",  # 429: wait and retry
+    "rate_limit_daily",  # 429 free-models-per-day: this model is done until the reset
+    "timeout",  # 408, 504, 524 or our own deadline
+    "server",  # 5xx and provider errors
+    "network",  # connection refused, reset, dropped mid-stream
+    "malformed",  # a body that is not what the wire format promises
+    "model_unavailable",  # unknown, retired or unroutable model -> next model
+    "moderation",  # 403 flagged input: retrying will not help
+    "bad_request",  # 400 and friends: the request itself is wrong
+)
+
+
+class UpstreamError(LyraError):
+    """OpenRouter (or the provider behind it) answered with an error, or could not be reached.
+
+    Carries what retry and routing act on: the HTTP-like status, Lyra's classification
+    (`kind`, one of UPSTREAM_KINDS), OpenRouter's own code and type, how long to wait, which
+    provider failed and whether a retry can succeed.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        kind: str = "server",
+        code: int | str | None = None,
+        error_type: str | None = None,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        retryable: bool = False,
+        model: str | None = None,
+        key_name: str | None = None,
+        rate_limit_reset: float | None = None,
+        maybe_billed: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.code = code
+        self.error_type = error_type
+        self.retry_after = retry_after
+        self.provider = provider
+        self.retryable = retryable
+        self.model = model
+        self.key_name = key_name
+        self.rate_limit_reset = rate_limit_reset
+        # True when the request may have reached the provider and been billed (timeouts, drops).
+        self.maybe_billed = maybe_billed
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, kind={self.kind!r}, code={self.code!r}, "
+            f"error_type={self.error_type!r}, retryable={self.retryable}, message={str(self)!r})"
+        )
+
+
+class UpstreamTimeout(UpstreamError):
+    """The attempt ran past its deadline."""
+
+
+class StreamInterrupted(UpstreamError):
+    """A stream ended with an error event or closed before its end."""

@@ -1,0 +1,21 @@
+"""Durable usage records: one row per attempt and per request, in SQLite (WAL) or Postgres."""
+
+from __future__ import annotations
+
+from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
+from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals
+from lyra.ledger.schema import USAGE_TABLE
+from lyra.ledger.store import ENV_URL, Ledger, default_url
+
+__all__ = [
+    "ENV_URL",
+    "KINDS",
+    "STATUSES",
+    "SUMMARY_DIMENSIONS",
+    "USAGE_TABLE",
+    "Ledger",
+    "LedgerRow",
+    "SpendTotals",
+    "default_url",
+    "percentile",
+]

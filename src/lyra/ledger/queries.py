@@ -1,0 +1,140 @@
+"""Read-side SQL: spend totals, grouped summaries and raw rows, identical on SQLite and Postgres."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, case, func, select
+
+from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
+from lyra.ledger.schema import UtcDay, usage
+
+SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day")
+
+
+def spend_between(conn: Connection, start_ts: float, end_ts: float) -> SpendTotals:
+    """Sum billed attempt rows with start_ts <= ts < end_ts, by tier, key and client."""
+    c = usage.c
+    tokens = c.prompt_tokens + c.completion_tokens
+    query = (
+        select(c.tier, c.key_name, c.client, func.sum(c.cost_micros), func.sum(tokens))
+        .where(c.kind == "attempt", c.ts >= start_ts, c.ts < end_ts)
+        .group_by(c.tier, c.key_name, c.client)
+    )
+    total = 0
+    by_tier: dict[str, int] = defaultdict(int)
+    by_key: dict[str, int] = defaultdict(int)
+    tokens_by_key: dict[str, int] = defaultdict(int)
+    by_client: dict[str, int] = defaultdict(int)
+    for tier, key_name, client, cost, used_tokens in conn.execute(query):
+        # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
+        cost, used_tokens = int(cost or 0), int(used_tokens or 0)
+        total += cost
+        if tier is not None:
+            by_tier[tier] += cost
+        if key_name is not None:
+            by_key[key_name] += cost
+            tokens_by_key[key_name] += used_tokens
+        if client is not None:
+            by_client[client] += cost
+    return SpendTotals(total, dict(by_tier), dict(by_key), dict(tokens_by_key), dict(by_client))
+
+
+def _group_expression(by: str) -> ColumnElement[Any]:
+    c = usage.c
+    if by == "model":
+        return func.coalesce(c.served_model, c.requested_model)
+    if by == "day":
+        return UtcDay(c.ts)
+    columns = {"key": c.key_name, "task": c.task, "tier": c.tier, "client": c.client}
+    if by not in columns:
+        raise ValueError(f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
+    return columns[by]
+
+
+def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str) -> list[dict[str, object]]:
+    """Per group: request, attempt and error counts, billed tokens and cost, latency of ok requests.
+
+    Tokens and cost come from attempt rows (what was billed); `requests`, `errors` (failed
+    requests), `cached` and the latencies come from request rows; `attempt_errors` counts
+    failed attempts. Percentiles interpolate linearly between the closest ranks.
+    """
+    c = usage.c
+    group = _group_expression(by).label("grp")
+    is_request = c.kind == "request"
+    is_attempt = c.kind == "attempt"
+
+    def count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
+        return func.sum(case((condition, 1), else_=0))
+
+    def billed(column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return func.sum(case((is_attempt, column), else_=0))
+
+    window = [c.ts >= since_ts] + ([c.ts < until_ts] if until_ts is not None else [])
+    totals = (
+        select(
+            group,
+            count(is_request),
+            count(is_attempt),
+            count(is_request & (c.status == "error")),
+            count(is_attempt & (c.status == "error")),
+            billed(c.prompt_tokens),
+            billed(c.completion_tokens),
+            billed(c.cost_micros),
+            count(is_request & c.cached.is_(True)),
+        )
+        .where(*window)
+        .group_by(group)
+    )
+    latencies = select(group, c.latency_ms).where(*window, is_request, c.status == "ok")
+
+    lines: dict[object, dict[str, object]] = {}
+    names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
+             "cost_micros", "cached")
+    for grp, *sums in conn.execute(totals):
+        # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
+        lines[grp] = {"group": grp} | {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
+    samples: dict[object, list[float]] = defaultdict(list)
+    for grp, latency in conn.execute(latencies):
+        samples[grp].append(float(latency))
+    for grp, line in lines.items():
+        values = sorted(samples.get(grp, ()))
+        line["avg_latency_ms"] = sum(values) / len(values) if values else None
+        line["p50_latency_ms"] = percentile(values, 0.50)
+        line["p95_latency_ms"] = percentile(values, 0.95)
+
+    if by == "day":
+        return sorted(lines.values(), key=lambda line: str(line["group"]))
+    return sorted(lines.values(), key=_by_cost_then_requests)
+
+
+def _by_cost_then_requests(line: dict[str, object]) -> tuple[int, int, str]:
+    cost, requests = line["cost_micros"], line["requests"]
+    assert isinstance(cost, int) and isinstance(requests, int)
+    return (-cost, -requests, str(line["group"]))
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The q-quantile (0 <= q <= 1) of sorted values, interpolated linearly; None when empty."""
+    if not sorted_values:
+        return None
+    position = (len(sorted_values) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def rows(conn: Connection, *, since_ts: float, kind: str | None, limit: int | None) -> list[LedgerRow]:
+    """Rows with ts >= since_ts, oldest first, optionally of one kind and at most `limit` of them."""
+    c = usage.c
+    query = select(*(c[name] for name in ROW_FIELDS)).where(c.ts >= since_ts).order_by(c.ts, c.id)
+    if kind is not None:
+        query = query.where(c.kind == kind)
+    if limit is not None:
+        query = query.limit(limit)
+    return [LedgerRow(**dict(zip(ROW_FIELDS, row, strict=True))) for row in conn.execute(query)]
+
+
+__all__ = ["SUMMARY_DIMENSIONS", "percentile", "rows", "spend_between", "summary"]

@@ -1,0 +1,61 @@
+"""The values the ledger stores and returns: one usage row, and a window's spend totals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+KINDS = ("attempt", "request")
+STATUSES = ("ok", "error", "skipped")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerRow:
+    """One attempt at an upstream call, or the outcome of one request (which may span attempts).
+
+    A request and all its attempts share `request_id`. Attempt rows are what was billed; the
+    request row repeats the winning attempt's model, tokens and cost, so sums of spend read
+    attempt rows only. `key_name` is a key's configured name such as "premium", never a secret.
+    """
+
+    ts: float  # epoch seconds, UTC
+    request_id: str
+    kind: str  # "attempt" | "request"
+    task: str | None = None
+    tier: str | None = None
+    requested_model: str | None = None
+    served_model: str | None = None
+    provider: str | None = None
+    key_name: str | None = None
+    client: str | None = None  # gateway client name
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_micros: int = 0  # integer micro-dollars
+    cost_estimated: bool = False
+    latency_ms: float = 0.0
+    status: str = "ok"  # "ok" | "error" | "skipped"
+    error_kind: str | None = None
+    http_status: int | None = None
+    attempt: int = 0
+    cached: bool = False
+    generation_id: str | None = None
+
+
+ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTotals:
+    """Billed spend over a time window, for rebuilding the day's budget state on start.
+
+    Money is in micro-dollars, tokens are prompt plus completion; rows without a tier, key or
+    client count only towards `total_micros`.
+    """
+
+    total_micros: int
+    by_tier: dict[str, int]
+    by_key: dict[str, int]
+    tokens_by_key: dict[str, int]
+    by_client: dict[str, int]
+
+
+__all__ = ["KINDS", "ROW_FIELDS", "STATUSES", "LedgerRow", "SpendTotals"]

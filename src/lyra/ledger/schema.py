@@ -1,0 +1,168 @@
+"""Tables, URLs and engines: the only place that knows SQLite and Postgres differ."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+from lyra.errors import ConfigError
+
+USAGE_TABLE = "lyra_usage"
+# Room for the decision records: they will join this metadata as `lyra_decisions`.
+
+# Any fixed 64-bit number; it serialises table creation between processes sharing a Postgres.
+_PG_DDL_LOCK = 0x6C797261_6C656467  # "lyraledg"
+_SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+metadata = MetaData()
+
+usage = Table(
+    USAGE_TABLE,
+    metadata,
+    # INTEGER (not BIGINT) on SQLite so that the column is the rowid and autoincrements.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("ts", Double(), nullable=False),
+    Column("request_id", String(), nullable=False),
+    Column("kind", String(), nullable=False),
+    Column("task", String()),
+    Column("tier", String()),
+    Column("requested_model", String()),
+    Column("served_model", String()),
+    Column("provider", String()),
+    Column("key_name", String()),
+    Column("client", String()),
+    Column("prompt_tokens", BigInteger(), nullable=False, default=0),
+    Column("completion_tokens", BigInteger(), nullable=False, default=0),
+    Column("cost_micros", BigInteger(), nullable=False, default=0),
+    Column("cost_estimated", Boolean(), nullable=False, default=False),
+    Column("latency_ms", Double(), nullable=False, default=0.0),
+    Column("status", String(), nullable=False),
+    Column("error_kind", String()),
+    Column("http_status", Integer()),
+    Column("attempt", Integer(), nullable=False, default=0),
+    Column("cached", Boolean(), nullable=False, default=False),
+    Column("generation_id", String()),
+    Index(f"ix_{USAGE_TABLE}_ts", "ts"),
+    Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
+)
+
+
+def parse_url(url: str) -> URL:
+    """Parse a ledger URL, sending plain postgresql:// (and postgres://) to the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"ledger.url: not a database URL ({exc})") from exc
+    backend = parsed.get_backend_name()
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    elif backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"ledger.url: use sqlite:///path or postgresql://..., not {backend}://")
+    return parsed
+
+
+def display_url(url: URL) -> str:
+    """The URL as text with any password masked."""
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file a SQLite URL points at, or None for in-memory databases and other backends."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
+def create_ledger_engine(url: URL) -> Engine:
+    """An engine with the settings each backend needs for durable, concurrent appends."""
+    if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+
+
+def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    # busy_timeout first: switching to WAL takes a lock that another process may hold.
+    # WAL + synchronous=NORMAL survives a killed process without corruption or loss of commits
+    # (only an OS crash can cost the last transactions), and lets readers run beside the writer.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the tables and indexes that are missing; safe to run from several processes at once."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # IF NOT EXISTS alone still races on Postgres' catalogue; the lock makes it serial.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_DDL_LOCK})
+        for table in metadata.sorted_tables:
+            conn.execute(CreateTable(table, if_not_exists=True))
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+class UtcDay(FunctionElement[str]):
+    """The UTC calendar day, as 'YYYY-MM-DD', of an epoch-seconds column."""
+
+    type = String()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(UtcDay, "sqlite")
+def _utc_day_sqlite(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"date({compiler.process(element.clauses, **kw)}, 'unixepoch')"
+
+
+@compiles(UtcDay, "postgresql")
+def _utc_day_postgresql(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+__all__ = [
+    "USAGE_TABLE",
+    "UtcDay",
+    "create_ledger_engine",
+    "create_tables",
+    "display_url",
+    "metadata",
+    "parse_url",
+    "sqlite_path",
+    "usage",
+]

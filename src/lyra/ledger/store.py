@@ -1,0 +1,167 @@
+"""The Ledger: durable usage rows written off the request path, and the reads built on them."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from lyra.ledger import queries
+from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
+from lyra.ledger.schema import create_ledger_engine, create_tables, display_url, parse_url, usage
+from lyra.ledger.writer import BatchWriter, log
+
+ENV_URL = "LYRA_LEDGER_URL"
+
+
+def default_url() -> str:
+    """sqlite:/// URL of ledger.db in the user's data folder ($XDG_DATA_HOME or ~/.local/share)."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    # The XDG spec says to ignore a relative XDG_DATA_HOME.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    folder = base / "lyra"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'ledger.db'}"
+
+
+class Ledger:
+    """Durable usage records in SQLite (WAL) or Postgres, appended off the request path.
+
+    `write` only enqueues; a daemon thread commits batches at least every `flush_interval_s`
+    (so a row is durable within about a second) or as soon as `batch_size` rows wait, retrying
+    with backoff through database outages. `close` (also run at exit) commits what is queued.
+    Several processes may append to one SQLite file or one Postgres database at once.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        flush_interval_s: float = 0.5,
+        batch_size: int = 500,
+        close_timeout_s: float = 10.0,
+    ) -> None:
+        if flush_interval_s <= 0:
+            raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self._url = parse_url(url)
+        self.url_for_display: str = display_url(self._url)
+        self._close_timeout_s = close_timeout_s
+        self._writer = BatchWriter(self._insert, flush_interval_s=flush_interval_s, batch_size=batch_size)
+        self._put = self._writer.put
+        self._lock = threading.RLock()
+        self._engine: Engine | None = None
+        self._closed = False
+
+    @classmethod
+    def from_env(cls, configured_url: str | None = None) -> Ledger:
+        """A ledger at $LYRA_LEDGER_URL, else `configured_url`, else ledger.db in the user's data folder."""
+        return cls(os.environ.get(ENV_URL) or configured_url or default_url())
+
+    def __repr__(self) -> str:
+        return f"Ledger({self.url_for_display!r})"
+
+    def start(self) -> None:
+        """Create missing tables and start the writer thread; idempotent, safe across processes."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this ledger is closed; create a new Ledger")
+            if self._writer.started:
+                return
+            self._connected()
+            self._writer.start()
+            atexit.register(self.close)
+
+    def write(self, row: LedgerRow) -> None:
+        """Queue a row for the writer thread: O(1), never blocks, never raises.
+
+        Rows written before `start` wait in the queue; rows written after `close` are
+        committed at once, on the caller's thread.
+        """
+        if self._closed:
+            self._write_late(row)
+            return
+        self._put(row)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every row written so far is committed (TimeoutError after `timeout` s)."""
+        with self._lock:
+            if self._closed:
+                return  # close() committed the queue; later writes commit synchronously
+            self.start()
+        self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Commit everything queued and stop the writer thread; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            if not self._writer.started and self._writer.has_queued():
+                self.start()  # rows written before start are still owed to the ledger
+            self._closed = True
+            if not self._writer.started:
+                return
+        if not self._writer.stop(self._close_timeout_s):
+            log.error("ledger: the writer still retries after %.1f s; queued rows may be lost at exit",
+                      self._close_timeout_s)
+            return
+        leftover = self._writer.drain()  # rows that raced with close, queued after the stop marker
+        if leftover:
+            self._write_late(*leftover)
+        atexit.unregister(self.close)
+        self._connected().dispose()
+
+    def spend_between(self, start_ts: float, end_ts: float) -> SpendTotals:
+        """Billed spend of attempt rows with start_ts <= ts < end_ts; tokens are prompt + completion."""
+        with self._connected().connect() as conn:
+            return queries.spend_between(conn, start_ts, end_ts)
+
+    def summary(self, *, since_ts: float, by: str, until_ts: float | None = None) -> list[dict[str, object]]:
+        """One line per model, key, task, tier, client or UTC day: counts, tokens, cost and latency.
+
+        Each line has group, requests, attempts, errors (failed requests), attempt_errors,
+        prompt_tokens, completion_tokens, cost_micros (billed, from attempt rows), cached (hits),
+        and avg/p50/p95_latency_ms over ok request rows (None without any). Model lines group by
+        served model, or the requested one when nothing was served. Days come in order, the
+        other groups by cost, highest first.
+        """
+        with self._connected().connect() as conn:
+            return queries.summary(conn, since_ts=since_ts, until_ts=until_ts, by=by)
+
+    def rows(
+        self, *, since_ts: float = 0, kind: str | None = None, limit: int | None = None
+    ) -> list[LedgerRow]:
+        """Committed rows with ts >= since_ts, oldest first."""
+        with self._connected().connect() as conn:
+            return queries.rows(conn, since_ts=since_ts, kind=kind, limit=limit)
+
+    def _connected(self) -> Engine:
+        """The engine, creating it and any missing tables on first use."""
+        engine = self._engine
+        if engine is None:
+            with self._lock:
+                if self._engine is None:
+                    created = create_ledger_engine(self._url)
+                    create_tables(created)
+                    self._engine = created
+                engine = self._engine
+        return engine
+
+    def _insert(self, rows: Sequence[LedgerRow]) -> None:
+        params = [{name: getattr(row, name) for name in ROW_FIELDS} for row in rows]
+        with self._connected().begin() as conn:
+            conn.execute(usage.insert(), params)
+
+    def _write_late(self, *rows: LedgerRow) -> None:
+        try:
+            self._insert(rows)
+        except Exception as exc:  # write() must not raise into the request path
+            log.error("ledger: %d rows written after close were lost (%s)", len(rows), type(exc).__name__)
+
+
+__all__ = ["ENV_URL", "Ledger", "default_url"]

@@ -1,0 +1,61 @@
+"""Rate limits: token buckets per key and per model, and OpenRouter's free-model limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from lyra.budget import budget_day
+from lyra.config import LimitSettings
+from lyra.errors import RateLimited
+from lyra.router import AttemptContext, AttemptUsage
+from lyra.state.base import StateBackend
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    name: str
+    capacity: float
+    refill_per_s: float
+    amount: float
+
+
+class RateLimiter:
+    """Takes a token from every bucket an attempt touches, waiting up to the request's deadline."""
+
+    def __init__(self, limits: LimitSettings, backend: StateBackend, *, day_starts_utc_hour: int = 0) -> None:
+        self._limits = limits
+        self.backend = backend
+        self._day_hour = day_starts_utc_hour
+
+    def buckets(self, ctx: AttemptContext) -> list[Bucket]:
+        lim = self._limits
+        tokens = float(ctx.prompt_tokens + ctx.max_tokens)
+        found = [
+            Bucket(f"rpm:key:{ctx.key_name}", lim.key_rpm, lim.key_rpm / 60, 1),
+            Bucket(f"tpm:key:{ctx.key_name}", lim.key_tpm, lim.key_tpm / 60, min(tokens, lim.key_tpm)),
+        ]
+        model_rpm = lim.model_rpm.get(ctx.model.id)
+        if model_rpm:
+            found.append(Bucket(f"rpm:model:{ctx.model.id}", model_rpm, model_rpm / 60, 1))
+        if ctx.model.is_free:
+            # Free-variant limits are per account, shared by every key.
+            day = budget_day(time.time(), self._day_hour)
+            found.append(Bucket("rpm:free", lim.free_rpm, lim.free_rpm / 60, 1))
+            found.append(Bucket(f"rpd:free:{day}", lim.free_rpd, 0.0, 1))
+        return found
+
+    async def acquire(self, ctx: AttemptContext, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        for bucket in self.buckets(ctx):
+            while (wait := await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                                   bucket.amount)) > 0:
+                if time.monotonic() + wait > deadline:
+                    raise RateLimited(
+                        f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
+                        "after the request deadline", retry_after=wait)
+                await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
+
+    async def release(self, ticket: None, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
+        return None

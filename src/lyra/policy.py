@@ -1,0 +1,98 @@
+"""Routing policy: task -> tier -> ordered candidate models and keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lyra.catalog import Catalog, ModelInfo
+from lyra.config import Settings
+from lyra.errors import ConfigError, NoModelAvailable
+from lyra.types import CompletionRequest
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """Which models to try in which order, with which keys and per-attempt timeout."""
+
+    task: str | None
+    tier: str | None
+    models: tuple[ModelInfo, ...]
+    keys: tuple[str, ...]
+    round_robin: bool
+    attempt_timeout_s: float
+    max_tokens: int | None
+    temperature: float | None
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class RoutePolicy:
+    """Turns a request into a RoutePlan from the configuration and the catalogue."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._plans: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
+
+    def plan(self, request: CompletionRequest) -> RoutePlan:
+        key = (request.task, request.tier, request.model)
+        cached = self._plans.get(key)
+        if cached is None:
+            cached = self._build(request)
+            self._plans[key] = cached
+        if request.max_tokens is None and request.temperature is None:
+            return cached
+        return RoutePlan(cached.task, cached.tier, cached.models, cached.keys, cached.round_robin,
+                         cached.attempt_timeout_s,
+                         request.max_tokens if request.max_tokens is not None else cached.max_tokens,
+                         request.temperature if request.temperature is not None else cached.temperature)
+
+    def _build(self, request: CompletionRequest) -> RoutePlan:
+        s = self._settings
+        if request.task is not None:
+            task = s.tasks.get(request.task)
+            if task is None:
+                raise ConfigError(f"unknown task {request.task!r}; configured: {', '.join(s.tasks)}")
+            tier = s.tiers[task.tier]
+            models = [request.model] if request.model else _dedupe([*task.models, *tier.models])
+            keys = _dedupe([*task.keys, *tier.keys])
+            return RoutePlan(request.task, task.tier, self._models(models), tuple(keys),
+                             tier.selection == "round_robin", tier.timeout_s, task.max_tokens,
+                             task.temperature)
+        if request.tier is not None:
+            tier_cfg = s.tiers.get(request.tier)
+            if tier_cfg is None:
+                raise ConfigError(f"unknown tier {request.tier!r}; configured: {', '.join(s.tiers)}")
+            models = [request.model] if request.model else list(tier_cfg.models)
+            return RoutePlan(None, request.tier, self._models(models), tuple(tier_cfg.keys),
+                             tier_cfg.selection == "round_robin", tier_cfg.timeout_s, None, None)
+        if request.model is None:
+            raise ConfigError("a request needs a task, a tier or a model")
+        info = self._models([request.model])[0]
+        tier_name = info.tier if info.tier in s.tiers else self._tier_listing(info.id)
+        if tier_name is None:
+            return RoutePlan(None, None, (info,), tuple(s.keys), False, s.retry.deadline_s, None,
+                             None)
+        tier = s.tiers[tier_name]
+        return RoutePlan(None, tier_name, (info,), tuple(tier.keys),
+                         tier.selection == "round_robin", tier.timeout_s, None, None)
+
+    def _tier_listing(self, model_id: str) -> str | None:
+        for name, tier in self._settings.tiers.items():
+            if model_id in tier.models:
+                return name
+        return None
+
+    def _models(self, ids: list[str]) -> tuple[ModelInfo, ...]:
+        found: list[ModelInfo] = []
+        for model_id in ids:
+            info = self._catalog.find(model_id)
+            if info is None:
+                raise NoModelAvailable(
+                    f"model {model_id!r} is not in the catalogue, so it cannot be priced or "
+                    "budgeted; run `lyra models --refresh` or pick one from `lyra models`"
+                )
+            found.append(info)
+        return tuple(found)

@@ -1,0 +1,50 @@
+"""Turns the router's attempts and outcomes into ledger rows."""
+
+from __future__ import annotations
+
+import time
+
+from lyra.errors import LyraError, UpstreamError
+from lyra.ledger import Ledger, LedgerRow
+from lyra.policy import RoutePlan
+from lyra.types import Attempt, Completion, CompletionRequest
+
+
+class LedgerRecorder:
+    """A router recorder writing one row per attempt and one per request."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    def attempt(self, request_id: str, request: CompletionRequest, plan: RoutePlan, attempt: Attempt) -> None:
+        self.ledger.write(LedgerRow(
+            ts=time.time(), request_id=request_id, kind="attempt", task=plan.task, tier=plan.tier,
+            requested_model=request.model or attempt.model,
+            served_model=attempt.model if attempt.outcome == "ok" else None,
+            provider=attempt.provider, key_name=attempt.key_name, client=request.client,
+            cost_micros=attempt.cost_micros, latency_ms=attempt.latency_s * 1000,
+            status=attempt.outcome, error_kind=attempt.error_kind, http_status=attempt.status,
+            attempt=attempt.number, generation_id=attempt.generation_id,
+            prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
+            cost_estimated=attempt.cost_estimated,
+        ))
+
+    def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:
+        self.ledger.write(LedgerRow(
+            ts=time.time(), request_id=request_id, kind="request", task=completion.task,
+            tier=completion.tier, requested_model=completion.requested_model,
+            served_model=completion.model, provider=completion.provider, key_name=completion.key_name,
+            client=request.client, prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens, cost_micros=completion.cost_micros,
+            cost_estimated=completion.cost_estimated, latency_ms=completion.latency_s * 1000,
+            status="ok", attempt=len(completion.attempts), cached=completion.cached,
+            generation_id=completion.generation_id,
+        ))
+
+    def failure(self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError) -> None:
+        self.ledger.write(LedgerRow(
+            ts=time.time(), request_id=request_id, kind="request", task=plan.task, tier=plan.tier,
+            requested_model=request.model or (plan.models[0].id if plan.models else None),
+            client=request.client, status="error", error_kind=type(error).__name__,
+            http_status=error.status if isinstance(error, UpstreamError) else None,
+        ))

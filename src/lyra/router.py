@@ -1,0 +1,405 @@
+"""The attempt loop: for each candidate model and key, guard, call, classify, retry or fall back."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from lyra.catalog import ModelInfo
+from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.keys import KeyPool
+from lyra.log import get_logger
+from lyra.money import usd_to_micros
+from lyra.openrouter.transport import OpenRouterTransport
+from lyra.openrouter.wire import ChatRequest, Usage
+from lyra.policies import Backoff, CircuitBreaker
+from lyra.policy import RoutePlan, RoutePolicy
+from lyra.tokens import estimate_prompt_tokens, estimate_text_tokens
+from lyra.types import Attempt, Completion, CompletionRequest
+
+log = get_logger("lyra.router")
+
+# Failures that say something about the key, not the model: they never count against a model.
+_KEY_FAULTS = frozenset({"auth", "key_limit", "payment"})
+
+
+@dataclass(slots=True, kw_only=True)
+class AttemptContext:
+    """Everything a guard needs to admit one attempt: who, what and the worst case."""
+
+    request: CompletionRequest
+    plan: RoutePlan
+    model: ModelInfo
+    key_name: str
+    number: int
+    prompt_tokens: int
+    max_tokens: int
+
+
+@dataclass(slots=True, frozen=True)
+class AttemptUsage:
+    """What an attempt really used, for settling reservations."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micros: int
+    cost_estimated: bool
+
+
+class Guard(Protocol):
+    """Admits an attempt before the call (reserve, take a token) and settles it after."""
+
+    async def acquire(self, ctx: AttemptContext, deadline: float) -> Any: ...
+
+    async def release(self, ticket: Any, ctx: AttemptContext, usage: AttemptUsage | None) -> None: ...
+
+
+class Recorder(Protocol):
+    """Receives every attempt and the end of every request (ledger, metrics)."""
+
+    def attempt(
+        self, request_id: str, request: CompletionRequest, plan: RoutePlan, attempt: Attempt
+    ) -> None: ...
+
+    def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None: ...
+
+    def failure(
+        self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError
+    ) -> None: ...
+
+
+class Planner(Protocol):
+    """Adjusts a route plan before the first attempt (budget step-down, adaptive preference)."""
+
+    async def adjust(self, plan: RoutePlan, request: CompletionRequest) -> RoutePlan: ...
+
+
+@dataclass(slots=True)
+class _Loop:
+    """State of one request's walk over models and keys."""
+
+    request: CompletionRequest
+    plan: RoutePlan
+    deadline: float
+    prompt_tokens: int
+    request_id: str
+    attempts: list[Attempt] = field(default_factory=list)
+    model_index: int = 0
+    tries_on_model: int = 0
+    avoid_keys: set[str] = field(default_factory=set)
+    dead_keys: set[str] = field(default_factory=set)
+    refusal: LyraError | None = None
+    pending_delay: float = 0.0
+
+
+class Router:
+    """Routes a request to a served completion, visiting models and keys in policy order."""
+
+    def __init__(
+        self,
+        *,
+        policy: RoutePolicy,
+        transport: OpenRouterTransport,
+        keys: KeyPool,
+        attempts_per_model: int = 3,
+        deadline_s: float = 30.0,
+        backoff: Backoff | None = None,
+        breaker: CircuitBreaker | None = None,
+        guards: Sequence[Guard] = (),
+        recorders: Sequence[Recorder] = (),
+        planners: Sequence[Planner] = (),
+    ) -> None:
+        self.policy = policy
+        self.transport = transport
+        self.keys = keys
+        self.breaker = breaker or CircuitBreaker()
+        self.backoff = backoff or Backoff()
+        self._attempts_per_model = attempts_per_model
+        self._deadline_s = deadline_s
+        self.guards: list[Guard] = list(guards)
+        self.recorders: list[Recorder] = list(recorders)
+        self.planners: list[Planner] = list(planners)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        """Run the attempt loop for a non-streamed completion."""
+        loop, started = await self._start(request), time.monotonic()
+        while (ctx := await self._next(loop)) is not None:
+            ticket = await self._admit(loop, ctx)
+            if ticket is None:
+                continue
+            begun = time.monotonic()
+            try:
+                result = await self.transport.chat(
+                    self._body(ctx, stream=False), api_key=self.keys.secret(ctx.key_name),
+                    timeout_s=self._attempt_timeout(loop))
+            except UpstreamError as exc:
+                charged = self._ambiguous_usage(ctx, exc)
+                await self._settle(ticket, ctx, charged)
+                self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
+                continue
+            except BaseException:
+                await self._settle(ticket, ctx, None)
+                raise
+            usage = self._usage(ctx, result.usage, result.text)
+            await self._settle(ticket, ctx, usage)
+            return self._succeeded(loop, ctx, usage, text=result.text, served=result.model,
+                                   provider=result.provider, generation_id=result.id,
+                                   finish_reason=result.finish_reason, begun=begun, started=started)
+        raise self._give_up(loop)
+
+    async def stream(self, request: CompletionRequest, sink: list[Completion]) -> AsyncIterator[str]:
+        """Yield text as it arrives; retries happen only before the first piece of text.
+
+        The final Completion is appended to `sink` when the stream ends.
+        """
+        loop, started = await self._start(request), time.monotonic()
+        while (ctx := await self._next(loop)) is not None:
+            ticket = await self._admit(loop, ctx)
+            if ticket is None:
+                continue
+            begun = time.monotonic()
+            pieces: list[str] = []
+            meta: dict[str, Any] = {}
+            usage_seen: Usage | None = None
+            try:
+                async for delta in self.transport.stream(
+                    self._body(ctx, stream=True), api_key=self.keys.secret(ctx.key_name),
+                    timeout_s=self._attempt_timeout(loop)
+                ):
+                    meta.setdefault("id", delta.id)
+                    meta.setdefault("model", delta.model)
+                    meta.setdefault("provider", delta.provider)
+                    if delta.finish_reason:
+                        meta["finish_reason"] = delta.finish_reason
+                    if delta.usage is not None:
+                        usage_seen = delta.usage
+                    if delta.text:
+                        pieces.append(delta.text)
+                        yield delta.text
+            except UpstreamError as exc:
+                charged = self._ambiguous_usage(ctx, exc)
+                await self._settle(ticket, ctx, charged)
+                self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
+                if pieces:
+                    self._notify_failure(loop, exc)
+                    raise  # text already reached the caller: a retry would repeat it
+                continue
+            except BaseException:
+                await self._settle(ticket, ctx, None)
+                raise
+            text = "".join(pieces)
+            usage = self._usage(ctx, usage_seen, text)
+            await self._settle(ticket, ctx, usage)
+            sink.append(self._succeeded(
+                loop, ctx, usage, text=text, served=meta.get("model") or ctx.model.id,
+                provider=meta.get("provider"), generation_id=meta.get("id"),
+                finish_reason=meta.get("finish_reason"), begun=begun, started=started))
+            return
+        raise self._give_up(loop)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    async def _start(self, request: CompletionRequest) -> _Loop:
+        plan = self.policy.plan(request)
+        for planner in self.planners:
+            plan = await planner.adjust(plan, request)
+        deadline_s = request.deadline_s or self._deadline_s
+        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s,
+                     prompt_tokens=estimate_prompt_tokens(request.messages), request_id=uuid.uuid4().hex)
+
+    async def _next(self, loop: _Loop) -> AttemptContext | None:
+        """The next model and key to try, after any backoff; None when nothing is left."""
+        while loop.model_index < len(loop.plan.models):
+            model = loop.plan.models[loop.model_index]
+            if loop.tries_on_model >= self._attempts_per_model:
+                self._next_model(loop)
+                continue
+            if loop.tries_on_model == 0 and not self.breaker.allows(model.id):
+                self._skip(loop, model.id, None, "circuit open after repeated failures")
+                self._next_model(loop)
+                continue
+            max_tokens = loop.plan.max_tokens or model.max_output
+            order = [k for k in self.keys.order(loop.plan.keys, round_robin=loop.plan.round_robin)
+                     if k not in loop.dead_keys]
+            key = self.keys.pick(order, avoid=loop.avoid_keys,
+                                 estimated_tokens=loop.prompt_tokens + max_tokens)
+            if key is None:
+                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(order))
+                self._next_model(loop)
+                continue
+            if loop.pending_delay:
+                remaining = loop.deadline - time.monotonic()
+                if loop.pending_delay >= remaining:
+                    self._skip(loop, model.id, key, "deadline too close to wait for a retry")
+                    self._next_model(loop)
+                    continue
+                await asyncio.sleep(loop.pending_delay)
+                loop.pending_delay = 0.0
+            if loop.deadline <= time.monotonic():
+                return None
+            loop.tries_on_model += 1
+            return AttemptContext(request=loop.request, plan=loop.plan, model=model, key_name=key,
+                                  number=len(loop.attempts) + 1, prompt_tokens=loop.prompt_tokens,
+                                  max_tokens=max_tokens)
+        return None
+
+    def _next_model(self, loop: _Loop) -> None:
+        loop.model_index += 1
+        loop.tries_on_model = 0
+        loop.avoid_keys.clear()
+        loop.pending_delay = 0.0
+
+    def _key_reasons(self, order: list[str]) -> str:
+        reasons = {name: self.keys.usable(name) or "avoided" for name in order}
+        return ", ".join(f"{k} ({v})" for k, v in reasons.items()) or "none allowed"
+
+    async def _admit(self, loop: _Loop, ctx: AttemptContext) -> list[Any] | None:
+        """Acquire every guard in order; on refusal record it and steer the loop."""
+        tickets: list[Any] = []
+        for guard in self.guards:
+            try:
+                tickets.append(await guard.acquire(ctx, loop.deadline))
+            except (BudgetExceeded, RateLimited) as exc:
+                for done, ticket in zip(reversed(self.guards[: len(tickets)]), reversed(tickets),
+                                        strict=True):
+                    await done.release(ticket, ctx, None)
+                loop.refusal = exc
+                self._skip(loop, ctx.model.id, ctx.key_name, str(exc), kind=type(exc).__name__)
+                loop.tries_on_model -= 1
+                cap = getattr(exc, "cap", "")
+                if isinstance(exc, BudgetExceeded) and cap.startswith("key:"):
+                    loop.dead_keys.add(ctx.key_name)
+                else:
+                    self._next_model(loop)
+                return None
+        return tickets
+
+    async def _settle(self, tickets: list[Any], ctx: AttemptContext, usage: AttemptUsage | None) -> None:
+        for guard, ticket in zip(reversed(self.guards), reversed(tickets), strict=True):
+            await guard.release(ticket, ctx, usage)
+
+    def _attempt_timeout(self, loop: _Loop) -> float:
+        return max(0.001, min(loop.plan.attempt_timeout_s, loop.deadline - time.monotonic()))
+
+    def _body(self, ctx: AttemptContext, *, stream: bool) -> bytes:
+        r = ctx.request
+        return ChatRequest(
+            model=ctx.model.id, messages=r.messages, max_tokens=ctx.max_tokens,
+            temperature=ctx.plan.temperature, response_format=r.response_format,
+            provider=r.provider, seed=r.seed, stream=stream,
+        ).encode()
+
+    def _usage(self, ctx: AttemptContext, usage: Usage | None, text: str) -> AttemptUsage:
+        prompt = usage.prompt_tokens if usage else ctx.prompt_tokens
+        completion = usage.completion_tokens if usage else estimate_text_tokens(text)
+        if usage is not None and usage.cost_usd is not None:
+            return AttemptUsage(prompt, completion, usd_to_micros(usage.cost_usd, round_up=True), False)
+        return AttemptUsage(prompt, completion, ctx.model.cost_micros(prompt, completion, round_up=True),
+                            True)
+
+    def _ambiguous_usage(self, ctx: AttemptContext, exc: UpstreamError) -> AttemptUsage | None:
+        """The worst case, for a failure that may still have been billed; None if it was not.
+
+        OpenRouter does not bill errors it reports, but a timed-out or dropped call may have been
+        served and charged: counting the worst case keeps every cap safe.
+        """
+        if not exc.maybe_billed:
+            return None
+        worst = ctx.model.cost_micros(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
+        return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, worst, True)
+
+    def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
+                charged: AttemptUsage | None = None) -> None:
+        """Record a failed attempt and decide: retry, other key, other model, or give up."""
+        exc.model, exc.key_name = ctx.model.id, ctx.key_name
+        self._record(loop, Attempt(
+            number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
+            error_kind=exc.kind, status=exc.status, message=str(exc), provider=exc.provider,
+            latency_s=latency, retry_after_s=exc.retry_after,
+            cost_micros=charged.cost_micros if charged else 0, cost_estimated=charged is not None,
+            prompt_tokens=charged.prompt_tokens if charged else 0,
+            completion_tokens=charged.completion_tokens if charged else 0))
+        kind = exc.kind
+        if kind in _KEY_FAULTS:
+            loop.tries_on_model -= 1  # the model did nothing wrong
+            loop.dead_keys.add(ctx.key_name)
+            if kind == "payment":
+                self.keys.cool(ctx.key_name, self.keys.seconds_to_day_end(ctx.key_name), str(exc))
+            else:
+                self.keys.retire(ctx.key_name, f"{kind} ({exc.status})")
+            return
+        if kind == "rate_limit_daily":
+            reset = exc.rate_limit_reset
+            wait = reset - time.time() if reset else self.keys.seconds_to_day_end(ctx.key_name)
+            self.breaker.open_for(ctx.model.id, max(60.0, wait))
+            self._next_model(loop)
+            return
+        if kind == "model_unavailable":
+            self.breaker.open_for(ctx.model.id, 3600.0)
+            self._next_model(loop)
+            return
+        if not exc.retryable:
+            self._notify_failure(loop, exc)
+            raise exc
+        self.breaker.failure(ctx.model.id)
+        if kind == "rate_limit":
+            loop.avoid_keys.add(ctx.key_name)
+        loop.pending_delay = self.backoff.delay(loop.tries_on_model, exc.retry_after)
+        log.info("attempt %d on %s failed (%s); retrying", ctx.number, ctx.model.id, kind)
+
+    def _succeeded(self, loop: _Loop, ctx: AttemptContext, usage: AttemptUsage, *, text: str,
+                   served: str, provider: str | None, generation_id: str | None,
+                   finish_reason: str | None, begun: float, started: float) -> Completion:
+        now = time.monotonic()
+        self.breaker.success(ctx.model.id)
+        self.keys.add_tokens(ctx.key_name, usage.prompt_tokens + usage.completion_tokens)
+        self._record(loop, Attempt(
+            number=ctx.number, model=served or ctx.model.id, key_name=ctx.key_name, outcome="ok",
+            provider=provider, latency_s=now - begun, cost_micros=usage.cost_micros,
+            cost_estimated=usage.cost_estimated, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens, generation_id=generation_id))
+        completion = Completion(
+            text=text, model=served or ctx.model.id, requested_model=ctx.model.id,
+            provider=provider, key_name=ctx.key_name, tier=loop.plan.tier, task=loop.plan.task,
+            cost_micros=usage.cost_micros, cost_estimated=usage.cost_estimated,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+            latency_s=now - started, finish_reason=finish_reason, generation_id=generation_id,
+            attempts=loop.attempts)
+        for recorder in self.recorders:
+            recorder.completion(loop.request_id, loop.request, completion)
+        return completion
+
+    def _skip(self, loop: _Loop, model: str, key: str | None, why: str, *, kind: str = "skipped") -> None:
+        self._record(loop, Attempt(number=len(loop.attempts) + 1, model=model, key_name=key,
+                                         outcome="skipped", error_kind=kind, message=why))
+
+    def _record(self, loop: _Loop, attempt: Attempt) -> None:
+        loop.attempts.append(attempt)
+        for recorder in self.recorders:
+            recorder.attempt(loop.request_id, loop.request, loop.plan, attempt)
+
+    def _give_up(self, loop: _Loop) -> LyraError:
+        error = self._exhausted(loop)
+        self._notify_failure(loop, error)
+        return error
+
+    def _notify_failure(self, loop: _Loop, error: LyraError) -> None:
+        for recorder in self.recorders:
+            recorder.failure(loop.request_id, loop.request, loop.plan, error)
+
+    def _exhausted(self, loop: _Loop) -> LyraError:
+        if loop.refusal is not None and not any(a.outcome == "error" for a in loop.attempts):
+            return loop.refusal
+        tried = "; ".join(
+            f"{a.model}@{a.key_name or '-'}: {a.error_kind if a.outcome == 'error' else a.message}"
+            for a in loop.attempts[-6:]
+        )
+        if loop.deadline <= time.monotonic():
+            why = "the request deadline passed"
+        else:
+            why = "every candidate model and key failed or was skipped"
+        return NoModelAvailable(f"{why} ({tried})", attempts=list(loop.attempts))

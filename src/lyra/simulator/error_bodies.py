@@ -1,0 +1,226 @@
+"""OpenRouter's error payloads, with the statuses, messages and headers the live service uses."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+USER_ID = "user_sim"
+_DOCS_URL = "https://openrouter.ai/docs/api-reference/errors-and-debugging"
+_UPSTREAM_BODY = {
+    "error": {
+        "message": "upstream connect error or disconnect/reset before headers",
+        "type": "server_error",
+        "code": 502,
+    }
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SimError:
+    """An error answer: HTTP status, JSON body, extra headers, and whether `models` falls back."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    fallback: bool = False
+
+
+def error_body(
+    code: int | str, message: str, metadata: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """`{"error": {code, message, metadata, ...}, "user_id": ...}`."""
+    error: dict[str, Any] = {"code": code, "message": message, "metadata": metadata or {}}
+    error.update(extra)
+    return {"error": error, "user_id": USER_ID}
+
+
+def simple(status: int, message: str, error_type: str, **metadata: Any) -> SimError:
+    return SimError(status, error_body(status, message, {"error_type": error_type, **metadata}))
+
+
+def no_credentials() -> SimError:
+    return simple(401, "No auth credentials found", "authentication")
+
+
+def user_not_found() -> SimError:
+    return simple(401, "User not found.", "authentication")
+
+
+def bad_request(message: str) -> SimError:
+    return simple(400, message, "invalid_request")
+
+
+def unknown_model(model_id: str) -> SimError:
+    availability = {
+        "code": "model_not_found",
+        "retryable": False,
+        "requested_models": [model_id],
+        "docs_url": _DOCS_URL,
+    }
+    body = error_body(
+        400,
+        f"{model_id} is not a valid model ID",
+        {"error_type": "invalid_request"},
+        availability=availability,
+    )
+    return SimError(400, body, fallback=True)
+
+
+def retired_model(model_id: str, successor: str | None) -> SimError:
+    availability: dict[str, Any] = {
+        "code": "model_deprecated",
+        "retryable": False,
+        "requested_models": [model_id],
+        "docs_url": _DOCS_URL,
+    }
+    message = f"{model_id} has been deprecated and is no longer available."
+    if successor:
+        availability["fallback_models"] = [successor]
+        message += f" Try {successor} instead."
+    body = error_body(404, message, {"error_type": "not_found"}, availability=availability)
+    return SimError(404, body, fallback=True)
+
+
+def context_exceeded(context: int, prompt_tokens: int, max_tokens: int) -> SimError:
+    message = (
+        f"This endpoint's maximum context length is {context} tokens. However, you requested "
+        f"about {prompt_tokens + max_tokens} tokens ({prompt_tokens} of text input, "
+        f"{max_tokens} in the output). Please reduce the length of either one, or use the "
+        '"middle-out" transform to compress your prompt automatically.'
+    )
+    body = error_body(400, message, {"error_type": "context_length_exceeded"})
+    return SimError(400, body, fallback=True)
+
+
+def payment_required(requested: int, affordable: int) -> SimError:
+    message = (
+        "This request requires more credits, or fewer max_tokens. "
+        f"You requested up to {requested} tokens, but can only afford {affordable}. "
+        "To increase, visit https://openrouter.ai/settings/credits and upgrade to a paid account"
+    )
+    return SimError(402, error_body(402, message, {"provider_name": None}))
+
+
+def key_limit() -> SimError:
+    message = (
+        "Key limit exceeded (daily limit). Manage it using https://openrouter.ai/settings/keys"
+    )
+    return simple(403, message, "permission_denied")
+
+
+def _limit_headers(limit: int, reset_ms: int) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": "0",
+        "X-RateLimit-Reset": str(reset_ms),
+    }
+
+
+def free_per_min(reset_ms: int) -> SimError:
+    headers = _limit_headers(20, reset_ms)
+    body = error_body(429, "Rate limit exceeded: free-models-per-min.", {"headers": headers})
+    return SimError(429, body, headers)
+
+
+def free_per_day() -> SimError:
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    reset = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC)
+    headers = _limit_headers(50, int(reset.timestamp() * 1000))
+    message = (
+        "Rate limit exceeded: free-models-per-day. "
+        "Add 10 credits to unlock 1000 free model requests per day"
+    )
+    return SimError(429, error_body(429, message, {"headers": headers}), headers)
+
+
+def format_retry_after(seconds: float) -> str:
+    """Seconds as Retry-After carries them: an integer when whole, else a short decimal."""
+    if seconds == int(seconds):
+        return str(int(seconds))
+    return f"{seconds:.3f}".rstrip("0")
+
+
+def rate_limited(model_id: str, provider: str, retry_after_s: float | None) -> SimError:
+    wait = 1.0 if retry_after_s is None else retry_after_s
+    reset_ms = int((time.time() + wait) * 1000)
+    headers = {**_limit_headers(20, reset_ms), "Retry-After": format_retry_after(wait)}
+    message = (
+        f"{model_id} is temporarily rate-limited upstream. Please retry shortly, or add your "
+        "own key to accumulate your rate limits: https://openrouter.ai/settings/integrations"
+    )
+    metadata = {
+        "error_type": "rate_limit_exceeded",
+        "provider_name": provider,
+        "headers": {k: v for k, v in headers.items() if k != "Retry-After"},
+    }
+    availability = {
+        "code": "capacity_exhausted",
+        "retryable": True,
+        "retry_after": wait,
+        "requested_models": [model_id],
+        "docs_url": _DOCS_URL,
+    }
+    body = error_body(429, message, metadata, availability=availability)
+    return SimError(429, body, headers, fallback=True)
+
+
+def provider_metadata(provider: str, ordinal: int) -> dict[str, Any]:
+    """2024-style provider error metadata; `raw` alternates between a JSON string and an object."""
+    raw: Any = _UPSTREAM_BODY if ordinal % 2 else orjson.dumps(_UPSTREAM_BODY).decode()
+    return {"provider_name": provider, "raw": raw, "error_type": "provider_unavailable"}
+
+
+def server_error(
+    status: int, model_id: str, provider: str, ordinal: int, retry_after_s: float | None
+) -> SimError:
+    headers: dict[str, str] = {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = format_retry_after(retry_after_s)
+    if status == 500:
+        body = error_body(500, "Internal Server Error", {"error_type": "server"})
+    elif status == 503:
+        availability: dict[str, Any] = {
+            "code": "temporarily_unavailable",
+            "retryable": True,
+            "requested_models": [model_id],
+            "docs_url": _DOCS_URL,
+        }
+        if retry_after_s is not None:
+            availability["retry_after"] = retry_after_s
+        body = error_body(
+            503,
+            f"No endpoints available for {model_id} right now. Please retry shortly.",
+            {"error_type": "provider_overloaded", "provider_name": provider},
+            availability=availability,
+        )
+    else:
+        body = error_body(502, "Provider returned error", provider_metadata(provider, ordinal))
+    return SimError(status, body, headers, fallback=True)
+
+
+def timed_out() -> SimError:
+    return simple(524, "Request timed out. Please try again later.", "timeout")
+
+
+def generation_not_found(generation_id: str) -> SimError:
+    return simple(404, f"Generation {generation_id} not found", "not_found")
+
+
+def in_body_error(provider: str, ordinal: int) -> dict[str, Any]:
+    """The `error` object of a 200-with-error answer; every other pair of fires uses a str code."""
+    code: int | str = "server_error" if (ordinal // 2) % 2 else 502
+    return {
+        "code": code,
+        "message": "Provider returned error",
+        "metadata": provider_metadata(provider, ordinal),
+    }
+
+
+def reset_epoch_ms(seconds_from_now: float) -> int:
+    return math.ceil((time.time() + seconds_from_now) * 1000)

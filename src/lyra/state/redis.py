@@ -1,0 +1,258 @@
+"""State in Redis, shared by processes on several hosts: each operation is one Lua script call.
+
+Keys, all under the prefix:
+  c:<cap>   hash {committed, reserved}: reserved is the sum of the members of z:<cap>
+  z:<cap>   sorted set of "<reservation id>:<amount>" scored by expiry time, so that expired
+            reservations can be dropped, and their amounts freed, from the cap alone
+  r:<id>    hash {cap: amount} of one reservation, for commit and release
+  b:<name>  hash {tokens, ts} of one token bucket
+Scripts read the server's TIME, so hosts whose clocks disagree still agree on expiry and refill.
+Cap keys expire 3 days after their last write, so that old budget days do not pile up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ResponseError
+
+from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.state.memory import check_actual, merge_charges
+
+CAP_KEEP_S = 3 * 24 * 3600
+# A reservation's own hash outlives its ttl a little so a late commit still finds and frees its
+# amounts; correctness never depends on it, since z:<cap> alone frees expired amounts.
+_RESERVATION_SLACK_MS = 60_000
+_HELD = "lyra: reservation already held"
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+# Drops the expired members of z:<cap> and frees their amounts in c:<cap>.
+_PURGE = """
+local function purge(ckey, zkey, now)
+  local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
+  if #expired > 0 then
+    local freed = 0
+    for _, member in ipairs(expired) do
+      freed = freed + tonumber(string.match(member, ':(%d+)$'))
+    end
+    redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
+    if freed > 0 then
+      redis.call('HINCRBY', ckey, 'reserved', -freed)
+    end
+  end
+end
+"""
+
+# Frees each amount of a reservation still in its cap's sorted set (not yet purged), then forgets it.
+_DROP = """
+local function drop(prefix, rkey, rid)
+  local held = redis.call('HGETALL', rkey)
+  for i = 1, #held, 2 do
+    local cap, amount = held[i], held[i + 1]
+    if redis.call('ZREM', prefix .. 'z:' .. cap, rid .. ':' .. amount) == 1 and amount ~= '0' then
+      redis.call('HINCRBY', prefix .. 'c:' .. cap, 'reserved', -tonumber(amount))
+    end
+  end
+  redis.call('DEL', rkey)
+end
+"""
+
+# KEYS: c:<cap>, z:<cap> for each cap, then r:<id>.
+# ARGV: id, ttl in seconds, ttl of r:<id> in ms, cap key lifetime, then cap, limit, amount per cap.
+# Returns nil when every charge is held, else {index of the refusing cap (1-based), used}.
+_RESERVE = _NOW + _PURGE + """
+local n = (#KEYS - 1) / 2
+local rkey = KEYS[#KEYS]
+if redis.call('EXISTS', rkey) == 1 then
+  return redis.error_reply('""" + _HELD + """')
+end
+for i = 1, n do
+  local ckey, zkey = KEYS[2 * i - 1], KEYS[2 * i]
+  purge(ckey, zkey, now)
+  local v = redis.call('HMGET', ckey, 'committed', 'reserved')
+  local used = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+  if used + tonumber(ARGV[3 * i + 4]) > tonumber(ARGV[3 * i + 3]) then
+    return {i, used}
+  end
+end
+local expires_at = now + tonumber(ARGV[2])
+for i = 1, n do
+  local ckey, zkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local cap, amount = ARGV[3 * i + 2], ARGV[3 * i + 4]
+  redis.call('ZADD', zkey, expires_at, ARGV[1] .. ':' .. amount)
+  redis.call('HINCRBY', ckey, 'reserved', amount)
+  redis.call('EXPIRE', ckey, ARGV[4])
+  redis.call('EXPIRE', zkey, ARGV[4])
+  redis.call('HSET', rkey, cap, amount)
+end
+redis.call('PEXPIRE', rkey, ARGV[3])
+return nil
+"""
+
+# KEYS: r:<id>, then c:<cap> for each cap in actual.  ARGV: prefix, id, cap key lifetime, amounts.
+_COMMIT = _DROP + """
+drop(ARGV[1], KEYS[1], ARGV[2])
+for i = 2, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'committed', ARGV[i + 2])
+  redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
+return nil
+"""
+
+# KEYS: r:<id>.  ARGV: prefix, id.
+_RELEASE = _DROP + """
+drop(ARGV[1], KEYS[1], ARGV[2])
+return nil
+"""
+
+# KEYS: c:<cap>, z:<cap> for each cap.  Returns committed, reserved per cap.
+_USAGE = _NOW + _PURGE + """
+local out = {}
+for i = 1, #KEYS, 2 do
+  purge(KEYS[i], KEYS[i + 1], now)
+  local v = redis.call('HMGET', KEYS[i], 'committed', 'reserved')
+  out[#out + 1] = tonumber(v[1]) or 0
+  out[#out + 1] = tonumber(v[2]) or 0
+end
+return out
+"""
+
+# KEYS: c:<cap> for each cap.  ARGV: cap key lifetime, then the values.
+_SEED = """
+for i = 1, #KEYS do
+  local value = tonumber(ARGV[i + 1])
+  local committed = tonumber(redis.call('HGET', KEYS[i], 'committed')) or 0
+  if value > committed then
+    redis.call('HSET', KEYS[i], 'committed', ARGV[i + 1])
+  end
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
+end
+return nil
+"""
+
+# KEYS: b:<name>.  ARGV: capacity, refill per second, amount, lifetime of a bucket that never refills.
+# Returns the wait in seconds as a string ('0' when taken): Redis would truncate a Lua number.
+_TAKE = _NOW + """
+local capacity, rate, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = capacity
+if v[1] then
+  tokens = math.min(capacity, tonumber(v[1]) + math.max(0, now - tonumber(v[2])) * rate)
+end
+local wait = 0
+if tokens >= amount then
+  tokens = tokens - amount
+elseif rate > 0 then
+  wait = (amount - tokens) / rate
+else
+  wait = -1
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+-- Once full again the bucket equals a new one, so it may go; one that never refills goes with
+-- the caps of its day.
+if rate > 0 then
+  redis.call('EXPIRE', KEYS[1], math.ceil((capacity - tokens) / rate) + 60)
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+end
+return string.format('%.17g', wait)
+"""
+
+
+class RedisBackend(StateBackend):
+    """Caps, reservations and buckets in Redis; reserve, commit, release and take are one EVALSHA each."""
+
+    name = "redis"
+
+    def __init__(
+        self, url: str, *, prefix: str = "lyra:", max_connections: int = 64, socket_timeout_s: float = 5.0
+    ) -> None:
+        self.prefix = prefix
+        # A bounded pool that waits for a free connection: a burst of a thousand concurrent
+        # requests must not open a thousand sockets. No retry policy, on purpose: a script whose
+        # reply was lost may have run, and running a commit twice would count its money twice.
+        pool: BlockingConnectionPool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=None,
+            socket_timeout=socket_timeout_s,
+            socket_connect_timeout=socket_timeout_s,
+            decode_responses=True,
+        )
+        self._redis: Redis = Redis(connection_pool=pool)
+        register = self._redis.register_script
+        self._reserve, self._commit, self._release = register(_RESERVE), register(_COMMIT), register(_RELEASE)
+        self._usage, self._seed, self._take = register(_USAGE), register(_SEED), register(_TAKE)
+
+    def _cap(self, cap: str) -> str:
+        return f"{self.prefix}c:{cap}"
+
+    def _zset(self, cap: str) -> str:
+        return f"{self.prefix}z:{cap}"
+
+    async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
+        """All or nothing: hold every charge, or none and say which cap refused."""
+        merged = merge_charges(charges)
+        keys: list[str] = []
+        held_ms = math.ceil(ttl_s * 1000) + _RESERVATION_SLACK_MS
+        args: list[Any] = [reservation_id, repr(float(ttl_s)), held_ms, CAP_KEEP_S]
+        for cap, (limit, amount) in merged.items():
+            keys += (self._cap(cap), self._zset(cap))
+            args += (cap, limit, amount)
+        keys.append(f"{self.prefix}r:{reservation_id}")
+        try:
+            refused = await self._reserve(keys=keys, args=args)
+        except ResponseError as exc:
+            if _HELD in str(exc):
+                raise ValueError(f"reservation {reservation_id!r} is already held") from exc
+            raise
+        if refused is None:
+            return None
+        cap, (limit, amount) = list(merged.items())[int(refused[0]) - 1]
+        return Refusal(cap=cap, limit=limit, used=int(refused[1]), amount=amount)
+
+    async def commit(self, reservation_id: str, actual: Mapping[str, int]) -> None:
+        """Replace the reservation by what was really spent."""
+        check_actual(actual)
+        spent = {cap: amount for cap, amount in actual.items() if amount}
+        keys = [f"{self.prefix}r:{reservation_id}", *(self._cap(cap) for cap in spent)]
+        await self._commit(keys=keys, args=[self.prefix, reservation_id, CAP_KEEP_S, *spent.values()])
+
+    async def release(self, reservation_id: str) -> None:
+        """Drop a reservation without spending anything."""
+        await self._release(keys=[f"{self.prefix}r:{reservation_id}"], args=[self.prefix, reservation_id])
+
+    async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
+        """Committed and reserved amounts of each cap (live reservations only)."""
+        if not caps:
+            return {}
+        keys = [key for cap in caps for key in (self._cap(cap), self._zset(cap))]
+        values = await self._usage(keys=keys)
+        return {
+            cap: CapUsage(committed=int(values[2 * i]), reserved=int(values[2 * i + 1]))
+            for i, cap in enumerate(caps)
+        }
+
+    async def seed_committed(self, values: Mapping[str, int]) -> None:
+        """Raise each cap's committed amount to at least the given value."""
+        if values:
+            await self._seed(keys=[self._cap(cap) for cap in values], args=[CAP_KEEP_S, *values.values()])
+
+    async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
+        """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds."""
+        if amount > capacity:
+            return math.inf
+        args: list[str | int] = [*(repr(float(x)) for x in (capacity, refill_per_s, amount)), CAP_KEEP_S]
+        wait = float(await self._take(keys=[f"{self.prefix}b:{bucket}"], args=args))
+        return math.inf if wait < 0 else wait
+
+    async def close(self) -> None:
+        """Close the client and its connection pool."""
+        await self._redis.aclose()

@@ -1,0 +1,79 @@
+"""The values that travel through the engine: requests, attempts and completions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from lyra.money import micros_to_usd
+
+Message = Mapping[str, Any]
+CacheMode = Literal["use", "bypass", "refresh"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompletionRequest:
+    """What a caller asked for, as typed options with a trader's defaults."""
+
+    messages: Sequence[Message]
+    task: str | None = None
+    model: str | None = None
+    tier: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    response_format: Mapping[str, Any] | None = None
+    provider: Mapping[str, Any] | None = None
+    seed: int | None = None
+    deadline_s: float | None = None
+    cache: CacheMode = "use"
+    priority: Literal["normal", "high", "emergency"] = "normal"
+    client: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Attempt:
+    """One try at one model with one key, whatever came of it."""
+
+    number: int
+    model: str
+    key_name: str | None
+    outcome: Literal["ok", "error", "skipped"]
+    error_kind: str | None = None
+    status: int | None = None
+    message: str = ""
+    provider: str | None = None
+    latency_s: float = 0.0
+    cost_micros: int = 0
+    cost_estimated: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    generation_id: str | None = None
+    retry_after_s: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Completion:
+    """The answer to one routed request, with everything needed to audit it."""
+
+    text: str
+    model: str
+    requested_model: str
+    provider: str | None
+    key_name: str | None
+    tier: str | None
+    task: str | None
+    cost_micros: int
+    cost_estimated: bool
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    finish_reason: str | None = None
+    generation_id: str | None = None
+    cached: bool = False
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def cost_usd(self) -> Decimal:
+        return micros_to_usd(self.cost_micros)

@@ -1,0 +1,53 @@
+"""Test support: known test keys and configs wired to a simulator."""
+
+from __future__ import annotations
+
+import re
+
+from lyra.config import example_config_text
+from lyra.simulator import Simulator
+
+KEY_NAMES = ("xai", "grok4", "codex", "deepseek1", "deepseek2", "premium", "microsoft", "universal")
+
+
+def test_token(name: str) -> str:
+    """A realistic-looking secret per key name, so leak tests have something to grep for."""
+    return f"sk-or-v1-{name}-" + "7f3a9c" * 8
+
+
+TOKENS = {name: test_token(name) for name in KEY_NAMES}
+
+
+def fast_config_text(*, timeout_s: float = 0.5, **replacements: str) -> str:
+    """The example config with quick retries and short timeouts, for tests."""
+    text = example_config_text()
+    text = re.sub(r"\[retry\][^\[]*", (
+        "[retry]\nattempts_per_model = 3\nbase_delay_s = 0.001\nmax_delay_s = 0.01\n"
+        "deadline_s = 10\nbreaker_failures = 3\nbreaker_cooldown_s = 60\n\n"), text, count=1)
+    text = re.sub(r"timeout_s = \d+", f"timeout_s = {timeout_s}", text)
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
+def engine_env(sim: Simulator) -> dict[str, str]:
+    env = {f"LYRA_KEY_{name.upper()}": token for name, token in TOKENS.items()}
+    env["LYRA_OPENROUTER_BASE_URL"] = sim.base_url
+    return env
+
+
+
+
+def budget_config_text(*, daily: float, reserve: float = 0.0, low: float = 0.0,
+                       shares: dict[str, float] | None = None, **replacements: str) -> str:
+    """A fast test config with a chosen daily budget, reserved slice and tier shares."""
+    text = fast_config_text(timeout_s=20, **replacements)
+    text = re.sub(r"daily_usd = 200\b", f"daily_usd = {daily}", text, count=1)
+    text = re.sub(r"reserve_share = [0-9.]+", f"reserve_share = {reserve}", text, count=1)
+    text = re.sub(r"low_budget_usd = [0-9.]+", f"low_budget_usd = {low}", text, count=1)
+    for tier, share in (shares or {}).items():
+        text, found = re.subn(rf"(\[tiers\.{tier}\]\n(?:.*\n)*?budget_share = )[0-9.]+", rf"\g<1>{share}",
+                              text, count=1)
+        assert found, tier
+    return text
