@@ -1,0 +1,38 @@
+"""A zero-latency OpenRouter simulator in a child process, so its CPU is not counted here."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def zero_latency_upstream() -> Iterator[str]:
+    """Yield the base URL of a simulator answering at once, running in its own process."""
+    port = free_port()
+    code = ("from lyra.simulator import run_simulator, SimulatorOptions;"
+            f"run_simulator(port={port}, options=SimulatorOptions(time_scale=0.0, generation_lag_s=0.0))")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("the simulator did not start")
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        proc.terminate()
+        proc.wait(5)
