@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -12,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from lyra.catalog import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.errors import BudgetExceeded
+from lyra.ids import new_id
 from lyra.ledger import SpendTotals
 from lyra.log import get_logger
 from lyra.money import format_usd, usd_to_micros
@@ -86,6 +86,8 @@ class BudgetGovernor:
         self._ttl = reservation_ttl_s
         self._clock = clock
         self._settled = asyncio.Condition()
+        self._waiting = 0
+        self._day, self._day_start, self._day_end = "", 0.0, 0.0
         b = settings.budget
         self.daily = usd_to_micros(b.daily_usd)
         self.reserve_slice = usd_to_micros(b.daily_usd * b.reserve_share)
@@ -100,7 +102,12 @@ class BudgetGovernor:
                 self._tier_of_model.setdefault(model_id, tier_name)
 
     def day(self) -> str:
-        return budget_day(self._clock(), self._settings.budget.day_starts_utc_hour)
+        """Today's budget day id, recomputed only when the day rolls over."""
+        now = self._clock()
+        if now >= self._day_end or now < self._day_start:
+            self._day = budget_day(now, self._settings.budget.day_starts_utc_hour)
+            self._day_start, self._day_end = day_bounds(self._day, self._settings.budget.day_starts_utc_hour)
+        return self._day
 
     @staticmethod
     def privileged(request: CompletionRequest) -> bool:
@@ -131,7 +138,7 @@ class BudgetGovernor:
         client = ctx.request.client
         if client is not None and client in self.client_caps:
             charges.append(Charge(f"d{day}:client:{client}", self.client_caps[client], cost))
-        reservation = uuid.uuid4().hex
+        reservation = new_id()
         while (refusal := await self.backend.reserve(reservation, charges, self._ttl)) is not None:
             await self._wait_for_settlement(refusal, ctx, day, deadline)
         return Ticket(reservation, tuple(c.cap for c in charges), charges[1].cap, charges[2].cap,
@@ -147,12 +154,15 @@ class BudgetGovernor:
         committed = (await self.backend.usage([refusal.cap]))[refusal.cap].committed
         if committed + refusal.amount > refusal.limit or time.monotonic() >= deadline:
             raise self._refused(refusal, ctx, day)
-        async with self._settled:
-            try:
+        self._waiting += 1
+        try:
+            async with self._settled:
                 timeout = min(_SETTLE_POLL_S, max(0.0, deadline - time.monotonic()))
                 await asyncio.wait_for(self._settled.wait(), timeout)
-            except TimeoutError:
-                pass  # another process may have settled: look again
+        except TimeoutError:
+            pass  # another process may have settled: look again
+        finally:
+            self._waiting -= 1
 
     def _refused(self, refusal: Refusal, ctx: AttemptContext, day: str) -> BudgetExceeded:
         cap = refusal.cap.removeprefix(f"d{day}:")
@@ -173,8 +183,9 @@ class BudgetGovernor:
             actual = {cap: cost for cap in ticket.caps}
             actual[ticket.tokens_cap] = usage.prompt_tokens + usage.completion_tokens
             await self.backend.commit(ticket.reservation_id, actual)
-        async with self._settled:
-            self._settled.notify_all()
+        if self._waiting:
+            async with self._settled:
+                self._settled.notify_all()
 
     async def adjust(self, plan: RoutePlan, request: CompletionRequest) -> RoutePlan:
         """Step down to cheaper candidates as the day's or the tier's budget runs low."""

@@ -82,16 +82,15 @@ def demo(
     except LyraError as exc:
         raise _fail(exc) from None
     table = Table(title="Lyra demo: routed calls per task")
-    for column in ("task", "tier", "model", "key", "provider", "tokens in/out", "cost", "latency",
-                   "attempts", "answer"):
-        table.add_column(column, overflow="fold" if column == "answer" else "ellipsis")
+    for column in ("task", "tier", "model", "key", "tokens", "cost", "latency", "tries"):
+        table.add_column(column, no_wrap=True)
     total = 0
     for c in rows:
         total += c.cost_micros
-        table.add_row(c.task or "-", c.tier or "-", c.model, c.key_name or "-", c.provider or "-",
+        table.add_row(c.task or "-", c.tier or "-", c.model, c.key_name or "-",
                       f"{c.prompt_tokens}/{c.completion_tokens}",
                       format_usd(c.cost_micros) + ("*" if c.cost_estimated else ""),
-                      f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)), c.text[:60])
+                      f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)))
     console.print(table)
     console.print(f"{len(rows)} calls, total cost {format_usd(total)} (* = estimated from the catalogue)")
 

@@ -28,17 +28,20 @@ class RateLimiter:
         self._limits = limits
         self.backend = backend
         self._day_hour = day_starts_utc_hour
+        self._fixed: dict[tuple[str, str], list[Bucket]] = {}
 
     def buckets(self, ctx: AttemptContext) -> list[Bucket]:
+        """The buckets one attempt draws from; the token bucket's amount is its worst case."""
         lim = self._limits
-        tokens = float(ctx.prompt_tokens + ctx.max_tokens)
-        found = [
-            Bucket(f"rpm:key:{ctx.key_name}", lim.key_rpm, lim.key_rpm / 60, 1),
-            Bucket(f"tpm:key:{ctx.key_name}", lim.key_tpm, lim.key_tpm / 60, min(tokens, lim.key_tpm)),
-        ]
-        model_rpm = lim.model_rpm.get(ctx.model.id)
-        if model_rpm:
-            found.append(Bucket(f"rpm:model:{ctx.model.id}", model_rpm, model_rpm / 60, 1))
+        fixed = self._fixed.get((ctx.key_name, ctx.model.id))
+        if fixed is None:
+            fixed = [Bucket(f"rpm:key:{ctx.key_name}", lim.key_rpm, lim.key_rpm / 60, 1)]
+            model_rpm = lim.model_rpm.get(ctx.model.id)
+            if model_rpm:
+                fixed.append(Bucket(f"rpm:model:{ctx.model.id}", model_rpm, model_rpm / 60, 1))
+            self._fixed[(ctx.key_name, ctx.model.id)] = fixed
+        tokens = min(float(ctx.prompt_tokens + ctx.max_tokens), lim.key_tpm)
+        found = [*fixed, Bucket(f"tpm:key:{ctx.key_name}", lim.key_tpm, lim.key_tpm / 60, tokens)]
         if ctx.model.is_free:
             # Free-variant limits are per account, shared by every key.
             day = budget_day(time.time(), self._day_hour)
@@ -47,7 +50,6 @@ class RateLimiter:
         return found
 
     async def acquire(self, ctx: AttemptContext, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
         for bucket in self.buckets(ctx):
             while (wait := await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s,
                                                    bucket.amount)) > 0:
@@ -55,7 +57,7 @@ class RateLimiter:
                     raise RateLimited(
                         f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
                         "after the request deadline", retry_after=wait)
-                await asyncio.sleep(min(wait, max(0.0, deadline - loop.time())))
+                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
 
     async def release(self, ticket: None, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         return None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lyra.catalog import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.log import get_logger
 from lyra.money import usd_to_micros
@@ -209,7 +209,7 @@ class Router:
             plan = await planner.adjust(plan, request)
         deadline_s = request.deadline_s or self._deadline_s
         return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s,
-                     prompt_tokens=estimate_prompt_tokens(request.messages), request_id=uuid.uuid4().hex)
+                     prompt_tokens=estimate_prompt_tokens(request.messages), request_id=new_id())
 
     async def _next(self, loop: _Loop) -> AttemptContext | None:
         """The next model and key to try, after any backoff; None when nothing is left."""

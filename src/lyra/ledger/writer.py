@@ -47,7 +47,7 @@ def _is_poison(exc: BaseException) -> bool:
 
 
 class BatchWriter:
-    """Commits queued rows at least every `flush_interval_s`, or as soon as `batch_size` are waiting.
+    """Commits queued rows at least every `flush_interval_s`, in chunks of at most `batch_size`.
 
     `put` is the queue's own put: O(1), lock-free for the caller and never blocking. A failed
     commit is retried with exponential backoff until it succeeds; only rows whose values the
@@ -67,6 +67,7 @@ class BatchWriter:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.put: Callable[[_Item], None] = self._queue.put
         self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
 
     @property
     def started(self) -> bool:
@@ -87,6 +88,7 @@ class BatchWriter:
         """Block until every row put before this call is committed; TimeoutError after `timeout` s."""
         marker = _Flush()
         self._queue.put(marker)
+        self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait_s = _FLUSH_POLL_S if deadline is None else min(_FLUSH_POLL_S, deadline - time.monotonic())
@@ -103,6 +105,7 @@ class BatchWriter:
         if self._thread is None:
             return True
         self._queue.put(_STOP)
+        self._wake.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -123,35 +126,34 @@ class BatchWriter:
         last_commit = 0.0
         stopping = False
         while not stopping:
+            first = self._queue.get()
+            # Sleep out the rest of the interval instead of waking per row: one wake-up per batch
+            # keeps the writer off the request path's GIL. An idle writer commits at once; flush
+            # and stop cut the wait short.
+            self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
+            self._wake.clear()
             rows: list[LedgerRow] = []
             flushes: list[_Flush] = []
-            item = self._queue.get()
-            # Measured from the last commit, so rows that queued up during a slow commit do not
-            # wait a whole further interval; an idle writer commits a lone row at once.
-            deadline = max(time.monotonic(), last_commit + self._interval)
-            while True:
+            for item in self._take_all(first):
                 if isinstance(item, LedgerRow):
                     rows.append(item)
-                    if len(rows) >= self._batch_size:
-                        break
                 elif isinstance(item, _Flush):
                     flushes.append(item)
-                    break
                 else:
                     stopping = True
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
             last_commit = time.monotonic()
-            if rows:
-                self._commit(rows)
+            for start in range(0, len(rows), self._batch_size):
+                self._commit(rows[start:start + self._batch_size])
             for marker in flushes:
                 marker.done.set()
+
+    def _take_all(self, first: _Item) -> list[_Item]:
+        items = [first]
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
 
     def _commit(self, rows: Sequence[LedgerRow]) -> None:
         delay = _FIRST_RETRY_S
