@@ -17,11 +17,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def zero_latency_upstream() -> Iterator[str]:
-    """Yield the base URL of a simulator answering at once, running in its own process."""
+def zero_latency_upstream(time_scale: float = 0.0) -> Iterator[str]:
+    """Yield the base URL of a simulator (answering at once by default) in its own process."""
     port = free_port()
     code = ("from lyra.simulator import run_simulator, SimulatorOptions;"
-            f"run_simulator(port={port}, options=SimulatorOptions(time_scale=0.0, generation_lag_s=0.0))")
+            f"run_simulator(port={port}, options=SimulatorOptions(time_scale={time_scale}, "
+            "generation_lag_s=0.0))")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

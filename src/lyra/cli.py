@@ -133,6 +133,38 @@ def models(
         raise typer.Exit(1)
 
 
+@app.command()
+def consensus(
+    prompt: Annotated[str, typer.Argument(help="What to decide, e.g. 'BTC 4h: RSI 71, MACD crossed up'")],
+    config: ConfigOption = None,
+    panel: Annotated[str, typer.Option(help="Panel from lyra.toml")] = "trade",
+    notional: Annotated[float | None, typer.Option(help="Trade size in USD (drives escalation)")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Ask a consensus panel for a trading decision and show every vote."""
+    from lyra.demo import run_consensus
+
+    try:
+        result = run(lambda: run_consensus(config, prompt, panel=panel, notional=notional))
+    except LyraError as exc:
+        raise _fail(exc) from None
+    if json_output:
+        console.print_json(data=result.to_dict())
+        return
+    for stage in ([result.escalated_from] if result.escalated_from else []) + [result]:
+        table = Table(title=f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")
+        for column in ("model", "key", "weight", "vote", "confidence", "cost", "latency", "note"):
+            table.add_column(column, no_wrap=column != "note")
+        for v in stage.votes:
+            table.add_row(v.model, v.key, f"{v.weight:g}", v.action or v.status, f"{v.confidence:.2f}",
+                          format_usd(v.cost_micros), f"{v.latency_s * 1000:.0f} ms",
+                          (v.rationale or v.reason)[:60])
+        console.print(table)
+        console.print(f"-> {stage.action} (score {stage.score:.2f}, agreement {stage.agreement:.2f}"
+                      f"{', early exit' if stage.early_exit else ''}): {stage.reason}")
+    console.print(f"total cost {format_usd(result.cost_micros)}, {result.latency_s * 1000:.0f} ms")
+
+
 @sim_app.command("serve")
 def sim_serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8099,

@@ -82,7 +82,14 @@ class PanelSettings(_Strict):
     threshold: float = Field(0.75, gt=0, le=1)
     quorum: float = Field(0.5, ge=0, le=1)
     deadline_s: float = Field(15, gt=0)
+    task: str = "signal_generation"  # whose budget and cache rules the members' calls follow
+    max_tokens: int = Field(400, gt=0)
     members: list[PanelMember] = Field(min_length=1)
+    # Escalation cascade: ask `escalate_from` (a cheaper panel) first and come to this one only
+    # when it disagrees, is unsure, or the notional is at least `escalate_notional_usd`.
+    escalate_from: str | None = None
+    escalate_notional_usd: float = Field(10_000, ge=0)
+    escalate_below_agreement: float = Field(0.5, ge=0, le=1)
 
 
 class RetrySettings(_Strict):
@@ -151,6 +158,9 @@ class Settings(_Strict):
         for panel_name, panel in self.panels.items():
             for i, member in enumerate(panel.members):
                 _known(member.key, self.keys, f"panels.{panel_name}.members[{i}].key", "key")
+            _known(panel.task, self.tasks, f"panels.{panel_name}.task", "task")
+            if panel.escalate_from is not None:
+                _known(panel.escalate_from, self.panels, f"panels.{panel_name}.escalate_from", "panel")
         for key_name, key_settings in self.keys.items():
             if not _ENV_NAME.match(key_settings.env):
                 raise ValueError(

@@ -7,6 +7,7 @@ from typing import Any
 
 from lyra.catalog import Catalog
 from lyra.config import LoadedConfig
+from lyra.consensus import Consensus
 from lyra.engine import Lyra
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.types import Completion
@@ -41,6 +42,16 @@ async def run_demo(config: Path | None, *, calls: int, time_scale: float) -> lis
             for _ in range(calls):
                 rows.append(await lyra.complete(task=task, messages=demo_messages(task)))
     return rows
+
+
+async def run_consensus(config: Path | None, prompt: str, *, panel: str, notional: float | None) -> Consensus:
+    """One consensus decision on a free-text prompt (the simulator answers when no key is set)."""
+    from lyra.simulator import SimulatorOptions
+
+    lyra = Lyra.from_config(config, simulator_options=SimulatorOptions(time_scale=0.05))
+    async with lyra:
+        return await lyra.consensus(messages=[{"role": "user", "content": prompt}], panel=panel,
+                                    notional=notional)
 
 
 async def live_listing(config: LoadedConfig, catalog: Catalog) -> list[dict[str, Any]]:

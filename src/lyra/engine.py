@@ -10,8 +10,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from lyra.budget import BudgetGovernor, day_bounds
+from lyra.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
 from lyra.catalog import Catalog, load_catalog
 from lyra.config import LoadedConfig, Secret, load_config
+from lyra.consensus import Consensus, ConsensusEngine
+from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.ledger import Ledger, default_url
 from lyra.limits import RateLimiter
@@ -55,6 +58,9 @@ class Lyra:
         self.ledger: Ledger | None = None
         self.state: StateBackend | None = None
         self.budget: BudgetGovernor | None = None
+        self._cache: ResponseCache | None = None
+        self._consensus: ConsensusEngine | None = None
+        self._extra_recorders: list[Recorder] = []
 
     @classmethod
     def from_config(
@@ -79,6 +85,12 @@ class Lyra:
             raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
         return self._router
 
+    def add_recorder(self, recorder: Recorder) -> None:
+        """Send every attempt and outcome to `recorder` too (metrics); call it before `start`."""
+        if self._started:
+            raise RuntimeError("add recorders before the engine starts")
+        self._extra_recorders.append(recorder)
+
     async def start(self) -> None:
         """Open the HTTP session and, with no keys, start the simulator."""
         if self._started:
@@ -102,8 +114,25 @@ class Lyra:
             ledger.start()
             await self._rebuild_day_spend(ledger, budget, state)
             recorders.append(LedgerRecorder(ledger))
+        recorders.extend(self._extra_recorders)
         self._router = self._build_router(base_url, secrets, recorders, budget, state)
+        self._cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
+        self._consensus = ConsensusEngine(self.settings, self.run)
         self._started = True
+
+    def _cache_store(self) -> CacheStore:
+        if self.settings.state.backend == "redis" and self.config.redis_url:
+            return RedisCache(self.config.redis_url, prefix=self.settings.state.prefix)
+        return MemoryCache()
+
+    def _cache_ttl(self, request: CompletionRequest) -> float:
+        task = self.settings.tasks.get(request.task) if request.task else None
+        return task.cache_ttl_s if task is not None else 0.0
+
+    def _record_hit(self, request: CompletionRequest, completion: Completion) -> None:
+        request_id = new_id()
+        for recorder in self.router.recorders:
+            recorder.completion(request_id, request, completion)
 
     def _open_state(self) -> StateBackend:
         state = self.settings.state
@@ -144,6 +173,10 @@ class Lyra:
         if self._router is not None:
             await self._router.transport.close()
             self._router = None
+        if isinstance(self._cache, ResponseCache) and isinstance(self._cache.store, RedisCache):
+            await self._cache.store.close()
+        self._cache = None
+        self._consensus = None
         if self.ledger is not None:
             self.ledger.close()
             self.ledger = None
@@ -178,13 +211,33 @@ class Lyra:
         deadline_s: float | None = None,
         cache: CacheMode = "use",
         priority: Literal["normal", "high", "emergency"] = "normal",
+        client: str | None = None,
     ) -> Completion:
         """Route one chat completion by task, tier or model and return the served answer."""
         request = CompletionRequest(
             messages=messages, task=task, model=model, tier=tier, max_tokens=max_tokens,
             temperature=temperature, response_format=response_format, provider=provider,
-            seed=seed, deadline_s=deadline_s, cache=cache, priority=priority)
-        return await self.router.complete(request)
+            seed=seed, deadline_s=deadline_s, cache=cache, priority=priority, client=client)
+        return await self.run(request)
+
+    async def run(self, request: CompletionRequest) -> Completion:
+        """Answer a typed request: from the cache when its task allows, else through the router."""
+        if self._cache is None:
+            return await self.router.complete(request)
+        return await self._cache.complete(request, self.router.complete)
+
+    async def consensus(
+        self,
+        *,
+        messages: Sequence[Message],
+        panel: str = "trade",
+        notional: float | None = None,
+        cache: CacheMode = "use",
+    ) -> Consensus:
+        """Ask a configured panel (through its escalation cascade) for a trading decision."""
+        if self._consensus is None:
+            raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
+        return await self._consensus.decide(messages, panel=panel, notional=notional, cache=cache)
 
     def stream(
         self,
@@ -196,11 +249,12 @@ class Lyra:
         max_tokens: int | None = None,
         temperature: float | None = None,
         deadline_s: float | None = None,
+        client: str | None = None,
     ) -> CompletionStream:
         """Stream one chat completion: iterate for text, then read `.completion`."""
         request = CompletionRequest(messages=messages, task=task, model=model, tier=tier,
                                     max_tokens=max_tokens, temperature=temperature,
-                                    deadline_s=deadline_s, cache="bypass")
+                                    deadline_s=deadline_s, cache="bypass", client=client)
         return CompletionStream(self.router, request)
 
     def complete_sync(self, **kwargs: Any) -> Completion:

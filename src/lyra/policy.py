@@ -34,13 +34,20 @@ class RoutePolicy:
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self._settings = settings
         self._catalog = catalog
-        self._plans: dict[tuple[str | None, str | None, str | None], RoutePlan] = {}
+        self._plans: dict[tuple[str | None, ...], RoutePlan] = {}
 
     def plan(self, request: CompletionRequest) -> RoutePlan:
-        key = (request.task, request.tier, request.model)
+        key = (request.task, request.tier, request.model, request.key)
         cached = self._plans.get(key)
         if cached is None:
             cached = self._build(request)
+            if request.key is not None:
+                if request.key not in self._settings.keys:
+                    known = ", ".join(self._settings.keys)
+                    raise ConfigError(f"unknown key {request.key!r}; configured: {known}")
+                keys = (request.key, *(k for k in cached.keys if k != request.key))
+                cached = RoutePlan(cached.task, cached.tier, cached.models, keys, False,
+                                   cached.attempt_timeout_s, cached.max_tokens, cached.temperature)
             self._plans[key] = cached
         if request.max_tokens is None and request.temperature is None:
             return cached

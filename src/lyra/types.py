@@ -21,6 +21,7 @@ class CompletionRequest:
     task: str | None = None
     model: str | None = None
     tier: str | None = None
+    key: str | None = None  # a key name to try first (a panel member's own key)
     max_tokens: int | None = None
     temperature: float | None = None
     response_format: Mapping[str, Any] | None = None

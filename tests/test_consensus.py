@@ -1,0 +1,144 @@
+"""Consensus over loopback: votes, abstentions, early exit, deadlines, the cascade and budgets."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lyra import Lyra
+from lyra.consensus import ConsensusEngine
+from lyra.simulator import Fault, Simulator
+from lyra.types import Completion, CompletionRequest
+from support import engine_env
+
+BULLISH = [{"role": "user", "content": 'BTC 4h.\n```json\n{"rsi": 35, "macd_hist": 0.8, "ret_5": 0.02, '
+                                       '"sma_ratio": 0.01, "bb_pos": 0.4}\n```'}]
+OPUS, GPT4O, SONNET, DEEPSEEK, GROK = ("anthropic/claude-opus-4.8", "openai/gpt-4o", "anthropic/claude-sonnet-4.6",
+                                       "deepseek/deepseek-chat", "x-ai/grok-4.6")
+
+
+async def open_engine(sim: Simulator, config_path: Callable[..., Path], **edits: str) -> Lyra:
+    engine = Lyra.from_config(config_path(**edits), environ=engine_env(sim))
+    await engine.start()
+    return engine
+
+
+async def test_unanimous_bullish_panel_executes(sim: Simulator, config_path: Callable[..., Path]) -> None:
+    lyra = await open_engine(sim, config_path)
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+    finally:
+        await lyra.aclose()
+    assert c.panel == "trade" and c.escalated_from is None
+    assert c.action == "BUY" and c.score >= 0.75 and c.execute
+    assert c.agreement == pytest.approx(1.0)
+    assert [v.model for v in c.votes] == [OPUS, GPT4O, SONNET, DEEPSEEK, GROK]
+    assert c.cost_micros == sum(v.cost_micros for v in c.votes) > 0
+
+
+async def test_failing_members_abstain_and_the_panel_holds(sim: Simulator, config_path: Callable[..., Path]) -> None:
+    for model in (SONNET, DEEPSEEK, GROK):
+        sim.add_fault(Fault(kind="server_error", model=model))
+    lyra = await open_engine(sim, config_path)
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+    finally:
+        await lyra.aclose()
+    assert c.action == "HOLD"  # 0.55 of the weight voted BUY: below 0.75 and below quorum
+    assert {v.model for v in c.abstentions} == {SONNET, DEEPSEEK, GROK}
+    assert all(v.status in {"error", "cancelled"} and v.action is None for v in c.abstentions)
+
+
+async def test_malformed_member_output_is_an_abstention(sim: Simulator, config_path: Callable[..., Path]) -> None:
+    lyra = await open_engine(sim, config_path)
+
+    async def garble_opus(request: CompletionRequest) -> Completion:
+        answer = await lyra.run(request)
+        if request.model == OPUS:
+            return dataclasses.replace(answer, text="I think BUY, confidence high!")
+        return answer
+
+    try:
+        c = await ConsensusEngine(lyra.settings, garble_opus).ask(BULLISH, panel="trade")
+    finally:
+        await lyra.aclose()
+    opus = c.votes[0]
+    assert opus.status == "abstain" and opus.action is None and "no JSON" in opus.reason
+    assert c.action == "HOLD" and c.score == pytest.approx(0.70)  # the abstention counted for nothing
+
+
+async def test_early_exit_cancels_the_rest_and_releases_reservations(
+    sim: Simulator, config_path: Callable[..., Path]
+) -> None:
+    sim.add_fault(Fault(kind="timeout", model=GROK, hang_s=20))
+    lyra = await open_engine(sim, config_path)
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+        assert lyra.budget is not None
+        reserved = sum(line.reserved for line in await lyra.budget.snapshot())
+    finally:
+        await lyra.aclose()
+    assert c.early_exit and c.action == "BUY"
+    grok = c.votes[4]
+    assert grok.status == "cancelled" and grok.cost_micros == 0
+    assert reserved == 0
+
+
+async def test_member_past_the_deadline_is_dropped_and_quorum_decides(
+    sim: Simulator, config_path: Callable[..., Path]
+) -> None:
+    sim.add_fault(Fault(kind="timeout", model=OPUS, hang_s=20))
+    lyra = await open_engine(sim, config_path, **{"deadline_s = 12": "deadline_s = 1"})
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+    finally:
+        await lyra.aclose()
+    opus = c.votes[0]
+    assert opus.status == "dropped" and "deadline" in opus.reason
+    assert c.quorum_met  # 0.70 of the weight answered, quorum is 0.6
+    assert c.action == "HOLD" and c.score == pytest.approx(0.70)
+
+
+async def test_cascade_stays_cheap_when_the_quick_panel_agrees(
+    sim: Simulator, config_path: Callable[..., Path]
+) -> None:
+    lyra = await open_engine(sim, config_path)
+    try:
+        small = await lyra.consensus(messages=BULLISH, panel="trade", notional=500)
+        large = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+    finally:
+        await lyra.aclose()
+    assert small.panel == "quick" and small.escalated_from is None and small.action == "BUY"
+    assert large.panel == "trade" and large.escalated_from is None
+
+
+async def test_cascade_escalates_when_the_quick_panel_is_unsure(
+    sim: Simulator, config_path: Callable[..., Path]
+) -> None:
+    sim.add_fault(Fault(kind="server_error", model="openai/gpt-4o-mini"))
+    sim.add_fault(Fault(kind="server_error", model="anthropic/claude-3-haiku"))
+    lyra = await open_engine(sim, config_path)
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=500)
+    finally:
+        await lyra.aclose()
+    assert c.panel == "trade" and c.escalated_from is not None
+    assert c.escalated_from.panel == "quick" and not c.escalated_from.quorum_met
+    assert c.cost_micros == sum(v.cost_micros for v in c.votes) + c.escalated_from.cost_micros
+
+
+async def test_budgets_apply_to_each_member(sim: Simulator, config_path: Callable[..., Path]) -> None:
+    # The premium tier's share is almost nothing: the members on premium-tier models are refused.
+    lyra = await open_engine(sim, config_path, **{"budget_share = 0.40": "budget_share = 0.0000001"})
+    try:
+        c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
+    finally:
+        await lyra.aclose()
+    refused = {v.model for v in c.votes if v.status == "error" and "BudgetExceeded" in v.reason}
+    assert refused == {OPUS, GPT4O}
+    # With 0.55 of the weight refused no action can reach 0.75: the rest is cancelled, unbilled.
+    assert c.action == "HOLD" and c.early_exit
+    assert all(v.cost_micros == 0 for v in c.votes)
