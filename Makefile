@@ -18,7 +18,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
-	$(VENV)/bin/lyra demo
+	$(VENV)/bin/lyra run
 
 test: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests bench

@@ -117,10 +117,13 @@ class BudgetGovernor:
         """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
         return model.cost_micros(prompt_tokens, max_tokens, round_up=True)
 
-    def charged_tier(self, plan: RoutePlan, model: ModelInfo) -> str:
-        if plan.tier is not None and model.id in self._settings.tiers[plan.tier].models:
+    def charged_tier(self, plan: RoutePlan, model: ModelInfo | str) -> str:
+        """The tier whose share pays for `model`: the plan's, unless it stepped down to another tier."""
+        model_id = model if isinstance(model, str) else model.id
+        if plan.tier is not None and model_id in self._settings.tiers[plan.tier].models:
             return plan.tier
-        return self._tier_of_model.get(model.id) or plan.tier or model.tier
+        fallback = plan.tier or (model.tier if isinstance(model, ModelInfo) else "")
+        return self._tier_of_model.get(model_id) or fallback
 
     async def acquire(self, ctx: AttemptContext, deadline: float) -> Ticket:
         day = self.day()
@@ -202,9 +205,9 @@ class BudgetGovernor:
         if tier is None:
             return plan
         tier_left = self.tier_caps[tier] - _used(used, caps[1])
-        prompt = 1000
-        by_price = sorted(plan.models, key=lambda m: self.worst_case(m, prompt, plan.max_tokens or 1000))
         if tier_left < self.tier_caps[tier] // 4:
+            prompt = 1000
+            by_price = sorted(plan.models, key=lambda m: self.worst_case(m, prompt, plan.max_tokens or 1000))
             models = tuple(by_price)
             lower = _STEP_DOWN.get(tier)
             if lower and lower in self._settings.tiers and tier_left < self.worst_case(

@@ -48,7 +48,7 @@ def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_wrap(coro_factory))
     except LyraError as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -57,7 +57,7 @@ async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _fail(exc: LyraError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(2)
 
 
@@ -177,6 +177,16 @@ def sim_serve(
 
     errors.print(f"OpenRouter simulator on http://{host}:{port}/api/v1 (Ctrl-C stops it)")
     run_simulator(host=host, port=port, options=SimulatorOptions(seed=seed, time_scale=time_scale))
+
+
+def _register_commands() -> None:
+    from lyra import cli_budget, cli_trading
+
+    cli_trading.register(app)
+    cli_budget.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -111,6 +111,18 @@ class LimitSettings(_Strict):
     free_rpd: int = Field(50, gt=0)
 
 
+class RiskSettings(_Strict):
+    """Risk limits enforced in code; no model answer can lift them."""
+
+    account_equity_usd: float = Field(100_000, gt=0)
+    risk_per_trade: float = Field(0.01, gt=0, le=0.2)  # equity share lost if the ATR stop is hit
+    atr_stop_multiple: float = Field(2.0, gt=0)
+    max_position_share: float = Field(0.10, gt=0, le=1)  # of equity, per position
+    daily_drawdown_halt: float = Field(0.05, gt=0, lt=1)  # halts new entries
+    emergency_stop_loss: float = Field(0.03, gt=0, lt=1)  # adverse move that closes exposure
+    premium_notional_usd: float = Field(10_000, ge=0)  # from here: premium tier and full panel
+
+
 class StateSettings(_Strict):
     backend: Literal["memory", "sqlite", "redis"] = "memory"
     path: str | None = None  # sqlite file; default: state.db in the user's data folder
@@ -140,6 +152,7 @@ class Settings(_Strict):
     panels: dict[str, PanelSettings] = Field(default_factory=dict)
     retry: RetrySettings = RetrySettings()
     limits: LimitSettings = LimitSettings()
+    risk: RiskSettings = RiskSettings()
     state: StateSettings = StateSettings()
     ledger: LedgerSettings = LedgerSettings()
     clients: dict[str, ClientSettings] = Field(default_factory=dict)

@@ -197,7 +197,7 @@ class ConsensusEngine:
             vote.reason = f"{type(exc).__name__}: {exc}"
             vote.latency_s = time.monotonic() - started
             return vote
-        vote.served_model, vote.cost_micros = completion.model, completion.cost_micros
+        vote.served_model, vote.cost_micros = completion.model, completion.total_cost_micros
         vote.cached = completion.cached
         vote.latency_s = time.monotonic() - started
         parsed = parse_decision(completion.text)

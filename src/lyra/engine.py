@@ -113,7 +113,7 @@ class Lyra:
             self.ledger = ledger = Ledger(self.config.ledger_url or default_url())
             ledger.start()
             await self._rebuild_day_spend(ledger, budget, state)
-            recorders.append(LedgerRecorder(ledger))
+            recorders.append(LedgerRecorder(ledger, tier_of=budget.charged_tier))
         recorders.extend(self._extra_recorders)
         self._router = self._build_router(base_url, secrets, recorders, budget, state)
         self._cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
@@ -233,10 +233,13 @@ class Lyra:
         panel: str = "trade",
         notional: float | None = None,
         cache: CacheMode = "use",
+        cascade: bool = True,
     ) -> Consensus:
-        """Ask a configured panel (through its escalation cascade) for a trading decision."""
+        """Ask a configured panel for a trading decision, through its escalation cascade by default."""
         if self._consensus is None:
             raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
+        if not cascade:
+            return await self._consensus.ask(messages, panel=panel, notional=notional, cache=cache)
         return await self._consensus.decide(messages, panel=panel, notional=notional, cache=cache)
 
     def stream(

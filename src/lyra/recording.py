@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from lyra.errors import LyraError, UpstreamError
 from lyra.ledger import Ledger, LedgerRow
@@ -13,12 +14,15 @@ from lyra.types import Attempt, Completion, CompletionRequest
 class LedgerRecorder:
     """A router recorder writing one row per attempt and one per request."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, tier_of: Callable[[RoutePlan, str], str] | None = None) -> None:
         self.ledger = ledger
+        # The tier whose budget paid: after a step-down, not the plan's tier.
+        self._tier_of = tier_of or (lambda plan, _model: plan.tier or "")
 
     def attempt(self, request_id: str, request: CompletionRequest, plan: RoutePlan, attempt: Attempt) -> None:
         self.ledger.write(LedgerRow(
-            ts=time.time(), request_id=request_id, kind="attempt", task=plan.task, tier=plan.tier,
+            ts=time.time(), request_id=request_id, kind="attempt", task=plan.task,
+            tier=self._tier_of(plan, attempt.model) or None,
             requested_model=request.model or attempt.model,
             served_model=attempt.model if attempt.outcome == "ok" else None,
             provider=attempt.provider, key_name=attempt.key_name, client=request.client,

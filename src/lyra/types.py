@@ -78,3 +78,10 @@ class Completion:
     @property
     def cost_usd(self) -> Decimal:
         return micros_to_usd(self.cost_micros)
+
+    @property
+    def total_cost_micros(self) -> int:
+        """What this request spent: the served attempt plus failed ones that may have been billed."""
+        if not self.attempts:
+            return self.cost_micros
+        return sum(a.cost_micros for a in self.attempts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lyra.ledger.audit import AuditRecord, AuditTrail, ChainCheck
 from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
 from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals
 from lyra.ledger.schema import USAGE_TABLE
@@ -13,6 +14,9 @@ __all__ = [
     "STATUSES",
     "SUMMARY_DIMENSIONS",
     "USAGE_TABLE",
+    "AuditRecord",
+    "AuditTrail",
+    "ChainCheck",
     "Ledger",
     "LedgerRow",
     "SpendTotals",

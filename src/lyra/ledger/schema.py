@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -17,12 +19,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     create_engine,
     event,
     text,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -30,8 +33,9 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from lyra.errors import ConfigError
 
+T = TypeVar("T")
 USAGE_TABLE = "lyra_usage"
-# Room for the decision records: they will join this metadata as `lyra_decisions`.
+DECISIONS_TABLE = "lyra_decisions"
 
 # Any fixed 64-bit number; it serialises table creation between processes sharing a Postgres.
 _PG_DDL_LOCK = 0x6C797261_6C656467  # "lyraledg"
@@ -67,6 +71,33 @@ usage = Table(
     Column("generation_id", String()),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
+)
+
+
+# The audit trail: an append-only hash chain of trading decisions. `lyra_audit_head` holds the
+# chain's last sequence number and hash in one row, which every append locks first, so appends
+# from several processes serialise on SQLite and on Postgres alike.
+decisions = Table(
+    DECISIONS_TABLE,
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("decision_id", String(), nullable=False, unique=True),
+    Column("ts", Double(), nullable=False),
+    Column("symbol", String()),
+    Column("action", String()),
+    Column("cost_micros", BigInteger(), nullable=False, default=0),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("payload", Text(), nullable=False),
+    Index(f"ix_{DECISIONS_TABLE}_ts", "ts"),
+)
+
+audit_head = Table(
+    "lyra_audit_head",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("seq", BigInteger(), nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 
@@ -124,8 +155,30 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
         cursor.close()
 
 
+def retry_if_locked(action: Callable[[], T], *, attempts: int = 50) -> T:
+    """Run `action`, retrying while SQLite reports the database locked.
+
+    A transaction that reads and then writes can be refused at once (no busy wait) when another
+    connection holds the same shared lock: SQLite breaks the would-be deadlock by failing one side.
+    """
+    delay = 0.005
+    for attempt in range(attempts):
+        try:
+            return action()
+        except OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+    raise AssertionError("unreachable")
+
+
 def create_tables(engine: Engine) -> None:
     """Create the tables and indexes that are missing; safe to run from several processes at once."""
+    retry_if_locked(lambda: _create_tables(engine))
+
+
+def _create_tables(engine: Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # IF NOT EXISTS alone still races on Postgres' catalogue; the lock makes it serial.
@@ -156,10 +209,13 @@ def _utc_day_postgresql(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> st
 
 
 __all__ = [
+    "DECISIONS_TABLE",
     "USAGE_TABLE",
     "UtcDay",
+    "audit_head",
     "create_ledger_engine",
     "create_tables",
+    "decisions",
     "display_url",
     "metadata",
     "parse_url",

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from lyra.ledger import queries
+from lyra.ledger.audit import AuditTrail
 from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
 from lyra.ledger.schema import create_ledger_engine, create_tables, display_url, parse_url, usage
 from lyra.ledger.writer import BatchWriter, log
@@ -56,6 +57,7 @@ class Ledger:
         self._put = self._writer.put
         self._lock = threading.RLock()
         self._engine: Engine | None = None
+        self._audit: AuditTrail | None = None
         self._closed = False
 
     @classmethod
@@ -151,6 +153,13 @@ class Ledger:
                     self._engine = created
                 engine = self._engine
         return engine
+
+    @property
+    def audit(self) -> AuditTrail:
+        """The decision audit trail kept in the same database."""
+        if self._audit is None:
+            self._audit = AuditTrail(self._connected())
+        return self._audit
 
     def _insert(self, rows: Sequence[LedgerRow]) -> None:
         params = [{name: getattr(row, name) for name in ROW_FIELDS} for row in rows]

@@ -1,0 +1,291 @@
+"""`lyra budget` and `lyra usage`: today's spend against every cap, and summaries of the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from lyra.errors import LyraError
+from lyra.money import format_usd
+
+if TYPE_CHECKING:
+    from lyra.budget import CapLine
+
+console = Console()
+errors = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", "-c", help="lyra.toml to use (default: the shipped example)")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+SinceOption = Annotated[
+    str, typer.Option("--since", help="How far back: 30m, 12h, 7d, or an ISO date (UTC) such as 2025-01-31")
+]
+ByOption = Annotated[str, typer.Option("--by", help="Group by model, key, task, tier, client or day")]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_BAR_WIDTH = 10
+_HEADINGS = {"tier": "tiers", "key": "keys", "key_tokens": "key tokens", "client": "clients"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `budget` and `usage` commands to a Typer app (the `lyra` command line)."""
+    app.command("budget")(budget)
+    app.command("usage")(usage)
+
+
+# --- shared plumbing -------------------------------------------------------------------------
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print one error line on stderr; the caller raises the returned Exit (status 2)."""
+    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)  # one line at any width
+    return typer.Exit(2)
+
+
+def _service_errors() -> tuple[type[BaseException], ...]:
+    """Failures of the ledger or state databases, reported as one line instead of a traceback."""
+    import sqlite3
+
+    from redis import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return OSError, sqlite3.Error, SQLAlchemyError, RedisError
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+@contextmanager
+def _reported(what: str) -> Iterator[None]:
+    """Turn a LyraError or a database failure inside into one line and exit status 2."""
+    try:
+        yield
+    except LyraError as exc:
+        raise _fail(str(exc)) from None
+    except _service_errors() as exc:
+        raise _fail(f"cannot read {what}: {_first_line(exc)}") from None
+
+
+def _print_json(payload: object) -> None:
+    console.out(json.dumps(payload, indent=2, default=str), highlight=False)
+
+
+# --- lyra budget -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetView:
+    """Today's caps as the engine sees them, with the slice kept for risk and emergencies."""
+
+    day: str  # YYYY-MM-DD
+    lines: list[CapLine]
+    reserve_slice: int  # micro-dollars of the global cap that only privileged calls may use
+
+
+async def read_budget(config: Path | None) -> BudgetView:
+    """Open the engine on its configured state backend (rebuilt from the ledger) and read every cap."""
+    from lyra.engine import Lyra
+
+    async with Lyra.from_config(config) as lyra:
+        governor = lyra.budget
+        if governor is None:
+            raise RuntimeError("the engine started without a budget governor")
+        day = governor.day()
+        return BudgetView(f"{day[:4]}-{day[4:6]}-{day[6:]}", await governor.snapshot(),
+                          governor.reserve_slice)
+
+
+def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+    """Today's spend against every cap: global, tiers, keys ($ and tokens) and clients."""
+    with _reported("the budget state"):
+        view = asyncio.run(read_budget(config))
+    if as_json:
+        _print_json(budget_payload(view))
+    else:
+        console.print(budget_table(view))
+
+
+def budget_payload(view: BudgetView) -> dict[str, object]:
+    """The budget view as plain JSON values; money in integer micro-dollars."""
+    caps = [{"cap": line.name, "unit": "usd_micros" if line.unit == "usd" else line.unit,
+             "limit": line.limit, "committed": line.committed, "reserved": line.reserved,
+             "remaining": line.remaining} for line in view.lines]
+    return {"day": view.day, "reserve_slice_micros": view.reserve_slice, "caps": caps}
+
+
+def budget_table(view: BudgetView) -> Table:
+    """One row per cap with a bar of spent and reserved, under a heading per kind of cap."""
+    table = Table(title=f"Budget for {view.day} (UTC)", caption=_budget_caption(view),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("cap", overflow="fold")
+    table.add_column("used", no_wrap=True)
+    for column in ("spent", "reserved", "remaining", "limit"):
+        table.add_column(column, justify="right", no_wrap=True)
+    kind = None
+    for line in view.lines:
+        line_kind, _, name = line.name.partition(":")
+        if line_kind != kind and line_kind in _HEADINGS:
+            table.add_row(Text(_HEADINGS[line_kind], style="bold"))
+        kind = line_kind
+        amounts = (_amount(v, line.unit) for v in (line.committed, line.reserved, line.remaining, line.limit))
+        label = Text(f"  {name}" if name else line_kind)  # Text: a name is never read as markup
+        table.add_row(label, _bar(line), *amounts)
+    return table
+
+
+def _budget_caption(view: BudgetView) -> str:
+    caption = "█ spent  ▒ reserved by calls in flight  · free"
+    if view.reserve_slice:
+        caption += (f"; {format_usd(view.reserve_slice)} of the global cap is kept for risk "
+                    "assessment and emergencies")
+    return caption
+
+
+def _amount(value: int, unit: str) -> str:
+    return format_usd(value) if unit == "usd" else f"{value:,}"
+
+
+def _bar(line: CapLine, width: int = _BAR_WIDTH) -> Text:
+    """Spent cells coloured by how full the cap is, then reserved cells, then free ones; then the share."""
+    if line.limit <= 0:
+        return Text("no budget", style="dim")
+    spent = min(width, round(line.committed / line.limit * width))
+    held = min(width - spent, round(line.reserved / line.limit * width))
+    used = (line.committed + line.reserved) / line.limit
+    colour = "red" if used >= 0.9 else "yellow" if used >= 0.75 else "green"
+    return Text.assemble(("█" * spent, colour), ("▒" * held, "cyan"), ("·" * (width - spent - held), "dim"),
+                         f" {used:>4.0%}")
+
+
+# --- lyra usage --------------------------------------------------------------------------------
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """The instant `--since` names: a duration back from now (30m, 12h, 7d) or an ISO date or time.
+
+    Dates and times without a zone are UTC. Raises ValueError with a one-line message.
+    """
+    found = _DURATION.match(value.strip().lower())
+    try:
+        if found:
+            return (now or datetime.now(UTC)) - timedelta(seconds=float(found[1]) * _SECONDS[found[2]])
+        moment = datetime.fromisoformat(value.strip())
+    except (ValueError, OverflowError):
+        raise ValueError(f"--since: expected a duration such as 30m, 12h or 7d, or an ISO date such as "
+                         f"2025-01-31; got {value!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Ledger lines grouped one way since an instant."""
+
+    since: datetime
+    by: str
+    ledger: str  # the ledger's URL, password masked
+    rows: list[dict[str, object]]
+
+
+def read_usage(config: Path | None, since: datetime, by: str) -> UsageReport:
+    """Summarise the configured ledger ($LYRA_LEDGER_URL, [ledger] url, or the default file)."""
+    from lyra.config import load_config
+    from lyra.ledger import Ledger, default_url
+    from lyra.ledger.schema import display_url, parse_url, sqlite_path
+
+    url = load_config(config).ledger_url or default_url()
+    parsed = parse_url(url)
+    path = sqlite_path(parsed)
+    if path is not None and not path.exists():
+        return UsageReport(since, by, display_url(parsed), [])  # nothing recorded yet; create nothing
+    ledger = Ledger(url)
+    try:
+        rows = ledger.summary(since_ts=since.timestamp(), by=by)
+    finally:
+        ledger.close()
+    return UsageReport(since, by, ledger.url_for_display, rows)
+
+
+def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption = "model",
+          as_json: JsonOption = False) -> None:
+    """Summarise the ledger: requests, errors, tokens, cost and latency per group."""
+    from lyra.ledger import SUMMARY_DIMENSIONS
+
+    try:
+        start = parse_since(since)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if by not in SUMMARY_DIMENSIONS:
+        raise _fail(f"--by: expected one of {', '.join(SUMMARY_DIMENSIONS)}; got {by!r}")
+    with _reported("the ledger"):
+        report = read_usage(config, start, by)
+    if as_json:
+        _print_json({"since": report.since.isoformat(), "by": report.by, "ledger": report.ledger,
+                     "rows": report.rows})
+    else:
+        console.print(usage_table(report))
+
+
+def usage_table(report: UsageReport) -> Table:
+    """One row per group and a total row."""
+    table = Table(title=f"Usage since {report.since:%Y-%m-%d %H:%M} UTC by {report.by}",
+                  caption=Text(f"ledger: {report.ledger}"), show_footer=bool(report.rows),
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    totals = _totals(report.rows)
+    table.add_column(report.by, footer="total", overflow="fold")  # may wrap; the numbers may not
+    for column in ("requests", "errors", "tokens"):
+        table.add_column(column, justify="right", footer=f"{totals[column]:,}", no_wrap=True)
+    table.add_column("cost", justify="right", footer=format_usd(totals["cost_micros"]), no_wrap=True)
+    table.add_column("p50 ms", justify="right", no_wrap=True)
+    table.add_column("p95 ms", justify="right", no_wrap=True)
+    for row in report.rows:
+        counts = (f"{_int(row, name):,}" for name in ("requests", "errors"))
+        cost = format_usd(_int(row, "cost_micros"))
+        table.add_row(_group(row["group"]), *counts, f"{_tokens(row):,}", cost,
+                      _latency(row["p50_latency_ms"]), _latency(row["p95_latency_ms"]))
+    if not report.rows:
+        table.add_row("(nothing recorded in this window)", *[""] * 6)
+    return table
+
+
+def _int(row: dict[str, object], key: str) -> int:
+    value = row[key]
+    return value if isinstance(value, int) else 0
+
+
+def _tokens(row: dict[str, object]) -> int:
+    return _int(row, "prompt_tokens") + _int(row, "completion_tokens")
+
+
+def _totals(rows: Sequence[dict[str, object]]) -> dict[str, int]:
+    summed = ("requests", "errors", "cost_micros")
+    totals = {key: sum(_int(r, key) for r in rows) for key in summed}
+    return totals | {"tokens": sum(_tokens(r) for r in rows)}
+
+
+def _group(value: object) -> Text:
+    return Text("-" if value is None else str(value))  # Text: a name is never read as markup
+
+
+def _latency(value: object) -> str:
+    return f"{value:,.0f}" if isinstance(value, int | float) else "-"
+
+
+__all__ = ["BudgetView", "UsageReport", "budget", "parse_since", "read_budget", "read_usage", "register",
+           "usage"]

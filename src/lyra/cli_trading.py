@@ -1,0 +1,184 @@
+"""`lyra run` (the main job: the decision pipeline over recent bars) and `lyra audit`."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from lyra.errors import LyraError
+from lyra.money import format_usd
+
+console = Console()
+errors = Console(stderr=True)
+audit_app = typer.Typer(no_args_is_help=True, help="The decision audit trail.")
+
+
+def _fail(exc: LyraError) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `run` and `audit` to the CLI."""
+    app.command("run")(run_command)
+    app.add_typer(audit_app, name="audit")
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: example)")]
+DataOption = Annotated[str | None, typer.Option(help="CSV/Parquet file, bundled sample, or ccxt:EX:SYM:TF")]
+
+
+def run_command(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol name (default: from the data)")] = None,
+    bars: Annotated[int, typer.Option("--bars", help="Decide on each of the last N bars")] = 30,
+    notional: Annotated[float, typer.Option(help="Proposed trade size in USD")] = 5_000.0,
+    time_scale: Annotated[float, typer.Option(help="Simulator latency scale when no key is set")] = 0.02,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Run the six-stage decision pipeline over the last N bars of a data set."""
+    try:
+        report = asyncio.run(_run(config, data, symbol, bars, notional, time_scale, quiet=json_output))
+    except LyraError as exc:
+        raise _fail(exc) from None
+    if json_output:
+        console.print_json(data=report)
+        return
+    _render(report)
+
+
+async def _run(config: Path | None, data: str | None, symbol: str | None, n: int, notional: float,
+               time_scale: float, *, quiet: bool) -> dict[str, Any]:
+    from lyra.engine import Lyra
+    from lyra.simulator import SimulatorOptions
+    from lyra.trading.data import DataError, load_bars, load_sample
+    from lyra.trading.pipeline import TradingAIOrchestrator
+
+    if n <= 0:
+        raise DataError(f"--bars must be at least 1, got {n}")
+    series = load_sample() if data is None else _load(data, symbol, load_bars, load_sample)
+    name = symbol or series.symbol
+    times = list(series.frame.index[-n:])
+    lyra = Lyra.from_config(config, simulator_options=SimulatorOptions(time_scale=time_scale))
+    decisions = []
+    started = time.time()
+    async with lyra:
+        orchestrator = TradingAIOrchestrator(lyra)
+        with Progress(console=errors, transient=True, disable=quiet) as progress:
+            task = progress.add_task(f"deciding {name}", total=len(times))
+            for t in times:
+                decisions.append(await orchestrator.decide(name, series, proposed_notional=notional, at=t))
+                progress.advance(task)
+        assert lyra.budget is not None and lyra.ledger is not None
+        caps = await lyra.budget.snapshot()
+        lyra.ledger.flush()
+        by_model = lyra.ledger.summary(since_ts=started, by="model")
+    return _report(name, series.interval, decisions, caps, by_model, lyra.config.simulated)
+
+
+def _load(data: str, symbol: str | None, load_bars: Any, load_sample: Any) -> Any:
+    from lyra.trading.data import list_samples
+
+    if data in list_samples():
+        return load_sample(data)
+    return load_bars(data, symbol=symbol)
+
+
+def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], by_model: list[dict[str, Any]],
+            simulated: bool) -> dict[str, Any]:
+    return {
+        "symbol": symbol, "interval": interval, "simulated": simulated,
+        "decisions": [d.to_dict() for d in decisions],
+        "by_action": dict(collections.Counter(d.action for d in decisions)),
+        "cost_micros": sum(d.cost_micros for d in decisions),
+        "caps": [{"name": c.name, "limit": c.limit, "committed": c.committed, "unit": c.unit}
+                 for c in caps if c.committed or c.name == "global" or c.name.startswith("tier:")],
+        "latency_by_model": [{"model": r["group"], "requests": r["requests"], "avg_ms": r["avg_latency_ms"],
+                              "p95_ms": r["p95_latency_ms"], "errors": r["errors"]} for r in by_model],
+        "errors": [e for d in decisions for e in d.errors],
+    }
+
+
+def _render(report: dict[str, Any]) -> None:
+    table = Table(title=f"Decisions for {report['symbol']} ({report['interval']} bars)"
+                        + (" on the built-in simulator" if report["simulated"] else ""))
+    for column in ("time", "price", "action", "conf", "agree", "risk", "notional", "cost"):
+        table.add_column(column, no_wrap=True)
+    for d in report["decisions"]:
+        when = d["time"][:10] if report["interval"] == "1d" else d["time"][:16].replace("T", " ")
+        table.add_row(when, f"{d['price']:,.2f}", d["action"],
+                      f"{d['confidence']:.2f}", f"{d['agreement']:.2f}", d["risk"]["verdict"],
+                      f"${d['notional_usd']:,.0f}", format_usd(d["cost_micros"]))
+    console.print(table)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_action"].items()))
+    console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_micros'])}")
+    spend = Table(title="Spend today against caps")
+    for column in ("cap", "spent", "limit", "used"):
+        spend.add_column(column, no_wrap=True)
+    for cap in report["caps"]:
+        money = cap["unit"] == "usd"
+        used = cap["committed"] / cap["limit"] if cap["limit"] else 0.0
+        spend.add_row(cap["name"], _amount(cap["committed"], money), _amount(cap["limit"], money),
+                      f"{used:.2%}")
+    console.print(spend)
+    models = Table(title="Latency per model")
+    for column in ("model", "requests", "avg", "p95", "errors"):
+        models.add_column(column, no_wrap=True)
+    for row in report["latency_by_model"]:
+        avg, p95 = row["avg_ms"], row["p95_ms"]
+        models.add_row(str(row["model"]), str(row["requests"]), f"{avg:.0f} ms" if avg is not None else "-",
+                       f"{p95:.0f} ms" if p95 is not None else "-", str(row["errors"]))
+    console.print(models)
+    console.print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:10]))
+
+
+def _amount(value: int, money: bool) -> str:
+    return format_usd(value) if money else f"{value:,} tok"
+
+
+@audit_app.command("verify")
+def audit_verify(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml")] = None,
+) -> None:
+    """Check the decision chain; report the first broken record."""
+    check = _ledger(config).audit.verify()
+    if check.ok:
+        console.print(f"[green]chain intact[/green]: {check.checked} decisions verified")
+        return
+    errors.print(f"[red]chain broken at record {check.first_broken_seq}[/red]: {check.reason} "
+                 f"({check.checked} records verified before it)")
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+def audit_show(
+    ref: Annotated[str, typer.Argument(help="Decision id or sequence number")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml")] = None,
+) -> None:
+    """Print one recorded decision in full."""
+    record = _ledger(config).audit.get(ref)
+    if record is None:
+        errors.print(f"[red]error:[/red] no decision {ref!r} in the audit trail")
+        raise typer.Exit(2)
+    console.print_json(data={"seq": record.seq, "decision_id": record.decision_id, "ts": record.ts,
+                             "hash": record.hash, "prev_hash": record.prev_hash, "decision": record.payload})
+
+
+def _ledger(config: Path | None) -> Any:
+    from lyra.config import load_config
+    from lyra.ledger import Ledger, default_url
+
+    try:
+        loaded = load_config(config)
+    except LyraError as exc:
+        raise _fail(exc) from None
+    return Ledger(loaded.ledger_url or default_url())

@@ -1,0 +1,236 @@
+"""The six-stage decision pipeline (TradingAIOrchestrator), on the engine's public API only."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+
+from lyra.consensus import Consensus
+from lyra.engine import Lyra
+from lyra.errors import LyraError
+from lyra.trading import prompts
+from lyra.trading.data import Bars
+from lyra.trading.features import features_at
+from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
+from lyra.types import Completion
+
+StageStatus = Literal["ok", "error", "skipped"]
+
+
+@dataclass(slots=True, kw_only=True)
+class StageResult:
+    """One stage: who answered, what it cost, how long it took and what it said."""
+
+    stage: str
+    tier: str | None = None
+    model: str | None = None
+    cost_micros: int = 0
+    latency_s: float = 0.0
+    status: StageStatus = "ok"
+    output: Any = None
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_micros": self.cost_micros,
+                "latency_s": round(self.latency_s, 4), "status": self.status, "output": self.output,
+                "error": self.error}
+
+
+@dataclass(slots=True, kw_only=True)
+class TradeDecision:
+    """The pipeline's answer for one symbol at one time, with every stage behind it."""
+
+    symbol: str
+    time: str
+    price: float
+    action: FinalAction
+    notional_usd: float
+    confidence: float
+    agreement: float
+    risk: RiskVerdict
+    signal: Consensus | None
+    final: Consensus | None
+    stages: list[StageResult]
+    features: dict[str, Any]
+    inputs_hash: str
+    cost_micros: int = 0
+    latency_s: float = 0.0
+    audit_seq: int | None = None
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "symbol": self.symbol, "time": self.time, "price": self.price, "action": self.action,
+            "notional_usd": round(self.notional_usd, 2), "confidence": round(self.confidence, 4),
+            "agreement": round(self.agreement, 4), "cost_micros": self.cost_micros,
+            "latency_s": round(self.latency_s, 4), "inputs_hash": self.inputs_hash,
+            "risk": {"action": self.risk.action, "verdict": self.risk.verdict,
+                     "notional_usd": round(self.risk.notional_usd, 2), "reasons": list(self.risk.reasons),
+                     "premium_route": self.risk.premium_route},
+            "signal": self.signal.to_dict() if self.signal else None,
+            "final": self.final.to_dict() if self.final else None,
+            "stages": [s.to_dict() for s in self.stages], "features": self.features,
+            "audit_seq": self.audit_seq, "errors": self.errors,
+        }
+
+
+class TradingAIOrchestrator:
+    """The origin document's orchestrator: market analysis, signals, risk, validation, decisions."""
+
+    def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = "quick",
+                 final_panel: str = "trade", audit: bool = True) -> None:
+        self.lyra = lyra
+        self.rules = RiskRules(lyra.settings.risk)
+        equity = lyra.settings.risk.account_equity_usd
+        self.account = account or AccountState(equity_at_day_start=equity, equity=equity)
+        self.signal_panel = signal_panel
+        self.final_panel = final_panel
+        self.audit = audit
+
+    async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
+        """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
+        summary, technical = await asyncio.gather(
+            _stage("market_data", lambda: self.lyra.complete(
+                tier="fast", messages=prompts.market_summary(features), max_tokens=200)),
+            _stage("technical_analysis", lambda: self.lyra.complete(
+                task="market_analysis", messages=prompts.technical_analysis(features))),
+        )
+        return [summary, technical]
+
+    async def generate_trading_signals(self, features: dict[str, Any], news: Sequence[str] = ()
+                                       ) -> tuple[StageResult, Consensus | None]:
+        """Stage 3: the signal panel's consensus on the features (and fenced news)."""
+        return await _panel_stage("signal_generation", lambda: self.lyra.consensus(
+            messages=prompts.signal(features, news), panel=self.signal_panel, cascade=False))
+
+    async def assess_trade_risk(self, features: dict[str, Any], *, action: str, notional_usd: float
+                                ) -> tuple[StageResult, Verdict | None, float | None]:
+        """Stage 4: the premium tier's view of the trade, as a structured verdict."""
+        account = {"equity": self.account.equity, "drawdown": round(self.account.drawdown, 4),
+                   "position_units": self.account.position.units}
+        result = await _stage("risk_assessment", lambda: self.lyra.complete(
+            task="risk_assessment", response_format=prompts.RISK_SCHEMA,
+            messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
+                                             account=account)))
+        verdict, cap = _parse_risk(result)
+        return result, verdict, cap
+
+    async def validate_strategy(self, description: str) -> StageResult:
+        """A premium-tier review of a strategy description: approve, reduce or reject, with the reason."""
+        result = await _stage("strategy_validation", lambda: self.lyra.complete(
+            task="risk_assessment", response_format=prompts.RISK_SCHEMA,
+            messages=prompts.risk_assessment({"strategy": description[:2000]}, action="RUN STRATEGY",
+                                             notional_usd=self.account.equity, account={})))
+        _parse_risk(result)
+        return result
+
+    async def decide(self, symbol: str, bars: Bars, *, proposed_notional: float = 5_000.0,
+                     news: Sequence[str] = (), at: Any = None) -> TradeDecision:
+        """Run the six stages on the bars known at `at` (default: the last bar)."""
+        started = time.monotonic()
+        when = at if at is not None else bars.end
+        features = features_at(bars, when)
+        price, atr = float(features["close"]), _float(features.get("atr"))
+        analysis, (signal_stage, signal) = await asyncio.gather(
+            self.analyze_market_conditions(features), self.generate_trading_signals(features, news))
+        stages = [*analysis, signal_stage]
+        wanted: FinalAction = signal.action if signal is not None else "HOLD"
+        verdict: Verdict | None = None
+        cap: float | None = None
+        final: Consensus | None = None
+        if wanted in ("BUY", "SELL"):
+            (risk_stage, verdict, cap), (final_stage, final) = await asyncio.gather(
+                self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional),
+                _panel_stage("final_decision", lambda: self.lyra.consensus(
+                    messages=prompts.signal(features, news), panel=self.final_panel,
+                    notional=proposed_notional)))
+            stages += [risk_stage, final_stage]
+            wanted = final.action if final is not None else "HOLD"
+        else:
+            stages += [StageResult(stage="risk_assessment", status="skipped", output="no trade proposed"),
+                       StageResult(stage="final_decision", status="skipped", output="no trade proposed")]
+        risk = self.rules.rule(signal=wanted, proposed_notional_usd=proposed_notional, price=price, atr=atr,
+                               account=self.account, model_verdict=verdict, model_max_notional_usd=cap)
+        stages.append(await self._monitor(features, risk))
+        deciding = final or signal
+        decision = TradeDecision(
+            symbol=symbol, time=str(features["time"]), price=price, action=risk.action,
+            notional_usd=risk.notional_usd, confidence=deciding.score if deciding else 0.0,
+            agreement=deciding.agreement if deciding else 0.0, risk=risk, signal=signal, final=final,
+            stages=stages, features=features, inputs_hash=_inputs_hash(symbol, features, news),
+            cost_micros=sum(s.cost_micros for s in stages), latency_s=time.monotonic() - started,
+            errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"])
+        if self.audit and self.lyra.ledger is not None:
+            record = self.lyra.ledger.audit.append(decision.to_dict(), symbol=symbol, action=decision.action,
+                                                   cost_micros=decision.cost_micros)
+            decision.audit_seq = record.seq
+        return decision
+
+    async def _monitor(self, features: dict[str, Any], risk: RiskVerdict) -> StageResult:
+        """Stage 6: execution monitoring on the fast tier, for decisions that change exposure."""
+        if risk.action == "HOLD":
+            return StageResult(stage="execution_monitoring", status="skipped", output="nothing to execute")
+        messages = prompts.execution_monitoring(features, action=risk.action, notional_usd=risk.notional_usd)
+        return await _stage("execution_monitoring",
+                            lambda: self.lyra.complete(tier="fast", max_tokens=150, messages=messages))
+
+
+async def _stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
+    started = time.monotonic()
+    try:
+        c = await call()
+    except LyraError as exc:
+        return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
+                           latency_s=time.monotonic() - started)
+    return StageResult(stage=name, tier=c.tier, model=c.model, cost_micros=c.total_cost_micros,
+                       latency_s=c.latency_s, output=c.text)
+
+
+async def _panel_stage(
+    name: str, call: Callable[[], Awaitable[Consensus]]
+) -> tuple[StageResult, Consensus | None]:
+    started = time.monotonic()
+    try:
+        c = await call()
+    except LyraError as exc:
+        return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
+                           latency_s=time.monotonic() - started), None
+    voted = [v.served_model or v.model for v in c.votes if v.status == "vote"]
+    return StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
+                       cost_micros=c.cost_micros, latency_s=c.latency_s,
+                       output={"action": c.action, "score": round(c.score, 4), "reason": c.reason}), c
+
+
+def _parse_risk(result: StageResult) -> tuple[Verdict | None, float | None]:
+    """The risk model's verdict; anything unparseable counts as a rejection (fail safe)."""
+    if result.status != "ok":
+        return None, None
+    try:
+        payload = orjson.loads(str(result.output).strip().removeprefix("```json").removesuffix("```"))
+    except orjson.JSONDecodeError:
+        raw = str(result.output)[:200]
+        result.output = {"verdict": "reject", "reason": "unparseable risk answer", "raw": raw}
+        return "reject", None
+    verdict = payload.get("verdict") if isinstance(payload, dict) else None
+    if verdict not in ("approve", "reduce", "reject"):
+        result.output = {"verdict": "reject", "reason": "no valid verdict", "raw": payload}
+        return "reject", None
+    cap = payload.get("max_notional_usd")
+    result.output = payload
+    return verdict, float(cap) if isinstance(cap, int | float) and not isinstance(cap, bool) else None
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _inputs_hash(symbol: str, features: dict[str, Any], news: Sequence[str]) -> str:
+    material = orjson.dumps({"symbol": symbol, "features": features, "news": list(news)},
+                            option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(material).hexdigest()

@@ -1,0 +1,138 @@
+"""The decision pipeline over loopback: stages on their tiers, risk in code, audit, cost agreement."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from lyra import Lyra
+from lyra.simulator import Fault, Simulator
+from lyra.trading.data import Bars, load_sample
+from lyra.trading.pipeline import TradingAIOrchestrator
+from lyra.trading.risk import AccountState, Position
+from support import engine_env
+
+QUICK = ("google/gemini-2.5-flash-lite", "openai/gpt-4o-mini", "anthropic/claude-3-haiku")
+
+
+@pytest.fixture
+def bars() -> Bars:
+    return load_sample("GOOGL")
+
+
+@pytest.fixture
+async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path) -> AsyncIterator[Lyra]:
+    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    # A signal panel that always speaks: one fast member whose vote alone decides.
+    path = config_path(**{'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'})
+    async with Lyra.from_config(path, environ=env) as lyra:
+        yield lyra
+
+
+async def decide_until_trade(orchestrator: TradingAIOrchestrator, bars: Bars, notional: float = 5_000):
+    for t in bars.frame.index[-120:]:
+        decision = await orchestrator.decide("GOOGL", bars, proposed_notional=notional, at=t)
+        if decision.signal is not None and decision.signal.action != "HOLD":
+            return decision
+    raise AssertionError("no bar produced a trade signal")
+
+
+async def test_six_stages_use_the_configured_tiers(engine: Lyra, bars: Bars) -> None:
+    decision = await decide_until_trade(TradingAIOrchestrator(engine), bars)
+    stages = {s.stage: s for s in decision.stages}
+    assert list(stages) == ["market_data", "technical_analysis", "signal_generation", "risk_assessment",
+                            "final_decision", "execution_monitoring"]
+    assert stages["market_data"].tier == "fast"
+    assert stages["technical_analysis"].tier == "advanced"
+    assert stages["signal_generation"].tier == "panel:quick"
+    assert stages["risk_assessment"].tier == "premium"
+    assert stages["final_decision"].tier in {"panel:quick", "panel:trade"}
+    if decision.action != "HOLD":
+        assert stages["execution_monitoring"].tier == "fast"
+
+
+async def test_large_notional_goes_to_the_full_panel(engine: Lyra, bars: Bars) -> None:
+    decision = await decide_until_trade(TradingAIOrchestrator(engine), bars, notional=15_000)
+    assert decision.risk.premium_route
+    assert decision.final is not None and decision.final.panel == "trade"
+
+
+async def test_risk_rules_override_the_models(engine: Lyra, bars: Bars) -> None:
+    orchestrator = TradingAIOrchestrator(engine)
+    orchestrator.account = AccountState(equity_at_day_start=100_000, equity=94_000)  # 6 % down today
+    decision = await decide_until_trade(orchestrator, bars)
+    assert decision.action == "HOLD" and decision.notional_usd == 0
+    assert any("drawdown" in r for r in decision.risk.reasons)
+
+
+async def test_emergency_stop_closes_exposure(engine: Lyra, bars: Bars) -> None:
+    price = float(bars.frame["close"].iloc[-1])
+    account = AccountState(equity_at_day_start=100_000, equity=100_000,
+                           position=Position(units=10, entry_price=price * 1.05))
+    decision = await TradingAIOrchestrator(engine, account=account).decide("GOOGL", bars)
+    assert decision.action == "CLOSE" and decision.risk.notional_usd == pytest.approx(10 * price)
+
+
+async def test_a_model_can_only_shrink_a_position(engine: Lyra, bars: Bars, sim: Simulator) -> None:
+    orchestrator = TradingAIOrchestrator(engine)
+    big = orchestrator.rules.rule(signal="BUY", proposed_notional_usd=5_000, price=100, atr=1.0,
+                                  account=orchestrator.account, model_verdict="approve",
+                                  model_max_notional_usd=1_000_000)
+    assert big.notional_usd == 5_000
+    small = orchestrator.rules.rule(signal="BUY", proposed_notional_usd=5_000, price=100, atr=1.0,
+                                    account=orchestrator.account, model_verdict="reduce",
+                                    model_max_notional_usd=2_000)
+    assert (small.notional_usd, small.verdict) == (2_000, "reduce")
+    rejected = orchestrator.rules.rule(signal="BUY", proposed_notional_usd=5_000, price=100, atr=1.0,
+                                       account=orchestrator.account, model_verdict="reject")
+    assert rejected.action == "HOLD"
+    sized = orchestrator.rules.rule(signal="BUY", proposed_notional_usd=50_000, price=100, atr=5.0,
+                                    account=orchestrator.account)
+    assert sized.notional_usd == pytest.approx(10_000)  # 1 % of 100k at a 2-ATR stop of $10/unit
+
+
+async def test_failed_risk_stage_is_recorded_and_the_decision_stands_on_code(
+    engine: Lyra, bars: Bars, sim: Simulator
+) -> None:
+    for model in ("anthropic/claude-opus-4.8", "openai/gpt-4o", "google/gemini-2.5-pro"):
+        sim.add_fault(Fault(kind="server_error", model=model))
+    decision = await decide_until_trade(TradingAIOrchestrator(engine), bars)
+    risk = next(s for s in decision.stages if s.stage == "risk_assessment")
+    assert risk.status == "error" and decision.errors
+
+
+async def test_ledger_and_result_agree_to_the_micro_dollar(engine: Lyra, bars: Bars) -> None:
+    assert engine.ledger is not None
+    engine.ledger.flush()
+    before = engine.ledger.spend_between(0, 2**40).total_micros
+    decision = await decide_until_trade(TradingAIOrchestrator(engine), bars, notional=15_000)
+    engine.ledger.flush()
+    after = engine.ledger.spend_between(0, 2**40).total_micros
+    audited = sum(r.cost_micros for r in engine.ledger.audit.recent(1000))
+    assert audited == after - before
+    assert decision.cost_micros > 0
+
+
+async def test_audit_chain_detects_edits_and_deletions(engine: Lyra, bars: Bars, tmp_path: Path) -> None:
+    orchestrator = TradingAIOrchestrator(engine)
+    for t in bars.frame.index[-4:]:
+        await orchestrator.decide("GOOGL", bars, at=t)
+    assert engine.ledger is not None
+    audit = engine.ledger.audit
+    check = audit.verify()
+    assert check.ok and check.checked == 4
+    record = audit.get("2")
+    assert record is not None and record.payload["symbol"] == "GOOGL"
+    db = sqlite3.connect(tmp_path / "ledger.db")
+    db.execute("UPDATE lyra_decisions SET payload = replace(payload, 'GOOGL', 'AAPL') WHERE seq = 3")
+    db.commit()
+    edited = audit.verify()
+    assert not edited.ok and edited.first_broken_seq == 3 and "edited" in edited.reason
+    db.execute("UPDATE lyra_decisions SET payload = replace(payload, 'AAPL', 'GOOGL') WHERE seq = 3")
+    db.execute("DELETE FROM lyra_decisions WHERE seq = 2")
+    db.commit()
+    deleted = audit.verify()
+    assert not deleted.ok and deleted.first_broken_seq == 2 and "missing" in deleted.reason
