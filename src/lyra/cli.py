@@ -36,7 +36,7 @@ ConfigOption = Annotated[
 def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(SecretMaskFilter())
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(logging.Formatter("lyra: %(message)s"))
     root = logging.getLogger("lyra")
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO if verbose else logging.WARNING)
@@ -180,10 +180,12 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra import cli_budget, cli_trading
+    from lyra import cli_budget, cli_serve, cli_trading, tokens_cli
 
     cli_trading.register(app)
     cli_budget.register(app)
+    cli_serve.register(app)
+    tokens_cli.register(app)
 
 
 _register_commands()

@@ -105,7 +105,7 @@ class Lyra:
             base_url = self.simulator.base_url
             secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
                        for name in self.settings.keys}
-            log.warning("lyra: no OpenRouter key set; using the built-in simulator at %s", base_url)
+            log.warning("no OpenRouter key set; using the built-in simulator at %s", base_url)
         self.state = state = self._open_state()
         self.budget = budget = BudgetGovernor(self.settings, self.catalog, state)
         recorders: list[Recorder] = []

@@ -1,0 +1,94 @@
+"""`lyra serve`: the OpenAI-compatible gateway on uvicorn, with one or several worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lyra.catalog import load_catalog
+from lyra.config import load_config
+from lyra.errors import LyraError
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `serve` command to the `lyra` command line."""
+    app.command("serve")(serve)
+
+
+def serve(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml to use")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes; they share state only "
+                                                      "through the Redis and Postgres backends")] = 1,
+    access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr")] = False,
+    graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on shutdown")] = 30,
+) -> None:
+    """Serve the OpenAI-compatible gateway until SIGTERM or Ctrl-C (requests in flight finish)."""
+    import uvicorn
+
+    from lyra.service.app import ACCESS_LOG_ENV, CONFIG_ENV
+
+    try:  # fail here with one line rather than in every worker with a traceback
+        settings = load_config(config, catalog=load_catalog()).settings
+    except LyraError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not settings.clients:
+        typer.echo("warning: no [clients.*] in the config, so every request gets 401; "
+                   "`lyra token new NAME` makes one", err=True)
+    if host not in _LOOPBACK:
+        typer.echo(f"warning: listening on {host}, beyond this machine", err=True)
+    os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
+    os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
+    metrics_dir = _share_metrics(workers)
+    typer.echo(f"Lyra gateway on http://{host}:{port}/v1 ({workers} worker{'s' * (workers > 1)})", err=True)
+    try:
+        uvicorn.run("lyra.service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    access_log=False, log_config=log_config(verbose=access_log), lifespan="on",
+                    timeout_graceful_shutdown=graceful_timeout, server_header=False)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _share_metrics(workers: int) -> str | None:
+    """With several workers, let prometheus_client merge their counters through a temporary folder."""
+    if workers == 1 or os.environ.get(_MULTIPROC_ENV):
+        return None
+    folder = tempfile.mkdtemp(prefix="lyra-metrics-")
+    os.environ[_MULTIPROC_ENV] = folder
+    return folder
+
+
+def log_config(*, verbose: bool) -> dict[str, Any]:
+    """Logging for every worker: lyra and uvicorn to stderr, masked; access lines bare JSON."""
+    stderr = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "filters": ["mask"]}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask": {"()": "lyra.log.SecretMaskFilter"}},
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+                       "line": {"format": "%(message)s"}},
+        "handlers": {"stderr": {**stderr, "formatter": "plain"}, "access": {**stderr, "formatter": "line"}},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            "lyra": {"handlers": ["stderr"], "level": "INFO" if verbose else "WARNING", "propagate": False},
+            "lyra.service.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+        },
+    }
+
+
+if __name__ == "__main__":  # `python -m lyra.cli_serve ...`, the same command outside the `lyra` group
+    typer.run(serve)
+    sys.exit(0)

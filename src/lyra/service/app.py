@@ -1,0 +1,96 @@
+"""The gateway's ASGI app: an OpenAI-compatible API in front of one Lyra engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lyra.engine import Lyra
+from lyra.errors import LyraError
+from lyra.log import get_logger
+from lyra.metrics import Metrics
+from lyra.service import chat, health, models, usage
+from lyra.service.errors import ApiError, from_lyra_error
+from lyra.service.gateway import Gateway
+from lyra.service.middleware import ObserveRequests
+from lyra.service.options import ServiceOptions
+
+CONFIG_ENV = "LYRA_SERVE_CONFIG"
+ACCESS_LOG_ENV = "LYRA_SERVE_ACCESS_LOG"
+log = get_logger("lyra.service")
+
+ROUTES = [
+    Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+    Route("/v1/models", models.list_models, methods=["GET"]),
+    Route("/v1/usage", usage.usage, methods=["GET"]),
+    Route("/v1/budget", usage.budget, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+]
+
+
+def create_app(
+    lyra: Lyra, *, options: ServiceOptions | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    """An app serving `lyra`, which it starts on startup and closes (flushing the ledger) on shutdown."""
+    options = options or ServiceOptions()
+    metrics = metrics or Metrics()
+    lyra.add_recorder(metrics)
+    gateway = Gateway(lyra, metrics, options)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        middleware=[Middleware(ObserveRequests, metrics=metrics, log_requests=options.access_log)],
+        exception_handlers={ApiError: _api_error, LyraError: _lyra_error, HTTPException: _http_error,
+                            Exception: _unexpected},
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app each `lyra serve` worker builds: the config file named by LYRA_SERVE_CONFIG."""
+    path = os.environ.get(CONFIG_ENV) or None
+    options = ServiceOptions(access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+    return create_app(Lyra.from_config(path), options=options)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return exc.response()
+
+
+async def _lyra_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LyraError)
+    return from_lyra_error(exc).response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return ApiError(exc.status_code, message, code=codes.get(exc.status_code)).response()
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # The type only: an exception's text could carry request content, and never belongs to a client.
+    log.error("unexpected %s while serving %s %s", type(exc).__name__, request.method, request.url.path)
+    return ApiError(500, "internal error", type="server_error", code="internal_error").response()

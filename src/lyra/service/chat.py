@@ -1,0 +1,87 @@
+"""POST /v1/chat/completions: OpenAI's chat API, answered whole or streamed as SSE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from lyra.engine import CompletionStream
+from lyra.errors import LyraError
+from lyra.service.auth import Client
+from lyra.service.body import read_body
+from lyra.service.chat_render import ChunkWriter, chat_completion
+from lyra.service.chat_request import ChatCall, parse_chat
+from lyra.service.errors import from_lyra_error
+from lyra.service.gateway import Gateway, gateway_of
+from lyra.service.target import Target
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+async def chat_completions(request: Request) -> Response:
+    gateway = gateway_of(request)
+    client = await gateway.admit(request)
+    call = parse_chat(await read_body(request, gateway.options.max_body_bytes), gateway.options)
+    target = gateway.targets.resolve(call.model, client, call.max_tokens)
+    # The engine streams plain text only; structured or seeded requests are answered whole and
+    # sent as one chunk, so a streaming client still gets what it asked for.
+    if call.stream and call.response_format is None and call.seed is None and call.provider is None:
+        return await _stream(gateway, call, target, client)
+    completion = await gateway.lyra.complete(
+        messages=call.messages, task=target.task, tier=target.tier, model=target.model,
+        max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
+        provider=call.provider, seed=call.seed, client=client.name)
+    if call.stream:
+        writer = ChunkWriter(completion.model)
+        body = writer.text(completion.text) + writer.end(completion)
+        return Response(body, media_type="text/event-stream", headers=_SSE_HEADERS)
+    return Response(chat_completion(completion), media_type="application/json")
+
+
+async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Client) -> Response:
+    """Start the stream before answering, so a refusal or failure still gets its own status."""
+    stream = gateway.lyra.stream(
+        messages=call.messages, task=target.task, tier=target.tier, model=target.model,
+        max_tokens=call.max_tokens, temperature=call.temperature, client=client.name)
+    pieces = aiter(stream)
+    try:
+        first: str | None = await anext(pieces)
+    except StopAsyncIteration:
+        first = None
+    return _sse(_events(ChunkWriter(call.model), first, pieces, stream))
+
+
+async def _events(writer: ChunkWriter, first: str | None, pieces: AsyncIterator[str],
+                  stream: CompletionStream) -> AsyncIterator[bytes]:
+    try:
+        if first is not None:
+            yield writer.text(first)
+            async for piece in pieces:
+                yield writer.text(piece)
+        yield writer.end(stream.completion)
+    except LyraError as exc:
+        yield writer.error(from_lyra_error(exc).body())
+    finally:
+        # A client that hangs up cancels us here; closing the engine's stream settles its budget.
+        close = getattr(pieces, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class _EventStream(StreamingResponse):
+    """Closes its events when the client hangs up, so the engine settles the budget at once, not at GC."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+
+def _sse(events: AsyncIterator[bytes]) -> StreamingResponse:
+    return _EventStream(events, media_type="text/event-stream", headers=_SSE_HEADERS)

@@ -1,0 +1,88 @@
+"""Errors in OpenAI's body shape, and the mapping from Lyra's exception tree to HTTP statuses.
+
+Statuses: 400 bad request (param names the field), 401 missing or unknown token, 402 a budget
+cap refused the request (retrying will not help before the cap's day rolls over, and OpenAI's
+SDKs retry 429 but not 402), 403 a tier the client may not use, 404 no such route, 413 body too
+large, 429 rate limited (with Retry-After), 502 the upstream failed, 503 no model could serve the
+request in time or the engine is not ready, 504 an upstream timeout that cannot be retried.
+"""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+from starlette.responses import Response
+
+from lyra.errors import BudgetExceeded, ConfigError, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.log import mask_secrets
+
+
+class ApiError(Exception):
+    """An error the gateway answers with: status, OpenAI's type, the field at fault and a code."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.retry_after = retry_after
+
+    def body(self) -> dict[str, object]:
+        return {"error": {"message": mask_secrets(self.message), "type": self.type, "param": self.param,
+                          "code": self.code}}
+
+    def response(self) -> Response:
+        headers = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return Response(orjson.dumps(self.body()), status_code=self.status, headers=headers,
+                        media_type="application/json")
+
+
+def bad_request(param: str, message: str, *, code: str = "invalid_value") -> ApiError:
+    """400 naming the field at fault."""
+    return ApiError(400, message, param=param, code=code)
+
+
+def from_lyra_error(exc: LyraError) -> ApiError:
+    """The HTTP answer for an engine error; the message never carries a key (they never hold one)."""
+    if isinstance(exc, BudgetExceeded):
+        return ApiError(402, str(exc), type="insufficient_quota", code="budget_exceeded")
+    if isinstance(exc, RateLimited):
+        return ApiError(429, str(exc), type="rate_limit_error", code="rate_limited",
+                        retry_after=exc.retry_after or 1.0)
+    if isinstance(exc, UpstreamError):
+        return _from_upstream(exc)
+    if isinstance(exc, NoModelAvailable):
+        return ApiError(503, str(exc), type="service_unavailable", code="no_model_available")
+    if isinstance(exc, ConfigError):
+        return ApiError(400, str(exc), param="model", code="invalid_value")
+    return ApiError(500, "internal error", type="server_error", code="internal_error")
+
+
+def _from_upstream(exc: UpstreamError) -> ApiError:
+    message = f"upstream error ({exc.kind}, status {exc.status}): {exc}"
+    if exc.kind == "bad_request":
+        return ApiError(400, message, code="upstream_bad_request")
+    if exc.kind == "moderation":
+        return ApiError(400, message, code="content_filter")
+    if exc.kind == "timeout":
+        return ApiError(504, message, type="timeout_error", code="upstream_timeout")
+    if exc.kind in ("rate_limit", "rate_limit_daily"):
+        return ApiError(429, message, type="rate_limit_error", code="upstream_rate_limited",
+                        retry_after=exc.retry_after or 1.0)
+    return ApiError(502, message, type="upstream_error", code=f"upstream_{exc.kind}")

@@ -1,0 +1,59 @@
+"""The gateway's shared parts: the engine, metrics, client auth and limits, reached from each route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import cast
+
+from starlette.requests import Request
+
+from lyra.engine import Lyra
+from lyra.metrics import Metrics
+from lyra.service.auth import Client, ClientAuth
+from lyra.service.errors import ApiError
+from lyra.service.options import ServiceOptions
+from lyra.service.ratelimit import ClientRateLimit
+from lyra.service.target import Targets
+
+
+@dataclass(slots=True)
+class Gateway:
+    """One engine behind the HTTP routes; `ready` once the engine has started."""
+
+    lyra: Lyra
+    metrics: Metrics
+    options: ServiceOptions
+    auth: ClientAuth = field(init=False)
+    targets: Targets = field(init=False)
+    limiter: ClientRateLimit | None = None
+    ready: bool = False
+
+    def __post_init__(self) -> None:
+        self.auth = ClientAuth(self.lyra.settings.clients)
+        self.targets = Targets(self.lyra.settings, self.lyra.catalog)
+
+    async def start(self) -> None:
+        await self.lyra.start()
+        if self.lyra.state is None:
+            raise RuntimeError("the engine started without a state backend")
+        self.limiter = ClientRateLimit(self.lyra.state)
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Close the engine: its ledger commits every queued row before the process exits."""
+        self.ready = False
+        await self.lyra.aclose()
+
+    async def admit(self, request: Request) -> Client:
+        """The authenticated client of a request, within its rate limit; else 503, 401 or 429."""
+        if not self.ready or self.limiter is None:
+            raise ApiError(503, "the gateway is starting or stopping", type="service_unavailable",
+                           code="not_ready", retry_after=1.0)
+        client = self.auth.authenticate(request.headers.get("authorization"))
+        request.state.client = client.name  # for the access log
+        await self.limiter.admit(client)
+        return client
+
+
+def gateway_of(request: Request) -> Gateway:
+    return cast(Gateway, request.app.state.gateway)

@@ -1,0 +1,82 @@
+"""GET /v1/usage (ledger summaries) and GET /v1/budget (today's caps)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lyra.budget import CapLine
+from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
+from lyra.service.errors import ApiError, bad_request
+from lyra.service.gateway import gateway_of
+
+_SPAN = re.compile(r"^(\d+)([smhd])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_FLUSH_TIMEOUT_S = 2.0
+
+
+def parse_since(text: str, now: float) -> float:
+    """`7d`, `24h`, `30m`, `90s`, a date (2024-05-01, UTC) or an ISO time, as epoch seconds."""
+    if match := _SPAN.match(text):
+        return now - int(match[1]) * _UNIT_S[match[2]]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise bad_request("since", f"since: {text!r} is neither a span like 7d, 24h, 30m nor an ISO date") \
+            from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+async def usage(request: Request) -> Response:
+    gateway = gateway_of(request)
+    await gateway.admit(request)
+    ledger = gateway.lyra.ledger
+    if ledger is None:
+        raise ApiError(503, "usage needs the ledger, which is disabled ([ledger] enabled = false)",
+                       type="service_unavailable", code="ledger_disabled")
+    by = request.query_params.get("by", "model")
+    if by not in SUMMARY_DIMENSIONS:
+        raise bad_request("by", f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
+    since = parse_since(request.query_params.get("since", "1d"), time.time())
+    lines = await asyncio.to_thread(_summary, ledger, since, by)
+    for line in lines:
+        cost = line["cost_micros"]
+        line["cost_usd"] = cost / 1_000_000 if isinstance(cost, int) else None
+    return _json({"object": "usage", "since": since, "by": by, "data": lines})
+
+
+def _summary(ledger: Ledger, since: float, by: str) -> list[dict[str, object]]:
+    """Commit queued rows first, so the answer includes the requests just made."""
+    with contextlib.suppress(TimeoutError):  # a slow database: answer with what is committed
+        ledger.flush(_FLUSH_TIMEOUT_S)
+    return ledger.summary(since_ts=since, by=by)
+
+
+async def budget(request: Request) -> Response:
+    gateway = gateway_of(request)
+    client = await gateway.admit(request)
+    governor = gateway.lyra.budget
+    if governor is None:
+        raise ApiError(503, "the engine is not started", type="service_unavailable", code="not_ready")
+    caps = await governor.snapshot()
+    mine = next((cap for cap in caps if cap.name == f"client:{client.name}"), None)
+    return _json({"object": "budget", "day": governor.day(), "client": _cap(mine) if mine else None,
+                  "caps": [_cap(cap) for cap in caps]})
+
+
+def _cap(cap: CapLine) -> dict[str, Any]:
+    scale = 1e-6 if cap.unit == "usd" else 1
+    return {"name": cap.name, "unit": cap.unit, "limit": cap.limit * scale, "spent": cap.committed * scale,
+            "reserved": cap.reserved * scale, "remaining": cap.remaining * scale}
+
+
+def _json(payload: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(payload), media_type="application/json")
