@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from lyra import Lyra
 from lyra.simulator import Simulator, SimulatorOptions
-from support import engine_env, fast_config_text
+from support import engine_env, fast_config_text, service_missing
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +43,32 @@ def config_path(tmp_path: Path) -> Callable[..., Path]:
 async def lyra(sim: Simulator, config_path: Callable[..., Path]) -> AsyncIterator[Lyra]:
     async with Lyra.from_config(config_path(), environ=engine_env(sim)) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """LYRA_TEST_REDIS_URL (default redis://127.0.0.1:6379/0), once it answers PING."""
+    url = os.environ.get("LYRA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        service_missing(f"Redis is not reachable at {url} (set LYRA_TEST_REDIS_URL): {exc}")
+    return url
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test alone; its keys are deleted afterwards."""
+    prefix = f"lyra-test:{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+
+import pytest
 
 from lyra.config import example_config_text
 from lyra.simulator import Simulator
@@ -51,3 +54,10 @@ def budget_config_text(*, daily: float, reserve: float = 0.0, low: float = 0.0,
                               text, count=1)
         assert found, tier
     return text
+
+
+def service_missing(reason: str) -> None:
+    """Skip, or fail when CI says the service must be there (LYRA_REQUIRE_SERVICES=1)."""
+    if os.environ.get("LYRA_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} (LYRA_REQUIRE_SERVICES=1, so this fails instead of skipping)", pytrace=False)
+    pytest.skip(reason)

@@ -16,12 +16,9 @@ import signal
 import sqlite3
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from budget_worker import ALL_PREMIUM, burst
 from lyra import Lyra
@@ -36,45 +33,6 @@ CAP = 1_000_000  # $1.00 a day, in micro-dollars
 PROCESSES = 3
 REQUESTS_PER_PROCESS = 350
 CHILD_TIMEOUT_S = 60
-
-
-# --- services (the pattern of tests/state/conftest.py) ---------------------------------------
-
-
-def _service_missing(reason: str) -> None:
-    """Skip, or fail when CI says the service must be there (LYRA_REQUIRE_SERVICES=1)."""
-    if os.environ.get("LYRA_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (LYRA_REQUIRE_SERVICES=1, so this fails instead of skipping)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """LYRA_TEST_REDIS_URL (default redis://127.0.0.1:6379/0), once it answers PING."""
-    url = os.environ.get("LYRA_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError) as exc:
-        _service_missing(f"Redis is not reachable at {url} (set LYRA_TEST_REDIS_URL): {exc}")
-    return url
-
-
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test alone; its keys are deleted afterwards."""
-    prefix = f"lyra-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # --- helpers ---------------------------------------------------------------------------------

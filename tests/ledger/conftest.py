@@ -18,14 +18,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from lyra.ledger import Ledger
+from support import service_missing
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _service_absent(reason: str) -> None:
-    if os.environ.get("LYRA_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (LYRA_REQUIRE_SERVICES=1, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
 
 
 def _libpq_url(url: str) -> str:
@@ -56,7 +51,7 @@ def _postgres_server() -> str | None:
 def postgres_url(_postgres_server: str | None) -> Iterator[str]:
     """A postgresql:// URL whose connections use a fresh schema, dropped after the test."""
     if _postgres_server is not None:
-        _service_absent(_postgres_server)
+        service_missing(_postgres_server)
     import psycopg
     from psycopg import sql
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import openai
 import psycopg
 import pytest
-import redis
 from gateway_support import DESK_TOKEN, gateway_config_text, running
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -18,7 +17,7 @@ from sqlalchemy.engine import make_url
 from lyra import Lyra
 from lyra.service import create_app
 from lyra.simulator import Simulator
-from support import engine_env
+from support import engine_env, service_missing
 
 
 @pytest.fixture
@@ -52,42 +51,6 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
-def _service_missing(reason: str) -> None:
-    """Skip, or fail when CI says the service must be there (LYRA_REQUIRE_SERVICES=1)."""
-    if os.environ.get("LYRA_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (LYRA_REQUIRE_SERVICES=1, so this fails instead of skipping)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def redis_url() -> str:
-    """LYRA_TEST_REDIS_URL (default redis://127.0.0.1:6379/0), once it answers PING."""
-    url = os.environ.get("LYRA_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError) as exc:
-        _service_missing(f"Redis is not reachable at {url} (set LYRA_TEST_REDIS_URL): {exc}")
-    return url
-
-
-@pytest.fixture
-def redis_prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test alone; its keys are deleted afterwards."""
-    prefix = f"lyra-test:{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A postgresql:// URL whose connections use a fresh schema, dropped after the test."""
@@ -97,7 +60,7 @@ def postgres_url() -> Iterator[str]:
         admin = psycopg.connect(libpq, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         shown = make_url(base).render_as_string(hide_password=True)
-        _service_missing(f"Postgres at {shown} is not reachable (set LYRA_TEST_POSTGRES_URL): {exc}")
+        service_missing(f"Postgres at {shown} is not reachable (set LYRA_TEST_POSTGRES_URL): {exc}")
     schema = f"lyra_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
     with admin:
         admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
