@@ -24,7 +24,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 sim_app = typer.Typer(no_args_is_help=True, help="The built-in OpenRouter simulator.")
 app.add_typer(sim_app, name="sim")
 
-console = Console()
+# Piped output (logs, CI) gets a wide table instead of one truncated to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 T = TypeVar("T")
 

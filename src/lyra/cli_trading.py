@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,8 @@ from rich.table import Table
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
-console = Console()
+# Piped output (logs, CI) gets a wide table instead of one truncated to 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 audit_app = typer.Typer(no_args_is_help=True, help="The decision audit trail.")
 
