@@ -52,6 +52,17 @@ async def hammer(
     return sum(counts)
 
 
+async def watch(backend: StateBackend, limit: int, stop: asyncio.Event) -> int:
+    """Sample the cap until told to stop; committed + reserved must never pass the limit."""
+    samples = 0
+    while not stop.is_set():
+        usage = (await backend.usage([CAP]))[CAP]
+        assert usage.committed + usage.reserved <= limit, usage
+        samples += 1
+        await asyncio.sleep(0.001)
+    return samples
+
+
 async def _main(argv: list[str]) -> None:
     kind, target, limit, worst, tasks, seed = argv
     backend: StateBackend

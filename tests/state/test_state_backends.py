@@ -22,6 +22,7 @@ from lyra.state import (
     StateBackend,
     open_backend,
 )
+from lyra.state.base import EXPIRED_KEEP_S
 from lyra.state.redis import CAP_KEEP_S
 
 
@@ -66,6 +67,67 @@ async def test_memory_forgets_committed_and_released_holds_when_their_time_comes
     await backend.usage(["a"])
     assert backend._expiries == [] and backend._held == {}
     assert (await backend.usage(["a"]))["a"] == CapUsage(0, 0)
+
+
+async def test_memory_forgets_expired_records_after_the_keep_time() -> None:
+    clock = FakeClock()
+    backend = MemoryBackend(clock=clock, expired_keep_s=10)
+    dead, kept = rid(), rid()
+    assert await backend.reserve(dead, [Charge("a", 100, 30)], ttl_s=5) is None
+    clock.now += 3
+    assert await backend.reserve(kept, [Charge("a", 100, 20)], ttl_s=5) is None
+    clock.now += 3
+    assert (await backend.usage(["a"]))["a"] == CapUsage(30, 20)
+    assert set(backend._expired) == {dead}
+    clock.now += 7  # dead expired 8 s ago: still on record; kept expired 5 s ago
+    assert (await backend.usage(["a"]))["a"] == CapUsage(50, 0)
+    assert set(backend._expired) == {dead, kept}
+    clock.now += 3  # dead is forgotten (13 s after its expiry), kept is not
+    await backend.usage(["a"])
+    assert set(backend._expired) == {kept}
+    await backend.release(kept)
+    clock.now += 10
+    await backend.usage(["a"])
+    assert backend._expired == {} and not backend._forget and backend._held == {}
+    # Forgotten: a late commit counts the actual in full (never less than was spent), and the id is free.
+    await backend.commit(dead, {"a": 10})
+    assert (await backend.usage(["a"]))["a"] == CapUsage(40, 0)
+    assert await backend.reserve(dead, [Charge("a", 100, 10)], ttl_s=5) is None
+
+
+async def test_sqlite_forgets_expired_records_after_the_keep_time(tmp_path: Path) -> None:
+    clock = FakeClock()
+    backend = SqliteBackend(tmp_path / "k.db", clock=clock, expired_keep_s=10)
+    try:
+        dead = rid()
+        assert await backend.reserve(dead, [Charge("a", 100, 30)], ttl_s=5) is None
+        clock.now += 6
+        assert (await backend.usage(["a"]))["a"] == CapUsage(30, 0)
+        count = "SELECT count(*) FROM expired"
+        assert backend._db.execute(count).fetchone() == (1,)
+        clock.now += 10
+        await backend.usage(["a"])
+        assert backend._db.execute(count).fetchone() == (0,)
+        await backend.commit(dead, {"a": 10})
+        assert (await backend.usage(["a"]))["a"] == CapUsage(40, 0)
+    finally:
+        await backend.close()
+
+
+async def test_redis_forgets_expired_records_after_the_keep_time(redis_url: str, redis_prefix: str) -> None:
+    backend = RedisBackend(redis_url, prefix=redis_prefix, expired_keep_s=0.3)
+    try:
+        dead = rid()
+        assert await backend.reserve(dead, [Charge("a", 100, 30)], ttl_s=0.2) is None
+        await asyncio.sleep(0.3)
+        assert (await backend.usage(["a"]))["a"] == CapUsage(30, 0)
+        assert await backend._redis.exists(f"{redis_prefix}r:{dead}") == 1
+        await asyncio.sleep(0.4)
+        assert await backend._redis.exists(f"{redis_prefix}r:{dead}") == 0
+        await backend.commit(dead, {"a": 10})
+        assert (await backend.usage(["a"]))["a"] == CapUsage(40, 0)
+    finally:
+        await backend.close()
 
 
 async def test_sqlite_instances_on_one_file_share_state(tmp_path: Path) -> None:
@@ -128,7 +190,8 @@ async def test_redis_keys_live_under_the_prefix_and_expire(redis_url: str, redis
     assert set(ttls) == {"c:day:2025-01-02", "z:day:2025-01-02", f"r:{reservation}", "b:rpm"}
     assert CAP_KEEP_S - 5 <= ttls["c:day:2025-01-02"] <= CAP_KEEP_S
     assert CAP_KEEP_S - 5 <= ttls["z:day:2025-01-02"] <= CAP_KEEP_S
-    assert 30 <= ttls[f"r:{reservation}"] <= 30 + 60
+    # A reservation's record outlives its ttl by the keep time, for a late settle after expiry.
+    assert 30 + EXPIRED_KEEP_S - 5 <= ttls[f"r:{reservation}"] <= 30 + EXPIRED_KEEP_S
     assert 0 < ttls["b:rpm"] <= 4 + 60  # a full bucket is the same as none
 
 

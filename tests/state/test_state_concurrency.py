@@ -6,23 +6,12 @@ import asyncio
 import sys
 from pathlib import Path
 
-from state_hammer import CAP, hammer
+from state_hammer import CAP, hammer, watch
 from state_helpers import Harness
 
 from lyra.state import StateBackend
 
 HAMMER = Path(__file__).with_name("state_hammer.py")
-
-
-async def watch(backend: StateBackend, limit: int, stop: asyncio.Event) -> int:
-    """Sample the cap until told to stop; committed + reserved must never pass the limit."""
-    samples = 0
-    while not stop.is_set():
-        usage = (await backend.usage([CAP]))[CAP]
-        assert usage.committed + usage.reserved <= limit, usage
-        samples += 1
-        await asyncio.sleep(0.001)
-    return samples
 
 
 async def test_a_thousand_concurrent_tasks_never_pass_the_cap(harness: Harness) -> None:

@@ -107,12 +107,19 @@ async def test_empty_requests_are_harmless(backend: StateBackend) -> None:
     assert await backend.usage([]) == {}
 
 
-async def test_reusing_a_held_reservation_id_is_an_error(backend: StateBackend) -> None:
-    reservation = rid()
+async def test_reusing_a_held_reservation_id_is_an_error(harness: Harness) -> None:
+    backend = harness.backend
+    reservation, dead = rid(), rid()
     assert await backend.reserve(reservation, [Charge("a", 100, 10)], ttl_s=60) is None
     with pytest.raises(ValueError, match="already held"):
         await backend.reserve(reservation, [Charge("a", 100, 10)], ttl_s=60)
     assert (await backend.usage(["a"]))["a"] == CapUsage(0, 10)
+    # An expired reservation is still on record, waiting for a late settle: its id is still taken.
+    assert await backend.reserve(dead, [Charge("b", 100, 10)], ttl_s=0.2) is None
+    await harness.advance(0.3)
+    with pytest.raises(ValueError, match="already held"):
+        await backend.reserve(dead, [Charge("b", 100, 10)], ttl_s=60)
+    assert (await backend.usage(["b"]))["b"] == CapUsage(10, 0)
 
 
 async def test_negative_amounts_are_refused(backend: StateBackend) -> None:
@@ -123,18 +130,55 @@ async def test_negative_amounts_are_refused(backend: StateBackend) -> None:
     assert (await backend.usage(["a"]))["a"] == CapUsage(0, 0)
 
 
-async def test_expired_reservations_are_purged(harness: Harness) -> None:
+async def test_an_expired_hold_counts_as_committed(harness: Harness) -> None:
     backend = harness.backend
     dead = rid()
     assert await backend.reserve(dead, [Charge("day", 100, 80), Charge("key", 100, 10)], ttl_s=0.2) is None
     assert await backend.reserve(rid(), [Charge("day", 100, 30)], ttl_s=60) is not None
     await harness.advance(0.3)
-    # The holder died: its hold no longer counts, and the cap can be used again.
-    assert await backend.reserve(rid(), [Charge("day", 100, 30)], ttl_s=60) is None
-    assert await backend.usage(["day", "key"]) == {"day": CapUsage(0, 30), "key": CapUsage(0, 0)}
-    # A late commit of the dead reservation still counts its money, and frees nothing twice.
-    await backend.commit(dead, {"day": 40})
-    assert (await backend.usage(["day"]))["day"] == CapUsage(committed=40, reserved=30)
+    # The holder died, maybe after its call was served and billed: its hold is spent, not freed.
+    assert await backend.usage(["day", "key"]) == {"day": CapUsage(80, 0), "key": CapUsage(10, 0)}
+    refusal = await backend.reserve(rid(), [Charge("day", 100, 30)], ttl_s=60)
+    assert refusal == Refusal(cap="day", limit=100, used=80, amount=30)
+    assert await backend.reserve(rid(), [Charge("day", 100, 20)], ttl_s=60) is None
+    assert (await backend.usage(["day"]))["day"] == CapUsage(80, 20)
+
+
+async def test_a_late_commit_corrects_the_expired_hold_to_the_actual(harness: Harness) -> None:
+    backend = harness.backend
+    dead = rid()
+    charges = [Charge("day", 100, 80), Charge("key", 100, 10), Charge("tokens", 1_000, 500)]
+    assert await backend.reserve(dead, charges, ttl_s=0.2) is None
+    await harness.advance(0.3)
+    # Another caller's reserve expires the dead hold into committed on "day".
+    assert await backend.reserve(rid(), [Charge("day", 100, 20)], ttl_s=60) is None
+    assert (await backend.usage(["day"]))["day"] == CapUsage(80, 20)
+    # "key" is missing from actual (0), "tokens" came out above the hold, "extra" was never held.
+    await backend.commit(dead, {"day": 40, "tokens": 600, "extra": 5})
+    assert await backend.usage(["day", "key", "tokens", "extra"]) == {
+        "day": CapUsage(40, 20),
+        "key": CapUsage(0, 0),
+        "tokens": CapUsage(600, 0),
+        "extra": CapUsage(5, 0),
+    }
+    # What the correction gave back can be reserved again, and no more.
+    assert await backend.reserve(rid(), [Charge("day", 100, 40)], ttl_s=60) is None
+    assert await backend.reserve(rid(), [Charge("day", 100, 1)], ttl_s=60) is not None
+
+
+async def test_a_late_release_refunds_the_expired_hold(harness: Harness) -> None:
+    backend = harness.backend
+    dead = rid()
+    assert await backend.reserve(dead, [Charge("day", 100, 80), Charge("key", 100, 10)], ttl_s=0.2) is None
+    await backend.commit(rid(), {"day": 5})
+    await harness.advance(0.3)
+    assert await backend.usage(["day", "key"]) == {"day": CapUsage(85, 0), "key": CapUsage(10, 0)}
+    # The attempt failed after all: nothing was spent, so the provisional charge goes.
+    await backend.release(dead)
+    assert await backend.usage(["day", "key"]) == {"day": CapUsage(5, 0), "key": CapUsage(0, 0)}
+    await backend.release(dead)  # settled already: nothing happens
+    assert (await backend.usage(["day"]))["day"] == CapUsage(5, 0)
+    assert await backend.reserve(rid(), [Charge("day", 100, 95)], ttl_s=60) is None
 
 
 async def test_commit_after_expiry_before_any_purge_frees_once(harness: Harness) -> None:
@@ -143,18 +187,43 @@ async def test_commit_after_expiry_before_any_purge_frees_once(harness: Harness)
     assert await backend.reserve(late, [Charge("day", 100, 80)], ttl_s=0.2) is None
     await harness.advance(0.3)
     await backend.commit(late, {"day": 50})
-    # The next reserve purges expired holds on "day": the committed one must not be freed again.
+    # The next reserve expires past holds on "day": the settled one must not be charged again.
     assert await backend.reserve(rid(), [Charge("day", 100, 50)], ttl_s=60) is None
     assert (await backend.usage(["day"]))["day"] == CapUsage(committed=50, reserved=50)
     assert await backend.reserve(rid(), [Charge("day", 100, 1)], ttl_s=60) is not None
 
 
-async def test_usage_counts_live_reservations_only(harness: Harness) -> None:
+async def test_release_after_expiry_before_any_purge_charges_nothing(harness: Harness) -> None:
+    backend = harness.backend
+    late = rid()
+    assert await backend.reserve(late, [Charge("day", 100, 80)], ttl_s=0.2) is None
+    await harness.advance(0.3)
+    await backend.release(late)
+    assert (await backend.usage(["day"]))["day"] == CapUsage(0, 0)
+    assert await backend.reserve(rid(), [Charge("day", 100, 100)], ttl_s=60) is None
+
+
+async def test_a_late_settle_is_exact_when_only_some_caps_saw_the_expiry(harness: Harness) -> None:
+    backend = harness.backend
+    committed, released = rid(), rid()
+    for reservation in (committed, released):
+        assert (
+            await backend.reserve(reservation, [Charge("a", 100, 30), Charge("b", 100, 30)], ttl_s=0.2)
+            is None
+        )
+    await harness.advance(0.3)
+    assert (await backend.usage(["a"]))["a"] == CapUsage(60, 0)  # only "a" is looked at
+    await backend.commit(committed, {"a": 7, "b": 9})
+    await backend.release(released)
+    assert await backend.usage(["a", "b"]) == {"a": CapUsage(7, 0), "b": CapUsage(9, 0)}
+
+
+async def test_usage_counts_expired_holds_as_committed(harness: Harness) -> None:
     backend = harness.backend
     assert await backend.reserve(rid(), [Charge("a", 100, 10)], ttl_s=0.2) is None
     assert await backend.reserve(rid(), [Charge("a", 100, 20)], ttl_s=60) is None
     await harness.advance(0.3)
-    assert (await backend.usage(["a"]))["a"] == CapUsage(0, 20)
+    assert (await backend.usage(["a"]))["a"] == CapUsage(10, 20)
 
 
 async def test_seed_committed_takes_the_max(backend: StateBackend) -> None:

@@ -6,6 +6,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+# How long the record of an expired reservation (its id and held amounts) is kept, so that a late
+# commit or release can correct the provisional charge its expiry made. After that, a commit of
+# the id counts its `actual` in full (over-counting, never under-counting) and a release does nothing.
+EXPIRED_KEEP_S = 24 * 3600.0
+
 
 @dataclass(frozen=True, slots=True)
 class Charge:
@@ -28,7 +33,11 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class CapUsage:
-    """Committed spend and outstanding reservations on one cap."""
+    """Committed spend and outstanding reservations on one cap.
+
+    `committed` includes the held amounts of expired reservations (provisionally spent at their
+    worst case); `reserved` counts live reservations only.
+    """
 
     committed: int = 0
     reserved: int = 0
@@ -39,6 +48,13 @@ class StateBackend(ABC):
 
     Every method is atomic with respect to every other caller of the same backend: in one
     process (memory), across processes on one host (sqlite) or across hosts (redis).
+
+    A reservation whose ttl passes before its holder commits or releases it EXPIRES: the holder
+    may have died after the upstream call was served and billed, so its held amount on each cap
+    moves into committed (spent at the worst case) rather than being freed. A cap is never
+    exceeded by spending that money again. Its record (id -> held amounts) is kept for
+    EXPIRED_KEEP_S, so that a late settle corrects the provisional charge: a late commit moves
+    committed by actual - held on each cap, a late release takes held back out.
     """
 
     name: str = "abstract"
@@ -47,25 +63,37 @@ class StateBackend(ABC):
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
         """All or nothing: hold every charge, or none and say which cap refused.
 
-        First drops reservations on these caps whose ttl has passed (their holder died).
-        A charge fits when committed + reserved + amount <= limit.
+        First expires reservations on these caps whose ttl has passed (their holder died or
+        hangs): their holds move from reserved to committed. A charge fits when
+        committed + reserved + amount <= limit. An id that is live, or expired and still
+        recorded, cannot be reserved again (ValueError).
         """
 
     @abstractmethod
     async def commit(self, reservation_id: str, actual: Mapping[str, int]) -> None:
         """Replace the reservation by what was really spent: actual[cap] joins committed.
 
-        Caps of the reservation that are missing from `actual` get 0. Caps in `actual` are
-        committed even if the reservation already expired: money spent is never dropped.
+        Caps of the reservation that are missing from `actual` get 0. If the reservation already
+        expired into committed, committed moves by actual - held on each of its caps, so that it
+        ends at the actual and nothing is counted twice. If the id is unknown (never held, already
+        settled, or expired and its record forgotten), `actual` is added in full: money spent is
+        never dropped.
         """
 
     @abstractmethod
     async def release(self, reservation_id: str) -> None:
-        """Drop a reservation without spending anything (the attempt failed)."""
+        """Drop a reservation without spending anything (the attempt failed).
+
+        A live reservation frees its holds. One that already expired into committed takes its held
+        amounts back out of committed (they were not spent after all). An unknown id is ignored.
+        """
 
     @abstractmethod
     async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
-        """Committed and reserved amounts of each cap (live reservations only)."""
+        """Committed (with expired holds) and reserved (live holds only) amounts of each cap.
+
+        Expires reservations on these caps whose ttl has passed first, as reserve does.
+        """
 
     @abstractmethod
     async def seed_committed(self, values: Mapping[str, int]) -> None:

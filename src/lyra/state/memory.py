@@ -5,9 +5,10 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
-from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 
 
 def merge_charges(charges: Sequence[Charge]) -> dict[str, tuple[int, int]]:
@@ -53,37 +54,62 @@ class MemoryBackend(StateBackend):
 
     Each method runs to completion without awaiting, so on one event loop every call is atomic.
     Expired reservations are found through a heap of expiry times, so a call costs O(charges)
-    plus the (amortised) cost of the reservations that actually expired.
+    plus the (amortised) cost of the reservations that actually expired. Their holds move to
+    committed, and their records stay `expired_keep_s` for a late settle, forgotten in the order
+    they expired.
     """
 
     name = "memory"
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, expired_keep_s: float = EXPIRED_KEEP_S
+    ) -> None:
         self._clock = clock
+        self._keep = expired_keep_s
         self._committed: dict[str, int] = {}
         self._reserved: dict[str, int] = {}
         self._held: dict[str, tuple[float, dict[str, int]]] = {}
         # Entries of committed or released reservations stay here until their time comes;
         # checking them against _held then is cheaper than removing them from the heap.
         self._expiries: list[tuple[float, str]] = []
+        # Expired reservations: id -> (forget at, holds now counted in committed). The deque lists
+        # them in expiry order, so forget times only grow along it; settled ones are skipped.
+        self._expired: dict[str, tuple[float, dict[str, int]]] = {}
+        self._forget: deque[tuple[float, str]] = deque()
         self._buckets: dict[str, tuple[float, float]] = {}
 
     def _purge(self, now: float) -> None:
-        heap, held, reserved = self._expiries, self._held, self._reserved
+        heap, held, reserved, committed = self._expiries, self._held, self._reserved, self._committed
+        expired, forget = self._expired, self._forget
+        while forget and forget[0][0] <= now:
+            forget_at, reservation_id = forget.popleft()
+            record = expired.get(reservation_id)
+            if record is not None and record[0] == forget_at:
+                del expired[reservation_id]
         while heap and heap[0][0] <= now:
             expires_at, reservation_id = heapq.heappop(heap)
             entry = held.get(reservation_id)
             if entry is not None and entry[0] == expires_at:
+                # The holder may have been served and billed before it died: count the hold as spent.
                 del held[reservation_id]
                 for cap, amount in entry[1].items():
                     reserved[cap] -= amount
+                    committed[cap] = committed.get(cap, 0) + amount
+                forget_at = max(expires_at + self._keep, forget[-1][0] if forget else -math.inf)
+                expired[reservation_id] = (forget_at, entry[1])
+                forget.append((forget_at, reservation_id))
+
+    def _due(self, now: float) -> bool:
+        return bool(self._expiries and self._expiries[0][0] <= now) or bool(
+            self._forget and self._forget[0][0] <= now
+        )
 
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
         """All or nothing: hold every charge, or none and say which cap refused."""
         now = self._clock()
-        if self._expiries and self._expiries[0][0] <= now:
+        if self._due(now):
             self._purge(now)
-        if reservation_id in self._held:
+        if reservation_id in self._held or reservation_id in self._expired:
             raise ValueError(f"reservation {reservation_id!r} is already held")
         merged = merge_charges(charges)
         committed, reserved = self._committed, self._reserved
@@ -113,14 +139,21 @@ class MemoryBackend(StateBackend):
         self._drop(reservation_id)
 
     def _drop(self, reservation_id: str) -> None:
+        """Undo a reservation's holds: from reserved if live, from committed if it expired."""
         entry = self._held.pop(reservation_id, None)
         if entry is not None:
             reserved = self._reserved
             for cap, amount in entry[1].items():
                 reserved[cap] -= amount
+            return
+        record = self._expired.pop(reservation_id, None)
+        if record is not None:
+            committed = self._committed
+            for cap, amount in record[1].items():
+                committed[cap] -= amount
 
     async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
-        """Committed and reserved amounts of each cap (live reservations only)."""
+        """Committed (with expired holds) and reserved (live holds only) amounts of each cap."""
         self._purge(self._clock())
         return {
             cap: CapUsage(committed=self._committed.get(cap, 0), reserved=self._reserved.get(cap, 0))

@@ -3,8 +3,11 @@
 Keys, all under the prefix:
   c:<cap>   hash {committed, reserved}: reserved is the sum of the members of z:<cap>
   z:<cap>   sorted set of "<reservation id>:<amount>" scored by expiry time, so that expired
-            reservations can be dropped, and their amounts freed, from the cap alone
-  r:<id>    hash {cap: amount} of one reservation, for commit and release
+            reservations can be found, and their amounts moved from reserved to committed (spent
+            at the worst case: their holder may have died after being billed), from the cap alone
+  r:<id>    hash {cap: amount} of one reservation, for commit and release; it outlives the ttl
+            by the keep time, so that a late settle of an expired reservation can correct it:
+            on each cap, a member still in z:<cap> is live, a missing one has expired
   b:<name>  hash {tokens, ts} of one token bucket
 Scripts read the server's TIME, so hosts whose clocks disagree still agree on expiry and refill.
 Cap keys expire 3 days after their last write, so that old budget days do not pile up.
@@ -19,13 +22,13 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import ResponseError
 
-from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import check_actual, merge_charges
 
 CAP_KEEP_S = 3 * 24 * 3600
-# A reservation's own hash outlives its ttl a little so a late commit still finds and frees its
-# amounts; correctness never depends on it, since z:<cap> alone frees expired amounts.
-_RESERVATION_SLACK_MS = 60_000
+# A reservation's own hash r:<id> outlives its ttl by the keep time (EXPIRED_KEEP_S by default) so
+# that a late settle finds its amounts; the cap never depends on it, since z:<cap> alone moves
+# expired amounts to committed. Once it is gone, a late commit counts its actual in full.
 _HELD = "lyra: reservation already held"
 
 _NOW = """
@@ -33,31 +36,37 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# Drops the expired members of z:<cap> and frees their amounts in c:<cap>.
+# Drops the expired members of z:<cap> and moves their amounts from reserved to committed in c:<cap>.
 _PURGE = """
 local function purge(ckey, zkey, now)
   local expired = redis.call('ZRANGEBYSCORE', zkey, '-inf', now)
   if #expired > 0 then
-    local freed = 0
+    local moved = 0
     for _, member in ipairs(expired) do
-      freed = freed + tonumber(string.match(member, ':(%d+)$'))
+      moved = moved + tonumber(string.match(member, ':(%d+)$'))
     end
     redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now)
-    if freed > 0 then
-      redis.call('HINCRBY', ckey, 'reserved', -freed)
+    if moved > 0 then
+      redis.call('HINCRBY', ckey, 'reserved', -moved)
+      redis.call('HINCRBY', ckey, 'committed', moved)
     end
   end
 end
 """
 
-# Frees each amount of a reservation still in its cap's sorted set (not yet purged), then forgets it.
+# Undoes each hold of a reservation, then forgets it: a hold still in its cap's sorted set is live
+# (even past its ttl) and leaves reserved; one already purged expired into committed and leaves that.
 _DROP = """
 local function drop(prefix, rkey, rid)
   local held = redis.call('HGETALL', rkey)
   for i = 1, #held, 2 do
     local cap, amount = held[i], held[i + 1]
-    if redis.call('ZREM', prefix .. 'z:' .. cap, rid .. ':' .. amount) == 1 and amount ~= '0' then
-      redis.call('HINCRBY', prefix .. 'c:' .. cap, 'reserved', -tonumber(amount))
+    local field = 'committed'
+    if redis.call('ZREM', prefix .. 'z:' .. cap, rid .. ':' .. amount) == 1 then
+      field = 'reserved'
+    end
+    if amount ~= '0' then
+      redis.call('HINCRBY', prefix .. 'c:' .. cap, field, -tonumber(amount))
     end
   end
   redis.call('DEL', rkey)
@@ -65,7 +74,7 @@ end
 """
 
 # KEYS: c:<cap>, z:<cap> for each cap, then r:<id>.
-# ARGV: id, ttl in seconds, ttl of r:<id> in ms, cap key lifetime, then cap, limit, amount per cap.
+# ARGV: id, ttl in seconds, lifetime of r:<id> in ms, cap key lifetime, then cap, limit, amount per cap.
 # Returns nil when every charge is held, else {index of the refusing cap (1-based), used}.
 _RESERVE = _NOW + _PURGE + """
 local n = (#KEYS - 1) / 2
@@ -172,9 +181,16 @@ class RedisBackend(StateBackend):
     name = "redis"
 
     def __init__(
-        self, url: str, *, prefix: str = "lyra:", max_connections: int = 64, socket_timeout_s: float = 5.0
+        self,
+        url: str,
+        *,
+        prefix: str = "lyra:",
+        max_connections: int = 64,
+        socket_timeout_s: float = 5.0,
+        expired_keep_s: float = EXPIRED_KEEP_S,
     ) -> None:
         self.prefix = prefix
+        self._keep_ms = math.ceil(expired_keep_s * 1000)
         # A bounded pool that waits for a free connection: a burst of a thousand concurrent
         # requests must not open a thousand sockets. No retry policy, on purpose: a script whose
         # reply was lost may have run, and running a commit twice would count its money twice.
@@ -201,7 +217,7 @@ class RedisBackend(StateBackend):
         """All or nothing: hold every charge, or none and say which cap refused."""
         merged = merge_charges(charges)
         keys: list[str] = []
-        held_ms = math.ceil(ttl_s * 1000) + _RESERVATION_SLACK_MS
+        held_ms = math.ceil(ttl_s * 1000) + self._keep_ms
         args: list[Any] = [reservation_id, repr(float(ttl_s)), held_ms, CAP_KEEP_S]
         for cap, (limit, amount) in merged.items():
             keys += (self._cap(cap), self._zset(cap))
@@ -230,7 +246,7 @@ class RedisBackend(StateBackend):
         await self._release(keys=[f"{self.prefix}r:{reservation_id}"], args=[self.prefix, reservation_id])
 
     async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
-        """Committed and reserved amounts of each cap (live reservations only)."""
+        """Committed (with expired holds) and reserved (live holds only) amounts of each cap."""
         if not caps:
             return {}
         keys = [key for cap in caps for key in (self._cap(cap), self._zset(cap))]

@@ -3,6 +3,9 @@
 Every write is one `BEGIN IMMEDIATE` transaction: SQLite then holds the file's write lock from the
 first read, so the check and the update of a reservation cannot interleave with another process.
 Calls are synchronous on purpose: each takes tens of microseconds, less than handing it to a thread.
+
+A reservation whose ttl passed moves from `reservations` to `expired` and its holds from
+caps.reserved to caps.committed; its row stays there `expired_keep_s` so a late settle can correct.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import bucket_refill, bucket_wait, check_actual, merge_charges
 
 _SCHEMA = """
@@ -31,6 +34,12 @@ CREATE TABLE IF NOT EXISTS reservations (
     holds TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservations_expiry ON reservations (expires_at);
+CREATE TABLE IF NOT EXISTS expired (
+    id TEXT PRIMARY KEY,
+    forget_at REAL NOT NULL,
+    holds TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS expired_forget ON expired (forget_at);
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY,
     tokens REAL NOT NULL,
@@ -38,8 +47,9 @@ CREATE TABLE IF NOT EXISTS buckets (
 ) WITHOUT ROWID;
 """
 
-# caps.reserved is the sum of the holds of the rows in reservations: every statement that adds
-# or removes a reservation row adjusts it in the same transaction.
+# caps.reserved is the sum of the holds of the rows in reservations, and caps.committed includes
+# the holds of the rows in expired: every statement that adds or removes such a row adjusts the
+# caps in the same transaction.
 _ADJUST = (
     "INSERT INTO caps (cap, committed, reserved) VALUES (?1, ?2, ?3)"
     " ON CONFLICT (cap) DO UPDATE SET committed = committed + ?2, reserved = reserved + ?3"
@@ -59,10 +69,16 @@ class SqliteBackend(StateBackend):
     name = "sqlite"
 
     def __init__(
-        self, path: str | Path, *, busy_timeout_s: float = 10.0, clock: Callable[[], float] = time.time
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        expired_keep_s: float = EXPIRED_KEEP_S,
     ) -> None:
         self.path = str(path)
         self._clock = clock
+        self._keep = expired_keep_s
         if self.path != ":memory:" and not self.path.startswith("file:"):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: the module opens no transactions of its own; ours are explicit.
@@ -91,19 +107,20 @@ class SqliteBackend(StateBackend):
             db.execute("COMMIT")
 
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
-        expired = db.execute("SELECT id, holds FROM reservations WHERE expires_at <= ?", (now,)).fetchall()
-        for reservation_id, holds in expired:
-            self._unhold(db, reservation_id, holds, {})
-
-    def _unhold(
-        self, db: sqlite3.Connection, reservation_id: str, holds: str, actual: Mapping[str, int]
-    ) -> None:
-        """Delete a reservation, free its holds and add `actual` to committed, in the caller's transaction."""
-        db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
-        held: dict[str, int] = json.loads(holds)
-        changes = [(cap, actual.get(cap, 0), -amount) for cap, amount in held.items()]
-        changes += [(cap, amount, 0) for cap, amount in actual.items() if cap not in held]
-        db.executemany(_ADJUST, changes)
+        """Expire reservations whose ttl passed, and forget expired ones kept long enough."""
+        db.execute("DELETE FROM expired WHERE forget_at <= ?", (now,))
+        expired = db.execute(
+            "SELECT id, expires_at, holds FROM reservations WHERE expires_at <= ?", (now,)
+        ).fetchall()
+        for reservation_id, expires_at, holds in expired:
+            # The holder may have been served and billed before it died: count the hold as spent.
+            db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            db.execute(
+                "INSERT OR REPLACE INTO expired (id, forget_at, holds) VALUES (?, ?, ?)",
+                (reservation_id, expires_at + self._keep, holds),
+            )
+            held: dict[str, int] = json.loads(holds)
+            db.executemany(_ADJUST, [(cap, amount, -amount) for cap, amount in held.items()])
 
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
         """All or nothing: hold every charge, or none and say which cap refused."""
@@ -114,6 +131,8 @@ class SqliteBackend(StateBackend):
             now = self._clock()
             if db.execute("SELECT 1 FROM reservations WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
                 self._purge(db, now)
+            if db.execute("SELECT 1 FROM expired WHERE id = ?", (reservation_id,)).fetchone():
+                raise ValueError(f"reservation {reservation_id!r} is already held")
             marks = ",".join("?" * len(caps))
             rows = db.execute(f"SELECT cap, committed + reserved FROM caps WHERE cap IN ({marks})", caps)
             used_by_cap = dict(rows.fetchall())
@@ -142,14 +161,26 @@ class SqliteBackend(StateBackend):
         self._settle(reservation_id, {})
 
     def _settle(self, reservation_id: str, actual: Mapping[str, int]) -> None:
+        """Replace a reservation's holds by `actual`, wherever they are counted, in one transaction."""
         with self._write() as db:
             row = db.execute("SELECT holds FROM reservations WHERE id = ?", (reservation_id,)).fetchone()
-            # An expired reservation may already be gone: its money still counts.
-            self._unhold(db, reservation_id, "{}" if row is None else row[0], actual)
+            if row is not None:  # live (or past its ttl but not yet expired): free its holds
+                db.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+                held: dict[str, int] = json.loads(row[0])
+                changes = [(cap, actual.get(cap, 0), -amount) for cap, amount in held.items()]
+            else:
+                row = db.execute("SELECT holds FROM expired WHERE id = ?", (reservation_id,)).fetchone()
+                held = {} if row is None else json.loads(row[0])
+                if row is not None:  # expired into committed: correct the provisional charge
+                    db.execute("DELETE FROM expired WHERE id = ?", (reservation_id,))
+                # Unknown: its money still counts.
+                changes = [(cap, actual.get(cap, 0) - amount, 0) for cap, amount in held.items()]
+            changes += [(cap, amount, 0) for cap, amount in actual.items() if cap not in held]
+            db.executemany(_ADJUST, changes)
 
     async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
-        """Committed and reserved amounts of each cap (live reservations only)."""
-        # A write transaction, because counting only live reservations means purging the rest.
+        """Committed (with expired holds) and reserved (live holds only) amounts of each cap."""
+        # A write transaction, because counting only live reservations means expiring the rest.
         with self._write() as db:
             self._purge(db, self._clock())
             marks = ",".join("?" * len(caps))
