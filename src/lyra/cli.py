@@ -181,10 +181,11 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra import cli_budget, cli_serve, cli_trading, tokens_cli
+    from lyra import cli_budget, cli_report, cli_serve, cli_trading, tokens_cli
 
     cli_trading.register(app)
     cli_budget.register(app)
+    cli_report.register(app)
     cli_serve.register(app)
     tokens_cli.register(app)
 

@@ -11,13 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.log import get_logger
 from lyra.metrics import Metrics
-from lyra.service import chat, health, models, usage
+from lyra.service import chat, consensus, dashboard, decide, health, models, report, usage
 from lyra.service.errors import ApiError, from_lyra_error
 from lyra.service.gateway import Gateway
 from lyra.service.middleware import ObserveRequests
@@ -29,9 +29,14 @@ log = get_logger("lyra.service")
 
 ROUTES = [
     Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+    Route("/v1/consensus", consensus.consensus, methods=["POST"]),
+    Route("/v1/decide", decide.decide, methods=["POST"]),
     Route("/v1/models", models.list_models, methods=["GET"]),
     Route("/v1/usage", usage.usage, methods=["GET"]),
     Route("/v1/budget", usage.budget, methods=["GET"]),
+    Route("/v1/report", report.report, methods=["GET"]),
+    Route("/dashboard", dashboard.dashboard, methods=["GET"]),
+    Mount("/static", app=dashboard.static_files(), name="static"),
     Route("/metrics", health.metrics, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),

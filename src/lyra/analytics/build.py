@@ -1,0 +1,140 @@
+"""Building a Report from the ledger's usage rows, its audit trail and today's budget caps."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lyra.analytics.advice import AdviceRules, routing_advice
+from lyra.analytics.report import (
+    Agreement,
+    Cap,
+    DecisionView,
+    KeyStats,
+    ModelStats,
+    Report,
+    Signals,
+    Spend,
+)
+from lyra.analytics.window import Window
+from lyra.budget import CapLine
+from lyra.ledger import AuditRecord, Ledger
+
+SIGNAL_ACTIONS = frozenset({"BUY", "SELL"})
+MAX_DECISIONS = 5_000
+RECENT_DECISIONS = 10
+
+
+def build_report(
+    ledger: Ledger,
+    window: Window,
+    *,
+    tier_of: Callable[[str], str],
+    caps: Sequence[CapLine] = (),
+    rules: AdviceRules | None = None,
+    now: float | None = None,
+) -> Report:
+    """Read the window's rows and decisions (blocking: run it in a thread from async code)."""
+    span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts}
+    models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
+    keys = [_key(line, caps) for line in ledger.summary(by="key", **span) if line["group"] is not None]
+    days = [Spend(str(line["group"]), _int(line["cost_micros"]), _int(line["requests"]))
+            for line in ledger.summary(by="day", **span)]
+    cost = sum(d.cost_micros for d in days)
+    records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts]
+    return Report(
+        window=window, generated_ts=now if now is not None else time.time(),
+        requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_micros=cost,
+        models=models, keys=keys, days=days, months=_months(days), signals=_signals(records, cost),
+        agreement=_agreement(records),
+        caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
+        advice=routing_advice(models, rules), decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
+    )
+
+
+def _int(value: object) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _model(line: dict[str, object], tier_of: Callable[[str], str]) -> ModelStats:
+    name = str(line["group"]) if line["group"] is not None else "(none)"
+    return ModelStats(
+        model=name, tier=tier_of(name), requests=_int(line["requests"]), errors=_int(line["errors"]),
+        attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
+        cached=_int(line["cached"]), cost_micros=_int(line["cost_micros"]),
+        tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
+        avg_latency_ms=_float(line["avg_latency_ms"]), p50_latency_ms=_float(line["p50_latency_ms"]),
+        p95_latency_ms=_float(line["p95_latency_ms"]))
+
+
+def _key(line: dict[str, object], caps: Sequence[CapLine]) -> KeyStats:
+    name = str(line["group"])
+    usd_cap = next((c for c in caps if c.name == f"key:{name}"), None)
+    token_cap = next((c for c in caps if c.name == f"key_tokens:{name}"), None)
+    return KeyStats(
+        key=name, attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
+        cost_micros=_int(line["cost_micros"]),
+        tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
+        today_spent_micros=usd_cap.committed if usd_cap else None,
+        cap_micros=usd_cap.limit if usd_cap else None,
+        today_tokens=token_cap.committed if token_cap else None,
+        cap_tokens=token_cap.limit if token_cap else None)
+
+
+def _months(days: Sequence[Spend]) -> list[Spend]:
+    cost: dict[str, int] = defaultdict(int)
+    requests: dict[str, int] = defaultdict(int)
+    for d in days:
+        cost[d.period[:7]] += d.cost_micros
+        requests[d.period[:7]] += d.requests
+    return [Spend(month, cost[month], requests[month]) for month in sorted(cost)]
+
+
+def _signals(records: Sequence[AuditRecord], spend_micros: int) -> Signals:
+    signals = [r for r in records if r.action in SIGNAL_ACTIONS]
+    return Signals(decisions=len(records), signals=len(signals),
+                   decision_cost_micros=sum(r.cost_micros for r in signals), spend_micros=spend_micros)
+
+
+def _panels(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The consensus results recorded in a decision: the signal panel's and the final panel's."""
+    return [p for p in (payload.get("signal"), payload.get("final")) if isinstance(p, dict)]
+
+
+def _agreement(records: Sequence[AuditRecord]) -> Agreement:
+    agreements: list[float] = []
+    agreed: dict[str, int] = defaultdict(int)
+    votes: dict[str, int] = defaultdict(int)
+    for record in records:
+        for panel in _panels(record.payload):
+            if isinstance(panel.get("agreement"), int | float):
+                agreements.append(float(panel["agreement"]))
+            for vote in panel.get("votes") or []:
+                if vote.get("status") != "vote":
+                    continue
+                model = str(vote.get("served_model") or vote.get("model"))
+                votes[model] += 1
+                agreed[model] += vote.get("action") == panel.get("action")
+    return Agreement(
+        panels=len(agreements),
+        mean_agreement=round(sum(agreements) / len(agreements), 4) if agreements else None,
+        by_model={m: round(agreed[m] / n, 4) for m, n in sorted(votes.items())},
+        votes_by_model=dict(sorted(votes.items())))
+
+
+def _decision(record: AuditRecord) -> DecisionView:
+    panels = _panels(record.payload)
+    deciding = panels[-1] if panels else {}
+    votes = [{k: v.get(k) for k in ("model", "status", "action", "confidence", "weight")}
+             for v in deciding.get("votes") or []]
+    agreement = deciding.get("agreement")
+    return DecisionView(seq=record.seq, ts=record.ts, symbol=record.symbol, action=record.action,
+                        cost_micros=record.cost_micros,
+                        agreement=float(agreement) if isinstance(agreement, int | float) else None,
+                        votes=votes)

@@ -1,0 +1,212 @@
+"""The report's values: per model, key, day and month, signals, agreement, caps and advice."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from lyra.analytics.window import Window
+
+
+def usd(micros: int | None) -> float | None:
+    """Micro-dollars as a USD number for display and JSON; sums stay in integer micros."""
+    return None if micros is None else round(micros / 1_000_000, 6)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelStats:
+    """One served model over the window: outcomes, latency of successful requests and spend."""
+
+    model: str
+    tier: str
+    requests: int
+    errors: int
+    attempts: int
+    attempt_errors: int
+    cached: int
+    cost_micros: int
+    tokens: int
+    avg_latency_ms: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return 1.0 - self.error_rate if self.requests else 0.0
+
+    @property
+    def cost_per_request_micros(self) -> int:
+        return self.cost_micros // self.requests if self.requests else 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyStats:
+    """One key: its attempts and their failures, spend, and today's use of its caps."""
+
+    key: str
+    attempts: int
+    attempt_errors: int
+    cost_micros: int
+    tokens: int
+    today_spent_micros: int | None = None
+    cap_micros: int | None = None
+    today_tokens: int | None = None
+    cap_tokens: int | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.attempt_errors / self.attempts if self.attempts else 0.0
+
+    @property
+    def utilisation(self) -> float | None:
+        """Today's spend as a share of the key's daily $ cap."""
+        if self.cap_micros is None or self.today_spent_micros is None or not self.cap_micros:
+            return None
+        return self.today_spent_micros / self.cap_micros
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """Spend and requests of one UTC day ("2025-01-31") or month ("2025-01")."""
+
+    period: str
+    cost_micros: int
+    requests: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Signals:
+    """Trading decisions in the window; BUY and SELL are signals, HOLD is not."""
+
+    decisions: int
+    signals: int
+    decision_cost_micros: int
+    spend_micros: int
+
+    @property
+    def spend_per_signal_micros(self) -> int | None:
+        """All AI spend in the window divided by the signals it produced."""
+        return self.spend_micros // self.signals if self.signals else None
+
+    @property
+    def decision_cost_per_signal_micros(self) -> int | None:
+        """What the decision pipeline itself cost, per signal."""
+        return self.decision_cost_micros // self.signals if self.signals else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Agreement:
+    """How much panels agreed: their mean agreement, and how often each model voted with the outcome."""
+
+    panels: int
+    mean_agreement: float | None
+    by_model: dict[str, float] = field(default_factory=dict)
+    votes_by_model: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """One of today's budget caps: global, tier:<name>, key:<name>, key_tokens:<name>, client:<name>."""
+
+    name: str
+    unit: str
+    limit: int
+    spent: int
+    reserved: int
+
+    def to_dict(self) -> dict[str, Any]:
+        scale = 1e-6 if self.unit == "usd" else 1
+        return {"name": self.name, "unit": self.unit, "limit": round(self.limit * scale, 6),
+                "spent": round(self.spent * scale, 6), "reserved": round(self.reserved * scale, 6),
+                "used_share": round((self.spent + self.reserved) / self.limit, 4) if self.limit else None}
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """A model that does worse than its tier's peers, and why, as sentences."""
+
+    model: str
+    tier: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionView:
+    """A recent decision with the votes behind it, for the dashboard."""
+
+    seq: int
+    ts: float
+    symbol: str | None
+    action: str | None
+    cost_micros: int
+    agreement: float | None
+    votes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Report:
+    """Every KPI of one window, with to_dict() for JSON, the dashboard and the HTML file."""
+
+    window: Window
+    generated_ts: float
+    requests: int
+    errors: int
+    cost_micros: int
+    models: list[ModelStats]
+    keys: list[KeyStats]
+    days: list[Spend]
+    months: list[Spend]
+    signals: Signals
+    agreement: Agreement
+    caps: list[Cap]
+    advice: list[Advice]
+    decisions: list[DecisionView]
+
+    @property
+    def success_rate(self) -> float | None:
+        return 1 - self.errors / self.requests if self.requests else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "object": "report",
+            "window": {"start_ts": self.window.start_ts, "end_ts": self.window.end_ts,
+                       "label": self.window.label},
+            "generated_ts": self.generated_ts,
+            "totals": {"requests": self.requests, "errors": self.errors, "success_rate": self.success_rate,
+                       "cost_micros": self.cost_micros, "cost_usd": usd(self.cost_micros)},
+            "models": [_model(m) for m in self.models],
+            "keys": [_key(k) for k in self.keys],
+            "days": [_spend(s) for s in self.days],
+            "months": [_spend(s) for s in self.months],
+            "signals": _signals(self.signals),
+            "agreement": asdict(self.agreement),
+            "budget": [c.to_dict() for c in self.caps],
+            "advice": [{"model": a.model, "tier": a.tier, "reasons": list(a.reasons)} for a in self.advice],
+            "decisions": [asdict(d) | {"cost_usd": usd(d.cost_micros)} for d in self.decisions],
+        }
+
+
+def _model(m: ModelStats) -> dict[str, Any]:
+    return asdict(m) | {"error_rate": round(m.error_rate, 4), "success_rate": round(m.success_rate, 4),
+                        "cost_usd": usd(m.cost_micros),
+                        "cost_per_request_usd": usd(m.cost_per_request_micros)}
+
+
+def _key(k: KeyStats) -> dict[str, Any]:
+    util = k.utilisation
+    return asdict(k) | {"error_rate": round(k.error_rate, 4), "cost_usd": usd(k.cost_micros),
+                        "utilisation": None if util is None else round(util, 4)}
+
+
+def _spend(s: Spend) -> dict[str, Any]:
+    return {"period": s.period, "cost_micros": s.cost_micros, "cost_usd": usd(s.cost_micros),
+            "requests": s.requests}
+
+
+def _signals(s: Signals) -> dict[str, Any]:
+    return asdict(s) | {"spend_per_signal_usd": usd(s.spend_per_signal_micros),
+                        "decision_cost_per_signal_usd": usd(s.decision_cost_per_signal_micros)}

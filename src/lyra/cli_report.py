@@ -1,0 +1,90 @@
+"""`lyra report`: the analytics report of a window as tables, JSON or a self-contained HTML file."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from lyra.errors import LyraError
+
+if TYPE_CHECKING:
+    from lyra.analytics import Report, Window
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `report` command to a Typer app (the `lyra` command line)."""
+    app.command("report")(report)
+
+
+def report(
+    since: Annotated[str | None, typer.Option(
+        "--since", help="How far back: 30m, 12h, 7d, or an ISO date (UTC); default 1d")] = None,
+    day: Annotated[str | None, typer.Option("--day", help="One UTC day, YYYY-MM-DD")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Write a self-contained HTML file with charts")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml to use")] = None,
+) -> None:
+    """KPIs per model and key, spend per day and month, cost per signal, agreement and routing advice."""
+    from lyra import analytics
+
+    if since is not None and day is not None:
+        raise _fail("give either --since or --day, not both")
+    try:
+        window = analytics.day(day) if day is not None else analytics.since(since or "1d", time.time())
+        built = asyncio.run(read_report(config, window))
+    except LyraError as exc:
+        raise _fail(str(exc)) from None
+    except _database_errors() as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise _fail(f"cannot read the ledger: {type(exc).__name__}: {first}") from None
+    if html is not None:
+        html.write_text(analytics.render_html(built), encoding="utf-8")
+        errors.print(f"wrote {html}")
+    if as_json:
+        console.out(orjson.dumps(built.to_dict(), option=orjson.OPT_INDENT_2).decode(), highlight=False)
+    elif html is None:
+        analytics.print_report(built, console)
+
+
+async def read_report(config: Path | None, window: Window) -> Report:
+    """Open the engine (its ledger and today's caps) and build the report of `window`."""
+    from lyra.analytics import build_report
+    from lyra.engine import Lyra
+    from lyra.service.access import tier_of_model
+
+    async with Lyra.from_config(config) as lyra:
+        if lyra.ledger is None:
+            raise LyraError("the report needs the ledger, which is disabled ([ledger] enabled = false)")
+        caps = await lyra.budget.snapshot() if lyra.budget is not None else []
+        ledger = lyra.ledger
+        with contextlib.suppress(TimeoutError):  # a slow database: report what is committed
+            ledger.flush(5.0)
+        return await asyncio.to_thread(build_report, ledger, window, caps=caps,
+                                       tier_of=lambda model: tier_of_model(lyra, model))
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """Failures of the ledger or state databases, reported as one line instead of a traceback."""
+    import sqlite3
+
+    from redis import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return OSError, sqlite3.Error, SQLAlchemyError, RedisError
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
+    return typer.Exit(2)

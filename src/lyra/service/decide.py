@@ -1,0 +1,123 @@
+"""POST /v1/decide: the six-stage trading pipeline on the caller's bars or a bundled sample.
+
+The pipeline calls the engine directly, so its calls are charged to the global, tier and key caps
+but not to the client's own cap; the client must be allowed every tier the pipeline uses and have
+budget left before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lyra.service.access import panel_tiers, require_tiers, task_tier
+from lyra.service.auth import Client
+from lyra.service.body import read_body
+from lyra.service.errors import ApiError, bad_request
+from lyra.service.gateway import Gateway, gateway_of
+from lyra.service.validate import parse_body
+from lyra.trading.data import Bars, DataError, load_bars, load_sample
+from lyra.trading.pipeline import TradingAIOrchestrator
+
+MAX_BARS = 20_000
+MAX_NEWS = 50
+MAX_NEWS_CHARS = 4_000
+BAR_FIELDS = ("time", "open", "high", "low", "close", "volume")
+
+
+class DecideBody(BaseModel):
+    """Bars inline (`bars`) or by bundled sample name (`sample`), with the trade to consider."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    symbol: str | None = Field(None, min_length=1, max_length=64)
+    bars: list[dict[str, Any]] | None = Field(None, min_length=2, max_length=MAX_BARS)
+    sample: str | None = Field(None, min_length=1, max_length=64)
+    proposed_notional: float = Field(5_000.0, gt=0)
+    news: list[Annotated[str, Field(max_length=MAX_NEWS_CHARS)]] = Field(default_factory=list,
+                                                                        max_length=MAX_NEWS)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DecideBody:
+        if (self.bars is None) == (self.sample is None):
+            raise ValueError("give exactly one of `bars` (a list of OHLCV objects) or `sample`")
+        if self.bars is not None and self.symbol is None:
+            raise ValueError("`symbol` is required with `bars`")
+        return self
+
+
+async def decide(request: Request) -> Response:
+    gateway = gateway_of(request)
+    client = await gateway.admit(request)
+    body = parse_body(DecideBody, await read_body(request, gateway.options.max_body_bytes))
+    require_tiers(client, pipeline_tiers(gateway), "the trading pipeline")
+    await _require_budget(gateway, client)
+    bars = await asyncio.to_thread(_bars, body)
+    orchestrator = TradingAIOrchestrator(gateway.lyra)
+    try:
+        decision = await orchestrator.decide(body.symbol or bars.symbol, bars,
+                                             proposed_notional=body.proposed_notional, news=body.news)
+    except DataError as exc:
+        raise _data_error(exc, "bars") from None
+    return Response(orjson.dumps(decision.to_dict(), default=str, option=orjson.OPT_SERIALIZE_NUMPY),
+                    media_type="application/json")
+
+
+def pipeline_tiers(gateway: Gateway) -> set[str]:
+    """The tiers the pipeline's stages and panels are charged to."""
+    lyra, settings = gateway.lyra, gateway.lyra.settings
+    tiers = {"fast"} | {t for name in ("market_analysis", "risk_assessment")
+                        if (t := task_tier(settings, name)) is not None}
+    for panel in ("quick", "trade"):
+        if panel in settings.panels:
+            tiers |= panel_tiers(lyra, panel)
+    return tiers
+
+
+async def _require_budget(gateway: Gateway, client: Client) -> None:
+    governor = gateway.lyra.budget
+    if governor is None:
+        return
+    caps = await governor.snapshot()
+    mine = next((cap for cap in caps if cap.name == f"client:{client.name}"), None)
+    if mine is not None and mine.remaining <= 0:
+        raise ApiError(402, f"client {client.name!r} has no budget left today", type="insufficient_quota",
+                       code="budget_exceeded")
+
+
+def _bars(body: DecideBody) -> Bars:
+    """The body's bars, validated; a bad row or column is a 400 naming it."""
+    try:
+        if body.sample is not None:
+            return load_sample(body.sample)
+        assert body.bars is not None and body.symbol is not None
+        return load_bars(_frame(body.bars), symbol=body.symbol)
+    except DataError as exc:
+        raise _data_error(exc, "sample" if body.sample is not None else "bars") from None
+
+
+def _data_error(exc: DataError, field: str) -> ApiError:
+    """400 naming the bar and column at fault: `bars[3].high: high 0.1 is below low 0.5`."""
+    if field == "bars" and exc.row is not None and exc.column is not None:
+        field = f"bars[{exc.row - 1}].{exc.column}"  # DataError counts rows from 1
+        problem = str(exc).split(": ", 1)[-1] if str(exc).startswith("DataFrame row") else str(exc)
+        return bad_request(field, f"{field}: {problem}", code="invalid_market_data")
+    return bad_request(field, f"{field}: {exc}", code="invalid_market_data")
+
+
+def _frame(bars: list[dict[str, Any]]) -> pd.DataFrame:
+    for i, bar in enumerate(bars):
+        missing = [name for name in BAR_FIELDS[:5] if name not in bar]
+        if missing:
+            raise DataError(f"missing {', '.join(missing)}", row=i + 1, column=missing[0])
+        extra = sorted(set(bar) - set(BAR_FIELDS))
+        if extra:
+            raise DataError(f"unknown field {extra[0]!r} (expected {', '.join(BAR_FIELDS)})",
+                            row=i + 1, column=extra[0])
+    return pd.DataFrame.from_records(bars, columns=list(BAR_FIELDS))

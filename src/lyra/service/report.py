@@ -1,0 +1,56 @@
+"""GET /v1/report: the analytics report of a window (`?since=7d` or `?day=2025-01-31`) as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lyra import analytics
+from lyra.budget import CapLine
+from lyra.ledger import Ledger
+from lyra.service.access import tier_of_model
+from lyra.service.errors import ApiError, bad_request
+from lyra.service.gateway import Gateway, gateway_of
+
+_FLUSH_TIMEOUT_S = 2.0
+
+
+async def report(request: Request) -> Response:
+    gateway = gateway_of(request)
+    await gateway.admit(request)
+    ledger = gateway.lyra.ledger
+    if ledger is None:
+        raise ApiError(503, "the report needs the ledger, which is disabled ([ledger] enabled = false)",
+                       type="service_unavailable", code="ledger_disabled")
+    window = _window(request)
+    caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
+    built = await asyncio.to_thread(_build, gateway, ledger, window, caps)
+    return Response(orjson.dumps(built.to_dict()), media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
+
+
+def _window(request: Request) -> analytics.Window:
+    params = request.query_params
+    if "day" in params and "since" in params:
+        raise bad_request("day", "day: give either day or since, not both")
+    try:
+        if "day" in params:
+            return analytics.day(params["day"])
+        return analytics.since(params.get("since", "1d"), time.time())
+    except analytics.WindowError as exc:
+        raise bad_request("day" if "day" in params else "since", str(exc)) from None
+
+
+def _build(gateway: Gateway, ledger: Ledger, window: analytics.Window,
+           caps: Sequence[CapLine]) -> analytics.Report:
+    """Commit queued rows first, so the report includes the requests just made."""
+    with contextlib.suppress(TimeoutError):  # a slow database: report what is committed
+        ledger.flush(_FLUSH_TIMEOUT_S)
+    return analytics.build_report(ledger, window, caps=caps,
+                                  tier_of=lambda model: tier_of_model(gateway.lyra, model))

@@ -1,0 +1,49 @@
+"""Validating a JSON request body against a pydantic model, every error naming its field."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from lyra.service.errors import ApiError, bad_request
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(model: type[M], raw: bytes) -> M:
+    """The body as `model`, or ApiError 400 naming the first field at fault (`bars[3].close`)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _from_validation(exc) from None
+
+
+def _from_validation(exc: ValidationError) -> ApiError:
+    error = exc.errors(include_url=False)[0]
+    if error["type"] == "json_invalid":
+        detail = (error.get("ctx") or {}).get("error", "")
+        message = f"the request body is not valid JSON: {detail}".rstrip(": ")
+        return ApiError(400, message, code="invalid_json")
+    param = field_path(error)
+    if param is None and error["type"] == "value_error":  # a rule across fields
+        return ApiError(400, str(error["msg"]).removeprefix("Value error, "), code="invalid_value")
+    if param is None:
+        return ApiError(400, "the request body must be a JSON object", code="invalid_json")
+    if error["type"] == "missing":
+        return bad_request(param, f"{param}: required field is missing", code="missing_required_parameter")
+    return bad_request(param, f"{param}: {str(error['msg']).removeprefix('Value error, ')}")
+
+
+def field_path(error: ErrorDetails) -> str | None:
+    """OpenAI's spelling of a field path, skipping pydantic's names of union members."""
+    text = ""
+    for part in error["loc"]:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "[" in str(part) or str(part) in ("str", "int", "float", "none", "bool"):
+            continue  # a union member's name, not a field
+        else:
+            text += f".{part}" if text else str(part)
+    return text or None
