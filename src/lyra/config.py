@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from lyra.catalog import TIERS, Catalog
 from lyra.errors import ConfigError
@@ -27,6 +27,7 @@ TASKS = (
 _SECRET_FIELD = re.compile(r"(api_?key|secret|password|bearer)", re.IGNORECASE)
 _SECRET_VALUE = re.compile(r"^(sk-or-|sk-)[A-Za-z0-9_\-]{8,}")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CADENCE = re.compile(r"^[1-9][0-9]*[smh]$")
 
 
 class _Strict(BaseModel):
@@ -69,6 +70,38 @@ class TaskSettings(_Strict):
     cache_ttl_s: float = Field(0, ge=0)
     max_tokens: int = Field(600, gt=0)
     temperature: float = Field(0.2, ge=0, le=2)
+    every: str = "on_demand"  # "30s", "1m", "5m", "1h", "before_trade" or "on_demand"
+    symbols: list[str] = Field(default_factory=list)
+    expected_prompt_tokens: int = Field(500, gt=0)  # per call, for `lyra plan` before there is history
+    expected_completion_tokens: int = Field(200, gt=0)
+
+    @field_validator("every")
+    @classmethod
+    def _cadence(cls, value: str) -> str:
+        return _check_cadence(value)
+
+
+class ScheduleSettings(_Strict):
+    """When `lyra live` runs and what `lyra plan` assumes about trades and monitoring."""
+
+    session_utc: str = Field("00:00-24:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$")  # the trading day
+    trade_share: float = Field(0.2, ge=0, le=1)  # share of signal ticks that propose a trade
+    proposed_notional_usd: float = Field(5_000, gt=0)
+    final_panel: str = "trade"
+    health_every: str = "15m"
+    code_requests_per_day: int = Field(0, ge=0)
+
+    @field_validator("health_every")
+    @classmethod
+    def _cadence(cls, value: str) -> str:
+        return _check_cadence(value, periodic=True)
+
+
+def _check_cadence(value: str, *, periodic: bool = False) -> str:
+    if _CADENCE.match(value) or (not periodic and value in ("before_trade", "on_demand")):
+        return value
+    events = "" if periodic else ', "before_trade" or "on_demand"'
+    raise ValueError(f'{value!r} is not a cadence; use e.g. "30s", "5m", "1h"{events}')
 
 
 class PanelMember(_Strict):
@@ -156,6 +189,7 @@ class Settings(_Strict):
     state: StateSettings = StateSettings()
     ledger: LedgerSettings = LedgerSettings()
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
+    schedule: ScheduleSettings = ScheduleSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -174,6 +208,7 @@ class Settings(_Strict):
             _known(panel.task, self.tasks, f"panels.{panel_name}.task", "task")
             if panel.escalate_from is not None:
                 _known(panel.escalate_from, self.panels, f"panels.{panel_name}.escalate_from", "panel")
+        _known(self.schedule.final_panel, self.panels or {"trade": None}, "schedule.final_panel", "panel")
         for key_name, key_settings in self.keys.items():
             if not _ENV_NAME.match(key_settings.env):
                 raise ValueError(
@@ -339,7 +374,7 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "missing":
         return f"{where}: required field is missing"
     message = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "value_error":
+    if err["type"] == "value_error" and not err["loc"]:
         return message
     return f"{where}: {message}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets as _secrets
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from lyra.simulator import Simulator, SimulatorOptions
 
 log = get_logger("lyra")
+
+UpstreamCall = Callable[[CompletionRequest], Awaitable[Completion]]
+Interceptor = Callable[[CompletionRequest, UpstreamCall], Awaitable[Completion]]
 
 
 class Lyra:
@@ -61,6 +64,7 @@ class Lyra:
         self._cache: ResponseCache | None = None
         self._consensus: ConsensusEngine | None = None
         self._extra_recorders: list[Recorder] = []
+        self._interceptor: Interceptor | None = None
 
     @classmethod
     def from_config(
@@ -90,6 +94,14 @@ class Lyra:
         if self._started:
             raise RuntimeError("add recorders before the engine starts")
         self._extra_recorders.append(recorder)
+
+    def set_interceptor(self, interceptor: Interceptor | None) -> None:
+        """Send every request through `interceptor(request, call)` before the cache and the router.
+
+        A cassette uses it to record answers or to replay them with no upstream call; `call`
+        serves the request as usual (cache, then router). `None` removes it.
+        """
+        self._interceptor = interceptor
 
     async def start(self) -> None:
         """Open the HTTP session and, with no keys, start the simulator."""
@@ -222,6 +234,11 @@ class Lyra:
 
     async def run(self, request: CompletionRequest) -> Completion:
         """Answer a typed request: from the cache when its task allows, else through the router."""
+        if self._interceptor is not None:
+            return await self._interceptor(request, self._serve)
+        return await self._serve(request)
+
+    async def _serve(self, request: CompletionRequest) -> Completion:
         if self._cache is None:
             return await self.router.complete(request)
         return await self._cache.complete(request, self.router.complete)

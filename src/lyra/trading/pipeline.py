@@ -84,8 +84,10 @@ class TradingAIOrchestrator:
     """The origin document's orchestrator: market analysis, signals, risk, validation, decisions."""
 
     def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = "quick",
-                 final_panel: str = "trade", audit: bool = True) -> None:
+                 final_panel: str = "trade", audit: bool = True,
+                 feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
         self.lyra = lyra
+        self.feature_filter = feature_filter  # what the prompts may see (a backtest strips dates)
         self.rules = RiskRules(lyra.settings.risk)
         equity = lyra.settings.risk.account_equity_usd
         self.account = account or AccountState(equity_at_day_start=equity, equity=equity)
@@ -135,8 +137,9 @@ class TradingAIOrchestrator:
         """Run the six stages on the bars known at `at` (default: the last bar)."""
         started = time.monotonic()
         when = at if at is not None else bars.end
-        features = features_at(bars, when)
-        price, atr = float(features["close"]), _float(features.get("atr"))
+        known = features_at(bars, when)
+        features = self.feature_filter(dict(known)) if self.feature_filter is not None else known
+        price, atr = float(known["close"]), _float(known.get("atr"))
         analysis, (signal_stage, signal) = await asyncio.gather(
             self.analyze_market_conditions(features), self.generate_trading_signals(features, news))
         stages = [*analysis, signal_stage]
@@ -160,7 +163,7 @@ class TradingAIOrchestrator:
         stages.append(await self._monitor(features, risk))
         deciding = final or signal
         decision = TradeDecision(
-            symbol=symbol, time=str(features["time"]), price=price, action=risk.action,
+            symbol=symbol, time=str(known["time"]), price=price, action=risk.action,
             notional_usd=risk.notional_usd, confidence=deciding.score if deciding else 0.0,
             agreement=deciding.agreement if deciding else 0.0, risk=risk, signal=signal, final=final,
             stages=stages, features=features, inputs_hash=_inputs_hash(symbol, features, news),

@@ -1,0 +1,169 @@
+"""`lyra backtest`: walk the decision pipeline forward over a data set, beside two baselines."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from lyra.errors import LyraError
+from lyra.money import format_usd
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `backtest` to the CLI."""
+    app.command("backtest")(backtest_command)
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: example)")]
+DataOption = Annotated[str | None, typer.Option(help="CSV/Parquet file or bundled sample (default GOOGL)")]
+FromOption = Annotated[str | None, typer.Option("--from", help="First decision time (default: data start)")]
+ToOption = Annotated[str | None, typer.Option("--to", help="Last bar of the window (default: data end)")]
+EveryOption = Annotated[int | None, typer.Option(help="Decide every N bars (default: ~100 decisions)")]
+HorizonOption = Annotated[int | None, typer.Option(help="Bars over which signals are scored (default: N)")]
+
+
+def backtest_command(
+    config: ConfigOption = None,
+    data: DataOption = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol name (default: from the data)")] = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    every: EveryOption = None,
+    horizon: HorizonOption = None,
+    fee_bps: Annotated[float, typer.Option(help="Fee per trade, basis points of notional")] = 1.0,
+    slippage_bps: Annotated[float, typer.Option(help="Slippage against the open, basis points")] = 2.0,
+    notional: Annotated[float, typer.Option(help="Proposed trade size in USD")] = 5_000.0,
+    anonymise: Annotated[bool, typer.Option(help="Strip dates and symbols from prompts")] = True,
+    adaptive: Annotated[bool, typer.Option(help="Also walk with track-record panel weights")] = False,
+    record: Annotated[Path | None, typer.Option(help="Store every model answer in this cassette")] = None,
+    replay: Annotated[Path | None, typer.Option(help="Answer from this cassette, no upstream call")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here")] = None,
+    time_scale: Annotated[float, typer.Option(help="Simulator latency scale when no key is set")] = 0.0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending real money")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Walk forward over bars: decide with only the past, fill at the next open, report against baselines."""
+    from lyra.trading.backtest import Costs, Window
+    from lyra.trading.evaluate import BacktestOptions
+
+    if record is not None and replay is not None:
+        errors.print("[red]error:[/red] --record and --replay exclude each other")
+        raise typer.Exit(2)
+    options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
+                              costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
+                              anonymise=anonymise, adaptive=adaptive)
+    try:
+        result = asyncio.run(_backtest(config, data, symbol, options, record=record, replay=replay,
+                                       time_scale=time_scale, yes=yes, quiet=json_output))
+    except LyraError as exc:
+        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    if result is None:
+        raise typer.Exit(1)
+    if report is not None:
+        from lyra.trading.report import write_report
+
+        write_report(result, report)
+    if json_output:
+        console.print_json(data=result)
+        return
+    _render(result)
+    if report is not None:
+        console.print(f"report written to {report}")
+
+
+async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,
+                    record: Path | None, replay: Path | None, time_scale: float, yes: bool, quiet: bool
+                    ) -> dict[str, Any] | None:
+    from lyra.engine import Lyra
+    from lyra.simulator import SimulatorOptions
+    from lyra.trading.backtest import decision_times
+    from lyra.trading.cassette import Cassette
+    from lyra.trading.data import list_samples, load_bars, load_sample
+    from lyra.trading.evaluate import estimate_cost_micros, run_backtest
+
+    if data is None or data.upper() in list_samples():
+        bars = load_sample(data or "GOOGL")
+    else:
+        bars = load_bars(data, symbol=symbol)
+    lyra = Lyra.from_config(config, simulator_options=SimulatorOptions(time_scale=time_scale,
+                                                                        generation_lag_s=0.0))
+    cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
+    decisions = len(decision_times(bars, options.window))
+    if not lyra.config.simulated and replay is None:
+        estimate = estimate_cost_micros(lyra, decisions)
+        errors.print(f"{decisions} decisions on real OpenRouter keys: at most about {format_usd(estimate)}")
+        if not yes and not typer.confirm("spend it?", err=True):
+            return None
+    walks = decisions * (2 if options.adaptive else 1)
+    async with lyra:
+        with Progress(console=errors, transient=True, disable=quiet) as progress:
+            task = progress.add_task(f"backtesting {bars.symbol}", total=walks)
+            result = await run_backtest(lyra, bars, options, cassette=cassette,
+                                        on_step=lambda _: progress.advance(task))
+        if lyra.simulator is not None:
+            result["upstream_calls"] = lyra.simulator.stats.calls
+    if cassette is not None:
+        cassette.save()
+        result["cassette"] = {**cassette.summary(), "path": str(cassette.path), "mode": cassette.mode,
+                              "replayed": cassette.replayed, "recorded": cassette.recorded}
+    return result
+
+
+_COLUMNS = (
+    ("signals", "signals scored", "int"), ("accuracy", "signal accuracy", "pct"),
+    ("profitable_share", "profitable signals", "pct"), ("total_return", "total return", "pct"),
+    ("annualised_return", "annualised return", "pct"), ("sharpe", "Sharpe", "num"),
+    ("max_drawdown", "max drawdown", "pct"), ("worst_daily_drawdown", "worst daily drawdown", "pct"),
+    ("exposure", "exposure", "pct"), ("trades", "trades", "int"), ("pnl_usd", "P&L (USD)", "num"),
+    ("ai_spend_micros", "AI spend", "usd"), ("return_on_ai_spend", "return on AI spend", "num"),
+)  # fmt: skip
+
+
+def _cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    return {"pct": f"{value:.2%}", "num": f"{value:.2f}", "int": str(value),
+            "usd": format_usd(int(value))}[kind] if kind in ("pct", "num", "int", "usd") else str(value)
+
+
+def _render(result: dict[str, Any]) -> None:
+    w = result["window"]
+    title = (f"Backtest {result['symbol']} {w['start'][:10]} .. {w['end'][:10]}: {w['decisions']} decisions "
+             f"every {w['every']} bars, horizon {w['horizon']}")
+    table = Table(title=title + (" (simulator)" if result["simulated"] else ""))
+    table.add_column("measure", no_wrap=True)
+    for row in result["strategies"]:
+        table.add_column(row["name"], no_wrap=True, justify="right")
+    for key, label, kind in _COLUMNS:
+        table.add_row(label, *(_cell(row[key], kind) for row in result["strategies"]))
+    console.print(table)
+    for row in result["strategies"]:
+        if row.get("note"):
+            console.print(f"{row['name']}: {row['note']}")
+    models = Table(title="Track record per panel member")
+    for column in ("model", "votes", "calls", "accuracy", "Brier", "cost", "cost/correct"):
+        models.add_column(column, no_wrap=True)
+    for row in result["track_record"]:
+        per = row["cost_per_correct_micros"]
+        models.add_row(row["model"], str(row["votes"]), str(row["calls"]), _cell(row["accuracy"], "pct"),
+                       _cell(row["brier"], "num"), format_usd(row["cost_micros"]),
+                       format_usd(per) if per is not None else "-")
+    console.print(models)
+    for warning in result["warnings"]:
+        errors.print(f"[yellow]look-ahead risk:[/yellow] {warning}", highlight=False)
+    cassette = result.get("cassette")
+    if cassette:
+        console.print(f"cassette {cassette['path']} ({cassette['mode']}): {cassette['entries']} requests, "
+                      f"{cassette['replayed']} replayed, {cassette['recorded']} recorded")
+    if "upstream_calls" in result:
+        console.print(f"upstream calls: {result['upstream_calls']}")

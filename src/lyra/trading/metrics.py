@@ -1,0 +1,102 @@
+"""Performance measures of an equity curve and of directional signals, the honest way (after costs)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+_SECONDS_PER_YEAR = 365.25 * 86400
+_TRADING_DAYS = 252
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "w": 604800, "M": 30.4375 * 86400}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scored:
+    """One directional call scored over the horizon: the move and whether it paid after costs."""
+
+    time: pd.Timestamp
+    direction: int  # +1 long, -1 short
+    move: float  # close at horizon / next open - 1
+    cost: float  # round-trip fees and slippage as a fraction
+
+    @property
+    def right(self) -> bool:
+        return self.direction * self.move > 0
+
+    @property
+    def profitable(self) -> bool:
+        return self.direction * self.move - self.cost > 0
+
+
+def periods_per_year(interval: str) -> float:
+    """Bars per year: 252 for daily bars (trading days), calendar time for any other interval."""
+    match = re.fullmatch(r"(\d+)([smhdwM])", interval)
+    if match is None:
+        return float(_TRADING_DAYS)
+    count, unit = int(match.group(1)), match.group(2)
+    if unit == "d":
+        return _TRADING_DAYS / count
+    return _SECONDS_PER_YEAR / (count * _UNIT_SECONDS[unit])
+
+
+def max_drawdown(equity: pd.Series) -> float:
+    """The largest fall from a running peak, as a positive fraction."""
+    if equity.empty:
+        return 0.0
+    return float((1 - equity / equity.cummax()).max())
+
+
+def worst_daily_drawdown(equity: pd.Series) -> float:
+    """The worst fall of equity over one UTC day (last value of the day against the day before)."""
+    daily = equity.groupby(equity.index.floor("D")).last()
+    if len(daily) < 2:
+        return 0.0
+    return float(max(0.0, -(daily.pct_change().min())))
+
+
+def sharpe(equity: pd.Series, interval: str) -> float:
+    """Annualised Sharpe ratio of per-bar returns (risk-free rate 0); 0 when returns do not vary."""
+    returns = equity.pct_change().dropna()
+    std = float(returns.std(ddof=1)) if len(returns) > 1 else 0.0
+    if std == 0 or not math.isfinite(std):
+        return 0.0
+    return float(returns.mean()) / std * math.sqrt(periods_per_year(interval))
+
+
+def annualised(total_return: float, start: pd.Timestamp, end: pd.Timestamp) -> float:
+    """Compound annual growth over the calendar span (0 for a span under a day)."""
+    years = (end - start).total_seconds() / _SECONDS_PER_YEAR
+    if years < 1 / 365 or total_return <= -1:
+        return 0.0 if years < 1 / 365 else -1.0
+    return float((1 + total_return) ** (1 / years) - 1)
+
+
+def signal_stats(scored: list[Scored]) -> dict[str, float | int | None]:
+    """Accuracy (direction right) and the share profitable after costs, over the scored calls."""
+    n = len(scored)
+    return {
+        "signals": n,
+        "accuracy": sum(s.right for s in scored) / n if n else None,
+        "profitable_share": sum(s.profitable for s in scored) / n if n else None,
+    }
+
+
+def curve_stats(equity: pd.Series, exposure: pd.Series, interval: str) -> dict[str, float]:
+    """Total and annualised return, Sharpe, max and worst daily drawdown and exposure of a curve."""
+    total = float(equity.iloc[-1] / equity.iloc[0] - 1) if len(equity) else 0.0
+    return {
+        "total_return": total,
+        "annualised_return": annualised(total, equity.index[0], equity.index[-1]) if len(equity) else 0.0,
+        "sharpe": sharpe(equity, interval),
+        "max_drawdown": max_drawdown(equity),
+        "worst_daily_drawdown": worst_daily_drawdown(equity),
+        "exposure": float(np.mean(exposure.to_numpy() != 0)) if len(exposure) else 0.0,
+    }
+
+
+__all__ = ["Scored", "annualised", "curve_stats", "max_drawdown", "periods_per_year", "sharpe",
+           "signal_stats", "worst_daily_drawdown"]
