@@ -187,3 +187,21 @@ async def test_non_trading_prompts_get_a_sentence_naming_the_model(chat: Chat) -
     text = _content(await chat(model="x-ai/grok-4.6", messages=[{"role": "user", "content": "Hi"}]))
     assert "x-ai/grok-4.6" in text
     assert text.endswith(".")
+
+
+async def test_risk_verdict_judges_the_proposed_trade_against_the_models_view() -> None:
+    """A risk-verdict schema gets a verdict and a cap near the proposed size, not a random number."""
+    from lyra.trading.prompts import RISK_SCHEMA
+
+    bullish = '```json\n{"rsi": 35, "macd_hist": 0.8, "ret_5": 0.02, "sma_ratio": 0.01}\n```'
+    async with Simulator(options=SimulatorOptions(time_scale=0.0)) as sim, aiohttp.ClientSession() as http:
+        answers = {}
+        for side in ("BUY", "SELL"):
+            body = {"model": "anthropic/claude-opus-4.8", "response_format": RISK_SCHEMA, "messages": [
+                {"role": "user", "content": f"Assess the risk of this trade: {side} $15,000.\n{bullish}"}]}
+            async with http.post(f"{sim.base_url}/chat/completions", json=body,
+                                 headers={"Authorization": "Bearer sk-or-v1-test"}) as response:
+                payload = await response.json()
+            answers[side] = orjson.loads(payload["choices"][0]["message"]["content"])
+    assert answers["BUY"]["verdict"] == "approve" and answers["BUY"]["max_notional_usd"] == 15_000
+    assert answers["SELL"]["verdict"] == "reject" and answers["SELL"]["max_notional_usd"] == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,7 +67,8 @@ def respond(model: ModelInfo, payload: Mapping[str, Any], seed: int) -> str:
         if kind == "json_schema":
             schema = _schema_of(response_format)
             sentence = _sentence(model.id, messages, rng)
-            return orjson.dumps(_schema_value(schema, decision, sentence, rng)).decode()
+            value = _schema_value(schema, decision, sentence, rng)
+            return orjson.dumps(_risk_overlay(value, messages, decision)).decode()
         if kind == "json_object":
             if decision is not None:
                 return orjson.dumps(decision.as_dict()).decode()
@@ -75,6 +77,35 @@ def respond(model: ModelInfo, payload: Mapping[str, Any], seed: int) -> str:
     if decision is not None:
         return _wrap(decision, profile.fence_rate, profile.preamble_rate, rng)
     return _sentence(model.id, messages, rng)
+
+
+_PROPOSED_TRADE = re.compile(r"\b(BUY|SELL)\s+\$([0-9][0-9,]*(?:\.[0-9]+)?)")
+
+
+def _risk_overlay(value: Any, messages: list[Any], decision: Decision | None) -> Any:
+    """A risk verdict on a proposed trade ("BUY $15,000"), judged against the model's own view.
+
+    Agreeing with the trade approves it at full size, a neutral view halves it, an opposite view
+    rejects it: a plausible risk desk, rather than a random number under the schema's minimum.
+    """
+    if not isinstance(value, dict) or "verdict" not in value or decision is None:
+        return value
+    text = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, Mapping))
+    found = _PROPOSED_TRADE.search(text)
+    if found is None:
+        return value
+    side, notional = found.group(1), float(found.group(2).replace(",", ""))
+    if decision.action == side:
+        verdict, cap = "approve", notional
+    elif decision.action == "HOLD":
+        verdict, cap = "reduce", round(notional / 2, 2)
+    else:
+        verdict, cap = "reject", 0.0
+    value["verdict"] = verdict
+    for name in ("max_notional_usd", "max_notional"):
+        if name in value:
+            value[name] = cap
+    return value
 
 
 def _schema_of(response_format: Mapping[str, Any]) -> Mapping[str, Any]:
