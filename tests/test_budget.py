@@ -174,3 +174,17 @@ async def test_day_spend_is_rebuilt_from_the_ledger_on_start(sim: Simulator, tmp
         after = {line.name: line.committed for line in await again.budget.snapshot()}
     assert before["global"] > 0
     assert after == before
+
+
+async def test_a_tier_on_pace_to_pass_its_cap_steps_down_early(sim: Simulator, tmp_path: Path) -> None:
+    class OverPace:
+        def over_pace(self, tier: str) -> bool:
+            return tier == "advanced"
+
+    async with engine(sim, tmp_path, budget_config_text(daily=200)) as lyra:
+        assert lyra.budget is not None and lyra.budget.forecast is not None  # wired from the ledger
+        msg = [{"role": "user", "content": "Summarise the trend."}]
+        assert (await lyra.complete(task="market_analysis", messages=msg)).model == "anthropic/claude-sonnet-4.6"
+        lyra.budget.forecast = OverPace()
+        early = await lyra.complete(task="market_analysis", messages=msg, cache="bypass")
+    assert early.model == "deepseek/deepseek-chat"  # the tier still has most of its share left

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from lyra.catalog import Catalog, ModelInfo
 from lyra.config import Settings
@@ -88,6 +89,9 @@ class BudgetGovernor:
         self._settled = asyncio.Condition()
         self._waiting = 0
         self._day, self._day_start, self._day_end = "", 0.0, 0.0
+        # Set by the engine when a ledger exists: steps a tier down early when today's burn rate
+        # would pass its cap before the day ends, instead of hitting the wall at 23:00.
+        self.forecast: PaceForecast | None = None
         b = settings.budget
         self.daily = usd_to_micros(b.daily_usd)
         self.reserve_slice = usd_to_micros(b.daily_usd * b.reserve_share)
@@ -205,7 +209,8 @@ class BudgetGovernor:
         if tier is None:
             return plan
         tier_left = self.tier_caps[tier] - _used(used, caps[1])
-        if tier_left < self.tier_caps[tier] // 4:
+        on_pace_to_pass = self.forecast is not None and self.forecast.over_pace(tier)
+        if tier_left < self.tier_caps[tier] // 4 or on_pace_to_pass:
             prompt = 1000
             by_price = sorted(plan.models, key=lambda m: self.worst_case(m, prompt, plan.max_tokens or 1000))
             models = tuple(by_price)
@@ -215,7 +220,8 @@ class BudgetGovernor:
             ):
                 extra = [self._catalog.get(m) for m in self._settings.tiers[lower].models]
                 models += tuple(m for m in extra if m not in models)
-            log.info("tier %s has %s left: stepping down to cheaper models", tier, format_usd(tier_left))
+            log.info("tier %s has %s left%s: stepping down to cheaper models", tier, format_usd(tier_left),
+                     " and is on pace to pass its cap today" if on_pace_to_pass else "")
             return _replace_models(plan, models)
         return plan
 
@@ -250,6 +256,12 @@ class BudgetGovernor:
         values.update({f"d{day}:ktok:{k}": v for k, v in totals.tokens_by_key.items()})
         values.update({f"d{day}:client:{k}": v for k, v in totals.by_client.items()})
         return values
+
+
+class PaceForecast(Protocol):
+    """Whether a tier is on course to pass its cap today (see lyra.forecast.SpendForecast)."""
+
+    def over_pace(self, tier: str) -> bool: ...
 
 
 def _used(usage: dict[str, CapUsage], cap: str) -> int:

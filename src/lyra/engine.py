@@ -14,6 +14,7 @@ from lyra.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
 from lyra.catalog import Catalog, load_catalog
 from lyra.config import LoadedConfig, Secret, load_config
 from lyra.consensus import Consensus, ConsensusEngine
+from lyra.forecast import SpendForecast
 from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.ledger import Ledger, default_url
@@ -125,6 +126,8 @@ class Lyra:
             self.ledger = ledger = Ledger(self.config.ledger_url or default_url())
             ledger.start()
             await self._rebuild_day_spend(ledger, budget, state)
+            budget.forecast = SpendForecast(ledger, budget.tier_caps,
+                                            day_starts_utc_hour=self.settings.budget.day_starts_utc_hour)
             recorders.append(LedgerRecorder(ledger, tier_of=budget.charged_tier))
         recorders.extend(self._extra_recorders)
         self._router = self._build_router(base_url, secrets, recorders, budget, state)
