@@ -181,10 +181,11 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra import cli_backtest, cli_budget, cli_report, cli_serve, cli_trading, tokens_cli
+    from lyra import cli_backtest, cli_budget, cli_live, cli_report, cli_serve, cli_trading, tokens_cli
 
     cli_trading.register(app)
     cli_backtest.register(app)
+    cli_live.register(app)
     cli_budget.register(app)
     cli_report.register(app)
     cli_serve.register(app)

@@ -1,0 +1,156 @@
+"""`lyra plan`, `lyra live` and `lyra doctor`: the daily cost plan, the schedule runner, log analysis."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lyra.catalog import load_catalog
+from lyra.config import load_config
+from lyra.errors import LyraError
+from lyra.ledger import Ledger, default_url
+from lyra.money import format_usd
+from lyra.plan import Plan, build_plan
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: the example)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `plan`, `live` and `doctor` to the `lyra` command."""
+    app.command("plan")(plan_command)
+    app.command("live")(live_command)
+    app.command("doctor")(doctor_command)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(2)
+
+
+def plan_command(
+    config: ConfigOption = None,
+    as_json: JsonOption = False,
+    history: Annotated[bool, typer.Option(help="measure tokens per call from the ledger")] = True,
+    strict: Annotated[bool, typer.Option(help="exit with status 1 when the plan breaks a cap")] = False,
+) -> None:
+    """Print the daily cost plan: calls and dollars per function, tier and key, beside every cap."""
+    try:
+        catalog = load_catalog()
+        loaded = load_config(config, catalog=catalog)
+        ledger = _open_ledger(loaded.ledger_url) if history else None
+        try:
+            plan = build_plan(loaded.settings, catalog, ledger)
+        finally:
+            if ledger is not None:
+                ledger.close()
+    except LyraError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        typer.echo(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        render_plan(plan, Console(width=160))
+    if strict and plan.warnings:
+        raise typer.Exit(1)
+
+
+def _open_ledger(url: str | None) -> Ledger | None:
+    """The ledger, if its file exists (a plan never creates one)."""
+    url = url or default_url()
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    ledger = Ledger(url)
+    ledger.start()
+    return ledger
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    """The plan as tables: functions, then caps, then warnings."""
+    table = Table(title=f"daily plan (session {plan.session_s / 3600:g} h)")
+    for column in ("function", "every", "tier", "model", "key", "calls/day", "share", "tokens/call", "$/day"):
+        table.add_column(column, justify="right" if column in ("calls/day", "share", "$/day") else "left")
+    for line in plan.lines:
+        table.add_row(
+            line.function,
+            line.every,
+            line.tier,
+            line.model,
+            line.key_label,
+            f"{line.calls:,}",
+            f"{plan.share(line):.0%}",
+            f"{line.tokens.prompt}+{line.tokens.completion} ({line.tokens.source})",
+            format_usd(line.cost_micros),
+        )
+    table.add_row("total", "", "", "", "", f"{plan.total_calls:,}", "100%", "", format_usd(plan.total_micros))
+    console.print(table)
+    caps = Table(title="caps")
+    for column in ("cap", "planned", "limit", "use"):
+        caps.add_column(column, justify="left" if column == "cap" else "right")
+    for cap in plan.caps:
+        if cap.planned == 0:
+            continue
+        show = format_usd if cap.unit == "usd" else (lambda v: f"{v:,}")
+        style = "red" if cap.broken else ""
+        caps.add_row(
+            cap.cap, show(cap.planned), show(cap.limit), f"{cap.planned / cap.limit:.0%}", style=style
+        )
+    console.print(caps)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+def live_command(
+    config: ConfigOption = None,
+    replay: Annotated[
+        str | None, typer.Option(help="a bars file or a bundled sample (GOOGL, EURUSD)")
+    ] = None,
+    ccxt: Annotated[
+        str | None, typer.Option(help="live bars from an exchange via ccxt, e.g. binance")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="simulated seconds per real second (replay)")] = 60.0,
+    days: Annotated[float, typer.Option(help="stop after this many simulated sessions")] = 1.0,
+    panel: Annotated[bool, typer.Option(help="show the status panel")] = True,
+) -> None:
+    """Run the task schedule for the configured symbols on replayed or live market data."""
+    from lyra.live import run_live_command
+
+    try:
+        code = asyncio.run(
+            run_live_command(config=config, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel)
+        )
+    except LyraError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+def doctor_command(
+    config: ConfigOption = None,
+    hours: Annotated[float, typer.Option(help="look back this many hours")] = 24.0,
+    log_file: Annotated[Path | None, typer.Option("--log-file", help="also read this log file")] = None,
+    ask: Annotated[bool, typer.Option(help="ask a fast model for a summary")] = True,
+) -> None:
+    """Analyse Lyra's recent warnings and errors: findings computed in code, then a fast model's summary."""
+    from lyra.monitoring import run_doctor
+
+    try:
+        text = asyncio.run(run_doctor(config=config, hours=hours, log_file=log_file, ask=ask))
+    except LyraError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(text)
+
+
+def main() -> None:
+    """Run these commands alone (`python -m lyra.cli_live live ...`)."""
+    app = typer.Typer(no_args_is_help=True)
+    register(app)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""`lyra live`: the task schedule run on a replayed (or live) market, on a simulated clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lyra.consensus import Consensus, MemberVote, with_instructions
+from lyra.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
+from lyra.engine import Lyra
+from lyra.errors import ConfigError, LyraError
+from lyra.log import get_logger
+from lyra.monitoring import HealthMonitor
+from lyra.schedule import Job, periodic_jobs, session_length_s
+from lyra.trading import prompts
+from lyra.trading.data import Bars, list_samples, load_bars, load_sample
+from lyra.trading.features import features_at
+from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestrator, _stage
+from lyra.types import Completion
+
+log = get_logger("lyra.live")
+WARMUP_BARS = 60  # history a replayed symbol starts with, so that every indicator is defined
+WINDOW_BARS = 120  # bars handed to the features at each tick
+_SYMBOL: contextvars.ContextVar[str] = contextvars.ContextVar("lyra_live_symbol", default="")
+
+
+class Clock(Protocol):
+    """Seconds since the start of the session, and a way to wait for a later one."""
+
+    speed: float
+
+    def now(self) -> float: ...
+
+
+class ReplayClock:
+    """A simulated clock: `speed` simulated seconds pass per real second."""
+
+    def __init__(self, speed: float, *, start_s: float = 0.0) -> None:
+        if speed <= 0:
+            raise ConfigError(f"--speed must be above 0, got {speed}")
+        self.speed = speed
+        self._start = start_s
+        self._real0 = time.monotonic()
+
+    def now(self) -> float:
+        return self._start + (time.monotonic() - self._real0) * self.speed
+
+
+class Market(Protocol):
+    """Bars of each symbol as known at a session time."""
+
+    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]: ...
+
+
+class ReplayMarket:
+    """A recorded data set replayed: bar i of the file is the bar of session minute i (per `bar_s`).
+
+    Each configured symbol replays the same file from its own offset, so that symbols differ.
+    """
+
+    def __init__(
+        self, bars: Bars, symbols: Sequence[str], *, bar_s: float = 60.0, offset_bars: int = 137
+    ) -> None:
+        if len(bars) < WARMUP_BARS + 2:
+            raise ConfigError(
+                f"{bars.symbol}: {len(bars)} bars are too few to replay; need {WARMUP_BARS + 2}"
+            )
+        self.bars = bars
+        self.bar_s = bar_s
+        self.offsets = {s: WARMUP_BARS + i * offset_bars for i, s in enumerate(symbols)}
+
+    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
+        usable = len(self.bars) - WARMUP_BARS
+        index = (
+            WARMUP_BARS
+            + (self.offsets.get(symbol, WARMUP_BARS) - WARMUP_BARS + int(at_s // self.bar_s)) % usable
+        )
+        frame = self.bars.frame.iloc[max(0, index - WINDOW_BARS) : index + 1]
+        window = Bars(frame=frame, symbol=symbol, interval=self.bars.interval)
+        return window, window.end
+
+
+def load_replay(source: str, symbols: Sequence[str]) -> ReplayMarket:
+    """A replay of a bundled sample (by name) or of a bars file."""
+    if source.upper() in list_samples():
+        return ReplayMarket(load_sample(source), symbols)
+    if not Path(source).exists():
+        raise ConfigError(
+            f"--replay: {source!r} is neither a file nor a sample ({', '.join(list_samples())})"
+        )
+    return ReplayMarket(load_bars(source), symbols)
+
+
+class CcxtMarket:
+    """Live 1-minute bars from an exchange through ccxt (the `ccxt` extra)."""
+
+    def __init__(self, exchange: str) -> None:
+        try:
+            import ccxt  # noqa: F401
+        except ImportError:
+            raise ConfigError("--ccxt needs the ccxt extra: pip install 'lyra-orchestrator[ccxt]'") from None
+        self.exchange = exchange
+
+    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
+        bars = load_bars(f"ccxt:{self.exchange}:{symbol}:1m", limit=WINDOW_BARS)
+        return bars, bars.end
+
+
+@dataclass(slots=True)
+class JobState:
+    """One job's run counts, next run and what it last did."""
+
+    job: Job
+    next_at: float
+    fired: int = 0
+    skipped: int = 0
+    errors: int = 0
+    last_error: str = ""
+    running: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class LiveStatus:
+    """What the status panel shows."""
+
+    jobs: list[JobState]
+    decisions: dict[str, TradeDecision] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    now_s: float = 0.0
+
+
+class LiveOrchestrator(TradingAIOrchestrator):
+    """The decision pipeline fed by the schedule: market analysis comes from its own 5-minute task,
+    and the signal is one call of the signal_generation task (its models, keys and cadence)."""
+
+    def __init__(self, lyra: Lyra, **kwargs: Any) -> None:
+        super().__init__(lyra, **kwargs)
+        self.analysis: dict[str, StageResult] = {}
+
+    async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
+        found = self.analysis.get(_SYMBOL.get())
+        return (
+            [found]
+            if found
+            else [StageResult(stage="technical_analysis", status="skipped", output="no market analysis yet")]
+        )
+
+    async def generate_trading_signals(
+        self, features: dict[str, Any], news: Sequence[str] = ()
+    ) -> tuple[StageResult, Consensus | None]:
+        messages = with_instructions(prompts.signal(features, news))
+        stage = await _stage(
+            "signal_generation",
+            lambda: self.lyra.complete(
+                task="signal_generation", messages=messages, response_format=DECISION_RESPONSE_FORMAT
+            ),
+        )
+        if stage.status != "ok":
+            return stage, None
+        parsed = parse_decision(str(stage.output))
+        if not isinstance(parsed, Decision):
+            stage.output = {"abstained": parsed.reason}
+            return stage, None
+        vote = MemberVote(
+            model=stage.model or "",
+            key="",
+            weight=1.0,
+            status="vote",
+            action=parsed.action,
+            confidence=parsed.confidence,
+            rationale=parsed.rationale,
+            served_model=stage.model,
+            cost_micros=stage.cost_micros,
+            latency_s=stage.latency_s,
+        )
+        return stage, Consensus(
+            panel="task:signal_generation",
+            rule="single",
+            action=parsed.action,
+            score=parsed.confidence,
+            agreement=1.0,
+            threshold=0.0,
+            quorum_met=True,
+            reason=parsed.rationale,
+            votes=[vote],
+            cost_micros=stage.cost_micros,
+            latency_s=stage.latency_s,
+        )
+
+    async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float) -> TradeDecision:
+        _SYMBOL.set(symbol)  # a context variable: ticks of several symbols run at once
+        return await self.decide(symbol, bars, proposed_notional=notional, at=at)
+
+
+class LiveRunner:
+    """Fires each job at its cadence on the clock; a job still running when it is due again is skipped."""
+
+    def __init__(
+        self,
+        lyra: Lyra,
+        market: Market,
+        clock: Clock,
+        *,
+        session_s: float | None = None,
+        monitor: HealthMonitor | None = None,
+        drain_s: float = 10.0,
+    ) -> None:
+        self.lyra = lyra
+        self.market = market
+        self.clock = clock
+        self.settings = lyra.settings
+        self.session_s = session_s if session_s is not None else session_length_s(self.settings)
+        self.stop = asyncio.Event()
+        self.drain_s = drain_s
+        self.orchestrator = LiveOrchestrator(lyra, final_panel=self.settings.schedule.final_panel)
+        self.monitor = monitor or HealthMonitor(lyra)
+        start = clock.now()
+        self.status = LiveStatus([JobState(job, start) for job in periodic_jobs(self.settings)])
+        self.actions: dict[str, Callable[[Job, float], Awaitable[None]]] = {
+            "market_analysis": self._market_analysis,
+            "signal_generation": self._signal,
+            "news_sentiment": self._news,
+            "health_monitoring": self._health,
+        }
+
+    async def run(self) -> LiveStatus:
+        """Run until the session ends or `stop` is set, then let in-flight ticks finish (or cancel them)."""
+        while not self.stop.is_set():
+            now = self.clock.now()
+            self.status.now_s = now
+            if now >= self.session_s:
+                break
+            for state in self.status.jobs:
+                while state.next_at <= now and state.next_at < self.session_s:
+                    self._fire(state, state.next_at)
+                    state.next_at += state.job.every_s
+            wake = min(s.next_at for s in self.status.jobs)
+            delay = max(0.0, (min(wake, self.session_s) - self.clock.now()) / self.clock.speed)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+        await self._drain()
+        return self.status
+
+    def _fire(self, state: JobState, at_s: float) -> None:
+        if state.running is not None and not state.running.done():
+            state.skipped += 1  # never stack a tick on one still in flight
+            return
+        state.fired += 1
+        state.running = asyncio.create_task(self._tick(state, at_s), name=f"lyra-live:{state.job.name}")
+
+    async def _tick(self, state: JobState, at_s: float) -> None:
+        action = self.actions.get(state.job.task, self._generic)
+        try:
+            await action(state.job, at_s)
+        except LyraError as exc:  # an outage or a budget refusal marks this tick; the schedule goes on
+            self._error(state, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            log.exception("live: %s raised", state.job.name)
+            self._error(state, f"{type(exc).__name__}: {exc}")
+
+    def _error(self, state: JobState, message: str) -> None:
+        state.errors += 1
+        state.last_error = message[:200]
+        self.status.errors.append(f"{state.job.name}: {state.last_error}")
+        del self.status.errors[:-50]
+        log.warning("live: %s failed: %s", state.job.name, state.last_error)
+
+    def _state(self, job: Job) -> JobState:
+        return next(s for s in self.status.jobs if s.job == job)
+
+    async def _drain(self) -> None:
+        running = [s.running for s in self.status.jobs if s.running is not None and not s.running.done()]
+        if not running:
+            return
+        _, pending = await asyncio.wait(running, timeout=self.drain_s)
+        for task in pending:  # cancelling releases their budget reservations
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _features(self, symbol: str, at_s: float) -> tuple[Bars, Any, dict[str, Any]]:
+        if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
+            bars, at = await asyncio.to_thread(self.market.window, symbol, at_s)
+        else:
+            bars, at = self.market.window(symbol, at_s)
+        return bars, at, features_at(bars, at)
+
+    async def _market_analysis(self, job: Job, at_s: float) -> None:
+        symbol = job.symbol or ""
+        _, _, features = await self._features(symbol, at_s)
+        stage = await _stage(
+            "technical_analysis",
+            lambda: self.lyra.complete(task="market_analysis", messages=prompts.technical_analysis(features)),
+        )
+        self._check(job, stage)
+        if stage.status == "ok":
+            self.orchestrator.analysis[symbol] = stage
+
+    async def _signal(self, job: Job, at_s: float) -> None:
+        symbol = job.symbol or ""
+        bars, at, _ = await self._features(symbol, at_s)
+        decision = await self.orchestrator.decide_for(
+            symbol, bars, at=at, notional=self.settings.schedule.proposed_notional_usd
+        )
+        self.status.decisions[symbol] = decision
+        if decision.errors:
+            self._error(self._state(job), "; ".join(decision.errors))
+
+    async def _news(self, job: Job, at_s: float) -> None:
+        _, _, features = await self._features(job.symbol or "", at_s)
+        stage = await _stage(
+            "news_sentiment",
+            lambda: self.lyra.complete(
+                task="news_sentiment", messages=prompts.news_sentiment(_headlines(job.symbol or "", features))
+            ),
+        )
+        self._check(job, stage)
+
+    async def _health(self, job: Job, at_s: float) -> None:
+        await self.monitor.run_once(window_sim_s=job.every_s, speed=self.clock.speed)
+
+    async def _generic(self, job: Job, at_s: float) -> None:
+        completion: Completion = await self.lyra.complete(
+            task=job.task,
+            messages=[
+                {"role": "user", "content": f"Scheduled run of {job.task} for {job.symbol or 'all symbols'}."}
+            ],
+        )
+        del completion
+
+    def _check(self, job: Job, stage: StageResult) -> None:
+        if stage.status == "error":
+            self._error(self._state(job), stage.error)
+
+
+def _headlines(symbol: str, features: dict[str, Any]) -> list[str]:
+    """Replays carry no news; these lines describe the tape so that the task has something to rate."""
+    lines = [f"{symbol} last at {features.get('close')}"]
+    for name, label in (("ret_5", "5-bar"), ("ret_20", "20-bar")):
+        if isinstance(features.get(name), float):
+            lines.append(f"{symbol} {label} return {features[name]:+.2%}")
+    return lines
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def summary(status: LiveStatus) -> dict[str, Any]:
+    """Fired, skipped and failed ticks per task."""
+    out: dict[str, dict[str, int]] = {}
+    for state in status.jobs:
+        line = out.setdefault(state.job.task, {"fired": 0, "skipped": 0, "errors": 0})
+        line["fired"] += state.fired
+        line["skipped"] += state.skipped
+        line["errors"] += state.errors
+    return out
+
+
+async def run_replay_day(
+    lyra: Lyra,
+    source: str,
+    *,
+    speed: float,
+    session_s: float | None = None,
+    stop: asyncio.Event | None = None,
+    panel: Callable[[LiveRunner], Any] | None = None,
+) -> LiveStatus:
+    """Run one simulated session of the schedule on a replay (the in-process entry point)."""
+    symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
+    runner = LiveRunner(lyra, load_replay(source, symbols), ReplayClock(speed), session_s=session_s)
+    if stop is not None:
+        runner.stop = stop
+    if panel is None:
+        return await runner.run()
+    with panel(runner):
+        return await runner.run()
+
+
+async def run_live_command(
+    *, config: Path | None, replay: str | None, ccxt: str | None, speed: float, days: float, panel: bool
+) -> int:
+    """`lyra live`: run the schedule until the session ends or SIGINT/SIGTERM; flush the ledger."""
+    if (replay is None) == (ccxt is None):
+        raise ConfigError("lyra live: give exactly one of --replay FILE|SAMPLE or --ccxt EXCHANGE")
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    async with Lyra.from_config(config) as lyra:
+        session = session_length_s(lyra.settings) * days
+        if ccxt is not None:
+            symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
+            runner = LiveRunner(lyra, CcxtMarket(ccxt), ReplayClock(1.0), session_s=session)
+            runner.stop = stop
+            with status_panel(runner, enabled=panel):
+                print(f"live: started on {ccxt} for {', '.join(symbols)}", flush=True)
+                status = await runner.run()
+        else:
+            assert replay is not None
+            print(f"live: started replay of {replay} at speed {speed:g}", flush=True)
+            status = await run_replay_day(
+                lyra,
+                replay,
+                speed=speed,
+                session_s=session,
+                stop=stop,
+                panel=lambda r: status_panel(r, enabled=panel),
+            )
+        ledger = lyra.ledger
+        if ledger is not None:
+            ledger.flush(timeout=10)
+    import orjson
+
+    print(
+        "live: stopped " + orjson.dumps({"interrupted": stop.is_set(), "tasks": summary(status)}).decode(),
+        flush=True,
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
+    """A rich Live panel refreshed while the runner runs: next runs, decisions, spend, errors."""
+    if not enabled:
+        yield
+        return
+    from rich.live import Live
+
+    with Live(render_status(runner), refresh_per_second=4, transient=False) as live:
+
+        async def refresh() -> None:
+            while True:
+                await asyncio.sleep(0.25)
+                live.update(await _render_with_caps(runner))
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        try:
+            yield
+        finally:
+            task.cancel()
+
+
+async def _render_with_caps(runner: LiveRunner) -> Any:
+    caps = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
+    return render_status(runner, caps)
+
+
+def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
+    """The status panel's content as rich tables."""
+    from rich.console import Group
+    from rich.table import Table
+
+    from lyra.money import format_usd
+
+    jobs = Table(title=f"lyra live  t={runner.status.now_s / 3600:.2f} h of {runner.session_s / 3600:g} h")
+    for column in ("job", "every", "next (h)", "fired", "skipped", "errors", "last error"):
+        jobs.add_column(column)
+    for s in runner.status.jobs:
+        jobs.add_row(
+            s.job.name,
+            f"{s.job.every_s}s",
+            f"{s.next_at / 3600:.2f}",
+            str(s.fired),
+            str(s.skipped),
+            str(s.errors),
+            s.last_error[:60],
+        )
+    decisions = Table(title="last decision per symbol")
+    for column in ("symbol", "bar", "action", "notional", "confidence"):
+        decisions.add_column(column)
+    for symbol, d in sorted(runner.status.decisions.items()):
+        decisions.add_row(symbol, d.time, d.action, f"{d.notional_usd:,.0f}", f"{d.confidence:.2f}")
+    spend = Table(title="spend against caps")
+    for column in ("cap", "spent", "limit"):
+        spend.add_column(column)
+    for cap in caps:
+        if cap.unit == "usd" and (cap.committed or cap.name == "global"):
+            spend.add_row(cap.name, format_usd(cap.committed), format_usd(cap.limit))
+    return Group(jobs, decisions, spend, *runner.status.errors[-5:])
+
+
+__all__ = [
+    "CcxtMarket",
+    "JobState",
+    "LiveOrchestrator",
+    "LiveRunner",
+    "LiveStatus",
+    "ReplayClock",
+    "ReplayMarket",
+    "load_replay",
+    "render_status",
+    "run_live_command",
+    "run_replay_day",
+    "status_panel",
+    "summary",
+]

@@ -1,0 +1,233 @@
+"""`lyra live --replay`: the schedule on a simulated clock, outages, overlaps, SIGTERM, spend vs plan."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+
+from lyra import Lyra
+from lyra.ledger import USAGE_TABLE, Ledger
+from lyra.live import JobState, LiveRunner, ReplayClock, load_replay, render_status, run_replay_day, summary
+from lyra.plan import build_plan
+from lyra.schedule import Job
+from lyra.simulator import Fault, Simulator
+from support import engine_env
+
+SESSION = {
+    'session_utc = "00:00-24:00"': 'session_utc = "00:00-02:00"',  # a two-hour trading day
+    'symbols = ["BTC/USDT", "ETH/USDT"]': 'symbols = ["BTC/USDT"]',
+    # The simulator's answers propose a trade on about a third of signal ticks.
+    "trade_share = 0.2": "trade_share = 0.35",
+    "breaker_cooldown_s = 60": "breaker_cooldown_s = 0.2",
+}
+
+
+async def test_a_replayed_day_runs_the_schedule_through_an_outage(
+    sim: Simulator, config_path: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An upstream outage at the start: every model answers 5xx to the first 30 attempts.
+    sim.add_fault(Fault(kind="server_error", count=30))
+    async with Lyra.from_config(config_path(**SESSION), environ=engine_env(sim)) as lyra:
+        assert lyra.ledger is not None
+        started = time.time()
+        status = await run_replay_day(lyra, "EURUSD", speed=1000)
+        lyra.ledger.flush()
+        ended = time.time()
+        counts = summary(status)
+        # Every cadence tick of the two hours either fired or was skipped as an overlap.
+        expected = {
+            "market_analysis": 24,
+            "signal_generation": 120,
+            "news_sentiment": 12,
+            "health_monitoring": 8,
+        }
+        for task, ticks in expected.items():
+            assert counts[task]["fired"] + counts[task]["skipped"] == ticks, (task, counts)
+        requests = Counter(r.task for r in lyra.ledger.rows(since_ts=started, kind="request"))
+        assert requests["market_analysis"] == counts["market_analysis"]["fired"]
+        assert requests["news_sentiment"] == counts["news_sentiment"]["fired"]
+        assert requests["risk_assessment"] >= 1  # a proposed trade ran risk assessment first
+        assert requests["signal_generation"] >= counts["signal_generation"]["fired"]
+        # The outage marked ticks, and the schedule went on past it.
+        assert sum(line["errors"] for line in counts.values()) >= 1
+        assert all(line["errors"] < line["fired"] for line in counts.values())
+        assert counts["signal_generation"]["fired"] >= 100
+        assert status.decisions["BTC/USDT"].time > "2017-01-"
+        assert lyra.budget is not None
+        assert all(cap.reserved == 0 for cap in await lyra.budget.snapshot())  # nothing left reserved
+        spent = lyra.ledger.spend_between(started, ended + 1).total_micros
+        planned = build_plan(lyra.settings, lyra.catalog).total_micros
+        console = Console(record=True, width=150, file=io.StringIO())
+        console.print(render_status(_runner_for_render(lyra, status)))
+        shown = console.export_text()
+        assert "signal_generation[BTC/USDT]" in shown and "last decision per symbol" in shown
+    with capsys.disabled():
+        print(
+            f"\nsimulated day: spent ${spent / 1e6:.6f} (ledger), planned ${planned / 1e6:.6f} "
+            f"(lyra plan), ratio {spent / planned:.3f}; ticks {counts}"
+        )
+    assert abs(spent - planned) <= 0.25 * planned
+
+
+def _runner_for_render(lyra: Lyra, status: object) -> LiveRunner:
+    runner = LiveRunner(lyra, load_replay("EURUSD", ["BTC/USDT"]), ReplayClock(1.0))
+    runner.status = status  # type: ignore[assignment]
+    return runner
+
+
+async def test_overlapping_ticks_are_skipped_and_counted(lyra: Lyra) -> None:
+    runner = LiveRunner(lyra, load_replay("EURUSD", ["X"]), ReplayClock(60_000), session_s=600, drain_s=0.01)
+    runner.status.jobs = [JobState(Job("market_analysis", "X", 60), 0.0)]
+    release = asyncio.Event()
+    calls = []
+
+    async def slow(job: Job, at_s: float) -> None:
+        calls.append(at_s)
+        await release.wait()  # still in flight at every later tick
+
+    runner.actions["market_analysis"] = slow
+    status = await runner.run()
+    state = status.jobs[0]
+    assert (state.fired, state.skipped) == (1, 9)
+    assert calls == [0.0]
+
+
+async def test_stop_ends_the_run_and_releases_in_flight_ticks(lyra: Lyra) -> None:
+    runner = LiveRunner(lyra, load_replay("EURUSD", ["X"]), ReplayClock(1.0), session_s=3600, drain_s=0.01)
+    runner.status.jobs = [JobState(Job("market_analysis", "X", 60), 0.0)]
+    hang = asyncio.Event()
+
+    async def stuck(job: Job, at_s: float) -> None:
+        await hang.wait()
+
+    runner.actions["market_analysis"] = stuck
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.05)
+    runner.stop.set()
+    status = await asyncio.wait_for(task, 5)
+    assert status.now_s < 3600  # stopped long before the session's end
+    assert status.jobs[0].fired == 1
+    assert status.jobs[0].running is not None and status.jobs[0].running.cancelled()
+
+
+def test_sigterm_leaves_a_consistent_ledger(tmp_path: Path) -> None:
+    config = tmp_path / "lyra.toml"
+    from support import fast_config_text
+
+    config.write_text(fast_config_text(timeout_s=5, **SESSION))
+    db = tmp_path / "ledger.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LYRA_KEY_", "OPENROUTER"))}
+    env |= {"LYRA_LEDGER_URL": f"sqlite:///{db}", "XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lyra.cli_live",
+            "live",
+            "--replay",
+            "EURUSD",
+            "--speed",
+            "60",
+            "--no-panel",
+            "--config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("live: started"), first + (proc.stderr.read() if proc.stderr else "")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not _has_rows(db):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    stopped = next(line for line in out.splitlines() if line.startswith("live: stopped"))
+    report = orjson.loads(stopped.removeprefix("live: stopped "))
+    assert report["interrupted"] is True
+    ledger = Ledger(f"sqlite:///{db}")
+    ledger.start()
+    try:
+        attempts = ledger.rows(kind="attempt")
+        assert attempts
+        assert ledger.spend_between(0, time.time() + 1).total_micros == sum(r.cost_micros for r in attempts)
+        requests = ledger.rows(kind="request")
+        assert {r.request_id for r in attempts if r.status == "ok"} <= {r.request_id for r in requests}
+    finally:
+        ledger.close()
+
+
+def _has_rows(db: Path) -> bool:
+    if not db.exists():
+        return False
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as conn:
+            return bool(
+                conn.execute(f"select count(*) from {USAGE_TABLE} where kind = 'request'").fetchone()[0]
+            )
+    except sqlite3.Error:
+        return False
+
+
+def test_ccxt_source_fails_cleanly_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lyra.errors import ConfigError
+    from lyra.live import CcxtMarket
+
+    monkeypatch.setitem(sys.modules, "ccxt", None)  # as if the extra were not installed
+    with pytest.raises(ConfigError, match=r"--ccxt needs the ccxt extra: pip install"):
+        CcxtMarket("binance")
+
+
+def test_live_command_needs_one_source() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from lyra.cli_live import register
+
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["live"])
+    assert result.exit_code == 2
+    assert "give exactly one of --replay FILE|SAMPLE or --ccxt EXCHANGE" in result.output
+    missing = CliRunner().invoke(app, ["live", "--replay", "no/such/file.csv"])
+    assert missing.exit_code == 2 and "neither a file nor a sample" in missing.output
+
+
+async def test_each_symbols_decision_uses_its_own_market_analysis(lyra: Lyra) -> None:
+    from lyra.live import LiveOrchestrator
+    from lyra.trading.pipeline import StageResult
+
+    orchestrator = LiveOrchestrator(lyra, final_panel="quick", audit=False)
+    orchestrator.analysis = {
+        s: StageResult(stage="technical_analysis", output=f"analysis of {s}") for s in "AB"
+    }
+    market = load_replay("EURUSD", ["A", "B"])
+    windows = {s: market.window(s, 600) for s in "AB"}
+    a, b = await asyncio.gather(
+        *(orchestrator.decide_for(s, windows[s][0], at=windows[s][1], notional=5_000) for s in "AB")
+    )
+    assert (a.stages[0].output, b.stages[0].output) == ("analysis of A", "analysis of B")
+    assert a.stages[1].stage == "signal_generation" and a.stages[1].status == "ok"
+    assert a.price != b.price  # the symbols replay the file from different offsets
