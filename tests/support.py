@@ -61,3 +61,8 @@ def service_missing(reason: str) -> None:
     if os.environ.get("LYRA_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{reason} (LYRA_REQUIRE_SERVICES=1, so this fails instead of skipping)", pytrace=False)
     pytest.skip(reason)
+
+
+# A signal panel that trades often (one fast member's vote can decide), so that the risk, final
+# panel and monitoring stages run too. A trading test module opts in with ENGINE_EDITS = ACTIVE_SIGNALS.
+ACTIVE_SIGNALS = {'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'}

@@ -1,12 +1,17 @@
-"""Fixtures for the trading tests: small CSV files written the way real tools write them."""
+"""Fixtures for the trading tests: CSV files as real tools write them, the sample, an engine."""
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+
+from lyra import Lyra
+from lyra.simulator import Simulator
+from lyra.trading.data import Bars, load_sample
+from support import engine_env
 
 WriteFile = Callable[..., Path]
 
@@ -21,3 +26,19 @@ def write_csv(tmp_path: Path) -> WriteFile:
         return path
 
     return write
+
+
+@pytest.fixture
+def bars() -> Bars:
+    """The bundled daily GOOGL sample."""
+    return load_sample("GOOGL")
+
+
+@pytest.fixture
+async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path,
+                 request: pytest.FixtureRequest) -> AsyncIterator[Lyra]:
+    """An engine on the simulator with a SQLite ledger; the module's ENGINE_EDITS change its config."""
+    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    edits = getattr(request.module, "ENGINE_EDITS", {})
+    async with Lyra.from_config(config_path(**edits), environ=env) as lyra:
+        yield lyra

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from lyra import Lyra
-from lyra.simulator import Simulator
 from lyra.trading.adaptive import AdaptiveWeights, reweighted
 from lyra.trading.backtest import Vote, Window
 from lyra.trading.data import load_sample
 from lyra.trading.evaluate import BacktestOptions, run_backtest
-from support import engine_env
 
 
 def frame(closes: list[float]) -> pd.DataFrame:
@@ -39,13 +34,6 @@ def test_future_prices_cannot_reach_a_weight() -> None:
     for learner in (a, b):
         learner.observe(5, [Vote(model="m", action="BUY", confidence=0.6, cost_micros=1)])
     assert a.at(frame(closes)[:9]) == b.at(frame(crash)[:9])
-
-
-@pytest.fixture
-async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path) -> AsyncIterator[Lyra]:
-    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    async with Lyra.from_config(config_path(), environ=env) as lyra:
-        yield lyra
 
 
 def test_reweighting_scales_members_and_keeps_the_rest(engine: Lyra) -> None:

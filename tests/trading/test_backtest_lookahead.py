@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
 
 from lyra import Lyra
-from lyra.simulator import Simulator
 from lyra.trading.backtest import Costs, LookAheadError, Step, Window, decision_times, walk
-from lyra.trading.data import Bars, load_sample
+from lyra.trading.data import Bars
 from lyra.trading.evaluate import (
     BacktestOptions,
     anonymise,
@@ -24,22 +22,9 @@ from lyra.trading.evaluate import (
 from lyra.trading.pipeline import TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 from lyra.types import Completion, CompletionRequest
-from support import engine_env
 
 ACCOUNT = AccountState(equity_at_day_start=100_000, equity=100_000)
 DATE = re.compile(r"(19|20)\d\d-\d\d-\d\d")
-
-
-@pytest.fixture
-def bars() -> Bars:
-    return load_sample("GOOGL")
-
-
-@pytest.fixture
-async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path) -> AsyncIterator[Lyra]:
-    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    async with Lyra.from_config(config_path(), environ=env) as lyra:
-        yield lyra
 
 
 def peeking(full: Bars) -> Callable:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
@@ -12,25 +11,13 @@ from lyra import Lyra
 from lyra.simulator import Simulator
 from lyra.trading.backtest import Window
 from lyra.trading.cassette import Cassette
-from lyra.trading.data import Bars, load_sample
+from lyra.trading.data import Bars
 from lyra.trading.evaluate import BacktestOptions, ReplayMismatch, run_backtest
-from support import engine_env
+from support import ACTIVE_SIGNALS
 
 OPTIONS = BacktestOptions(window=Window(start="2017-06-01", every=5))
 
-
-@pytest.fixture
-def bars() -> Bars:
-    return load_sample("GOOGL")
-
-
-@pytest.fixture
-async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path) -> AsyncIterator[Lyra]:
-    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    # A signal panel that trades often, so that risk, final panel and monitoring stages run too.
-    path = config_path(**{'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'})
-    async with Lyra.from_config(path, environ=env) as lyra:
-        yield lyra
+ENGINE_EDITS = ACTIVE_SIGNALS
 
 
 def decisions_json(report: dict) -> bytes:

@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from lyra import Lyra
 from lyra.simulator import Fault, Simulator
-from lyra.trading.data import Bars, load_sample
+from lyra.trading.data import Bars
 from lyra.trading.pipeline import TradingAIOrchestrator
 from lyra.trading.risk import AccountState, Position
-from support import engine_env
+from support import ACTIVE_SIGNALS
 
 QUICK = ("google/gemini-2.5-flash-lite", "openai/gpt-4o-mini", "anthropic/claude-3-haiku")
 
-
-@pytest.fixture
-def bars() -> Bars:
-    return load_sample("GOOGL")
-
-
-@pytest.fixture
-async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Path) -> AsyncIterator[Lyra]:
-    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
-    # A signal panel that always speaks: one fast member whose vote alone decides.
-    path = config_path(**{'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'})
-    async with Lyra.from_config(path, environ=env) as lyra:
-        yield lyra
+ENGINE_EDITS = ACTIVE_SIGNALS
 
 
 async def decide_until_trade(orchestrator: TradingAIOrchestrator, bars: Bars, notional: float = 5_000):
