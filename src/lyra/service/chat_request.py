@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_core import ErrorDetails
 
-from lyra.service.errors import ApiError, bad_request
+from lyra.service.errors import bad_request
 from lyra.service.options import ServiceOptions
+from lyra.service.validate import api_error
 
 # Names pydantic puts in an error's location for the members of `content`'s union type.
-_UNION_MEMBERS = frozenset({"str", "list[dict[str,any]]", "none"})
 
 
 class _Strict(BaseModel):
@@ -79,7 +78,7 @@ def parse_chat(raw: bytes, options: ServiceOptions) -> ChatCall:
     try:
         body = ChatBody.model_validate_json(raw)
     except ValidationError as exc:
-        raise _from_validation(exc) from None
+        raise api_error(exc, union_hint="expected a string, a list of content parts or null") from None
     _refuse_unsupported(body)
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     if max_tokens is not None and max_tokens > options.max_tokens:
@@ -112,31 +111,3 @@ def _refuse_unsupported(body: ChatBody) -> None:
                               code="unsupported_parameter")
 
 
-def _from_validation(exc: ValidationError) -> ApiError:
-    error = exc.errors(include_url=False)[0]
-    if error["type"] == "json_invalid":
-        detail = (error.get("ctx") or {}).get("error", "")
-        message = f"the request body is not valid JSON: {detail}".rstrip(": ")
-        return ApiError(400, message, code="invalid_json")
-    param = _param(error)
-    if param is None:
-        return ApiError(400, "the request body must be a JSON object", code="invalid_json")
-    if error["type"] == "missing":
-        return bad_request(param, f"{param}: required field is missing", code="missing_required_parameter")
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if any(part in _UNION_MEMBERS for part in error["loc"]):
-        message = "expected a string, a list of content parts or null"
-    return bad_request(param, f"{param}: {message}")
-
-
-def _param(error: ErrorDetails) -> str | None:
-    """OpenAI's spelling of a field path: messages[0].content."""
-    text = ""
-    for part in error["loc"]:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif part in _UNION_MEMBERS:
-            continue  # a union member's name, not a field
-        else:
-            text += f".{part}" if text else str(part)
-    return text or None

@@ -17,10 +17,11 @@ def parse_body(model: type[M], raw: bytes) -> M:
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise _from_validation(exc) from None
+        raise api_error(exc) from None
 
 
-def _from_validation(exc: ValidationError) -> ApiError:
+def api_error(exc: ValidationError, *, union_hint: str | None = None) -> ApiError:
+    """The first validation error as a 400 naming its field; `union_hint` explains a failed union."""
     error = exc.errors(include_url=False)[0]
     if error["type"] == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
@@ -33,7 +34,10 @@ def _from_validation(exc: ValidationError) -> ApiError:
         return ApiError(400, "the request body must be a JSON object", code="invalid_json")
     if error["type"] == "missing":
         return bad_request(param, f"{param}: required field is missing", code="missing_required_parameter")
-    return bad_request(param, f"{param}: {str(error['msg']).removeprefix('Value error, ')}")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if union_hint is not None and any(_union_member(part) for part in error["loc"]):
+        message = union_hint
+    return bad_request(param, f"{param}: {message}")
 
 
 def field_path(error: ErrorDetails) -> str | None:
@@ -42,8 +46,13 @@ def field_path(error: ErrorDetails) -> str | None:
     for part in error["loc"]:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif "[" in str(part) or str(part) in ("str", "int", "float", "none", "bool"):
+        elif _union_member(part):
             continue  # a union member's name, not a field
         else:
             text += f".{part}" if text else str(part)
     return text or None
+
+
+def _union_member(part: int | str) -> bool:
+    """True for pydantic's name of a union member in an error location (`str`, `list[...]`)."""
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "none", "bool"))
