@@ -19,7 +19,8 @@ from rich.console import Console
 
 from lyra import Lyra
 from lyra.ledger import USAGE_TABLE, Ledger
-from lyra.live import JobState, LiveRunner, ReplayClock, load_replay, render_status, run_replay_day, summary
+from lyra.live import JobState, LiveRunner, ReplayClock, load_replay, run_replay_day, summary
+from lyra.live_view import render_status
 from lyra.plan import build_plan
 from lyra.schedule import Job
 from lyra.simulator import Fault, Simulator

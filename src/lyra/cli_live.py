@@ -13,10 +13,21 @@ from rich.table import Table
 
 from lyra.catalog import load_catalog
 from lyra.config import load_config
-from lyra.errors import LyraError
+from lyra.engine import Lyra
+from lyra.errors import ConfigError, LyraError
 from lyra.ledger import Ledger, default_url
+from lyra.live import (
+    CcxtMarket,
+    LiveRunner,
+    ReplayClock,
+    install_signal_handlers,
+    run_replay_day,
+    summary,
+)
+from lyra.live_view import status_panel
 from lyra.money import format_usd
 from lyra.plan import Plan, build_plan
+from lyra.schedule import session_length_s
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: the example)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -118,8 +129,6 @@ def live_command(
     panel: Annotated[bool, typer.Option(help="show the status panel")] = True,
 ) -> None:
     """Run the task schedule for the configured symbols on replayed or live market data."""
-    from lyra.live import run_live_command
-
     try:
         code = asyncio.run(
             run_live_command(config=config, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel)
@@ -143,6 +152,42 @@ def doctor_command(
     except LyraError as exc:
         raise _fail(str(exc)) from None
     typer.echo(text)
+
+
+async def run_live_command(
+    *, config: Path | None, replay: str | None, ccxt: str | None, speed: float, days: float, panel: bool
+) -> int:
+    """`lyra live`: run the schedule until the session ends or SIGINT/SIGTERM; flush the ledger."""
+    if (replay is None) == (ccxt is None):
+        raise ConfigError("lyra live: give exactly one of --replay FILE|SAMPLE or --ccxt EXCHANGE")
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    async with Lyra.from_config(config) as lyra:
+        session = session_length_s(lyra.settings) * days
+        if ccxt is not None:
+            symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
+            runner = LiveRunner(lyra, CcxtMarket(ccxt), ReplayClock(1.0), session_s=session)
+            runner.stop = stop
+            with status_panel(runner, enabled=panel):
+                typer.echo(f"live: started on {ccxt} for {', '.join(symbols)}")
+                status = await runner.run()
+        else:
+            assert replay is not None
+            typer.echo(f"live: started replay of {replay} at speed {speed:g}")
+            status = await run_replay_day(
+                lyra,
+                replay,
+                speed=speed,
+                session_s=session,
+                stop=stop,
+                panel=lambda r: status_panel(r, enabled=panel),
+            )
+        ledger = lyra.ledger
+        if ledger is not None:
+            ledger.flush(timeout=10)
+    report = {"interrupted": stop.is_set(), "tasks": summary(status)}
+    typer.echo("live: stopped " + orjson.dumps(report).decode())
+    return 0
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import contextlib
 import contextvars
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -348,7 +348,7 @@ def _headlines(symbol: str, features: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def install_signal_handlers(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -386,107 +386,6 @@ async def run_replay_day(
         return await runner.run()
 
 
-async def run_live_command(
-    *, config: Path | None, replay: str | None, ccxt: str | None, speed: float, days: float, panel: bool
-) -> int:
-    """`lyra live`: run the schedule until the session ends or SIGINT/SIGTERM; flush the ledger."""
-    if (replay is None) == (ccxt is None):
-        raise ConfigError("lyra live: give exactly one of --replay FILE|SAMPLE or --ccxt EXCHANGE")
-    stop = asyncio.Event()
-    _install_signal_handlers(stop)
-    async with Lyra.from_config(config) as lyra:
-        session = session_length_s(lyra.settings) * days
-        if ccxt is not None:
-            symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
-            runner = LiveRunner(lyra, CcxtMarket(ccxt), ReplayClock(1.0), session_s=session)
-            runner.stop = stop
-            with status_panel(runner, enabled=panel):
-                print(f"live: started on {ccxt} for {', '.join(symbols)}", flush=True)
-                status = await runner.run()
-        else:
-            assert replay is not None
-            print(f"live: started replay of {replay} at speed {speed:g}", flush=True)
-            status = await run_replay_day(
-                lyra,
-                replay,
-                speed=speed,
-                session_s=session,
-                stop=stop,
-                panel=lambda r: status_panel(r, enabled=panel),
-            )
-        ledger = lyra.ledger
-        if ledger is not None:
-            ledger.flush(timeout=10)
-    import orjson
-
-    print(
-        "live: stopped " + orjson.dumps({"interrupted": stop.is_set(), "tasks": summary(status)}).decode(),
-        flush=True,
-    )
-    return 0
-
-
-@contextlib.contextmanager
-def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
-    """A rich Live panel refreshed while the runner runs: next runs, decisions, spend, errors."""
-    if not enabled:
-        yield
-        return
-    from rich.live import Live
-
-    with Live(render_status(runner), refresh_per_second=4, transient=False) as live:
-
-        async def refresh() -> None:
-            while True:
-                await asyncio.sleep(0.25)
-                live.update(await _render_with_caps(runner))
-
-        task = asyncio.get_running_loop().create_task(refresh())
-        try:
-            yield
-        finally:
-            task.cancel()
-
-
-async def _render_with_caps(runner: LiveRunner) -> Any:
-    caps = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
-    return render_status(runner, caps)
-
-
-def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
-    """The status panel's content as rich tables."""
-    from rich.console import Group
-    from rich.table import Table
-
-    from lyra.money import format_usd
-
-    jobs = Table(title=f"lyra live  t={runner.status.now_s / 3600:.2f} h of {runner.session_s / 3600:g} h")
-    for column in ("job", "every", "next (h)", "fired", "skipped", "errors", "last error"):
-        jobs.add_column(column)
-    for s in runner.status.jobs:
-        jobs.add_row(
-            s.job.name,
-            f"{s.job.every_s}s",
-            f"{s.next_at / 3600:.2f}",
-            str(s.fired),
-            str(s.skipped),
-            str(s.errors),
-            s.last_error[:60],
-        )
-    decisions = Table(title="last decision per symbol")
-    for column in ("symbol", "bar", "action", "notional", "confidence"):
-        decisions.add_column(column)
-    for symbol, d in sorted(runner.status.decisions.items()):
-        decisions.add_row(symbol, d.time, d.action, f"{d.notional_usd:,.0f}", f"{d.confidence:.2f}")
-    spend = Table(title="spend against caps")
-    for column in ("cap", "spent", "limit"):
-        spend.add_column(column)
-    for cap in caps:
-        if cap.unit == "usd" and (cap.committed or cap.name == "global"):
-            spend.add_row(cap.name, format_usd(cap.committed), format_usd(cap.limit))
-    return Group(jobs, decisions, spend, *runner.status.errors[-5:])
-
-
 __all__ = [
     "CcxtMarket",
     "JobState",
@@ -495,10 +394,8 @@ __all__ = [
     "LiveStatus",
     "ReplayClock",
     "ReplayMarket",
+    "install_signal_handlers",
     "load_replay",
-    "render_status",
-    "run_live_command",
     "run_replay_day",
-    "status_panel",
     "summary",
 ]
