@@ -22,7 +22,7 @@ from lyra.schedule import Job, periodic_jobs, session_length_s
 from lyra.trading import prompts
 from lyra.trading.data import Bars, list_samples, load_bars, load_sample
 from lyra.trading.features import features_at
-from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestrator, _stage
+from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestrator, run_stage
 from lyra.types import Completion
 
 log = get_logger("lyra.live")
@@ -156,7 +156,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
         self, features: dict[str, Any], news: Sequence[str] = ()
     ) -> tuple[StageResult, Consensus | None]:
         messages = with_instructions(prompts.signal(features, news))
-        stage = await _stage(
+        stage = await run_stage(
             "signal_generation",
             lambda: self.lyra.complete(
                 task="signal_generation", messages=messages, response_format=DECISION_RESPONSE_FORMAT
@@ -294,7 +294,7 @@ class LiveRunner:
     async def _market_analysis(self, job: Job, at_s: float) -> None:
         symbol = job.symbol or ""
         _, _, features = await self._features(symbol, at_s)
-        stage = await _stage(
+        stage = await run_stage(
             "technical_analysis",
             lambda: self.lyra.complete(task="market_analysis", messages=prompts.technical_analysis(features)),
         )
@@ -314,7 +314,7 @@ class LiveRunner:
 
     async def _news(self, job: Job, at_s: float) -> None:
         _, _, features = await self._features(job.symbol or "", at_s)
-        stage = await _stage(
+        stage = await run_stage(
             "news_sentiment",
             lambda: self.lyra.complete(
                 task="news_sentiment", messages=prompts.news_sentiment(_headlines(job.symbol or "", features))

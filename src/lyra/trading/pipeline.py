@@ -98,9 +98,9 @@ class TradingAIOrchestrator:
     async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
         """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
         summary, technical = await asyncio.gather(
-            _stage("market_data", lambda: self.lyra.complete(
+            run_stage("market_data", lambda: self.lyra.complete(
                 tier="fast", messages=prompts.market_summary(features), max_tokens=200)),
-            _stage("technical_analysis", lambda: self.lyra.complete(
+            run_stage("technical_analysis", lambda: self.lyra.complete(
                 task="market_analysis", messages=prompts.technical_analysis(features))),
         )
         return [summary, technical]
@@ -116,7 +116,7 @@ class TradingAIOrchestrator:
         """Stage 4: the premium tier's view of the trade, as a structured verdict."""
         account = {"equity": self.account.equity, "drawdown": round(self.account.drawdown, 4),
                    "position_units": self.account.position.units}
-        result = await _stage("risk_assessment", lambda: self.lyra.complete(
+        result = await run_stage("risk_assessment", lambda: self.lyra.complete(
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
                                              account=account)))
@@ -125,7 +125,7 @@ class TradingAIOrchestrator:
 
     async def validate_strategy(self, description: str) -> StageResult:
         """A premium-tier review of a strategy description: approve, reduce or reject, with the reason."""
-        result = await _stage("strategy_validation", lambda: self.lyra.complete(
+        result = await run_stage("strategy_validation", lambda: self.lyra.complete(
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment({"strategy": description[:2000]}, action="RUN STRATEGY",
                                              notional_usd=self.account.equity, account={})))
@@ -180,11 +180,12 @@ class TradingAIOrchestrator:
         if risk.action == "HOLD":
             return StageResult(stage="execution_monitoring", status="skipped", output="nothing to execute")
         messages = prompts.execution_monitoring(features, action=risk.action, notional_usd=risk.notional_usd)
-        return await _stage("execution_monitoring",
+        return await run_stage("execution_monitoring",
                             lambda: self.lyra.complete(tier="fast", max_tokens=150, messages=messages))
 
 
-async def _stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
+async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
+    """One stage's call, with what it cost and how long it took; an engine error is a failed stage."""
     started = time.monotonic()
     try:
         c = await call()
