@@ -1,13 +1,14 @@
-"""A zero-latency OpenRouter simulator in a child process, so its CPU is not counted here."""
+"""Shared by the benchmarks: a simulator in a child process (its CPU is not counted here) and a CPU meter."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 
 def free_port() -> int:
@@ -37,3 +38,21 @@ def zero_latency_upstream(time_scale: float = 0.0) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+async def measure(
+    call: Callable[[], Awaitable[object]], requests: int, concurrency: int, *, warmup: int = 0
+) -> tuple[float, float]:
+    """(process CPU microseconds per request, requests per second) over `requests` calls."""
+    for _ in range(warmup):
+        await call()  # warm connections and caches
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in queue:
+            await call()
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return cpu / requests * 1e6, requests / wall

@@ -25,7 +25,6 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ import redis
 from redis.asyncio.connection import AbstractConnection
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _upstream import zero_latency_upstream
+from _upstream import measure, zero_latency_upstream
 from lyra import Lyra
 from lyra.budget import BudgetGovernor
 from lyra.config import example_config_text
@@ -130,22 +129,6 @@ def caller(lyra: Lyra, route: str) -> Callable[[], Awaitable[object]]:
         return await lyra.complete(model=MODEL, tier=tier, messages=MESSAGES, max_tokens=400)
 
     return call
-
-
-async def measure(
-    call: Callable[[], Awaitable[object]], requests: int, concurrency: int
-) -> tuple[float, float]:
-    """(process CPU microseconds per request, requests per second) over `requests` calls."""
-    queue = iter(range(requests))
-
-    async def worker() -> None:
-        for _ in queue:
-            await call()
-
-    cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return cpu / requests * 1e6, requests / wall
 
 
 @contextlib.contextmanager

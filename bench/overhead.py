@@ -14,37 +14,17 @@ import asyncio
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _upstream import zero_latency_upstream
+from _upstream import measure, zero_latency_upstream
 from lyra import Lyra
 
 MESSAGES = [{"role": "user", "content": "BTC 4h: RSI 71, MACD crossed up. Signal?"}]
 MODEL = "deepseek/deepseek-chat"
-
-
-async def measure(
-    call: Callable[[], Awaitable[object]], requests: int, concurrency: int
-) -> tuple[float, float]:
-    """(CPU microseconds per request, requests per second) for `requests` calls."""
-    for _ in range(50):
-        await call()  # warm connections and caches
-    queue = iter(range(requests))
-
-    async def worker() -> None:
-        for _ in queue:
-            await call()
-
-    cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    return cpu / requests * 1e6, requests / wall
 
 
 async def run(requests: int) -> None:
@@ -66,8 +46,8 @@ async def run(requests: int) -> None:
             print(f"{requests} requests per run; upstream: zero-latency simulator in a child process")
             print(f"{'concurrency':>11} {'path':<8} {'CPU us/req':>11} {'req/s':>8}")
             for concurrency in (1, 50):
-                bare_cpu, bare_rps = await measure(bare, requests, concurrency)
-                eng_cpu, eng_rps = await measure(engine, requests, concurrency)
+                bare_cpu, bare_rps = await measure(bare, requests, concurrency, warmup=50)
+                eng_cpu, eng_rps = await measure(engine, requests, concurrency, warmup=50)
                 print(f"{concurrency:>11} {'aiohttp':<8} {bare_cpu:>11.0f} {bare_rps:>8.0f}")
                 print(f"{concurrency:>11} {'lyra':<8} {eng_cpu:>11.0f} {eng_rps:>8.0f}")
                 print(f"{'':>11} ratio    {eng_cpu / bare_cpu:>11.2f}x CPU, "
