@@ -115,19 +115,20 @@ class ConsensusEngine:
         return found
 
     async def decide(self, messages: Sequence[Message], *, panel: str, notional: float | None = None,
-                     cache: Literal["use", "bypass", "refresh"] = "use") -> Consensus:
+                     cache: Literal["use", "bypass", "refresh"] = "use",
+                     client: str | None = None) -> Consensus:
         """Run the escalation cascade: the cheaper panel first unless the trade is large or it is unsure."""
         target = self.panel(panel)
         cheap = target.escalate_from
         if cheap is None or (notional is not None and notional >= target.escalate_notional_usd):
-            return await self.ask(messages, panel=panel, notional=notional, cache=cache)
+            return await self.ask(messages, panel=panel, notional=notional, cache=cache, client=client)
         started = time.monotonic()
-        first = await self.ask(messages, panel=cheap, notional=notional, cache=cache)
+        first = await self.ask(messages, panel=cheap, notional=notional, cache=cache, client=client)
         if self._clear(first, target):
             return first
         log.info("panel %s unsure (%s, agreement %.2f): escalating to %s", cheap, first.reason,
                  first.agreement, panel)
-        final = await self.ask(messages, panel=panel, notional=notional, cache=cache)
+        final = await self.ask(messages, panel=panel, notional=notional, cache=cache, client=client)
         final.escalated_from = first
         final.cost_micros += first.cost_micros
         final.latency_s = time.monotonic() - started
@@ -139,7 +140,8 @@ class ConsensusEngine:
         return result.quorum_met and decisive and result.agreement >= target.escalate_below_agreement
 
     async def ask(self, messages: Sequence[Message], *, panel: str, notional: float | None = None,
-                  cache: Literal["use", "bypass", "refresh"] = "use") -> Consensus:
+                  cache: Literal["use", "bypass", "refresh"] = "use",
+                  client: str | None = None) -> Consensus:
         """One panel: members in parallel, early exit once the outcome cannot change."""
         cfg = self.panel(panel)
         rule = RULES[cfg.rule]
@@ -147,7 +149,7 @@ class ConsensusEngine:
         started = time.monotonic()
         votes = [MemberVote(model=m.model, key=m.key, weight=m.weight, status="dropped",
                             reason=f"no answer within the {cfg.deadline_s:g}s deadline") for m in cfg.members]
-        tasks = {asyncio.create_task(self._member(m, prompt, cfg, cache)): i
+        tasks = {asyncio.create_task(self._member(m, prompt, cfg, cache, client)): i
                  for i, m in enumerate(cfg.members)}
         pending: set[Task] = set(tasks)
         deadline = started + cfg.deadline_s
@@ -185,12 +187,12 @@ class ConsensusEngine:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _member(self, member: PanelMember, prompt: list[Message], cfg: PanelSettings,
-                      cache: Literal["use", "bypass", "refresh"]) -> MemberVote:
+                      cache: Literal["use", "bypass", "refresh"], client: str | None) -> MemberVote:
         started = time.monotonic()
         vote = MemberVote(model=member.model, key=member.key, weight=member.weight, status="error")
         request = CompletionRequest(messages=prompt, task=cfg.task, model=member.model, key=member.key,
                                     max_tokens=cfg.max_tokens, response_format=DECISION_RESPONSE_FORMAT,
-                                    deadline_s=cfg.deadline_s, cache=cache)
+                                    deadline_s=cfg.deadline_s, cache=cache, client=client)
         try:
             completion = await self._call(request)
         except LyraError as exc:

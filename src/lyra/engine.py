@@ -254,13 +254,13 @@ class Lyra:
         notional: float | None = None,
         cache: CacheMode = "use",
         cascade: bool = True,
+        client: str | None = None,
     ) -> Consensus:
         """Ask a configured panel for a trading decision, through its escalation cascade by default."""
         if self._consensus is None:
             raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
-        if not cascade:
-            return await self._consensus.ask(messages, panel=panel, notional=notional, cache=cache)
-        return await self._consensus.decide(messages, panel=panel, notional=notional, cache=cache)
+        run = self._consensus.decide if cascade else self._consensus.ask
+        return await run(messages, panel=panel, notional=notional, cache=cache, client=client)
 
     def stream(
         self,

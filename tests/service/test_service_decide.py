@@ -94,6 +94,15 @@ async def test_decide_on_a_sample_runs_the_pipeline(http: tuple[aiohttp.ClientSe
     assert body["audit_seq"] >= 1
 
 
+async def test_decide_is_charged_to_the_clients_budget(http: tuple[aiohttp.ClientSession, str]) -> None:
+    status, body = await post(http, "/decide", {"sample": "GOOGL", "proposed_notional": 5000})
+    assert status == 200, body
+    session, base = http
+    async with session.get(f"{base}/budget", headers=QUANT) as r:
+        budget = await r.json()
+    assert round(budget["client"]["spent"] * 1_000_000) == body["cost_micros"] > 0  # every stage, in USD
+
+
 async def test_decide_on_inline_bars(http: tuple[aiohttp.ClientSession, str]) -> None:
     status, body = await post(http, "/decide", {"symbol": "GOOGL", "bars": sample_bars()})
     assert status == 200, body

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lyra.consensus import ConsensusEngine
 from lyra.service.access import panel_tiers, require_tiers
-from lyra.service.auth import Client
 from lyra.service.body import read_body
 from lyra.service.chat_request import ChatMessage
 from lyra.service.errors import bad_request
-from lyra.service.gateway import Gateway, gateway_of
+from lyra.service.gateway import gateway_of
 from lyra.service.validate import parse_body
-from lyra.types import Completion, CompletionRequest
 
 
 class ConsensusBody(BaseModel):
@@ -39,20 +34,7 @@ async def consensus(request: Request) -> Response:
         raise bad_request("messages", f"messages: {len(body.messages)} messages, more than this gateway "
                                       f"allows ({gateway.options.max_messages})")
     require_tiers(client, panel_tiers(gateway.lyra, body.panel), f"panel {body.panel!r}")
-    engine = client_consensus(gateway, client)
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
-    if body.cascade:
-        result = await engine.decide(messages, panel=body.panel, notional=body.notional)
-    else:
-        result = await engine.ask(messages, panel=body.panel, notional=body.notional)
+    result = await gateway.lyra.consensus(messages=messages, panel=body.panel, notional=body.notional,
+                                          cascade=body.cascade, client=client.name)
     return Response(orjson.dumps(result.to_dict()), media_type="application/json")
-
-
-def client_consensus(gateway: Gateway, client: Client) -> ConsensusEngine:
-    """A consensus engine whose every member call is charged to `client`'s daily budget."""
-    lyra = gateway.lyra
-
-    async def call(request: CompletionRequest) -> Completion:
-        return await lyra.run(replace(request, client=client.name))
-
-    return ConsensusEngine(lyra.settings, call)

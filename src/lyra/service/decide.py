@@ -1,8 +1,7 @@
 """POST /v1/decide: the six-stage trading pipeline on the caller's bars or a bundled sample.
 
-The pipeline calls the engine directly, so its calls are charged to the global, tier and key caps
-but not to the client's own cap; the client must be allowed every tier the pipeline uses and have
-budget left before it starts.
+Every stage's calls are charged to the calling client's own daily cap as well as to the global,
+tier and key caps; the client must be allowed every tier the pipeline uses.
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ async def decide(request: Request) -> Response:
     require_tiers(client, pipeline_tiers(gateway), "the trading pipeline")
     await _require_budget(gateway, client)
     bars = await asyncio.to_thread(_bars, body)
-    orchestrator = TradingAIOrchestrator(gateway.lyra)
+    orchestrator = TradingAIOrchestrator(gateway.lyra, client=client.name)
     try:
         decision = await orchestrator.decide(body.symbol or bars.symbol, bars,
                                              proposed_notional=body.proposed_notional, news=body.news)

@@ -85,8 +85,10 @@ class TradingAIOrchestrator:
 
     def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = "quick",
                  final_panel: str = "trade", audit: bool = True,
-                 feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+                 feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 client: str | None = None) -> None:
         self.lyra = lyra
+        self.client = client  # a gateway client whose daily cap pays for every stage
         self.feature_filter = feature_filter  # what the prompts may see (a backtest strips dates)
         self.rules = RiskRules(lyra.settings.risk)
         equity = lyra.settings.risk.account_equity_usd
@@ -98,9 +100,9 @@ class TradingAIOrchestrator:
     async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
         """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
         summary, technical = await asyncio.gather(
-            run_stage("market_data", lambda: self.lyra.complete(
+            run_stage("market_data", lambda: self.lyra.complete(client=self.client,
                 tier="fast", messages=prompts.market_summary(features), max_tokens=200)),
-            run_stage("technical_analysis", lambda: self.lyra.complete(
+            run_stage("technical_analysis", lambda: self.lyra.complete(client=self.client,
                 task="market_analysis", messages=prompts.technical_analysis(features))),
         )
         return [summary, technical]
@@ -108,7 +110,7 @@ class TradingAIOrchestrator:
     async def generate_trading_signals(self, features: dict[str, Any], news: Sequence[str] = ()
                                        ) -> tuple[StageResult, Consensus | None]:
         """Stage 3: the signal panel's consensus on the features (and fenced news)."""
-        return await _panel_stage("signal_generation", lambda: self.lyra.consensus(
+        return await _panel_stage("signal_generation", lambda: self.lyra.consensus(client=self.client,
             messages=prompts.signal(features, news), panel=self.signal_panel, cascade=False))
 
     async def assess_trade_risk(self, features: dict[str, Any], *, action: str, notional_usd: float
@@ -116,7 +118,7 @@ class TradingAIOrchestrator:
         """Stage 4: the premium tier's view of the trade, as a structured verdict."""
         account = {"equity": self.account.equity, "drawdown": round(self.account.drawdown, 4),
                    "position_units": self.account.position.units}
-        result = await run_stage("risk_assessment", lambda: self.lyra.complete(
+        result = await run_stage("risk_assessment", lambda: self.lyra.complete(client=self.client,
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
                                              account=account)))
@@ -125,7 +127,7 @@ class TradingAIOrchestrator:
 
     async def validate_strategy(self, description: str) -> StageResult:
         """A premium-tier review of a strategy description: approve, reduce or reject, with the reason."""
-        result = await run_stage("strategy_validation", lambda: self.lyra.complete(
+        result = await run_stage("strategy_validation", lambda: self.lyra.complete(client=self.client,
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment({"strategy": description[:2000]}, action="RUN STRATEGY",
                                              notional_usd=self.account.equity, account={})))
@@ -150,7 +152,7 @@ class TradingAIOrchestrator:
         if wanted in ("BUY", "SELL"):
             (risk_stage, verdict, cap), (final_stage, final) = await asyncio.gather(
                 self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional),
-                _panel_stage("final_decision", lambda: self.lyra.consensus(
+                _panel_stage("final_decision", lambda: self.lyra.consensus(client=self.client,
                     messages=prompts.signal(features, news), panel=self.final_panel,
                     notional=proposed_notional)))
             stages += [risk_stage, final_stage]
@@ -180,8 +182,8 @@ class TradingAIOrchestrator:
         if risk.action == "HOLD":
             return StageResult(stage="execution_monitoring", status="skipped", output="nothing to execute")
         messages = prompts.execution_monitoring(features, action=risk.action, notional_usd=risk.notional_usd)
-        return await run_stage("execution_monitoring",
-                            lambda: self.lyra.complete(tier="fast", max_tokens=150, messages=messages))
+        return await run_stage("execution_monitoring", lambda: self.lyra.complete(
+            client=self.client, tier="fast", max_tokens=150, messages=messages))
 
 
 async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
