@@ -151,7 +151,9 @@ class Lyra:
 
     def _open_state(self) -> StateBackend:
         state = self.settings.state
-        path = state.path or str(Path(default_url().removeprefix("sqlite:///")).with_name("state.db"))
+        path = state.path
+        if state.backend == "sqlite" and path is None:  # beside the default ledger, in the data folder
+            path = str(Path(default_url().removeprefix("sqlite:///")).with_name("state.db"))
         return open_backend(state.backend, path=path, redis_url=self.config.redis_url, prefix=state.prefix)
 
     async def _rebuild_day_spend(self, ledger: Ledger, budget: BudgetGovernor, state: StateBackend) -> None:
