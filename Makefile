@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -27,6 +27,9 @@ test: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(PY) bench/overhead.py
+	$(PY) bench/budget.py
+	$(PY) bench/consensus.py
+	$(PY) bench/gateway.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
