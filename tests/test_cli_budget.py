@@ -225,3 +225,22 @@ def test_parse_since_durations_dates_and_times() -> None:
     for bad in ("", "7", "-3d", "d7", "31/01/2025", "99999999999d"):
         with pytest.raises(ValueError, match="--since"):
             parse_since(bad)
+
+
+def test_budget_shows_each_tiers_end_of_day_forecast(recorded: Recorded) -> None:
+    payload = as_json(invoke("budget", "-c", recorded.config, "--json"))
+    tiers = {c["cap"]: c for c in payload["caps"] if c["cap"].startswith("tier:")}
+    assert set(tiers) == {"tier:premium", "tier:advanced", "tier:specialized", "tier:fast"}
+    for cap in tiers.values():
+        assert cap["forecast_micros"] >= cap["committed"]  # today's pace only adds to what is spent
+
+
+def test_budget_caption_names_a_tier_on_pace_to_pass_its_cap() -> None:
+    from lyra.budget import CapLine
+    from lyra.cli_budget import BudgetView, budget_table
+
+    lines = [CapLine("tier:advanced", 70_000_000, 30_000_000, 0), CapLine("tier:fast", 20_000_000, 1, 0)]
+    view = BudgetView("2026-11-25", lines, 0, {"advanced": 90_000_000, "fast": 5})
+    caption = str(budget_table(view).caption)
+    assert "on pace to pass its cap today" in caption and "advanced $90.00 of $70.00" in caption
+    assert "fast" not in caption.split("today")[1]

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -97,19 +97,24 @@ class BudgetView:
     day: str  # YYYY-MM-DD
     lines: list[CapLine]
     reserve_slice: int  # micro-dollars of the global cap that only privileged calls may use
+    forecasts: dict[str, int] = field(default_factory=dict)  # tier -> end-of-day spend at today's pace
 
 
 async def read_budget(config: Path | None) -> BudgetView:
     """Open the engine on its configured state backend (rebuilt from the ledger) and read every cap."""
     from lyra.engine import Lyra
+    from lyra.forecast import SpendForecast
 
     async with Lyra.from_config(config) as lyra:
         governor = lyra.budget
         if governor is None:
             raise RuntimeError("the engine started without a budget governor")
         day = governor.day()
+        pace = governor.forecast
+        forecasts = ({t: f.forecast_micros for t, f in pace.forecasts().items()}
+                     if isinstance(pace, SpendForecast) else {})
         return BudgetView(f"{day[:4]}-{day[4:6]}-{day[6:]}", await governor.snapshot(),
-                          governor.reserve_slice)
+                          governor.reserve_slice, forecasts)
 
 
 def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -124,9 +129,14 @@ def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 def budget_payload(view: BudgetView) -> dict[str, object]:
     """The budget view as plain JSON values; money in integer micro-dollars."""
-    caps = [{"cap": line.name, "unit": "usd_micros" if line.unit == "usd" else line.unit,
-             "limit": line.limit, "committed": line.committed, "reserved": line.reserved,
-             "remaining": line.remaining} for line in view.lines]
+    caps: list[dict[str, object]] = [
+        {"cap": line.name, "unit": "usd_micros" if line.unit == "usd" else line.unit, "limit": line.limit,
+         "committed": line.committed, "reserved": line.reserved, "remaining": line.remaining}
+        for line in view.lines]
+    for cap in caps:
+        tier = str(cap["cap"]).removeprefix("tier:")
+        if str(cap["cap"]).startswith("tier:") and tier in view.forecasts:
+            cap["forecast_micros"] = view.forecasts[tier]
     return {"day": view.day, "reserve_slice_micros": view.reserve_slice, "caps": caps}
 
 
@@ -155,6 +165,12 @@ def _budget_caption(view: BudgetView) -> str:
     if view.reserve_slice:
         caption += (f"; {format_usd(view.reserve_slice)} of the global cap is kept for risk "
                     "assessment and emergencies")
+    limits = {line.name.removeprefix("tier:"): line.limit
+              for line in view.lines if line.name.startswith("tier:")}
+    over = [f"{tier} {format_usd(f)} of {format_usd(limits[tier])}" for tier, f in view.forecasts.items()
+            if tier in limits and f > limits[tier]]
+    if over:
+        caption += "; on pace to pass its cap today (stepping down early): " + ", ".join(over)
     return caption
 
 
