@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,8 +35,6 @@ SinceOption = Annotated[
 ]
 ByOption = Annotated[str, typer.Option("--by", help="Group by model, key, task, tier, client or day")]
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _BAR_WIDTH = 10
 _HEADINGS = {"tier": "tiers", "key": "keys", "key_tokens": "key tokens", "client": "clients"}
 
@@ -198,15 +195,13 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 
     Dates and times without a zone are UTC. Raises ValueError with a one-line message.
     """
-    found = _DURATION.match(value.strip().lower())
+    from lyra.analytics import WindowError, since
+
     try:
-        if found:
-            return (now or datetime.now(UTC)) - timedelta(seconds=float(found[1]) * _SECONDS[found[2]])
-        moment = datetime.fromisoformat(value.strip())
-    except (ValueError, OverflowError):
-        raise ValueError(f"--since: expected a duration such as 30m, 12h or 7d, or an ISO date such as "
-                         f"2025-01-31; got {value!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        start = since(value, (now or datetime.now(UTC)).timestamp(), allow_future=True).start_ts
+    except WindowError as exc:
+        raise ValueError(f"--{exc}") from None
+    return datetime.fromtimestamp(start, UTC)
 
 
 @dataclass(frozen=True, slots=True)

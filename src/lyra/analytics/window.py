@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from lyra.errors import ConfigError
 
-_SPAN = re.compile(r"^(\d+)([smhdw])$")
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -25,16 +25,22 @@ class Window:
     label: str
 
 
-def since(text: str, now: float) -> Window:
-    """From `7d`, `24h`, `30m`, `2w`, an ISO date or time (UTC when naive) up to now."""
-    if match := _SPAN.match(text.strip()):
-        return Window(now - int(match[1]) * _UNIT_S[match[2]], now, f"last {text.strip()}")
+def since(text: str, now: float, *, allow_future: bool = False) -> Window:
+    """From `7d`, `24h`, `1.5h`, `2w`, an ISO date or time (UTC when naive) up to now.
+
+    The one reader of `--since` and `?since=` for every command and endpoint.
+    """
+    if match := _SPAN.match(text.strip().lower()):
+        start = now - float(match[1]) * _UNIT_S[match[2]]
+        if start < 0:
+            raise WindowError(f"since: {text!r} reaches back before 1970")
+        return Window(start, now, f"last {text.strip()}")
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise WindowError(f"since: {text!r} is neither a span like 7d, 24h, 30m nor an ISO date") from None
     start = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    if start > now:
+    if start > now and not allow_future:  # a report of nothing is a mistake; a usage query may be empty
         raise WindowError(f"since: {text!r} is in the future")
     return Window(start, now, f"since {text}")
 

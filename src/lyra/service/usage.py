@@ -4,35 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lyra import analytics
 from lyra.budget import CapLine
 from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import gateway_of
 
-_SPAN = re.compile(r"^(\d+)([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FLUSH_TIMEOUT_S = 2.0
-
-
-def parse_since(text: str, now: float) -> float:
-    """`7d`, `24h`, `30m`, `90s`, a date (2024-05-01, UTC) or an ISO time, as epoch seconds."""
-    if match := _SPAN.match(text):
-        return now - int(match[1]) * _UNIT_S[match[2]]
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise bad_request("since", f"since: {text!r} is neither a span like 7d, 24h, 30m nor an ISO date") \
-            from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 async def usage(request: Request) -> Response:
@@ -45,7 +30,11 @@ async def usage(request: Request) -> Response:
     by = request.query_params.get("by", "model")
     if by not in SUMMARY_DIMENSIONS:
         raise bad_request("by", f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
-    since = parse_since(request.query_params.get("since", "1d"), time.time())
+    try:
+        text = request.query_params.get("since", "1d")
+        since = analytics.since(text, time.time(), allow_future=True).start_ts
+    except analytics.WindowError as exc:
+        raise bad_request("since", str(exc)) from None
     lines = await asyncio.to_thread(_summary, ledger, since, by)
     for line in lines:
         cost = line["cost_micros"]
