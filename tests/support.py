@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import signal
 
 import pytest
 
@@ -66,3 +68,10 @@ def service_missing(reason: str) -> None:
 # A signal panel that trades often (one fast member's vote can decide), so that the risk, final
 # panel and monitoring stages run too. A trading test module opts in with ENGINE_EDITS = ACTIVE_SIGNALS.
 ACTIVE_SIGNALS = {'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'}
+
+
+async def kill_and_reap(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL a child process (no chance to clean up) unless it is gone already, and reap it."""
+    if proc.returncode is None:
+        os.kill(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)

@@ -25,7 +25,7 @@ from lyra import Lyra
 from lyra.budget import budget_day, day_bounds
 from lyra.simulator import Simulator
 from lyra.state import StateBackend, open_backend
-from support import budget_config_text, engine_env
+from support import budget_config_text, engine_env, kill_and_reap
 
 WORKER = Path(__file__).with_name("budget_worker.py")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -166,12 +166,8 @@ async def kill_mid_load(sim: Simulator, tmp_path: Path, config: Path, ledger: Pa
             assert proc.returncode is None, (await proc.communicate())[1].decode()[-2000:]
             assert time.monotonic() < deadline, "the worker never committed spend to its ledger"
             await asyncio.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_and_reap(proc)
     assert proc.returncode == -signal.SIGKILL
     return int(progress.read_text())
 

@@ -63,14 +63,17 @@ async def watch(backend: StateBackend, limit: int, stop: asyncio.Event) -> int:
     return samples
 
 
+def open_target(kind: str, target: str) -> StateBackend:
+    """A child process's backend: a sqlite path, or "redis-url prefix"."""
+    if kind == "sqlite":
+        return SqliteBackend(target)
+    url, prefix = target.split(" ")
+    return RedisBackend(url, prefix=prefix)
+
+
 async def _main(argv: list[str]) -> None:
     kind, target, limit, worst, tasks, seed = argv
-    backend: StateBackend
-    if kind == "sqlite":
-        backend = SqliteBackend(target)
-    else:
-        url, prefix = target.split(" ")
-        backend = RedisBackend(url, prefix=prefix)
+    backend = open_target(kind, target)
     try:
         commits = await hammer(backend, limit=int(limit), worst=int(worst), tasks=int(tasks), seed=int(seed))
     finally:

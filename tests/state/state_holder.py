@@ -11,17 +11,14 @@ import asyncio
 import sys
 import uuid
 
-from lyra.state import Charge, RedisBackend, SqliteBackend, StateBackend
+from state_hammer import open_target
+
+from lyra.state import Charge
 
 
 async def _main(argv: list[str]) -> None:
     kind, target, cap, limit, amount, ttl = argv
-    backend: StateBackend
-    if kind == "sqlite":
-        backend = SqliteBackend(target)
-    else:
-        url, prefix = target.split(" ")
-        backend = RedisBackend(url, prefix=prefix)
+    backend = open_target(kind, target)
     reservation = uuid.uuid4().hex
     refusal = await backend.reserve(reservation, [Charge(cap, int(limit), int(amount))], ttl_s=float(ttl))
     if refusal is not None:

@@ -7,7 +7,6 @@ stay counted: other processes sharing the state can spend at most limit - held.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 import time
@@ -19,6 +18,7 @@ from state_hammer import CAP, hammer, watch
 from state_helpers import rid
 
 from lyra.state import CapUsage, Charge, RedisBackend, SqliteBackend, StateBackend
+from support import kill_and_reap
 
 HOLDER = Path(__file__).with_name("state_holder.py")
 LIMIT, HELD, WORST, TTL_S = 50_000, 7_300, 100, 1.5
@@ -60,12 +60,8 @@ async def reserve_and_get_killed(kind: str, target: str) -> str:
         assert proc.stdout is not None and proc.stderr is not None
         line = await asyncio.wait_for(proc.stdout.readline(), timeout=30)
         assert line, (await proc.stderr.read()).decode()[-2000:]
-        os.kill(proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), 10)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_and_reap(proc)
     assert proc.returncode == -signal.SIGKILL
     return line.decode().strip()
 
