@@ -4,7 +4,7 @@
         open the engine, print "ready", wait for a line on stdin, fire N concurrent requests of
         varying model, prompt size and max_tokens, close the engine, print the outcome counts as JSON
     budget_worker.py steady CONFIG WORKERS SEED PROGRESS_FILE
-        run WORKERS request loops without end, keeping PROGRESS_FILE at the micro-dollars served
+        run WORKERS request loops without end, keeping PROGRESS_FILE at the nano-dollars served
         so far; it is meant to be killed
 
 The environment carries the keys, the simulator's base URL, LYRA_LEDGER_URL and LYRA_REDIS_URL.
@@ -29,14 +29,14 @@ _STEADY_PAUSE_S = 0.02  # paces the steady load so that a kill lands well before
 
 
 async def one(lyra: Lyra, rng: random.Random) -> tuple[str, int]:
-    """One request of random model, prompt size and max_tokens: (outcome, cost in micro-dollars)."""
+    """One request of random model, prompt size and max_tokens: (outcome, cost in nano-dollars)."""
     messages = [{"role": "user", "content": "Assess BTC risk. " + "data " * rng.randint(5, 400)}]
     try:
         done = await lyra.complete(model=rng.choice(PREMIUM), messages=messages,
                                    max_tokens=rng.randint(50, 400))
     except LyraError as exc:
         return type(exc).__name__, 0
-    return "served", done.cost_micros
+    return "served", done.cost_nanos
 
 
 async def burst(lyra: Lyra, n: int, seed: int) -> collections.Counter[str]:

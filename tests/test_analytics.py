@@ -16,6 +16,7 @@ from lyra import analytics
 from lyra.analytics import AdviceRules, ModelStats, WindowError, build_report, routing_advice
 from lyra.budget import CapLine
 from lyra.ledger import Ledger, LedgerRow
+from lyra.money import json_default
 
 DAY1 = datetime(2025, 1, 30, 12, tzinfo=UTC).timestamp()
 DAY2 = datetime(2025, 2, 1, 9, tzinfo=UTC).timestamp()
@@ -36,7 +37,7 @@ def request(ledger: Ledger, ts: float, model: str, key: str, *, latency: float, 
     rid = f"r{ts}{model}{latency}{cost}"
     status = "ok" if ok else "error"
     common = {"ts": ts, "request_id": rid, "tier": TIERS[model], "served_model": model, "key_name": key,
-              "cost_micros": cost if ok else 0, "latency_ms": latency, "status": status,
+              "cost_nanos": cost if ok else 0, "latency_ms": latency, "status": status,
               "prompt_tokens": 100, "completion_tokens": 20}
     ledger.write(LedgerRow(kind="attempt", **common))
     ledger.write(LedgerRow(kind="request", **common))
@@ -46,7 +47,7 @@ def decision(ledger: Ledger, action: str, votes: list[tuple[str, str]], agreemen
     panel = {"panel": "trade", "action": action, "agreement": agreement,
              "votes": [{"model": m, "served_model": m, "status": "vote", "action": a, "confidence": 0.8,
                         "weight": 0.5} for m, a in votes]}
-    ledger.audit.append({"signal": panel, "final": None}, symbol="GOOGL", action=action, cost_micros=cost)
+    ledger.audit.append({"signal": panel, "final": None}, symbol="GOOGL", action=action, cost_nanos=cost)
 
 
 def fill(ledger: Ledger) -> None:
@@ -76,17 +77,17 @@ def test_the_report_counts_what_the_ledger_recorded(ledger: Ledger) -> None:
     window = analytics.Window(DAY1 - 86400, DAY2 + 86400, "test")
     report = build_report(ledger, window, tier_of=TIERS.__getitem__, now=DAY2 + 100)
     assert report.requests == 19 and report.errors == 3
-    assert report.cost_micros == 6 * 1_000 + 6 * 1_200 + 3 * 5_000 + 90_000
+    assert report.cost_nanos == 6 * 1_000 + 6 * 1_200 + 3 * 5_000 + 90_000
     by_model = {m.model: m for m in report.models}
     assert by_model["fast/c"].error_rate == pytest.approx(0.5)
     assert by_model["fast/a"].p50_latency_ms == pytest.approx(102.5)
     assert by_model["fast/a"].avg_latency_ms == pytest.approx(102.5)
-    assert by_model["fast/a"].cost_per_request_micros == 1_000
+    assert by_model["fast/a"].cost_per_request_nanos == 1_000
     assert by_model["premium/x"].tier == "premium"
     keys = {k.key: k for k in report.keys}
     assert keys["codex"].attempts == 6 and keys["codex"].error_rate == pytest.approx(0.5)
     assert [d.period for d in report.days] == ["2025-01-30", "2025-02-01"]
-    assert [(m.period, m.cost_micros) for m in report.months] == [("2025-01", 13_200), ("2025-02", 105_000)]
+    assert [(m.period, m.cost_nanos) for m in report.months] == [("2025-01", 13_200), ("2025-02", 105_000)]
 
 
 def test_one_day_holds_only_that_days_rows(ledger: Ledger) -> None:
@@ -103,8 +104,8 @@ def test_cost_per_signal_and_agreement_come_from_the_audit_trail(ledger: Ledger)
     now = datetime.now(UTC).timestamp()
     report = build_report(ledger, analytics.Window(DAY1 - 1, now + 1, "all"), tier_of=TIERS.__getitem__)
     s = report.signals
-    assert (s.decisions, s.signals, s.decision_cost_micros) == (3, 2, 50_000)
-    assert s.spend_per_signal_micros == report.cost_micros // 2
+    assert (s.decisions, s.signals, s.decision_cost_nanos) == (3, 2, 50_000)
+    assert s.spend_per_signal_nanos == report.cost_nanos // 2
     assert report.agreement.mean_agreement == pytest.approx(2 / 3, abs=1e-4)
     assert report.agreement.by_model == {"fast/a": 1.0, "fast/b": pytest.approx(1 / 3, abs=1e-4)}
     assert report.decisions[0].action == "HOLD" and len(report.decisions[0].votes) == 2
@@ -122,7 +123,7 @@ def test_key_utilisation_is_todays_spend_against_its_cap(ledger: Ledger) -> None
 
 def stats(model: str, *, p50: float = 100, cost: int = 1_000, errors: int = 0, tier: str = "fast") -> ModelStats:
     return ModelStats(model=model, tier=tier, requests=100, errors=errors, attempts=100, attempt_errors=errors,
-                      cached=0, cost_micros=cost * 100, tokens=0, avg_latency_ms=p50, p50_latency_ms=p50,
+                      cached=0, cost_nanos=cost * 100, tokens=0, avg_latency_ms=p50, p50_latency_ms=p50,
                       p95_latency_ms=p50)
 
 
@@ -138,7 +139,7 @@ def test_advice_names_models_worse_than_their_tier_median_and_says_why() -> None
 def test_advice_ignores_small_samples_and_near_ties() -> None:
     assert routing_advice([stats("a"), stats("b", p50=140, cost=1_400, errors=1)]) == []
     few = ModelStats(model="c", tier="fast", requests=2, errors=2, attempts=2, attempt_errors=2, cached=0,
-                     cost_micros=0, tokens=0, avg_latency_ms=None, p50_latency_ms=None, p95_latency_ms=None)
+                     cost_nanos=0, tokens=0, avg_latency_ms=None, p50_latency_ms=None, p95_latency_ms=None)
     assert routing_advice([stats("a"), stats("b"), few], AdviceRules(min_requests=5)) == []
 
 
@@ -146,8 +147,8 @@ def test_json_html_and_tables_render_the_same_report(ledger: Ledger) -> None:
     fill(ledger)
     decision(ledger, "BUY", [("fast/a", "BUY"), ("fast/b", "</script><script>alert(1)</script>")], 0.5, 1)
     report = build_report(ledger, analytics.Window(0, DAY2 + 10**9, "all"), tier_of=TIERS.__getitem__)
-    payload = orjson.loads(orjson.dumps(report.to_dict()))
-    assert payload["totals"]["requests"] == 19 and payload["totals"]["cost_usd"] == pytest.approx(0.1182)
+    payload = orjson.loads(orjson.dumps(report.to_dict(), default=json_default))
+    assert payload["totals"]["requests"] == 19 and payload["totals"]["cost_usd"] == 0.0001182  # exact: 118,200 nano-dollars
     page = analytics.render_html(report)
     assert "Chart.js v4" in page and "LyraCharts" in page and "http://" not in page.split("<body>")[1]
     assert "</script><script>alert" not in page  # untrusted text cannot end the data's script element

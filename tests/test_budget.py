@@ -53,13 +53,13 @@ async def test_thousand_concurrent_requests_never_exceed_a_one_dollar_cap(
         ok, refused = await fire(lyra, 1000, seed=1)
         assert lyra.ledger is not None
         lyra.ledger.flush()
-        ledger_spend = lyra.ledger.spend_between(0, 2**40).total_micros
+        ledger_spend = lyra.ledger.spend_between(0, 2**40).total_nanos
         lines = {line.name: line for line in await lyra.budget.snapshot()}  # type: ignore[union-attr]
-    cap = 1_000_000
+    cap = 1_000_000_000
     print(f"\n1000 concurrent: {ok} served, {refused} refused, upstream spend "
-          f"{sim.stats.total_cost_micros} micro-USD, ledger {ledger_spend}, cap {cap}")
+          f"{sim.stats.total_cost_nanos} nano-USD, ledger {ledger_spend}, cap {cap}")
     assert refused > 0, "the cap must bind in this test"
-    assert sim.stats.total_cost_micros <= cap
+    assert sim.stats.total_cost_nanos <= cap
     assert lines["global"].committed == ledger_spend <= cap
     assert lines["global"].reserved == 0
     assert ledger_spend >= 0.95 * cap
@@ -115,7 +115,7 @@ async def test_reserved_slice_is_kept_for_risk_assessment(sim: Simulator, tmp_pa
         risk = await lyra.complete(task="risk_assessment", messages=msg, max_tokens=300)
         assert risk.task == "risk_assessment"
         emergency = await lyra.complete(tier="premium", messages=msg, max_tokens=300, priority="emergency")
-        assert emergency.cost_micros > 0
+        assert emergency.cost_nanos > 0
 
 
 async def test_low_tier_budget_steps_down_to_cheaper_models(sim: Simulator, tmp_path: Path) -> None:
@@ -126,7 +126,7 @@ async def test_low_tier_budget_steps_down_to_cheaper_models(sim: Simulator, tmp_
         assert lyra.budget is not None
         # Spend 80% of the advanced tier's $70 share, as earlier traffic would have.
         day = lyra.budget.day()
-        await lyra.budget.backend.seed_committed({f"d{day}:tier:advanced": 56_000_000})
+        await lyra.budget.backend.seed_committed({f"d{day}:tier:advanced": 56_000_000_000})
         cheaper = await lyra.complete(task="market_analysis", messages=msg, cache="bypass")
     assert cheaper.model == "deepseek/deepseek-chat"  # the cheapest candidate of the task now
 
@@ -135,7 +135,7 @@ async def test_exhausted_tier_steps_down_to_the_next_tier(sim: Simulator, tmp_pa
     async with engine(sim, tmp_path, budget_config_text(daily=200)) as lyra:
         assert lyra.budget is not None
         day = lyra.budget.day()
-        await lyra.budget.backend.seed_committed({f"d{day}:tier:advanced": 70_000_000})
+        await lyra.budget.backend.seed_committed({f"d{day}:tier:advanced": 70_000_000_000})
         c = await lyra.complete(task="market_analysis", messages=[{"role": "user", "content": "trend?"}])
     assert c.model in {"google/gemini-2.5-flash-lite", "openai/gpt-4o-mini", "anthropic/claude-3-haiku"}
     assert any(a.error_kind == "BudgetExceeded" for a in c.attempts)
@@ -145,10 +145,10 @@ async def test_under_twenty_dollars_left_uses_the_free_model(sim: Simulator, tmp
     async with engine(sim, tmp_path, budget_config_text(daily=200, low=20)) as lyra:
         assert lyra.budget is not None
         day = lyra.budget.day()
-        await lyra.budget.backend.seed_committed({f"d{day}:global": 185_000_000})
+        await lyra.budget.backend.seed_committed({f"d{day}:global": 185_000_000_000})
         msg = [{"role": "user", "content": "Quick signal?"}]
         c = await lyra.complete(task="signal_generation", messages=msg)
-        assert c.model == "openai/gpt-oss-20b:free" and c.cost_micros == 0
+        assert c.model == "openai/gpt-oss-20b:free" and c.cost_nanos == 0
         urgent = await lyra.complete(task="signal_generation", messages=msg, priority="high", cache="bypass")
         assert urgent.model == "x-ai/grok-4.6"  # high-urgency work keeps its tier while the share lasts
         risk = await lyra.complete(task="risk_assessment", messages=msg)

@@ -29,7 +29,7 @@ from support import budget_config_text, engine_env, kill_and_reap
 
 WORKER = Path(__file__).with_name("budget_worker.py")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-CAP = 1_000_000  # $1.00 a day, in micro-dollars
+CAP = 1_000_000_000  # $1.00 a day, in nano-dollars
 PROCESSES = 3
 REQUESTS_PER_PROCESS = 350
 CHILD_TIMEOUT_S = 60
@@ -97,7 +97,7 @@ def ledger_spend_today(path: Path) -> tuple[int, dict[str, int]]:
     start, end = day_bounds(budget_day(time.time()))
     with contextlib.closing(sqlite3.connect(path)) as conn:
         rows = conn.execute(
-            "SELECT key_name, sum(cost_micros) FROM lyra_usage"
+            "SELECT key_name, sum(cost_nanos) FROM lyra_usage"
             " WHERE kind = 'attempt' AND ts >= ? AND ts < ? GROUP BY key_name", (start, end)).fetchall()
     by_key = {key: int(cost) for key, cost in rows if key is not None}
     return sum(int(cost) for _, cost in rows), by_key
@@ -118,12 +118,12 @@ async def check_shared_run(sim: Simulator, tmp_path: Path, outcomes: collections
     """Caps held across the processes: upstream spend within the cap and >= 95 % of it used."""
     ledgers = sum(ledger_spend_today(tmp_path / f"ledger.{i}.db")[0] for i in range(PROCESSES))
     committed, reserved = await shared_global(backend)
-    print(f"\n{PROCESSES} processes: {dict(outcomes)}, upstream spend {sim.stats.total_cost_micros}, "
+    print(f"\n{PROCESSES} processes: {dict(outcomes)}, upstream spend {sim.stats.total_cost_nanos}, "
           f"shared committed {committed}, ledgers {ledgers}, cap {CAP}")
     assert set(outcomes) <= {"served", "BudgetExceeded"}, outcomes
     assert outcomes["BudgetExceeded"] > 0, "the cap must bind in this test"
-    assert sim.stats.total_cost_micros <= CAP
-    assert sim.stats.total_cost_micros >= 0.95 * CAP
+    assert sim.stats.total_cost_nanos <= CAP
+    assert sim.stats.total_cost_nanos >= 0.95 * CAP
     assert committed == ledgers <= CAP
     assert reserved == 0
 
@@ -194,7 +194,7 @@ async def test_sigkill_mid_load_then_restart_rebuilds_the_day_and_keeps_the_cap(
         after = {line.name: line for line in await lyra.budget.snapshot()}
     total, _ = ledger_spend_today(ledger)
     print(f"\nkilled after {served_before_kill} served, {recorded} in the ledger; restarted: "
-          f"{dict(outcomes)}, ledger total {total}, upstream {sim.stats.total_cost_micros}, cap {CAP}")
+          f"{dict(outcomes)}, ledger total {total}, upstream {sim.stats.total_cost_nanos}, cap {CAP}")
 
     assert rebuilt["global"] == recorded
     assert {k: rebuilt[f"key:{k}"] for k in recorded_by_key} == recorded_by_key

@@ -20,19 +20,19 @@ async def test_hundred_identical_concurrent_requests_make_one_upstream_call(lyra
     assert sim.stats.calls == 1
     assert len({r.text for r in results}) == 1
     assert sum(not r.cached for r in results) == 1
-    assert sum(r.cost_micros for r in results) == max(r.cost_micros for r in results) > 0
+    assert sum(r.cost_nanos for r in results) == max(r.cost_nanos for r in results) > 0
 
 
 async def test_hit_costs_nothing_and_is_in_the_ledger(lyra: Lyra, sim: Simulator) -> None:
     first = await lyra.complete(task="news_sentiment", messages=MSG)
     again = await lyra.complete(task="news_sentiment", messages=MSG)
     assert sim.stats.calls == 1
-    assert not first.cached and first.cost_micros > 0
-    assert again.cached and again.cost_micros == 0 and again.attempts == [] and again.text == first.text
+    assert not first.cached and first.cost_nanos > 0
+    assert again.cached and again.cost_nanos == 0 and again.attempts == [] and again.text == first.text
     assert lyra.ledger is not None
     lyra.ledger.flush()
     requests = lyra.ledger.rows(kind="request")
-    assert [(r.cached, r.cost_micros) for r in requests] == [(False, first.cost_micros), (True, 0)]
+    assert [(r.cached, r.cost_nanos) for r in requests] == [(False, first.cost_nanos), (True, 0)]
 
 
 async def test_bypass_and_refresh(lyra: Lyra, sim: Simulator) -> None:
@@ -74,7 +74,7 @@ def test_key_changes_with_what_changes_the_answer() -> None:
 async def test_memory_cache_is_bounded_lru() -> None:
     cache = MemoryCache(max_entries=2)
     value = Completion(text="x", model="m", requested_model="m", provider=None, key_name=None, tier=None,
-                       task=None, cost_micros=0, cost_estimated=False, prompt_tokens=0, completion_tokens=0,
+                       task=None, cost_nanos=0, cost_estimated=False, prompt_tokens=0, completion_tokens=0,
                        latency_s=0.0)
     for key in ("a", "b"):
         await cache.set(key, value, 60)

@@ -78,7 +78,7 @@ async def recorded(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def ledger_spend(path: Path) -> int:
     ledger = Ledger(f"sqlite:///{path}")
     try:
-        return ledger.spend_between(0, math.inf).total_micros
+        return ledger.spend_between(0, math.inf).total_nanos
     finally:
         ledger.close()
 
@@ -92,11 +92,11 @@ def test_budget_json_shows_every_cap_with_todays_spend(recorded: Recorded) -> No
     expected = {"global"} | {f"tier:{t}" for t in ("premium", "advanced", "specialized", "fast")}
     expected |= {f"key:{k}" for k in KEY_NAMES} | {f"key_tokens:{k}" for k in KEY_NAMES}
     assert set(caps) == expected
-    spent = sum(c.cost_micros for c in recorded.done)
+    spent = sum(c.cost_nanos for c in recorded.done)
     assert spent > 0
     assert caps["global"]["committed"] == spent == ledger_spend(recorded.ledger)
-    assert caps["global"] | {"committed": 0} == {"cap": "global", "unit": "usd_micros", "limit": 1_000_000,
-                                                 "committed": 0, "reserved": 0, "remaining": 1_000_000 - spent}
+    assert caps["global"] | {"committed": 0} == {"cap": "global", "unit": "usd_nanos", "limit": 1_000_000_000,
+                                                 "committed": 0, "reserved": 0, "remaining": 1_000_000_000 - spent}
     tokens = collections.Counter[str]()
     for c in recorded.done:
         tokens[c.key_name or ""] += c.prompt_tokens + c.completion_tokens
@@ -120,13 +120,13 @@ async def spend_and_hold(path: Path, *, spent: int, held: int) -> None:
     state = SqliteBackend(path)
     try:
         await state.seed_committed({f"d{day}:global": spent})
-        assert await state.reserve("in-flight", [Charge(f"d{day}:global", 1_000_000, held)], 300) is None
+        assert await state.reserve("in-flight", [Charge(f"d{day}:global", 1_000_000_000, held)], 300) is None
     finally:
         await state.close()
 
 
 def test_budget_table_has_bars_for_spent_and_reserved(recorded: Recorded) -> None:
-    asyncio.run(spend_and_hold(recorded.state, spent=500_000, held=300_000))
+    asyncio.run(spend_and_hold(recorded.state, spent=500_000_000, held=300_000_000))
     result = invoke("budget", "-c", recorded.config, columns=80)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -154,10 +154,10 @@ def test_usage_by_model_matches_the_calls(recorded: Recorded) -> None:
     requests = collections.Counter(c.model for c in recorded.done)
     cost = collections.Counter[str]()
     for c in recorded.done:
-        cost[c.model] += c.cost_micros
+        cost[c.model] += c.cost_nanos
     requests[FAILING_MODEL] += 1
     assert {m: r["requests"] for m, r in rows.items()} == dict(requests)
-    assert {m: r["cost_micros"] for m, r in rows.items() if r["cost_micros"]} == +cost
+    assert {m: r["cost_nanos"] for m, r in rows.items() if r["cost_nanos"]} == +cost
     assert rows[FAILING_MODEL]["errors"] == 1
     assert all(r["p50_latency_ms"] is not None for m, r in rows.items() if m != FAILING_MODEL)
     assert payload["by"] == "model"
@@ -168,8 +168,8 @@ def test_usage_by_day_and_by_key(recorded: Recorded) -> None:
     assert [(d["group"], d["requests"]) for d in days] == [
         (datetime.now(UTC).strftime("%Y-%m-%d"), len(recorded.done) + 1)]
     keys = as_json(invoke("usage", "-c", recorded.config, "--by", "key", "--json"))["rows"]
-    spent = {k["group"]: k["cost_micros"] for k in keys if k["group"]}
-    assert sum(spent.values()) == sum(c.cost_micros for c in recorded.done)
+    spent = {k["group"]: k["cost_nanos"] for k in keys if k["group"]}
+    assert sum(spent.values()) == sum(c.cost_nanos for c in recorded.done)
 
 
 def test_usage_table_has_totals(recorded: Recorded) -> None:
@@ -232,15 +232,15 @@ def test_budget_shows_each_tiers_end_of_day_forecast(recorded: Recorded) -> None
     tiers = {c["cap"]: c for c in payload["caps"] if c["cap"].startswith("tier:")}
     assert set(tiers) == {"tier:premium", "tier:advanced", "tier:specialized", "tier:fast"}
     for cap in tiers.values():
-        assert cap["forecast_micros"] >= cap["committed"]  # today's pace only adds to what is spent
+        assert cap["forecast_nanos"] >= cap["committed"]  # today's pace only adds to what is spent
 
 
 def test_budget_caption_names_a_tier_on_pace_to_pass_its_cap() -> None:
     from lyra.budget import CapLine
     from lyra.cli_budget import BudgetView, budget_table
 
-    lines = [CapLine("tier:advanced", 70_000_000, 30_000_000, 0), CapLine("tier:fast", 20_000_000, 1, 0)]
-    view = BudgetView("2026-11-25", lines, 0, {"advanced": 90_000_000, "fast": 5})
+    lines = [CapLine("tier:advanced", 70_000_000_000, 30_000_000_000, 0), CapLine("tier:fast", 20_000_000_000, 1, 0)]
+    view = BudgetView("2026-11-25", lines, 0, {"advanced": 90_000_000_000, "fast": 5})
     caption = str(budget_table(view).caption)
     assert "on pace to pass its cap today" in caption and "advanced $90.00 of $70.00" in caption
     assert "fast" not in caption.split("today")[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,8 @@ def test_example_has_the_origin_setup() -> None:
     assert {k: v.daily_usd for k, v in s.keys.items()}["premium"] == 50
     assert s.keys["grok4"].daily_tokens == 500_000
     assert {t: v.budget_share for t, v in s.tiers.items()} == {
-        "premium": 0.40, "advanced": 0.35, "specialized": 0.15, "fast": 0.10}
+        "premium": Decimal("0.40"), "advanced": Decimal("0.35"), "specialized": Decimal("0.15"),
+        "fast": Decimal("0.10")}
     assert set(s.tasks) == {"market_analysis", "signal_generation", "risk_assessment",
                             "news_sentiment", "code_generation"}
     assert [m.weight for m in s.panels["trade"].members] == [0.30, 0.25, 0.20, 0.15, 0.10]

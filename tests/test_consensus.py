@@ -36,7 +36,7 @@ async def test_unanimous_bullish_panel_executes(sim: Simulator, config_path: Cal
     assert c.action == "BUY" and c.score >= 0.75 and c.execute
     assert c.agreement == pytest.approx(1.0)
     assert [v.model for v in c.votes] == [OPUS, GPT4O, SONNET, DEEPSEEK, GROK]
-    assert c.cost_micros == sum(v.cost_micros for v in c.votes) > 0
+    assert c.cost_nanos == sum(v.cost_nanos for v in c.votes) > 0
 
 
 async def test_failing_members_abstain_and_the_panel_holds(sim: Simulator, config_path: Callable[..., Path]) -> None:
@@ -83,7 +83,7 @@ async def test_early_exit_cancels_the_rest_and_releases_reservations(
         await lyra.aclose()
     assert c.early_exit and c.action == "BUY"
     grok = c.votes[4]
-    assert grok.status == "cancelled" and grok.cost_micros == 0
+    assert grok.status == "cancelled" and grok.cost_nanos == 0
     assert reserved == 0
 
 
@@ -127,7 +127,7 @@ async def test_cascade_escalates_when_the_quick_panel_is_unsure(
         await lyra.aclose()
     assert c.panel == "trade" and c.escalated_from is not None
     assert c.escalated_from.panel == "quick" and not c.escalated_from.quorum_met
-    assert c.cost_micros == sum(v.cost_micros for v in c.votes) + c.escalated_from.cost_micros
+    assert c.cost_nanos == sum(v.cost_nanos for v in c.votes) + c.escalated_from.cost_nanos
 
 
 async def test_budgets_apply_to_each_member(sim: Simulator, config_path: Callable[..., Path]) -> None:
@@ -141,4 +141,4 @@ async def test_budgets_apply_to_each_member(sim: Simulator, config_path: Callabl
     assert refused == {OPUS, GPT4O}
     # With 0.55 of the weight refused no action can reach 0.75: the rest is cancelled, unbilled.
     assert c.action == "HOLD" and c.early_exit
-    assert all(v.cost_micros == 0 for v in c.votes)
+    assert all(v.cost_nanos == 0 for v in c.votes)

@@ -68,15 +68,15 @@ async def test_a_replayed_day_runs_the_schedule_through_an_outage(
         assert status.decisions["BTC/USDT"].time > "2017-01-"
         assert lyra.budget is not None
         assert all(cap.reserved == 0 for cap in await lyra.budget.snapshot())  # nothing left reserved
-        spent = lyra.ledger.spend_between(started, ended + 1).total_micros
-        planned = build_plan(lyra.settings, lyra.catalog).total_micros
+        spent = lyra.ledger.spend_between(started, ended + 1).total_nanos
+        planned = build_plan(lyra.settings, lyra.catalog).total_nanos
         console = Console(record=True, width=150, file=io.StringIO())
         console.print(render_status(_runner_for_render(lyra, status)))
         shown = console.export_text()
         assert "signal_generation[BTC/USDT]" in shown and "last decision per symbol" in shown
     with capsys.disabled():
         print(
-            f"\nsimulated day: spent ${spent / 1e6:.6f} (ledger), planned ${planned / 1e6:.6f} "
+            f"\nsimulated day: spent ${spent / 1e9:.6f} (ledger), planned ${planned / 1e9:.6f} "
             f"(lyra plan), ratio {spent / planned:.3f}; ticks {counts}"
         )
     assert abs(spent - planned) <= 0.25 * planned
@@ -171,7 +171,7 @@ def test_sigterm_leaves_a_consistent_ledger(tmp_path: Path) -> None:
     try:
         attempts = ledger.rows(kind="attempt")
         assert attempts
-        assert ledger.spend_between(0, time.time() + 1).total_micros == sum(r.cost_micros for r in attempts)
+        assert ledger.spend_between(0, time.time() + 1).total_nanos == sum(r.cost_nanos for r in attempts)
         requests = ledger.rows(kind="request")
         assert {r.request_id for r in attempts if r.status == "ok"} <= {r.request_id for r in requests}
     finally:

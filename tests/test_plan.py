@@ -25,25 +25,25 @@ def _plan(text: str | None = None, ledger: Ledger | None = None):  # type: ignor
 def test_example_plan_matches_a_hand_computation() -> None:
     plan = _plan()
     lines = {line.function: line for line in plan.lines}
-    # 24 h sessions, 2 symbols; micro-dollars per call = tokens x USD per 1M tokens.
+    # 24 h sessions, 2 symbols; nano-dollars per call = tokens x USD per 1M tokens.
     market = 24 * 60 // 5 * 2  # every 5m
     assert lines["market_analysis"].calls == market == 576
-    assert lines["market_analysis"].cost_micros == market * (200 * 3 + 75 * 15)  # claude-sonnet-4.6: $3 / $15
+    assert lines["market_analysis"].cost_nanos == market * (200 * 3 + 75 * 15) * 1000  # claude-sonnet-4.6: $3 / $15
     signals = 24 * 60 * 2  # every 1m
     assert lines["signal_generation"].calls == signals == 2880
-    assert lines["signal_generation"].cost_micros == signals * (250 * 2 + 65 * 6)  # grok-4.6: $2 / $6
-    news = 24 * 6 * 2  # every 10m; deepseek-chat: $0.2574 / $1.0287, each part rounded to a micro-dollar
-    assert lines["news_sentiment"].cost_micros == news * (round(120 * 0.2574) + round(40 * 1.0287))
+    assert lines["signal_generation"].cost_nanos == signals * (250 * 2 + 65 * 6) * 1000  # grok-4.6: $2 / $6
+    news = 24 * 6 * 2  # every 10m; deepseek-chat: $0.2574 / $1.0287, each part rounded to a nano-dollar
+    assert lines["news_sentiment"].cost_nanos == news * (round(120 * 257.4) + round(40 * 1028.7))
     trades = round(signals * 0.2)  # [schedule] trade_share
     assert lines["risk_assessment"].calls == trades
-    assert lines["risk_assessment"].cost_micros == trades * (210 * 5 + 55 * 25)  # claude-opus-4.8: $5 / $25
+    assert lines["risk_assessment"].cost_nanos == trades * (210 * 5 + 55 * 25) * 1000  # claude-opus-4.8: $5 / $25
     assert "code_generation" not in lines  # on demand, none planned
     assert plan.share(lines["signal_generation"]) == pytest.approx(signals / plan.total_calls)
     assert sum(plan.share(line) for line in plan.lines) == pytest.approx(1.0)
     assert plan.by("tier")["advanced"] == sum(
-        line.cost_micros for line in plan.lines if line.tier == "advanced"
+        line.cost_nanos for line in plan.lines if line.tier == "advanced"
     )
-    assert sum(plan.by("key").values()) == plan.total_micros
+    assert sum(plan.by("key").values()) == plan.total_nanos
     assert not [w for w in plan.warnings if "$" in w]  # the example keeps every dollar cap
 
 
@@ -80,7 +80,7 @@ def test_tokens_come_from_the_ledger_when_there_is_history(tmp_path: Path) -> No
                 task="signal_generation",
                 prompt_tokens=1000,
                 completion_tokens=100 + 100 * (i % 2),
-                cost_micros=5,
+                cost_nanos=5,
             )
         )
     ledger.flush()
@@ -88,7 +88,7 @@ def test_tokens_come_from_the_ledger_when_there_is_history(tmp_path: Path) -> No
     ledger.close()
     signal = next(line for line in plan.lines if line.function == "signal_generation")
     assert (signal.tokens.prompt, signal.tokens.completion, signal.tokens.source) == (1000, 150, "ledger")
-    assert signal.cost_micros == 2880 * (1000 * 2 + 150 * 6)
+    assert signal.cost_nanos == 2880 * (1000 * 2 + 150 * 6) * 1000
 
 
 def test_bad_cadence_is_a_one_line_error() -> None:

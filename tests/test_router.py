@@ -25,7 +25,7 @@ async def test_task_call_reports_served_model_key_tier_and_real_cost(lyra: Lyra,
     assert not c.cost_estimated and c.cost_usd > 0
     info = lyra.catalog.get(c.model)
     expected = info.prompt_per_m * c.prompt_tokens + info.completion_per_m * c.completion_tokens
-    assert abs(c.cost_usd * 1_000_000 - expected) <= 1
+    assert abs(c.cost_usd * 1_000_000 - expected) <= Decimal("0.001")
     assert [a.outcome for a in c.attempts] == ["ok"]
     assert sim.stats.calls == 1
 

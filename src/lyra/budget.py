@@ -15,7 +15,7 @@ from lyra.errors import BudgetExceeded
 from lyra.ids import new_id
 from lyra.ledger import SpendTotals
 from lyra.log import get_logger
-from lyra.money import format_usd, usd_to_micros
+from lyra.money import format_usd, usd_to_nanos
 from lyra.policy import RoutePlan
 from lyra.router import AttemptContext, AttemptUsage
 from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
@@ -93,13 +93,13 @@ class BudgetGovernor:
         # would pass its cap before the day ends, instead of hitting the wall at 23:00.
         self.forecast: PaceForecast | None = None
         b = settings.budget
-        self.daily = usd_to_micros(b.daily_usd)
-        self.reserve_slice = usd_to_micros(b.daily_usd * b.reserve_share)
-        self.low_budget = usd_to_micros(b.low_budget_usd)
-        self.tier_caps = {n: usd_to_micros(b.daily_usd * t.budget_share) for n, t in settings.tiers.items()}
-        self.key_caps = {n: usd_to_micros(k.daily_usd) for n, k in settings.keys.items()}
+        self.daily = usd_to_nanos(b.daily_usd)
+        self.reserve_slice = usd_to_nanos(b.daily_usd * b.reserve_share)
+        self.low_budget = usd_to_nanos(b.low_budget_usd)
+        self.tier_caps = {n: usd_to_nanos(b.daily_usd * t.budget_share) for n, t in settings.tiers.items()}
+        self.key_caps = {n: usd_to_nanos(k.daily_usd) for n, k in settings.keys.items()}
         self.key_tokens = {n: k.daily_tokens for n, k in settings.keys.items()}
-        self.client_caps = {n: usd_to_micros(c.daily_usd) for n, c in settings.clients.items()}
+        self.client_caps = {n: usd_to_nanos(c.daily_usd) for n, c in settings.clients.items()}
         self._tier_of_model: dict[str, str] = {}
         for tier_name, tier in settings.tiers.items():
             for model_id in tier.models:
@@ -119,7 +119,7 @@ class BudgetGovernor:
 
     def worst_case(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> int:
         """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
-        return model.cost_micros(prompt_tokens, max_tokens, round_up=True)
+        return model.cost_nanos(prompt_tokens, max_tokens, round_up=True)
 
     def charged_tier(self, plan: RoutePlan, model: ModelInfo | str) -> str:
         """The tier whose share pays for `model`: the plan's, unless it stepped down to another tier."""
@@ -186,7 +186,7 @@ class BudgetGovernor:
         if usage is None:
             await self.backend.release(ticket.reservation_id)
         else:
-            cost = usage.cost_micros
+            cost = usage.cost_nanos
             actual = {cap: cost for cap in ticket.caps}
             actual[ticket.tokens_cap] = usage.prompt_tokens + usage.completion_tokens
             await self.backend.commit(ticket.reservation_id, actual)
@@ -250,7 +250,7 @@ class BudgetGovernor:
 
     def seed_values(self, day: str, totals: SpendTotals) -> dict[str, int]:
         """Cap values for a day rebuilt from the ledger's totals."""
-        values = {f"d{day}:global": totals.total_micros}
+        values = {f"d{day}:global": totals.total_nanos}
         values.update({f"d{day}:tier:{k}": v for k, v in totals.by_tier.items()})
         values.update({f"d{day}:key:{k}": v for k, v in totals.by_key.items()})
         values.update({f"d{day}:ktok:{k}": v for k, v in totals.tokens_by_key.items()})

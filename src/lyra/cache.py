@@ -149,7 +149,7 @@ class ResponseCache:
         return self._hit(request, result, started)
 
     def _hit(self, request: CompletionRequest, found: Completion, started: float) -> Completion:
-        hit = dataclasses.replace(found, cached=True, cost_micros=0, cost_estimated=False, attempts=[],
+        hit = dataclasses.replace(found, cached=True, cost_nanos=0, cost_estimated=False, attempts=[],
                                   latency_s=time.monotonic() - started)
         if self._on_hit is not None:
             self._on_hit(request, hit)

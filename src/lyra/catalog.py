@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from lyra.errors import ConfigError
-from lyra.money import token_cost_micros
+from lyra.money import token_cost_nanos
 
 TIERS = ("premium", "advanced", "specialized", "fast")
 _VIRTUAL_SUFFIXES = (":nitro", ":floor", ":online", ":exacto", ":thinking", ":extended")
@@ -43,10 +43,10 @@ class ModelInfo:
     def retired(self) -> bool:
         return self.status == "retired"
 
-    def cost_micros(self, prompt_tokens: int, completion_tokens: int, *, round_up: bool = False) -> int:
-        """Estimated cost of a call in micro-dollars at the listed prices."""
-        return token_cost_micros(prompt_tokens, self.prompt_per_m, round_up=round_up) + (
-            token_cost_micros(completion_tokens, self.completion_per_m, round_up=round_up)
+    def cost_nanos(self, prompt_tokens: int, completion_tokens: int, *, round_up: bool = False) -> int:
+        """Estimated cost of a call in nano-dollars at the listed prices."""
+        return token_cost_nanos(prompt_tokens, self.prompt_per_m, round_up=round_up) + (
+            token_cost_nanos(completion_tokens, self.completion_per_m, round_up=round_up)
         )
 
 

@@ -87,10 +87,10 @@ def demo(
         table.add_column(column, no_wrap=True)
     total = 0
     for c in rows:
-        total += c.cost_micros
+        total += c.cost_nanos
         table.add_row(c.task or "-", c.tier or "-", c.model, c.key_name or "-",
                       f"{c.prompt_tokens}/{c.completion_tokens}",
-                      format_usd(c.cost_micros) + ("*" if c.cost_estimated else ""),
+                      format_usd(c.cost_nanos) + ("*" if c.cost_estimated else ""),
                       f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)))
     console.print(table)
     console.print(f"{len(rows)} calls, total cost {format_usd(total)} (* = estimated from the catalogue)")
@@ -158,12 +158,12 @@ def consensus(
             table.add_column(column, no_wrap=column != "note")
         for v in stage.votes:
             table.add_row(v.model, v.key, f"{v.weight:g}", v.action or v.status, f"{v.confidence:.2f}",
-                          format_usd(v.cost_micros), f"{v.latency_s * 1000:.0f} ms",
+                          format_usd(v.cost_nanos), f"{v.latency_s * 1000:.0f} ms",
                           (v.rationale or v.reason)[:60])
         console.print(table)
         console.print(f"-> {stage.action} (score {stage.score:.2f}, agreement {stage.agreement:.2f}"
                       f"{', early exit' if stage.early_exit else ''}): {stage.reason}")
-    console.print(f"total cost {format_usd(result.cost_micros)}, {result.latency_s * 1000:.0f} ms")
+    console.print(f"total cost {format_usd(result.cost_nanos)}, {result.latency_s * 1000:.0f} ms")
 
 
 @sim_app.command("serve")

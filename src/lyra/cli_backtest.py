@@ -89,7 +89,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     from lyra.trading.backtest import decision_times
     from lyra.trading.cassette import Cassette
     from lyra.trading.data import list_samples, load_bars, load_sample
-    from lyra.trading.evaluate import estimate_cost_micros, run_backtest
+    from lyra.trading.evaluate import estimate_cost_nanos, run_backtest
 
     if data is None or data.upper() in list_samples():
         bars = load_sample(data or "GOOGL")
@@ -100,7 +100,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
     decisions = len(decision_times(bars, options.window))
     if not lyra.config.simulated and replay is None:
-        estimate = estimate_cost_micros(lyra, decisions)
+        estimate = estimate_cost_nanos(lyra, decisions)
         errors.print(f"{decisions} decisions on real OpenRouter keys: at most about {format_usd(estimate)}")
         if not yes and not typer.confirm("spend it?", err=True):
             return None
@@ -125,7 +125,7 @@ _COLUMNS = (
     ("annualised_return", "annualised return", "pct"), ("sharpe", "Sharpe", "num"),
     ("max_drawdown", "max drawdown", "pct"), ("worst_daily_drawdown", "worst daily drawdown", "pct"),
     ("exposure", "exposure", "pct"), ("trades", "trades", "int"), ("pnl_usd", "P&L (USD)", "num"),
-    ("ai_spend_micros", "AI spend", "usd"), ("return_on_ai_spend", "return on AI spend", "num"),
+    ("ai_spend_nanos", "AI spend", "usd"), ("return_on_ai_spend", "return on AI spend", "num"),
 )  # fmt: skip
 
 
@@ -154,9 +154,9 @@ def _render(result: dict[str, Any]) -> None:
     for column in ("model", "votes", "calls", "accuracy", "Brier", "cost", "cost/correct"):
         models.add_column(column, no_wrap=True)
     for row in result["track_record"]:
-        per = row["cost_per_correct_micros"]
+        per = row["cost_per_correct_nanos"]
         models.add_row(row["model"], str(row["votes"]), str(row["calls"]), _cell(row["accuracy"], "pct"),
-                       _cell(row["brier"], "num"), format_usd(row["cost_micros"]),
+                       _cell(row["brier"], "num"), format_usd(row["cost_nanos"]),
                        format_usd(per) if per is not None else "-")
     console.print(models)
     for warning in result["warnings"]:

@@ -93,7 +93,7 @@ class BudgetView:
 
     day: str  # YYYY-MM-DD
     lines: list[CapLine]
-    reserve_slice: int  # micro-dollars of the global cap that only privileged calls may use
+    reserve_slice: int  # nano-dollars of the global cap that only privileged calls may use
     forecasts: dict[str, int] = field(default_factory=dict)  # tier -> end-of-day spend at today's pace
 
 
@@ -108,7 +108,7 @@ async def read_budget(config: Path | None) -> BudgetView:
             raise RuntimeError("the engine started without a budget governor")
         day = governor.day()
         pace = governor.forecast
-        forecasts = ({t: f.forecast_micros for t, f in pace.forecasts().items()}
+        forecasts = ({t: f.forecast_nanos for t, f in pace.forecasts().items()}
                      if isinstance(pace, SpendForecast) else {})
         return BudgetView(f"{day[:4]}-{day[4:6]}-{day[6:]}", await governor.snapshot(),
                           governor.reserve_slice, forecasts)
@@ -125,16 +125,16 @@ def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 def budget_payload(view: BudgetView) -> dict[str, object]:
-    """The budget view as plain JSON values; money in integer micro-dollars."""
+    """The budget view as plain JSON values; money in integer nano-dollars."""
     caps: list[dict[str, object]] = [
-        {"cap": line.name, "unit": "usd_micros" if line.unit == "usd" else line.unit, "limit": line.limit,
+        {"cap": line.name, "unit": "usd_nanos" if line.unit == "usd" else line.unit, "limit": line.limit,
          "committed": line.committed, "reserved": line.reserved, "remaining": line.remaining}
         for line in view.lines]
     for cap in caps:
         tier = str(cap["cap"]).removeprefix("tier:")
         if str(cap["cap"]).startswith("tier:") and tier in view.forecasts:
-            cap["forecast_micros"] = view.forecasts[tier]
-    return {"day": view.day, "reserve_slice_micros": view.reserve_slice, "caps": caps}
+            cap["forecast_nanos"] = view.forecasts[tier]
+    return {"day": view.day, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
 
 
 def budget_table(view: BudgetView) -> Table:
@@ -262,12 +262,12 @@ def usage_table(report: UsageReport) -> Table:
     table.add_column(report.by, footer="total", overflow="fold")  # may wrap; the numbers may not
     for column in ("requests", "errors", "tokens"):
         table.add_column(column, justify="right", footer=f"{totals[column]:,}", no_wrap=True)
-    table.add_column("cost", justify="right", footer=format_usd(totals["cost_micros"]), no_wrap=True)
+    table.add_column("cost", justify="right", footer=format_usd(totals["cost_nanos"]), no_wrap=True)
     table.add_column("p50 ms", justify="right", no_wrap=True)
     table.add_column("p95 ms", justify="right", no_wrap=True)
     for row in report.rows:
         counts = (f"{_int(row, name):,}" for name in ("requests", "errors"))
-        cost = format_usd(_int(row, "cost_micros"))
+        cost = format_usd(_int(row, "cost_nanos"))
         table.add_row(_group(row["group"]), *counts, f"{_tokens(row):,}", cost,
                       _latency(row["p50_latency_ms"]), _latency(row["p95_latency_ms"]))
     if not report.rows:
@@ -285,7 +285,7 @@ def _tokens(row: dict[str, object]) -> int:
 
 
 def _totals(rows: Sequence[dict[str, object]]) -> dict[str, int]:
-    summed = ("requests", "errors", "cost_micros")
+    summed = ("requests", "errors", "cost_nanos")
     totals = {key: sum(_int(r, key) for r in rows) for key in summed}
     return totals | {"tokens": sum(_tokens(r) for r in rows)}
 

@@ -25,7 +25,7 @@ from lyra.live import (
     summary,
 )
 from lyra.live_view import status_panel
-from lyra.money import format_usd
+from lyra.money import format_usd, json_default
 from lyra.plan import Plan, build_plan
 from lyra.schedule import session_length_s
 
@@ -64,7 +64,7 @@ def plan_command(
     except LyraError as exc:
         raise _fail(str(exc)) from None
     if as_json:
-        typer.echo(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        typer.echo(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2, default=json_default).decode())
     else:
         render_plan(plan, Console(width=160))
     if strict and plan.warnings:
@@ -96,9 +96,9 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"{line.calls:,}",
             f"{plan.share(line):.0%}",
             f"{line.tokens.prompt}+{line.tokens.completion} ({line.tokens.source})",
-            format_usd(line.cost_micros),
+            format_usd(line.cost_nanos),
         )
-    table.add_row("total", "", "", "", "", f"{plan.total_calls:,}", "100%", "", format_usd(plan.total_micros))
+    table.add_row("total", "", "", "", "", f"{plan.total_calls:,}", "100%", "", format_usd(plan.total_nanos))
     console.print(table)
     caps = Table(title="caps")
     for column in ("cap", "planned", "limit", "use"):

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from lyra.errors import LyraError
+from lyra.money import json_default
 
 if TYPE_CHECKING:
     from lyra.analytics import Report, Window
@@ -53,7 +54,8 @@ def report(
         html.write_text(analytics.render_html(built), encoding="utf-8")
         errors.print(f"wrote {html}")
     if as_json:
-        console.out(orjson.dumps(built.to_dict(), option=orjson.OPT_INDENT_2).decode(), highlight=False)
+        text = orjson.dumps(built.to_dict(), option=orjson.OPT_INDENT_2, default=json_default).decode()
+        console.out(text, highlight=False)
     elif html is None:
         analytics.print_report(built, console)
 

@@ -101,7 +101,7 @@ def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], b
         "symbol": symbol, "interval": interval, "simulated": simulated,
         "decisions": [d.to_dict() for d in decisions],
         "by_action": dict(collections.Counter(d.action for d in decisions)),
-        "cost_micros": sum(d.cost_micros for d in decisions),
+        "cost_nanos": sum(d.cost_nanos for d in decisions),
         "caps": [{"name": c.name, "limit": c.limit, "committed": c.committed, "unit": c.unit}
                  for c in caps if c.committed or c.name == "global" or c.name.startswith("tier:")],
         "latency_by_model": [{"model": r["group"], "requests": r["requests"], "avg_ms": r["avg_latency_ms"],
@@ -119,10 +119,10 @@ def _render(report: dict[str, Any]) -> None:
         when = d["time"][:10] if report["interval"] == "1d" else d["time"][:16].replace("T", " ")
         table.add_row(when, f"{d['price']:,.2f}", d["action"],
                       f"{d['confidence']:.2f}", f"{d['agreement']:.2f}", d["risk"]["verdict"],
-                      f"${d['notional_usd']:,.0f}", format_usd(d["cost_micros"]))
+                      f"${d['notional_usd']:,.0f}", format_usd(d["cost_nanos"]))
     console.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_action"].items()))
-    console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_micros'])}")
+    console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_nanos'])}")
     spend = Table(title="Spend today against caps")
     for column in ("cap", "spent", "limit", "used"):
         spend.add_column(column, no_wrap=True)

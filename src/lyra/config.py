@@ -8,9 +8,10 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -30,6 +31,12 @@ _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _CADENCE = re.compile(r"^[1-9][0-9]*[smh]$")
 
 
+# Money and budget shares are exact decimals: TOML floats are parsed as Decimal, never as float.
+_MAX_USD = Decimal(1_000_000_000)
+Usd = Annotated[Decimal, Field(allow_inf_nan=False, le=_MAX_USD)]
+Share = Annotated[Decimal, Field(allow_inf_nan=False)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,9 +48,9 @@ class OpenRouterSettings(_Strict):
 
 
 class BudgetSettings(_Strict):
-    daily_usd: float = Field(200, gt=0)
-    reserve_share: float = Field(0.10, ge=0, lt=1)
-    low_budget_usd: float = Field(20, ge=0)
+    daily_usd: Usd = Field(Decimal(200), gt=0)
+    reserve_share: Share = Field(Decimal("0.10"), ge=0, lt=1)
+    low_budget_usd: Usd = Field(Decimal(20), ge=0)
     low_budget_model: str = "openai/gpt-oss-20b:free"
     day_starts_utc_hour: int = Field(0, ge=0, le=23)
 
@@ -51,14 +58,14 @@ class BudgetSettings(_Strict):
 class KeySettings(_Strict):
     purpose: str = ""
     env: str
-    daily_usd: float = Field(gt=0)
+    daily_usd: Usd = Field(gt=0)
     daily_tokens: int = Field(gt=0)
 
 
 class TierSettings(_Strict):
     models: list[str] = Field(min_length=1)
     keys: list[str] = Field(min_length=1)
-    budget_share: float = Field(ge=0, le=1)
+    budget_share: Share = Field(ge=0, le=1)
     timeout_s: float = Field(gt=0)
     selection: Literal["preference", "round_robin"] = "preference"
 
@@ -169,7 +176,7 @@ class LedgerSettings(_Strict):
 
 class ClientSettings(_Strict):
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    daily_usd: float = Field(gt=0)
+    daily_usd: Usd = Field(gt=0)
     tiers: list[str] = Field(default_factory=lambda: list(TIERS))
     requests_per_min: int = Field(600, gt=0)
 
@@ -215,7 +222,7 @@ class Settings(_Strict):
                     f"keys.{key_name}.env: {key_settings.env!r} is not an environment variable name"
                 )
         shares = sum(t.budget_share for t in self.tiers.values())
-        if shares > 1.0 + 1e-9:
+        if shares > 1:
             raise ValueError(f"tiers.*.budget_share: the shares add up to {shares:.2f}, more than 1")
         for client_name, client in self.clients.items():
             for i, tier_name in enumerate(client.tiers):
@@ -333,7 +340,7 @@ def load_config(
 def parse_settings(text: str, source: str) -> Settings:
     """Validate TOML text into Settings; every error is one line naming the field."""
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     _refuse_secrets(raw, source, "")

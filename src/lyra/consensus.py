@@ -13,7 +13,7 @@ from lyra.config import PanelMember, PanelSettings, Settings
 from lyra.decision import DECISION_INSTRUCTIONS, DECISION_RESPONSE_FORMAT, Abstention, Action, parse_decision
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
-from lyra.money import micros_to_usd
+from lyra.money import nanos_to_usd
 from lyra.types import Completion, CompletionRequest, Message
 
 log = get_logger("lyra.consensus")
@@ -36,7 +36,7 @@ class MemberVote:
     rationale: str = ""
     reason: str = ""
     served_model: str | None = None
-    cost_micros: int = 0
+    cost_nanos: int = 0
     latency_s: float = 0.0
     cached: bool = False
 
@@ -57,7 +57,7 @@ class Consensus:
     quorum_met: bool
     reason: str
     votes: list[MemberVote]
-    cost_micros: int
+    cost_nanos: int
     latency_s: float
     early_exit: bool = False
     notional: float | None = None
@@ -70,7 +70,7 @@ class Consensus:
 
     @property
     def cost_usd(self) -> Any:
-        return micros_to_usd(self.cost_micros)
+        return nanos_to_usd(self.cost_nanos)
 
     @property
     def execute(self) -> bool:
@@ -92,7 +92,7 @@ class Consensus:
 def _vote_dict(v: MemberVote) -> dict[str, Any]:
     return {"model": v.model, "served_model": v.served_model, "key": v.key, "weight": v.weight,
             "status": v.status, "action": v.action, "confidence": v.confidence, "rationale": v.rationale,
-            "reason": v.reason, "cost_usd": str(micros_to_usd(v.cost_micros)),
+            "reason": v.reason, "cost_usd": str(nanos_to_usd(v.cost_nanos)),
             "latency_s": round(v.latency_s, 4), "cached": v.cached}
 
 
@@ -130,7 +130,7 @@ class ConsensusEngine:
                  first.agreement, panel)
         final = await self.ask(messages, panel=panel, notional=notional, cache=cache, client=client)
         final.escalated_from = first
-        final.cost_micros += first.cost_micros
+        final.cost_nanos += first.cost_nanos
         final.latency_s = time.monotonic() - started
         return final
 
@@ -199,7 +199,7 @@ class ConsensusEngine:
             vote.reason = f"{type(exc).__name__}: {exc}"
             vote.latency_s = time.monotonic() - started
             return vote
-        vote.served_model, vote.cost_micros = completion.model, completion.total_cost_micros
+        vote.served_model, vote.cost_nanos = completion.model, completion.total_cost_nanos
         vote.cached = completion.cached
         vote.latency_s = time.monotonic() - started
         parsed = parse_decision(completion.text)
@@ -216,7 +216,7 @@ class ConsensusEngine:
         return Consensus(
             panel=panel, rule=cfg.rule, action=outcome.action, score=outcome.score,
             agreement=outcome.agreement, threshold=cfg.threshold, quorum_met=outcome.quorum_met,
-            reason=outcome.reason, votes=votes, cost_micros=sum(v.cost_micros for v in votes),
+            reason=outcome.reason, votes=votes, cost_nanos=sum(v.cost_nanos for v in votes),
             latency_s=time.monotonic() - started, early_exit=early, notional=notional,
             supports=outcome.supports,
         )

@@ -161,7 +161,7 @@ class Lyra:
         day = budget.day()
         start, end = day_bounds(day, self.settings.budget.day_starts_utc_hour)
         totals = ledger.spend_between(start, end)
-        if totals.total_micros or totals.tokens_by_key:
+        if totals.total_nanos or totals.tokens_by_key:
             await state.seed_committed(budget.seed_values(day, totals))
 
     def _build_router(self, base_url: str, secrets: Mapping[str, Secret], recorders: Sequence[Recorder],

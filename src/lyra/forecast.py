@@ -24,14 +24,14 @@ class TierForecast:
     """One tier's spend so far, its cap and where the day's burn rate takes it by the day's end."""
 
     tier: str
-    spent_micros: int
-    cap_micros: int
-    forecast_micros: int
+    spent_nanos: int
+    cap_nanos: int
+    forecast_nanos: int
 
     @property
     def over(self) -> bool:
         """True when the forecast passes the cap."""
-        return self.forecast_micros > self.cap_micros
+        return self.forecast_nanos > self.cap_nanos
 
 
 def forecast_day(spent_by_tier: Mapping[str, int], caps: Mapping[str, int], *, day_start: float, now: float,

@@ -177,7 +177,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
             confidence=parsed.confidence,
             rationale=parsed.rationale,
             served_model=stage.model,
-            cost_micros=stage.cost_micros,
+            cost_nanos=stage.cost_nanos,
             latency_s=stage.latency_s,
         )
         return stage, Consensus(
@@ -190,7 +190,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
             quorum_met=True,
             reason=parsed.rationale,
             votes=[vote],
-            cost_micros=stage.cost_micros,
+            cost_nanos=stage.cost_nanos,
             latency_s=stage.latency_s,
         )
 

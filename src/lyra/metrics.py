@@ -1,7 +1,7 @@
 """Prometheus metrics: a router recorder for requests, tokens, cost, latency and errors; exposition.
 
 Labels carry names only (model ids, key names, tasks, tiers, client names), never a secret.
-Money is counted in integer micro-dollars, which a Prometheus float holds exactly up to 2**53.
+Money is exposed in USD, the base unit Prometheus asks for; the ledger holds the exact nano-dollars.
 
 With several worker processes, set PROMETHEUS_MULTIPROC_DIR before prometheus_client is
 imported (`lyra serve --workers N` does) and the exposition merges every worker's counters.
@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from lyra.budget import CapLine
 from lyra.errors import LyraError, UpstreamError
+from lyra.money import NANOS_PER_USD
 from lyra.policy import RoutePlan
 from lyra.types import Attempt, Completion, CompletionRequest
 
@@ -47,7 +48,7 @@ class Metrics:
                                       [*_ROUTE_LABELS, "kind"], registry=r)
         self.tokens = Counter("lyra_tokens", "Billed tokens by direction (prompt, completion)",
                               [*_ROUTE_LABELS, "direction"], registry=r)
-        self.cost = Counter("lyra_cost_microdollars", "Billed cost in micro-dollars (1e-6 USD)",
+        self.cost = Counter("lyra_cost_usd", "Billed cost in USD",
                             [*_ROUTE_LABELS, "client"], registry=r)
         self.latency = Histogram("lyra_request_latency_seconds", "Latency of successful requests",
                                  ["model", "task", "tier"], buckets=_CALL_BUCKETS, registry=r)
@@ -68,8 +69,8 @@ class Metrics:
             self.tokens.labels(*labels, "prompt").inc(attempt.prompt_tokens)
         if attempt.completion_tokens:
             self.tokens.labels(*labels, "completion").inc(attempt.completion_tokens)
-        if attempt.cost_micros:
-            self.cost.labels(*labels, request.client or "").inc(attempt.cost_micros)
+        if attempt.cost_nanos:
+            self.cost.labels(*labels, request.client or "").inc(attempt.cost_nanos / NANOS_PER_USD)
 
     def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:
         outcome = "cached" if completion.cached else "ok"
@@ -125,7 +126,7 @@ class _BudgetCollector(Collector):
         remaining = GaugeMetricFamily("lyra_budget_remaining", "Left under a cap today",
                                       labels=["cap", "unit"])
         for cap in self._caps:
-            scale = 1e-6 if cap.unit == "usd" else 1.0
+            scale = 1e-9 if cap.unit == "usd" else 1.0
             labels = [cap.name, cap.unit]
             limit.add_metric(labels, cap.limit * scale)
             spent.add_metric(labels, cap.committed * scale)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import orjson
 from lyra.errors import LyraError
 from lyra.ledger import Ledger, LedgerRow
 from lyra.log import get_logger
-from lyra.money import format_usd, usd_to_micros
+from lyra.money import format_usd, usd_to_nanos
 
 if TYPE_CHECKING:
     from lyra.engine import Lyra
@@ -47,7 +48,7 @@ def window_metrics(
     since_ts: float,
     until_ts: float,
     window_sim_s: float,
-    daily_usd: float,
+    daily_usd: Decimal,
     breakers: dict[str, str],
 ) -> dict[str, Any]:
     """Error rates, latency, spend and burn over one window, from the ledger."""
@@ -55,20 +56,20 @@ def window_metrics(
     latencies: list[float] = []
     worst: dict[str, float] = {}
     for line in ledger.summary(since_ts=since_ts, until_ts=until_ts, by="model"):
-        a, e, c = (int(line[k]) for k in ("attempts", "attempt_errors", "cost_micros"))  # type: ignore[call-overload]
+        a, e, c = (int(line[k]) for k in ("attempts", "attempt_errors", "cost_nanos"))  # type: ignore[call-overload]
         attempts, errors, cost = attempts + a, errors + e, cost + c
         if a:
             worst[str(line["group"])] = round(e / a, 4)
         if isinstance(line["avg_latency_ms"], float):
             latencies.append(line["avg_latency_ms"])
-    day_pace = usd_to_micros(daily_usd) * window_sim_s / 86_400
+    day_pace = usd_to_nanos(daily_usd) * window_sim_s / 86_400
     return {
         "attempts": attempts,
         "attempt_errors": errors,
         "error_rate": round(errors / attempts, 4) if attempts else 0.0,
         "error_rate_by_model": dict(sorted(worst.items(), key=lambda kv: -kv[1])[:5]),
         "avg_latency_ms": round(sum(latencies) / len(latencies), 1) if latencies else None,
-        "spend_micros": cost,
+        "spend_nanos": cost,
         "spend": format_usd(cost),
         "burn_rate": round(cost / day_pace, 4) if day_pace else 0.0,
         "open_breakers": sorted(m for m, s in breakers.items() if s == "open"),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from typing import Any
 
 from lyra.catalog import Catalog
 from lyra.config import Settings, TaskSettings
 from lyra.ledger import Ledger
-from lyra.money import format_usd, usd_to_micros
+from lyra.money import format_usd, nanos_to_usd, usd_to_nanos
 from lyra.schedule import cadence_seconds, format_every, session_length_s, ticks_in
 
 HISTORY_S = 7 * 86_400
@@ -38,7 +39,7 @@ class PlanLine:
     key: str
     calls: int
     tokens: Tokens
-    cost_micros: int
+    cost_nanos: int
     keys: tuple[str, ...] = ()  # the keys it may use, in the router's order of preference
     key_calls: tuple[tuple[str, int], ...] = ()  # calls per key once earlier keys are full
 
@@ -51,8 +52,8 @@ class PlanLine:
         return self.tokens.prompt + self.tokens.completion
 
     @property
-    def call_micros(self) -> int:
-        return self.cost_micros // self.calls if self.calls else 0
+    def call_nanos(self) -> int:
+        return self.cost_nanos // self.calls if self.calls else 0
 
     @property
     def key_label(self) -> str:
@@ -65,7 +66,7 @@ class CapCheck:
     """One cap beside what the plan puts under it."""
 
     cap: str  # "daily", "tier advanced", "key grok4", "key grok4 tokens"
-    limit: int  # micro-dollars, or tokens for token caps
+    limit: int  # nano-dollars, or tokens for token caps
     planned: int
     unit: str = "usd"
 
@@ -84,8 +85,8 @@ class Plan:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def total_micros(self) -> int:
-        return sum(line.cost_micros for line in self.lines)
+    def total_nanos(self) -> int:
+        return sum(line.cost_nanos for line in self.lines)
 
     @property
     def total_calls(self) -> int:
@@ -96,20 +97,20 @@ class Plan:
         return line.calls / self.total_calls if self.total_calls else 0.0
 
     def by(self, attribute: str) -> dict[str, int]:
-        """Planned micro-dollars by "tier", "function" or "key" (keys after spill-over)."""
+        """Planned nano-dollars by "tier", "function" or "key" (keys after spill-over)."""
         totals: dict[str, int] = defaultdict(int)
         for line in self.lines:
             if attribute == "key":
                 for key, calls in line.key_calls or ((line.key, line.calls),):
-                    totals[key] += line.call_micros * calls
+                    totals[key] += line.call_nanos * calls
             else:
-                totals[getattr(line, attribute)] += line.cost_micros
+                totals[getattr(line, attribute)] += line.cost_nanos
         return dict(totals)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "session_s": self.session_s,
-            "total_usd": _usd(self.total_micros),
+            "total_usd": _usd(self.total_nanos),
             "total_calls": self.total_calls,
             "functions": [
                 {
@@ -122,7 +123,7 @@ class Plan:
                     "prompt_tokens": line.tokens.prompt,
                     "completion_tokens": line.tokens.completion,
                     "tokens_from": line.tokens.source,
-                    "usd_per_day": _usd(line.cost_micros),
+                    "usd_per_day": _usd(line.cost_nanos),
                     "call_share": round(self.share(line), 4),
                 }
                 for line in self.lines
@@ -143,11 +144,11 @@ class Plan:
         }
 
 
-def _usd(micros: int) -> float:
-    return round(micros / 1_000_000, 6)
+def _usd(nanos: int) -> Decimal:
+    return nanos_to_usd(nanos)
 
 
-def _amount(value: int, unit: str) -> float | int:
+def _amount(value: int, unit: str) -> Decimal | int:
     return _usd(value) if unit == "usd" else value
 
 
@@ -186,7 +187,7 @@ class Planner:
         )
 
     def cost(self, model: str, tokens: Tokens, calls: int) -> int:
-        return self.catalog.get(model).cost_micros(tokens.prompt, tokens.completion) * calls
+        return self.catalog.get(model).cost_nanos(tokens.prompt, tokens.completion) * calls
 
     def lines(self) -> list[PlanLine]:
         """Every line of the day, its calls spread over its keys."""
@@ -228,7 +229,7 @@ class Planner:
             key=keys[0],
             calls=calls,
             tokens=tokens,
-            cost_micros=self.cost(model, tokens, calls),
+            cost_nanos=self.cost(model, tokens, calls),
             keys=keys,
         )
 
@@ -253,7 +254,7 @@ class Planner:
                         calls=trades,
                         tokens=line.tokens,
                         keys=line.keys,
-                        cost_micros=self.cost(line.model, line.tokens, trades),
+                        cost_nanos=self.cost(line.model, line.tokens, trades),
                     )
                 )
         for panel_name in self._cascade():
@@ -271,7 +272,7 @@ class Planner:
                         key=member.key,
                         calls=trades,
                         tokens=tokens,
-                        cost_micros=self.cost(member.model, tokens, trades),
+                        cost_nanos=self.cost(member.model, tokens, trades),
                     )
                 )
         return lines
@@ -311,7 +312,7 @@ class Planner:
                 key=key,
                 calls=trades,
                 tokens=execution,
-                cost_micros=self.cost(model, execution, trades),
+                cost_nanos=self.cost(model, execution, trades),
                 keys=keys,
             ),
             PlanLine(
@@ -323,13 +324,13 @@ class Planner:
                 calls=health_calls,
                 tokens=health,
                 keys=keys,
-                cost_micros=self.cost(model, health, health_calls),
+                cost_nanos=self.cost(model, health, health_calls),
             ),
         ]
 
     def spill(self, lines: list[PlanLine]) -> list[PlanLine]:
         """Spread each line's calls over its keys in order, each key up to its dollar and token caps."""
-        usd = {name: usd_to_micros(key.daily_usd) for name, key in self.settings.keys.items()}
+        usd = {name: usd_to_nanos(key.daily_usd) for name, key in self.settings.keys.items()}
         tokens = {name: key.daily_tokens for name, key in self.settings.keys.items()}
         spread = []
         for line in lines:
@@ -337,11 +338,11 @@ class Planner:
             left, shares = line.calls, []
             for i, key in enumerate(keys):
                 fits = max(
-                    0, min(usd[key] // max(line.call_micros, 1), tokens[key] // max(line.call_tokens, 1))
+                    0, min(usd[key] // max(line.call_nanos, 1), tokens[key] // max(line.call_tokens, 1))
                 )
                 take = left if i == len(keys) - 1 else min(left, fits)
                 shares.append((key, take))
-                usd[key] -= take * line.call_micros
+                usd[key] -= take * line.call_nanos
                 tokens[key] -= take * line.call_tokens
                 left -= take
             spread.append(replace(line, key_calls=tuple(shares)))
@@ -349,24 +350,24 @@ class Planner:
 
     def caps(self, lines: list[PlanLine]) -> list[CapCheck]:
         budget = self.settings.budget
-        total = sum(line.cost_micros for line in lines)
-        checks = [CapCheck("daily", usd_to_micros(budget.daily_usd), total)]
+        total = sum(line.cost_nanos for line in lines)
+        checks = [CapCheck("daily", usd_to_nanos(budget.daily_usd), total)]
         by_tier: dict[str, int] = defaultdict(int)
         by_key: dict[str, int] = defaultdict(int)
         tokens_by_key: dict[str, int] = defaultdict(int)
         for line in lines:
-            by_tier[line.tier] += line.cost_micros
+            by_tier[line.tier] += line.cost_nanos
             for key, calls in line.key_calls or ((line.key, line.calls),):
-                by_key[key] += line.call_micros * calls
+                by_key[key] += line.call_nanos * calls
                 tokens_by_key[key] += line.call_tokens * calls
         for name, tier in self.settings.tiers.items():
             checks.append(
                 CapCheck(
-                    f"tier {name}", usd_to_micros(budget.daily_usd * tier.budget_share), by_tier.get(name, 0)
+                    f"tier {name}", usd_to_nanos(budget.daily_usd * tier.budget_share), by_tier.get(name, 0)
                 )
             )
         for name, key_cap in self.settings.keys.items():
-            checks.append(CapCheck(f"key {name}", usd_to_micros(key_cap.daily_usd), by_key.get(name, 0)))
+            checks.append(CapCheck(f"key {name}", usd_to_nanos(key_cap.daily_usd), by_key.get(name, 0)))
             checks.append(
                 CapCheck(f"key {name} tokens", key_cap.daily_tokens, tokens_by_key.get(name, 0), "tokens")
             )
@@ -413,7 +414,7 @@ class Planner:
             found.append(f"every {format_every(slower)}")
         if cap.unit == "usd":
             options = sorted(
-                (self.task_line(line.function, model=m).cost_micros, m)
+                (self.task_line(line.function, model=m).cost_nanos, m)
                 for m in self.settings.tiers[line.tier].models
                 if m != line.model and m in self.catalog
             )
@@ -439,7 +440,7 @@ _STEPS = (5, 10, 15, 20, 30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600, 7200
 
 
 def _weight(line: PlanLine, unit: str) -> int:
-    return line.cost_micros if unit == "usd" else line.day_tokens
+    return line.cost_nanos if unit == "usd" else line.day_tokens
 
 
 def build_plan(settings: Settings, catalog: Catalog, ledger: Ledger | None = None) -> Plan:

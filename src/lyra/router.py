@@ -13,7 +13,7 @@ from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited
 from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.log import get_logger
-from lyra.money import usd_to_micros
+from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
 from lyra.policies import Backoff, CircuitBreaker
@@ -46,7 +46,7 @@ class AttemptUsage:
 
     prompt_tokens: int
     completion_tokens: int
-    cost_micros: int
+    cost_nanos: int
     cost_estimated: bool
 
 
@@ -297,8 +297,8 @@ class Router:
         prompt = usage.prompt_tokens if usage else ctx.prompt_tokens
         completion = usage.completion_tokens if usage else estimate_text_tokens(text)
         if usage is not None and usage.cost_usd is not None:
-            return AttemptUsage(prompt, completion, usd_to_micros(usage.cost_usd, round_up=True), False)
-        return AttemptUsage(prompt, completion, ctx.model.cost_micros(prompt, completion, round_up=True),
+            return AttemptUsage(prompt, completion, usd_to_nanos(usage.cost_usd, round_up=True), False)
+        return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
                             True)
 
     def _ambiguous_usage(self, ctx: AttemptContext, exc: UpstreamError) -> AttemptUsage | None:
@@ -309,7 +309,7 @@ class Router:
         """
         if not exc.maybe_billed:
             return None
-        worst = ctx.model.cost_micros(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
+        worst = ctx.model.cost_nanos(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
         return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, worst, True)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
@@ -320,7 +320,7 @@ class Router:
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
             error_kind=exc.kind, status=exc.status, message=str(exc), provider=exc.provider,
             latency_s=latency, retry_after_s=exc.retry_after,
-            cost_micros=charged.cost_micros if charged else 0, cost_estimated=charged is not None,
+            cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
             completion_tokens=charged.completion_tokens if charged else 0))
         kind = exc.kind
@@ -359,13 +359,13 @@ class Router:
         self.keys.add_tokens(ctx.key_name, usage.prompt_tokens + usage.completion_tokens)
         self._record(loop, Attempt(
             number=ctx.number, model=served or ctx.model.id, key_name=ctx.key_name, outcome="ok",
-            provider=provider, latency_s=now - begun, cost_micros=usage.cost_micros,
+            provider=provider, latency_s=now - begun, cost_nanos=usage.cost_nanos,
             cost_estimated=usage.cost_estimated, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, generation_id=generation_id))
         completion = Completion(
             text=text, model=served or ctx.model.id, requested_model=ctx.model.id,
             provider=provider, key_name=ctx.key_name, tier=loop.plan.tier, task=loop.plan.task,
-            cost_micros=usage.cost_micros, cost_estimated=usage.cost_estimated,
+            cost_nanos=usage.cost_nanos, cost_estimated=usage.cost_estimated,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             latency_s=now - started, finish_reason=finish_reason, generation_id=generation_id,
             attempts=loop.attempts)

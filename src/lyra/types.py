@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from lyra.money import micros_to_usd
+from lyra.money import nanos_to_usd
 
 Message = Mapping[str, Any]
 CacheMode = Literal["use", "bypass", "refresh"]
@@ -46,7 +46,7 @@ class Attempt:
     message: str = ""
     provider: str | None = None
     latency_s: float = 0.0
-    cost_micros: int = 0
+    cost_nanos: int = 0
     cost_estimated: bool = False
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -65,7 +65,7 @@ class Completion:
     key_name: str | None
     tier: str | None
     task: str | None
-    cost_micros: int
+    cost_nanos: int
     cost_estimated: bool
     prompt_tokens: int
     completion_tokens: int
@@ -77,11 +77,11 @@ class Completion:
 
     @property
     def cost_usd(self) -> Decimal:
-        return micros_to_usd(self.cost_micros)
+        return nanos_to_usd(self.cost_nanos)
 
     @property
-    def total_cost_micros(self) -> int:
+    def total_cost_nanos(self) -> int:
         """What this request spent: the served attempt plus failed ones that may have been billed."""
         if not self.attempts:
-            return self.cost_micros
-        return sum(a.cost_micros for a in self.attempts)
+            return self.cost_nanos
+        return sum(a.cost_nanos for a in self.attempts)

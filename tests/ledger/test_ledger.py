@@ -44,19 +44,19 @@ def dataset() -> list[LedgerRow]:
             http_status=502, latency_ms=50),
         row(ts=T0 + 2, request_id="r1", task="signal_generation", tier="fast", client="desk",
             requested_model=MINI, served_model=MINI, key_name="universal", provider="OpenAI",
-            prompt_tokens=100, completion_tokens=20, cost_micros=30, latency_ms=200, attempt=1,
+            prompt_tokens=100, completion_tokens=20, cost_nanos=30, latency_ms=200, attempt=1,
             generation_id="gen-1"),
         row(ts=T0 + 2, request_id="r1", kind="request", task="signal_generation", tier="fast", client="desk",
             requested_model=MINI, served_model=MINI, key_name="universal", provider="OpenAI",
-            prompt_tokens=100, completion_tokens=20, cost_micros=30, latency_ms=260, attempt=1,
+            prompt_tokens=100, completion_tokens=20, cost_nanos=30, latency_ms=260, attempt=1,
             generation_id="gen-1"),
         # R2: one premium attempt.
         row(ts=T0 + 3, request_id="r2", task="risk_assessment", tier="premium", requested_model=OPUS,
             served_model=OPUS, key_name="premium", prompt_tokens=1000, completion_tokens=200,
-            cost_micros=25_000, cost_estimated=True, latency_ms=2000),
+            cost_nanos=25_000, cost_estimated=True, latency_ms=2000),
         row(ts=T0 + 3, request_id="r2", kind="request", task="risk_assessment", tier="premium",
             requested_model=OPUS, served_model=OPUS, key_name="premium", prompt_tokens=1000,
-            completion_tokens=200, cost_micros=25_000, cost_estimated=True, latency_ms=2100),
+            completion_tokens=200, cost_nanos=25_000, cost_estimated=True, latency_ms=2100),
         # R3: a cache hit, recorded as a request with no attempt.
         row(ts=T0 + 4, request_id="r3", kind="request", task="signal_generation", tier="fast", client="desk",
             requested_model=MINI, served_model=MINI, cached=True, latency_ms=1),
@@ -68,17 +68,17 @@ def dataset() -> list[LedgerRow]:
             latency_ms=8001),
         # R5: the day before.
         row(ts=YESTERDAY, request_id="r5", task="news_sentiment", tier="fast", requested_model=FLASH,
-            served_model=FLASH, key_name="xai", prompt_tokens=50, completion_tokens=5, cost_micros=7,
+            served_model=FLASH, key_name="xai", prompt_tokens=50, completion_tokens=5, cost_nanos=7,
             latency_ms=300),
         row(ts=YESTERDAY, request_id="r5", kind="request", task="news_sentiment", tier="fast",
             requested_model=FLASH, served_model=FLASH, key_name="xai", prompt_tokens=50, completion_tokens=5,
-            cost_micros=7, latency_ms=310),
+            cost_nanos=7, latency_ms=310),
     ]
     for i in range(10):  # latencies 10, 20, ..., 100 ms
         for kind in ("attempt", "request"):
             rows.append(row(ts=T0 + 10 + i, request_id=f"l{i}", kind=kind, task="code_generation",
                             tier="specialized", requested_model=LLAMA, served_model=LLAMA, key_name="codex",
-                            prompt_tokens=1, completion_tokens=1, cost_micros=1, latency_ms=10.0 * (i + 1)))
+                            prompt_tokens=1, completion_tokens=1, cost_nanos=1, latency_ms=10.0 * (i + 1)))
     return rows
 
 
@@ -133,7 +133,7 @@ def test_spend_between_sums_attempt_rows_only(make_ledger: MakeLedger) -> None:
     ledger = loaded(make_ledger)
     # Request rows repeat their winning attempt's cost; counting them too would double the spend.
     assert ledger.spend_between(0, T0 + 1000) == SpendTotals(
-        total_micros=30 + 25_000 + 7 + 10,
+        total_nanos=30 + 25_000 + 7 + 10,
         by_tier={"fast": 37, "premium": 25_000, "advanced": 0, "specialized": 10},
         by_key={"xai": 7, "universal": 30, "premium": 25_000, "grok4": 0, "codex": 10},
         tokens_by_key={"xai": 55, "universal": 120, "premium": 1200, "grok4": 0, "codex": 20},
@@ -144,10 +144,10 @@ def test_spend_between_sums_attempt_rows_only(make_ledger: MakeLedger) -> None:
 def test_spend_between_is_a_half_open_window(make_ledger: MakeLedger) -> None:
     ledger = loaded(make_ledger)
     today = ledger.spend_between(DAY_START, DAY_START + 86_400)
-    assert today.total_micros == 25_040  # without yesterday's 7
+    assert today.total_nanos == 25_040  # without yesterday's 7
     assert today.by_key["xai"] == 0 and today.tokens_by_key["xai"] == 0
-    assert ledger.spend_between(YESTERDAY, DAY_START).total_micros == 7
-    assert ledger.spend_between(T0 + 2, T0 + 3).total_micros == 30  # ts == end is excluded
+    assert ledger.spend_between(YESTERDAY, DAY_START).total_nanos == 7
+    assert ledger.spend_between(T0 + 2, T0 + 3).total_nanos == 30  # ts == end is excluded
     assert ledger.spend_between(T0 + 1000, T0 + 2000) == SpendTotals(0, {}, {}, {}, {})
 
 
@@ -158,7 +158,7 @@ def line(requests: int, attempts: int, *, errors: int = 0, attempt_errors: int =
          completion: int = 0, cost: int = 0, cached: int = 0, avg: float | None = None,
          p50: float | None = None, p95: float | None = None) -> dict[str, object]:
     return {"requests": requests, "attempts": attempts, "errors": errors, "attempt_errors": attempt_errors,
-            "prompt_tokens": prompt, "completion_tokens": completion, "cost_micros": cost, "cached": cached,
+            "prompt_tokens": prompt, "completion_tokens": completion, "cost_nanos": cost, "cached": cached,
             "avg_latency_ms": avg, "p50_latency_ms": p50, "p95_latency_ms": p95}
 
 
@@ -205,17 +205,17 @@ def test_summary_by_key_task_tier_and_client(make_ledger: MakeLedger) -> None:
     assert tiers["specialized"]["p95_latency_ms"] == pytest.approx(95.5)
 
     clients = by_group(ledger.summary(since_ts=0, by="client"))
-    assert clients["desk"]["requests"] == 3 and clients["desk"]["cost_micros"] == 30
-    assert clients[None]["cost_micros"] == 25_000 + 7 + 10
+    assert clients["desk"]["requests"] == 3 and clients["desk"]["cost_nanos"] == 30
+    assert clients[None]["cost_nanos"] == 25_000 + 7 + 10
 
 
 def test_summary_by_utc_day_and_since(make_ledger: MakeLedger) -> None:
     ledger = loaded(make_ledger)
     days = ledger.summary(since_ts=0, by="day")
-    assert [(d["group"], d["requests"], d["cost_micros"]) for d in days] == [
+    assert [(d["group"], d["requests"], d["cost_nanos"]) for d in days] == [
         ("2025-01-01", 1, 7), ("2025-01-02", 14, 25_040)]
     assert [d["group"] for d in ledger.summary(since_ts=DAY_START, by="day")] == ["2025-01-02"]
-    assert ledger.summary(since_ts=YESTERDAY, until_ts=DAY_START, by="tier")[0]["cost_micros"] == 7
+    assert ledger.summary(since_ts=YESTERDAY, until_ts=DAY_START, by="tier")[0]["cost_nanos"] == 7
 
 
 def test_summary_rejects_an_unknown_dimension(make_ledger: MakeLedger) -> None:
@@ -260,10 +260,10 @@ def test_close_commits_everything_and_is_idempotent(make_ledger: MakeLedger) -> 
     ledger = make_ledger(flush_interval_s=60)  # no timed commit: only close() can write these
     ledger.start()
     for i in range(1000):
-        ledger.write(row(request_id=f"c{i}", cost_micros=i))
+        ledger.write(row(request_id=f"c{i}", cost_nanos=i))
     ledger.close()
     ledger.close()
-    assert make_ledger().spend_between(0, T0 + 1).total_micros == sum(range(1000))
+    assert make_ledger().spend_between(0, T0 + 1).total_nanos == sum(range(1000))
 
 
 def test_rows_written_before_start_or_after_close_are_kept(make_ledger: MakeLedger) -> None:
@@ -331,13 +331,13 @@ def test_a_batch_is_retried_through_an_outage_not_dropped(
     engine.dispose()
     with caplog.at_level(logging.WARNING, logger="lyra.ledger"):
         for i in range(5):
-            ledger.write(row(request_id=f"o{i}", cost_micros=1))
+            ledger.write(row(request_id=f"o{i}", cost_nanos=1))
         assert wait_for(lambda: "retrying in" in caplog.text, within_s=5.0)
         with pytest.raises(TimeoutError):
             ledger.flush(timeout=0.2)
         make_ledger().start()  # the table comes back
         ledger.flush(timeout=15)
-    assert ledger.spend_between(0, T0 + 1).total_micros == 5
+    assert ledger.spend_between(0, T0 + 1).total_nanos == 5
 
 
 # --- configuration ------------------------------------------------------------------------------

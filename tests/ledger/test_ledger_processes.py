@@ -70,7 +70,7 @@ def test_kill_9_mid_load_keeps_the_file_sound_and_every_flushed_row(sqlite_url: 
     path = sqlite_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        count, cost = conn.execute("SELECT count(*), sum(cost_micros) FROM lyra_usage").fetchone()
+        count, cost = conn.execute("SELECT count(*), sum(cost_nanos) FROM lyra_usage").fetchone()
         # The writer's rows go in order, so the committed ones are exactly a prefix k-0 .. k-(count-1).
         ids = {r[0] for r in conn.execute("SELECT request_id FROM lyra_usage")}
     conn.close()
@@ -78,8 +78,8 @@ def test_kill_9_mid_load_keeps_the_file_sound_and_every_flushed_row(sqlite_url: 
     assert ids == {f"k-{i}" for i in range(count)}
 
     ledger = Ledger(sqlite_url)  # reopens, recovers the WAL, and still appends
-    assert ledger.spend_between(0, math.inf).total_micros == cost
-    assert sum(r.cost_micros for r in ledger.rows()) == cost
+    assert ledger.spend_between(0, math.inf).total_nanos == cost
+    assert sum(r.cost_nanos for r in ledger.rows()) == cost
     ledger.write(ledger.rows(limit=1)[0])
     ledger.close()
     reader = Ledger(sqlite_url)
@@ -94,9 +94,9 @@ def test_rows_queued_at_exit_are_committed_without_close(sqlite_url: str) -> Non
         "ledger = Ledger(sys.argv[1], flush_interval_s=60)\n"  # no timed commit: only the exit hook writes
         "ledger.start()\n"
         "for i in range(100):\n"
-        "    ledger.write(LedgerRow(ts=1.0, request_id=f'x-{i}', kind='attempt', cost_micros=2))\n"
+        "    ledger.write(LedgerRow(ts=1.0, request_id=f'x-{i}', kind='attempt', cost_nanos=2))\n"
     )
     subprocess.run([sys.executable, "-c", script, sqlite_url], check=True, timeout=60)
     ledger = Ledger(sqlite_url)
-    assert ledger.spend_between(0, 2).total_micros == 200
+    assert ledger.spend_between(0, 2).total_nanos == 200
     ledger.close()

@@ -20,7 +20,7 @@ def make_row(prefix: str, i: int) -> LedgerRow:
     return LedgerRow(
         ts=time.time(), request_id=f"{prefix}-{i}", kind="attempt", tier="fast", key_name="xai",
         served_model="openai/gpt-4o-mini", prompt_tokens=10, completion_tokens=2,
-        cost_micros=i % 997 + 1, latency_ms=1.5,
+        cost_nanos=i % 997 + 1, latency_ms=1.5,
     )
 
 

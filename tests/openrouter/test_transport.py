@@ -47,7 +47,7 @@ async def test_missing_usage_cost_is_estimated_from_the_catalogue(
     async with Lyra.from_config(path, environ=env) as lyra:
         c = await lyra.complete(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert c.cost_estimated
-    assert c.cost_micros == 1000 * 0.15 + 500 * 0.60  # $0.15 and $0.60 per 1M tokens
+    assert c.cost_nanos == 1000 * 150 + 500 * 600  # $0.15 and $0.60 per 1M tokens: 150 and 600 nano-$ a token
     headers = seen[0]
     assert headers["X-Title"] == "Lyra Trading System" and headers["X-OpenRouter-Title"] == "Lyra Trading System"
     assert headers["HTTP-Referer"].startswith("https://")

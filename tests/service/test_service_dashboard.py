@@ -207,5 +207,5 @@ async def test_an_html_report_draws_its_charts_offline_in_chromium(tmp_path: Pat
             assert await page.text_content("#kpi-requests") == str(report.requests)
         finally:
             await context.close()
-    assert drawn == [[d.period for d in report.days], [d.cost_micros / 1e6 for d in report.days]]
+    assert drawn == [[d.period for d in report.days], [d.cost_nanos / 1e9 for d in report.days]]
     assert requested == []

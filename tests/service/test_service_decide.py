@@ -100,7 +100,7 @@ async def test_decide_is_charged_to_the_clients_budget(http: tuple[aiohttp.Clien
     session, base = http
     async with session.get(f"{base}/budget", headers=QUANT) as r:
         budget = await r.json()
-    assert round(budget["client"]["spent"] * 1_000_000) == body["cost_micros"] > 0  # every stage, in USD
+    assert round(budget["client"]["spent"] * 1_000_000_000) == body["cost_nanos"] > 0  # every stage, in USD
 
 
 async def test_decide_on_inline_bars(http: tuple[aiohttp.ClientSession, str]) -> None:

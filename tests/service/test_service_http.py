@@ -135,7 +135,7 @@ async def test_usage_reports_the_ledger_by_model(http: tuple[aiohttp.ClientSessi
         assert r.status == 200
         report = await r.json()
     line = next(line for line in report["data"] if line["group"] == "openai/gpt-4o-mini")
-    assert line["requests"] == 3 and line["cost_micros"] > 0 and line["cost_usd"] > 0
+    assert line["requests"] == 3 and line["cost_nanos"] > 0 and line["cost_usd"] > 0
     async with session.get(f"{base}/usage?since=7d&by=client", headers=AUTH) as r:
         assert {line["group"] for line in (await r.json())["data"]} == {"desk"}
 
@@ -172,7 +172,7 @@ async def test_metrics_count_requests_tokens_cost_and_budget(http: tuple[aiohttp
         text = await r.text()
     assert 'lyra_requests_total{client="desk",key=' in text
     assert 'model="openai/gpt-4o-mini"' in text and 'outcome="ok"' in text
-    assert "lyra_tokens_total{" in text and "lyra_cost_microdollars_total{" in text
+    assert "lyra_tokens_total{" in text and "lyra_cost_usd_total{" in text
     assert "lyra_request_latency_seconds_bucket{" in text
     assert 'lyra_budget_remaining{cap="client:desk",unit="usd"}' in text
     assert 'lyra_http_requests_total{method="POST",route="/v1/chat/completions",status="400"} 1.0' in text

@@ -28,7 +28,7 @@ from support import engine_env
 
 AUTH = {"Authorization": f"Bearer {DESK_TOKEN}", "Content-Type": "application/json"}
 CAP_USD = 0.002
-CAP = 2_000  # micro-dollars
+CAP = 2_000_000  # nano-dollars
 REQUESTS = 240  # far more than the cap pays for, half to each server
 CONCURRENCY = 24
 MODEL = "openai/gpt-4o-mini"
@@ -76,8 +76,8 @@ async def test_two_servers_sharing_redis_and_postgres_hold_one_clients_cap(
         statuses = await fire([url for _, url in servers])
     finally:
         stopped = [await stop_server(proc) for proc, _ in servers]
-    spent = sim.stats.total_cost_micros
-    print(f"\n2 servers, {REQUESTS} requests: {dict(statuses)}; upstream spend {spent} of {CAP} micro-USD")
+    spent = sim.stats.total_cost_nanos
+    print(f"\n2 servers, {REQUESTS} requests: {dict(statuses)}; upstream spend {spent} of {CAP} nano-USD")
     assert set(statuses) == {200, 402}, statuses
     assert spent <= CAP
     assert spent >= CAP * 0.85, "the cap should be mostly used before requests are refused"
@@ -85,7 +85,7 @@ async def test_two_servers_sharing_redis_and_postgres_hold_one_clients_cap(
         assert clean_exit(code, err), err[-2000:]
     ledger = open_ledger(postgres_url)  # both servers flushed their rows on shutdown
     try:
-        # The engine books each call's cost rounded up to the micro-dollar; the simulator sums exactly.
+        # The engine books each call's cost rounded up to the nano-dollar; the simulator sums exactly.
         booked = ledger.spend_between(0, 2**40).by_client
         assert set(booked) == {"desk"} and spent <= booked["desk"] <= CAP
         assert booked["desk"] >= CAP * 0.95  # refused only once one more worst case could not fit

@@ -48,7 +48,7 @@ async def test_the_report_endpoint_matches_usage_and_budget(sim: Simulator, tmp_
         _, budget = await get_json(session, f"{base}/budget", QUANT)
     assert report["object"] == "report" and report["window"]["label"] == "last 1d"
     assert report["totals"]["requests"] == sum(line["requests"] for line in usage["data"]) >= 4
-    assert report["totals"]["cost_micros"] == sum(line["cost_micros"] for line in usage["data"])
+    assert report["totals"]["cost_nanos"] == sum(line["cost_nanos"] for line in usage["data"])
     assert {m["model"]: m["requests"] for m in report["models"]} == {
         line["group"]: line["requests"] for line in usage["data"]}
     spent = next(c for c in budget["caps"] if c["name"] == "global")["spent"]

@@ -23,7 +23,7 @@ def _affordable(limit_usd: str, model_id: str, prompt_tokens: int) -> int:
 
 
 async def test_402_when_max_tokens_cannot_be_afforded(sim: Simulator, chat: Chat) -> None:
-    sim.set_key_limit(TOKEN, 0.01)  # 10,000 micro-dollars; gpt-4o output is 10 per token
+    sim.set_key_limit(TOKEN, 0.01)  # 10,000 nano-dollars; gpt-4o output is 10 per token
     answer = await chat(model="openai/gpt-4o", messages=HELLO, max_tokens=2000)
 
     assert answer.status == 402

@@ -74,11 +74,11 @@ async def test_stats_count_calls_models_keys_and_cost(sim: Simulator, chat: Chat
     assert sim.stats.by_model["openai/gpt-4o-mini"] == 2
     assert sim.stats.by_key == {key_label(TOKEN): 2}
     model = CATALOG.get("openai/gpt-4o-mini")
-    micros = sum(
-        model.cost_micros(b["usage"]["prompt_tokens"], b["usage"]["completion_tokens"])
+    nanos = sum(
+        model.cost_nanos(b["usage"]["prompt_tokens"], b["usage"]["completion_tokens"])
         for b in (first, second)
     )
-    assert sim.stats.total_cost_micros == micros
+    assert sim.stats.total_cost_nanos == nanos
 
 
 async def test_routing_suffix_serves_the_base_model(chat: Chat) -> None:

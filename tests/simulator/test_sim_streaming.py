@@ -40,11 +40,11 @@ async def test_stream_framing_and_usage(chat: Chat) -> None:
     usage = usage_events[0]["usage"]
     model = load_catalog().get("openai/gpt-4o-mini")
     assert usage["completion_tokens"] == math.ceil(len(content) / 4)
-    micros = (
+    usd_millionths = (
         model.prompt_per_m * usage["prompt_tokens"]
         + model.completion_per_m * usage["completion_tokens"]
     )
-    assert math.isclose(usage["cost"], float(micros) / 1e6, rel_tol=1e-9)
+    assert math.isclose(usage["cost"], float(usd_millionths) / 1e6, rel_tol=1e-9)
 
 
 async def test_same_request_streams_the_same_content_as_without_stream(chat: Chat) -> None:

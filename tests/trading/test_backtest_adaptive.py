@@ -20,8 +20,8 @@ def frame(closes: list[float]) -> pd.DataFrame:
 def test_an_outcome_counts_only_once_its_horizon_has_closed() -> None:
     closes = [100.0 + i for i in range(20)]  # always rising: BUY is right
     learner = AdaptiveWeights(horizon=3)
-    learner.observe(5, [Vote(model="bull", action="BUY", confidence=0.9, cost_micros=1),
-                        Vote(model="bear", action="SELL", confidence=0.9, cost_micros=1)])
+    learner.observe(5, [Vote(model="bull", action="BUY", confidence=0.9, cost_nanos=1),
+                        Vote(model="bear", action="SELL", confidence=0.9, cost_nanos=1)])
     assert learner.at(frame(closes[:8])) == {}  # bar 7: the close of bar 8 is not known yet
     weights = learner.at(frame(closes[:9]))  # bar 8 = 5 + 3: now it is
     assert weights == {"bull": pytest.approx(4 / 3), "bear": pytest.approx(2 / 3)}
@@ -32,7 +32,7 @@ def test_future_prices_cannot_reach_a_weight() -> None:
     crash = closes[:9] + [1.0] * 11
     a, b = AdaptiveWeights(horizon=3), AdaptiveWeights(horizon=3)
     for learner in (a, b):
-        learner.observe(5, [Vote(model="m", action="BUY", confidence=0.6, cost_micros=1)])
+        learner.observe(5, [Vote(model="m", action="BUY", confidence=0.6, cost_nanos=1)])
     assert a.at(frame(closes)[:9]) == b.at(frame(crash)[:9])
 
 

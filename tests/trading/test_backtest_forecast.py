@@ -14,8 +14,8 @@ MIDNIGHT = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
 def test_half_a_day_at_a_steady_rate_doubles() -> None:
     [premium, fast] = forecast_day({"premium": 30_000_000, "fast": 1_000_000},
                                    {"premium": 50_000_000, "fast": 20_000_000}, day_start=MIDNIGHT, now=NOON)
-    assert premium.forecast_micros == 60_000_000 and premium.over
-    assert fast.forecast_micros == 2_000_000 and not fast.over
+    assert premium.forecast_nanos == 60_000_000 and premium.over
+    assert fast.forecast_nanos == 2_000_000 and not fast.over
 
 
 def test_the_first_minutes_do_not_extrapolate_one_call_to_a_fortune() -> None:

@@ -54,7 +54,7 @@ async def test_the_cassette_records_models_prices_and_time_range(engine: Lyra, b
     single = {m for m in served if ", " not in m}
     assert single <= set(data["models"])
     for row in data["models"].values():
-        assert row["answers"] > 0 and row["cost_micros"] >= 0 and "usd_per_million_tokens" in row
+        assert row["answers"] > 0 and row["cost_nanos"] >= 0 and "usd_per_million_tokens" in row
 
 
 async def test_a_replay_miss_names_the_request(engine: Lyra, bars: Bars, tmp_path: Path) -> None:

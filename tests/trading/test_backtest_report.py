@@ -45,14 +45,14 @@ def test_each_member_is_scored_against_the_realised_move() -> None:
     t = bars.frame.index[i]
     rose = float(bars.frame["close"].iloc[i + 5]) > float(bars.frame["open"].iloc[i + 1])
     right, wrong = ("BUY", "SELL") if rose else ("SELL", "BUY")
-    votes = [Vote(model="a", action=right, confidence=0.9, cost_micros=100),
-             Vote(model="b", action=wrong, confidence=0.8, cost_micros=50),
-             Vote(model="c", action="HOLD", confidence=0.7, cost_micros=10)]
+    votes = [Vote(model="a", action=right, confidence=0.9, cost_nanos=100),
+             Vote(model="b", action=wrong, confidence=0.8, cost_nanos=50),
+             Vote(model="c", action="HOLD", confidence=0.7, cost_nanos=10)]
     rows = {r["model"]: r for r in track_record([Step(time=t, action="HOLD", notional_usd=0, votes=votes)],
                                                 bars, 5)}
-    assert rows["a"]["accuracy"] == 1 and rows["a"]["cost_per_correct_micros"] == 100
+    assert rows["a"]["accuracy"] == 1 and rows["a"]["cost_per_correct_nanos"] == 100
     assert rows["a"]["brier"] == pytest.approx(0.01)
-    assert rows["b"]["accuracy"] == 0 and rows["b"]["cost_per_correct_micros"] is None
+    assert rows["b"]["accuracy"] == 0 and rows["b"]["cost_per_correct_nanos"] is None
     assert rows["b"]["brier"] == pytest.approx(0.64)
     assert rows["c"]["calls"] == 0 and rows["c"]["accuracy"] is None and rows["c"]["brier"] == 0.25
 
@@ -60,7 +60,7 @@ def test_each_member_is_scored_against_the_realised_move() -> None:
 def test_the_last_bars_are_not_scored() -> None:
     bars = load_sample("GOOGL")
     step = Step(time=pd.Timestamp(bars.end), action="BUY", notional_usd=1,
-                votes=[Vote(model="a", action="BUY", confidence=1.0, cost_micros=1)])
+                votes=[Vote(model="a", action="BUY", confidence=1.0, cost_nanos=1)])
     [row] = track_record([step], bars, 5)
     assert row["votes"] == 1 and row["accuracy"] is None and row["brier"] is None
 
@@ -74,9 +74,9 @@ def test_backtest_records_replays_and_reports(cli: typer.Typer, tmp_path: Path) 
     names = [s["name"] for s in recorded["strategies"]]
     assert names == ["pipeline", "buy_and_hold", "ma_cross"]
     for key in ("accuracy", "profitable_share", "total_return", "annualised_return", "sharpe", "max_drawdown",
-                "worst_daily_drawdown", "exposure", "trades", "ai_spend_micros", "return_on_ai_spend"):
+                "worst_daily_drawdown", "exposure", "trades", "ai_spend_nanos", "return_on_ai_spend"):
         assert key in recorded["strategies"][0]
-    assert recorded["strategies"][0]["ai_spend_micros"] > 0
+    assert recorded["strategies"][0]["ai_spend_nanos"] > 0
     assert recorded["track_record"] and recorded["warnings"]
 
     code, out, err = invoke(cli, "backtest", *WINDOW, "--replay", str(cassette), "--json", "--report", str(page))

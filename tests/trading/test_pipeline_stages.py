@@ -91,16 +91,16 @@ async def test_failed_risk_stage_is_recorded_and_the_decision_stands_on_code(
     assert risk.status == "error" and decision.errors
 
 
-async def test_ledger_and_result_agree_to_the_micro_dollar(engine: Lyra, bars: Bars) -> None:
+async def test_ledger_and_result_agree_to_the_nano_dollar(engine: Lyra, bars: Bars) -> None:
     assert engine.ledger is not None
     engine.ledger.flush()
-    before = engine.ledger.spend_between(0, 2**40).total_micros
+    before = engine.ledger.spend_between(0, 2**40).total_nanos
     decision = await decide_until_trade(TradingAIOrchestrator(engine), bars, notional=15_000)
     engine.ledger.flush()
-    after = engine.ledger.spend_between(0, 2**40).total_micros
-    audited = sum(r.cost_micros for r in engine.ledger.audit.recent(1000))
+    after = engine.ledger.spend_between(0, 2**40).total_nanos
+    audited = sum(r.cost_nanos for r in engine.ledger.audit.recent(1000))
     assert audited == after - before
-    assert decision.cost_micros > 0
+    assert decision.cost_nanos > 0
 
 
 async def test_audit_chain_detects_edits_and_deletions(engine: Lyra, bars: Bars, tmp_path: Path) -> None:

@@ -49,10 +49,10 @@ def _reasons(m: ModelStats, peers: Sequence[ModelStats], rules: AdviceRules) -> 
         if median > 0 and m.p50_latency_ms > rules.factor * median:
             reasons.append(f"slower: p50 {m.p50_latency_ms:.0f} ms against the {m.tier} median of "
                            f"{median:.0f} ms")
-    costs = [p.cost_per_request_micros for p in peers]
+    costs = [p.cost_per_request_nanos for p in peers]
     median_cost = statistics.median(costs)
-    if median_cost > 0 and m.cost_per_request_micros > rules.factor * median_cost:
-        reasons.append(f"costlier: ${usd(m.cost_per_request_micros):.6f} per request against the {m.tier} "
+    if median_cost > 0 and m.cost_per_request_nanos > rules.factor * median_cost:
+        reasons.append(f"costlier: ${usd(m.cost_per_request_nanos):.6f} per request against the {m.tier} "
                        f"median of ${usd(int(median_cost)):.6f}")
     median_err = statistics.median(p.error_rate for p in peers)
     if m.error_rate > max(rules.factor * median_err, median_err + rules.error_margin):

@@ -40,13 +40,13 @@ def build_report(
     span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
     keys = [_key(line, caps) for line in ledger.summary(by="key", **span) if line["group"] is not None]
-    days = [Spend(str(line["group"]), _int(line["cost_micros"]), _int(line["requests"]))
+    days = [Spend(str(line["group"]), _int(line["cost_nanos"]), _int(line["requests"]))
             for line in ledger.summary(by="day", **span)]
-    cost = sum(d.cost_micros for d in days)
+    cost = sum(d.cost_nanos for d in days)
     records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts]
     return Report(
         window=window, generated_ts=now if now is not None else time.time(),
-        requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_micros=cost,
+        requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_nanos=cost,
         models=models, keys=keys, days=days, months=_months(days), signals=_signals(records, cost),
         agreement=_agreement(records),
         caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
@@ -67,7 +67,7 @@ def _model(line: dict[str, object], tier_of: Callable[[str], str]) -> ModelStats
     return ModelStats(
         model=name, tier=tier_of(name), requests=_int(line["requests"]), errors=_int(line["errors"]),
         attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
-        cached=_int(line["cached"]), cost_micros=_int(line["cost_micros"]),
+        cached=_int(line["cached"]), cost_nanos=_int(line["cost_nanos"]),
         tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
         avg_latency_ms=_float(line["avg_latency_ms"]), p50_latency_ms=_float(line["p50_latency_ms"]),
         p95_latency_ms=_float(line["p95_latency_ms"]))
@@ -79,10 +79,10 @@ def _key(line: dict[str, object], caps: Sequence[CapLine]) -> KeyStats:
     token_cap = next((c for c in caps if c.name == f"key_tokens:{name}"), None)
     return KeyStats(
         key=name, attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
-        cost_micros=_int(line["cost_micros"]),
+        cost_nanos=_int(line["cost_nanos"]),
         tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
-        today_spent_micros=usd_cap.committed if usd_cap else None,
-        cap_micros=usd_cap.limit if usd_cap else None,
+        today_spent_nanos=usd_cap.committed if usd_cap else None,
+        cap_nanos=usd_cap.limit if usd_cap else None,
         today_tokens=token_cap.committed if token_cap else None,
         cap_tokens=token_cap.limit if token_cap else None)
 
@@ -91,15 +91,15 @@ def _months(days: Sequence[Spend]) -> list[Spend]:
     cost: dict[str, int] = defaultdict(int)
     requests: dict[str, int] = defaultdict(int)
     for d in days:
-        cost[d.period[:7]] += d.cost_micros
+        cost[d.period[:7]] += d.cost_nanos
         requests[d.period[:7]] += d.requests
     return [Spend(month, cost[month], requests[month]) for month in sorted(cost)]
 
 
-def _signals(records: Sequence[AuditRecord], spend_micros: int) -> Signals:
+def _signals(records: Sequence[AuditRecord], spend_nanos: int) -> Signals:
     signals = [r for r in records if r.action in SIGNAL_ACTIONS]
     return Signals(decisions=len(records), signals=len(signals),
-                   decision_cost_micros=sum(r.cost_micros for r in signals), spend_micros=spend_micros)
+                   decision_cost_nanos=sum(r.cost_nanos for r in signals), spend_nanos=spend_nanos)
 
 
 def _panels(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -135,6 +135,6 @@ def _decision(record: AuditRecord) -> DecisionView:
              for v in deciding.get("votes") or []]
     agreement = deciding.get("agreement")
     return DecisionView(seq=record.seq, ts=record.ts, symbol=record.symbol, action=record.action,
-                        cost_micros=record.cost_micros,
+                        cost_nanos=record.cost_nanos,
                         agreement=float(agreement) if isinstance(agreement, int | float) else None,
                         votes=votes)

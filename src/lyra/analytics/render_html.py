@@ -8,6 +8,7 @@ import orjson
 
 from lyra.analytics.assets import asset
 from lyra.analytics.report import Report
+from lyra.money import json_default
 
 
 def _script(text: str) -> str:
@@ -17,7 +18,7 @@ def _script(text: str) -> str:
 
 def render_html(report: Report) -> str:
     """The page; opening it from disk draws every chart offline."""
-    data = orjson.dumps(report.to_dict()).decode().replace("</", "<\\/")
+    data = orjson.dumps(report.to_dict(), default=json_default).decode().replace("</", "<\\/")
     title = html.escape(f"Lyra report: {report.window.label}")
     return "\n".join([
         "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',

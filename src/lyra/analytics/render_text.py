@@ -11,8 +11,8 @@ from rich.table import Table
 from lyra.analytics.report import Report, usd
 
 
-def _usd(micros: int | None) -> str:
-    value = usd(micros)
+def _usd(nanos: int | None) -> str:
+    value = usd(nanos)
     return "–" if value is None else f"${value:,.4f}"
 
 
@@ -37,21 +37,21 @@ def report_tables(report: Report) -> RenderableType:
                     "signals", "spend/signal", "agreement")
     s = report.signals
     totals.add_row(str(report.requests), str(report.errors), _pct(report.success_rate),
-                   _usd(report.cost_micros), f"{s.signals} of {s.decisions}", _usd(s.spend_per_signal_micros),
+                   _usd(report.cost_nanos), f"{s.signals} of {s.decisions}", _usd(s.spend_per_signal_nanos),
                    _pct(report.agreement.mean_agreement))
     models = _table("Models", "model", "tier", "requests", "failed", "success", "avg ms", "p50 ms", "p95 ms",
                     "cost", "$/request")
     for m in report.models:
         models.add_row(m.model, m.tier, str(m.requests), str(m.errors), _pct(m.success_rate),
                        _ms(m.avg_latency_ms), _ms(m.p50_latency_ms), _ms(m.p95_latency_ms),
-                       _usd(m.cost_micros), _usd(m.cost_per_request_micros))
+                       _usd(m.cost_nanos), _usd(m.cost_per_request_nanos))
     keys = _table("Keys", "key", "attempts", "failed", "error rate", "cost", "today", "cap", "used")
     for k in report.keys:
-        keys.add_row(k.key, str(k.attempts), str(k.attempt_errors), _pct(k.error_rate), _usd(k.cost_micros),
-                     _usd(k.today_spent_micros), _usd(k.cap_micros), _pct(k.utilisation))
+        keys.add_row(k.key, str(k.attempts), str(k.attempt_errors), _pct(k.error_rate), _usd(k.cost_nanos),
+                     _usd(k.today_spent_nanos), _usd(k.cap_nanos), _pct(k.utilisation))
     spend = _table("Spend", "period", "requests", "cost")
     for line in [*report.days, *report.months]:
-        spend.add_row(line.period, str(line.requests), _usd(line.cost_micros))
+        spend.add_row(line.period, str(line.requests), _usd(line.cost_nanos))
     parts: list[RenderableType] = [totals, models, keys, spend]
     if report.agreement.by_model:
         agree = _table("Agreement with the panel's outcome", "model", "votes", "agreed")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from lyra.analytics.window import Window
+from lyra.money import nanos_to_usd
 
 
-def usd(micros: int | None) -> float | None:
-    """Micro-dollars as a USD number for display and JSON; sums stay in integer micros."""
-    return None if micros is None else round(micros / 1_000_000, 6)
+def usd(nanos: int | None) -> Decimal | None:
+    """Nano-dollars as an exact USD Decimal for display and JSON; sums stay in integer nanos."""
+    return None if nanos is None else nanos_to_usd(nanos)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,7 +26,7 @@ class ModelStats:
     attempts: int
     attempt_errors: int
     cached: int
-    cost_micros: int
+    cost_nanos: int
     tokens: int
     avg_latency_ms: float | None
     p50_latency_ms: float | None
@@ -39,8 +41,8 @@ class ModelStats:
         return 1.0 - self.error_rate if self.requests else 0.0
 
     @property
-    def cost_per_request_micros(self) -> int:
-        return self.cost_micros // self.requests if self.requests else 0
+    def cost_per_request_nanos(self) -> int:
+        return self.cost_nanos // self.requests if self.requests else 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,10 +52,10 @@ class KeyStats:
     key: str
     attempts: int
     attempt_errors: int
-    cost_micros: int
+    cost_nanos: int
     tokens: int
-    today_spent_micros: int | None = None
-    cap_micros: int | None = None
+    today_spent_nanos: int | None = None
+    cap_nanos: int | None = None
     today_tokens: int | None = None
     cap_tokens: int | None = None
 
@@ -64,9 +66,9 @@ class KeyStats:
     @property
     def utilisation(self) -> float | None:
         """Today's spend as a share of the key's daily $ cap."""
-        if self.cap_micros is None or self.today_spent_micros is None or not self.cap_micros:
+        if self.cap_nanos is None or self.today_spent_nanos is None or not self.cap_nanos:
             return None
-        return self.today_spent_micros / self.cap_micros
+        return self.today_spent_nanos / self.cap_nanos
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class Spend:
     """Spend and requests of one UTC day ("2025-01-31") or month ("2025-01")."""
 
     period: str
-    cost_micros: int
+    cost_nanos: int
     requests: int
 
 
@@ -84,18 +86,18 @@ class Signals:
 
     decisions: int
     signals: int
-    decision_cost_micros: int
-    spend_micros: int
+    decision_cost_nanos: int
+    spend_nanos: int
 
     @property
-    def spend_per_signal_micros(self) -> int | None:
+    def spend_per_signal_nanos(self) -> int | None:
         """All AI spend in the window divided by the signals it produced."""
-        return self.spend_micros // self.signals if self.signals else None
+        return self.spend_nanos // self.signals if self.signals else None
 
     @property
-    def decision_cost_per_signal_micros(self) -> int | None:
+    def decision_cost_per_signal_nanos(self) -> int | None:
         """What the decision pipeline itself cost, per signal."""
-        return self.decision_cost_micros // self.signals if self.signals else None
+        return self.decision_cost_nanos // self.signals if self.signals else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,9 +121,11 @@ class Cap:
     reserved: int
 
     def to_dict(self) -> dict[str, Any]:
-        scale = 1e-6 if self.unit == "usd" else 1
-        return {"name": self.name, "unit": self.unit, "limit": round(self.limit * scale, 6),
-                "spent": round(self.spent * scale, 6), "reserved": round(self.reserved * scale, 6),
+        def amount(value: int) -> Decimal | int:
+            return nanos_to_usd(value) if self.unit == "usd" else value
+
+        return {"name": self.name, "unit": self.unit, "limit": amount(self.limit),
+                "spent": amount(self.spent), "reserved": amount(self.reserved),
                 "used_share": round((self.spent + self.reserved) / self.limit, 4) if self.limit else None}
 
 
@@ -142,7 +146,7 @@ class DecisionView:
     ts: float
     symbol: str | None
     action: str | None
-    cost_micros: int
+    cost_nanos: int
     agreement: float | None
     votes: list[dict[str, Any]]
 
@@ -155,7 +159,7 @@ class Report:
     generated_ts: float
     requests: int
     errors: int
-    cost_micros: int
+    cost_nanos: int
     models: list[ModelStats]
     keys: list[KeyStats]
     days: list[Spend]
@@ -177,7 +181,7 @@ class Report:
                        "label": self.window.label},
             "generated_ts": self.generated_ts,
             "totals": {"requests": self.requests, "errors": self.errors, "success_rate": self.success_rate,
-                       "cost_micros": self.cost_micros, "cost_usd": usd(self.cost_micros)},
+                       "cost_nanos": self.cost_nanos, "cost_usd": usd(self.cost_nanos)},
             "models": [_model(m) for m in self.models],
             "keys": [_key(k) for k in self.keys],
             "days": [_spend(s) for s in self.days],
@@ -186,27 +190,27 @@ class Report:
             "agreement": asdict(self.agreement),
             "budget": [c.to_dict() for c in self.caps],
             "advice": [{"model": a.model, "tier": a.tier, "reasons": list(a.reasons)} for a in self.advice],
-            "decisions": [asdict(d) | {"cost_usd": usd(d.cost_micros)} for d in self.decisions],
+            "decisions": [asdict(d) | {"cost_usd": usd(d.cost_nanos)} for d in self.decisions],
         }
 
 
 def _model(m: ModelStats) -> dict[str, Any]:
     return asdict(m) | {"error_rate": round(m.error_rate, 4), "success_rate": round(m.success_rate, 4),
-                        "cost_usd": usd(m.cost_micros),
-                        "cost_per_request_usd": usd(m.cost_per_request_micros)}
+                        "cost_usd": usd(m.cost_nanos),
+                        "cost_per_request_usd": usd(m.cost_per_request_nanos)}
 
 
 def _key(k: KeyStats) -> dict[str, Any]:
     util = k.utilisation
-    return asdict(k) | {"error_rate": round(k.error_rate, 4), "cost_usd": usd(k.cost_micros),
+    return asdict(k) | {"error_rate": round(k.error_rate, 4), "cost_usd": usd(k.cost_nanos),
                         "utilisation": None if util is None else round(util, 4)}
 
 
 def _spend(s: Spend) -> dict[str, Any]:
-    return {"period": s.period, "cost_micros": s.cost_micros, "cost_usd": usd(s.cost_micros),
+    return {"period": s.period, "cost_nanos": s.cost_nanos, "cost_usd": usd(s.cost_nanos),
             "requests": s.requests}
 
 
 def _signals(s: Signals) -> dict[str, Any]:
-    return asdict(s) | {"spend_per_signal_usd": usd(s.spend_per_signal_micros),
-                        "decision_cost_per_signal_usd": usd(s.decision_cost_per_signal_micros)}
+    return asdict(s) | {"spend_per_signal_usd": usd(s.spend_per_signal_nanos),
+                        "decision_cost_per_signal_usd": usd(s.decision_cost_per_signal_nanos)}

@@ -28,7 +28,7 @@ class AuditRecord:
     ts: float
     symbol: str | None
     action: str | None
-    cost_micros: int
+    cost_nanos: int
     prev_hash: str
     hash: str
     payload: dict[str, Any]
@@ -67,7 +67,7 @@ class AuditTrail:
                 conn.execute(insert(audit_head).values(id=1, seq=0, hash=GENESIS))
 
     def append(self, payload: Mapping[str, Any], *, symbol: str | None = None, action: str | None = None,
-               cost_micros: int = 0) -> AuditRecord:
+               cost_nanos: int = 0) -> AuditRecord:
         """Append one decision durably (committed before this returns) and return its record."""
         text = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS, default=str).decode()
         decision_id, ts = new_id(), time.time()
@@ -79,9 +79,9 @@ class AuditTrail:
             digest = chain_hash(prev, seq, decision_id, ts, text)
             conn.execute(insert(decisions).values(
                 seq=seq, decision_id=decision_id, ts=ts, symbol=symbol, action=action,
-                cost_micros=cost_micros, prev_hash=prev, hash=digest, payload=text))
+                cost_nanos=cost_nanos, prev_hash=prev, hash=digest, payload=text))
             conn.execute(update(audit_head).where(audit_head.c.id == 1).values(hash=digest))
-        return AuditRecord(seq, decision_id, ts, symbol, action, cost_micros, prev, digest, dict(payload))
+        return AuditRecord(seq, decision_id, ts, symbol, action, cost_nanos, prev, digest, dict(payload))
 
     def get(self, ref: str) -> AuditRecord | None:
         """A record by decision id or sequence number."""
@@ -120,4 +120,4 @@ class AuditTrail:
 
 def _record(row: Any) -> AuditRecord:
     return AuditRecord(int(row["seq"]), row["decision_id"], float(row["ts"]), row["symbol"], row["action"],
-                       int(row["cost_micros"]), row["prev_hash"], row["hash"], orjson.loads(row["payload"]))
+                       int(row["cost_nanos"]), row["prev_hash"], row["hash"], orjson.loads(row["payload"]))

@@ -19,7 +19,7 @@ def spend_between(conn: Connection, start_ts: float, end_ts: float) -> SpendTota
     c = usage.c
     tokens = c.prompt_tokens + c.completion_tokens
     query = (
-        select(c.tier, c.key_name, c.client, func.sum(c.cost_micros), func.sum(tokens))
+        select(c.tier, c.key_name, c.client, func.sum(c.cost_nanos), func.sum(tokens))
         .where(c.kind == "attempt", c.ts >= start_ts, c.ts < end_ts)
         .group_by(c.tier, c.key_name, c.client)
     )
@@ -82,7 +82,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
             count(is_attempt & (c.status == "error")),
             billed(c.prompt_tokens),
             billed(c.completion_tokens),
-            billed(c.cost_micros),
+            billed(c.cost_nanos),
             count(is_request & c.cached.is_(True)),
         )
         .where(*window)
@@ -92,7 +92,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
 
     lines: dict[object, dict[str, object]] = {}
     names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
-             "cost_micros", "cached")
+             "cost_nanos", "cached")
     for grp, *sums in conn.execute(totals):
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
         lines[grp] = {"group": grp} | {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
@@ -111,7 +111,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
 
 
 def _by_cost_then_requests(line: dict[str, object]) -> tuple[int, int, str]:
-    cost, requests = line["cost_micros"], line["requests"]
+    cost, requests = line["cost_nanos"], line["requests"]
     assert isinstance(cost, int) and isinstance(requests, int)
     return (-cost, -requests, str(line["group"]))
 

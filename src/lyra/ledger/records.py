@@ -29,7 +29,7 @@ class LedgerRow:
     client: str | None = None  # gateway client name
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_micros: int = 0  # integer micro-dollars
+    cost_nanos: int = 0  # integer nano-dollars
     cost_estimated: bool = False
     latency_ms: float = 0.0
     status: str = "ok"  # "ok" | "error" | "skipped"
@@ -38,6 +38,7 @@ class LedgerRow:
     attempt: int = 0
     cached: bool = False
     generation_id: str | None = None
+    simulated: bool = False  # a simulator run's row: never counted against real caps
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
@@ -47,11 +48,11 @@ ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
 class SpendTotals:
     """Billed spend over a time window, for rebuilding the day's budget state on start.
 
-    Money is in micro-dollars, tokens are prompt plus completion; rows without a tier, key or
-    client count only towards `total_micros`.
+    Money is in nano-dollars, tokens are prompt plus completion; rows without a tier, key or
+    client count only towards `total_nanos`.
     """
 
-    total_micros: int
+    total_nanos: int
     by_tier: dict[str, int]
     by_key: dict[str, int]
     tokens_by_key: dict[str, int]

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Connection,
     Double,
     Engine,
     Index,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 from sqlalchemy.engine import URL, make_url
@@ -60,7 +62,7 @@ usage = Table(
     Column("client", String()),
     Column("prompt_tokens", BigInteger(), nullable=False, default=0),
     Column("completion_tokens", BigInteger(), nullable=False, default=0),
-    Column("cost_micros", BigInteger(), nullable=False, default=0),
+    Column("cost_nanos", BigInteger(), nullable=False, default=0),
     Column("cost_estimated", Boolean(), nullable=False, default=False),
     Column("latency_ms", Double(), nullable=False, default=0.0),
     Column("status", String(), nullable=False),
@@ -69,6 +71,8 @@ usage = Table(
     Column("attempt", Integer(), nullable=False, default=0),
     Column("cached", Boolean(), nullable=False, default=False),
     Column("generation_id", String()),
+    # Rows of simulator runs (no key set): kept apart from real money, never counted against real caps.
+    Column("simulated", Boolean(), nullable=False, default=False, server_default="0"),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
 )
@@ -85,7 +89,7 @@ decisions = Table(
     Column("ts", Double(), nullable=False),
     Column("symbol", String()),
     Column("action", String()),
-    Column("cost_micros", BigInteger(), nullable=False, default=0),
+    Column("cost_nanos", BigInteger(), nullable=False, default=0),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
     Column("payload", Text(), nullable=False),
@@ -138,6 +142,10 @@ def create_ledger_engine(url: URL) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_on_connect)
+        # The driver's own transaction handling leaves DDL outside transactions; SQLAlchemy's
+        # recipe: no implicit BEGIN from the driver, an explicit one from SQLAlchemy, so that a
+        # migration's ALTER and UPDATE commit together or not at all.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
 
@@ -146,13 +154,32 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
     # busy_timeout first: switching to WAL takes a lock that another process may hold.
     # WAL + synchronous=NORMAL survives a killed process without corruption or loss of commits
     # (only an OS crash can cost the last transactions), and lets readers run beside the writer.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def enable_wal(cursor: sqlite3.Cursor | sqlite3.Connection, *, attempts: int = 200) -> None:
+    """Switch a SQLite file to WAL, retrying while another process holds the lock it needs.
+
+    The busy timeout does not cover a journal-mode change: two processes opening a new file at
+    once would otherwise see `database is locked` from this pragma.
+    """
+    delay = 0.002
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == attempts - 1:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def retry_if_locked(action: Callable[[], T], *, attempts: int = 50) -> T:
@@ -187,6 +214,19 @@ def _create_tables(engine: Engine) -> None:
             conn.execute(CreateTable(table, if_not_exists=True))
             for index in sorted(table.indexes, key=lambda i: str(i.name)):
                 conn.execute(CreateIndex(index, if_not_exists=True))
+        _migrate(conn)
+
+
+def _migrate(conn: Connection) -> None:
+    """Bring a ledger written by an older Lyra up to date, in the caller's transaction."""
+    inspector = inspect(conn)
+    for table in (USAGE_TABLE, DECISIONS_TABLE):
+        columns = {column["name"] for column in inspector.get_columns(table)}
+        if "cost_micros" in columns and "cost_nanos" not in columns:  # money moved to nano-dollars
+            conn.execute(text(f"ALTER TABLE {table} RENAME COLUMN cost_micros TO cost_nanos"))
+            conn.execute(text(f"UPDATE {table} SET cost_nanos = cost_nanos * 1000"))
+        if table == USAGE_TABLE and "simulated" not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT FALSE"))
 
 
 class UtcDay(FunctionElement[str]):

@@ -127,7 +127,7 @@ class Ledger:
         """One line per model, key, task, tier, client or UTC day: counts, tokens, cost and latency.
 
         Each line has group, requests, attempts, errors (failed requests), attempt_errors,
-        prompt_tokens, completion_tokens, cost_micros (billed, from attempt rows), cached (hits),
+        prompt_tokens, completion_tokens, cost_nanos (billed, from attempt rows), cached (hits),
         and avg/p50/p95_latency_ms over ok request rows (None without any). Model lines group by
         served model, or the requested one when nothing was served. Days come in order, the
         other groups by cost, highest first.

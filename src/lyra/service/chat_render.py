@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from lyra.ids import new_id
+from lyra.money import usd_json
 from lyra.types import Completion
 
 DONE = b"data: [DONE]\n\n"
@@ -26,7 +27,7 @@ def usage(completion: Completion) -> dict[str, Any]:
         "prompt_tokens": completion.prompt_tokens,
         "completion_tokens": completion.completion_tokens,
         "total_tokens": completion.prompt_tokens + completion.completion_tokens,
-        "cost": completion.cost_micros / 1_000_000,
+        "cost": usd_json(completion.cost_nanos),
     }
 
 

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lyra.money import json_default
 from lyra.service.access import panel_tiers, require_tiers
 from lyra.service.body import read_body
 from lyra.service.chat_request import ChatMessage
@@ -37,4 +38,4 @@ async def consensus(request: Request) -> Response:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     result = await gateway.lyra.consensus(messages=messages, panel=body.panel, notional=body.notional,
                                           cascade=body.cascade, client=client.name)
-    return Response(orjson.dumps(result.to_dict()), media_type="application/json")
+    return Response(orjson.dumps(result.to_dict(), default=json_default), media_type="application/json")

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from lyra import analytics
 from lyra.budget import CapLine
 from lyra.ledger import Ledger
+from lyra.money import json_default
 from lyra.service.access import tier_of_model
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import Gateway, gateway_of
@@ -31,7 +32,7 @@ async def report(request: Request) -> Response:
     window = _window(request)
     caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
     built = await asyncio.to_thread(_build, gateway, ledger, window, caps)
-    return Response(orjson.dumps(built.to_dict()), media_type="application/json",
+    return Response(orjson.dumps(built.to_dict(), default=json_default), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from lyra import analytics
 from lyra.budget import CapLine
 from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
+from lyra.money import json_default, usd_json
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import gateway_of
 
@@ -37,8 +38,8 @@ async def usage(request: Request) -> Response:
         raise bad_request("since", str(exc)) from None
     lines = await asyncio.to_thread(_summary, ledger, since, by)
     for line in lines:
-        cost = line["cost_micros"]
-        line["cost_usd"] = cost / 1_000_000 if isinstance(cost, int) else None
+        cost = line["cost_nanos"]
+        line["cost_usd"] = usd_json(cost) if isinstance(cost, int) else None
     return _json({"object": "usage", "since": since, "by": by, "data": lines})
 
 
@@ -62,10 +63,10 @@ async def budget(request: Request) -> Response:
 
 
 def _cap(cap: CapLine) -> dict[str, Any]:
-    scale = 1e-6 if cap.unit == "usd" else 1
-    return {"name": cap.name, "unit": cap.unit, "limit": cap.limit * scale, "spent": cap.committed * scale,
-            "reserved": cap.reserved * scale, "remaining": cap.remaining * scale}
+    amount = usd_json if cap.unit == "usd" else int
+    return {"name": cap.name, "unit": cap.unit, "limit": amount(cap.limit), "spent": amount(cap.committed),
+            "reserved": amount(cap.reserved), "remaining": amount(cap.remaining)}
 
 
 def _json(payload: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(payload), media_type="application/json")
+    return Response(orjson.dumps(payload, default=json_default), media_type="application/json")

@@ -108,7 +108,7 @@ def _preflight(account: KeyAccount, model: ModelInfo, req: ChatRequest) -> SimEr
     if remaining is None:
         return None
     wanted = req.max_tokens or model.max_output
-    # USD per million tokens is micro-dollars per token.
+    # USD per million tokens is nano-dollars per token.
     worst = model.prompt_per_m * req.prompt_tokens + model.completion_per_m * wanted
     if worst <= remaining * _MILLION:
         return None

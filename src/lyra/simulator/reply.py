@@ -70,7 +70,7 @@ def settle(
     """Charge the key, count the cost, keep the record for /generation; return `usage`."""
     cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens)
     account.charge(cost)
-    state.stats.total_cost_micros += reply.model.cost_micros(
+    state.stats.total_cost_nanos += reply.model.cost_nanos(
         reply.prompt_tokens, reply.completion_tokens
     )
     options = state.options

@@ -49,7 +49,7 @@ class SimulatorStats:
     by_model: Counter[str] = field(default_factory=Counter)
     by_key: Counter[str] = field(default_factory=Counter)
     faults_fired: Counter[str] = field(default_factory=Counter)
-    total_cost_micros: int = 0
+    total_cost_nanos: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,7 +57,7 @@ class SimulatorStats:
             "by_model": dict(self.by_model),
             "by_key": dict(self.by_key),
             "faults_fired": dict(self.faults_fired),
-            "total_cost_micros": self.total_cost_micros,
+            "total_cost_nanos": self.total_cost_nanos,
         }
 
 

@@ -14,7 +14,7 @@ EXPIRED_KEEP_S = 24 * 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Charge:
-    """Hold `amount` against cap `cap`, whose limit is `limit` (micro-dollars or tokens)."""
+    """Hold `amount` against cap `cap`, whose limit is `limit` (nano-dollars or tokens)."""
 
     cap: str
     limit: int

@@ -58,7 +58,7 @@ class Vote:
     model: str
     action: str | None
     confidence: float
-    cost_micros: int
+    cost_nanos: int
 
 
 @dataclass(slots=True, kw_only=True)
@@ -68,7 +68,7 @@ class Step:
     time: pd.Timestamp
     action: FinalAction
     notional_usd: float
-    cost_micros: int = 0
+    cost_nanos: int = 0
     votes: list[Vote] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
 
@@ -226,7 +226,7 @@ def forward_move(frame: pd.DataFrame, i: int, horizon: int) -> float | None:
 
 def summarise(run: Run, bars: Bars, horizon: int, costs: Costs) -> dict[str, Any]:
     """A run's measures: signals, returns, risk, exposure, trades and AI spend and its return."""
-    spend = sum(s.cost_micros for s in run.steps)
+    spend = sum(s.cost_nanos for s in run.steps)
     pnl = float(run.equity.iloc[-1] - run.equity.iloc[0]) if len(run.equity) else 0.0
     return {
         "name": run.name,
@@ -235,8 +235,8 @@ def summarise(run: Run, bars: Bars, horizon: int, costs: Costs) -> dict[str, Any
         "pnl_usd": pnl,
         "trades": len(run.fills),
         "fees_usd": sum(f.fee for f in run.fills),
-        "ai_spend_micros": spend,
-        "return_on_ai_spend": pnl / (spend / 1_000_000) if spend else None,
+        "ai_spend_nanos": spend,
+        "return_on_ai_spend": pnl / (spend / 1_000_000_000) if spend else None,
     }
 
 

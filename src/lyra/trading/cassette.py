@@ -121,15 +121,15 @@ class Cassette:
             if answer["kind"] != "completion":
                 continue
             c = answer["completion"]
-            row = models.setdefault(c["model"], {"answers": 0, "cost_micros": 0, "prompt_tokens": 0,
+            row = models.setdefault(c["model"], {"answers": 0, "cost_nanos": 0, "prompt_tokens": 0,
                                                  "completion_tokens": 0})
             row["answers"] += 1
-            row["cost_micros"] += int(c["cost_micros"])
+            row["cost_nanos"] += int(c["cost_nanos"])
             row["prompt_tokens"] += int(c["prompt_tokens"])
             row["completion_tokens"] += int(c["completion_tokens"])
         for row in models.values():
             tokens = row["prompt_tokens"] + row["completion_tokens"]
-            row["usd_per_million_tokens"] = round(row["cost_micros"] / tokens, 4) if tokens else None
+            row["usd_per_million_tokens"] = round(row["cost_nanos"] / tokens, 4) if tokens else None
         return {"entries": len(self.entries), "time_range": self.time_range,
                 "models": dict(sorted(models.items()))}
 

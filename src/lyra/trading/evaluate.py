@@ -97,7 +97,7 @@ def pipeline_decider(orchestrator: TradingAIOrchestrator, symbol: str, notional:
             with panel_weights(orchestrator.lyra.settings, panels, adaptive.at(known.frame)):
                 decision = await orchestrator.decide(symbol, known, proposed_notional=notional, at=t)
         step = Step(time=pd.Timestamp(decision.time), action=decision.action,
-                    notional_usd=decision.notional_usd, cost_micros=decision.cost_micros,
+                    notional_usd=decision.notional_usd, cost_nanos=decision.cost_nanos,
                     votes=_votes(decision), record=decision_record(decision))
         if adaptive is not None:
             adaptive.observe(len(known) - 1, step.votes)
@@ -112,7 +112,7 @@ def _votes(decision: TradeDecision) -> list[Vote]:
     panels = [signal]
     if final is not None and (signal is None or final.panel != signal.panel):
         panels.append(final)
-    return [Vote(model=v.model, action=v.action, confidence=v.confidence, cost_micros=v.cost_micros)
+    return [Vote(model=v.model, action=v.action, confidence=v.confidence, cost_nanos=v.cost_nanos)
             for c in panels if c is not None for v in c.votes if v.status in ("vote", "abstain")]
 
 
@@ -129,9 +129,9 @@ def track_record(steps: list[Step], bars: Bars, horizon: int) -> list[dict[str, 
         move = forward_move(bars.frame, index[step.time], horizon)
         for vote in step.votes:
             row = rows.setdefault(vote.model, {"model": vote.model, "votes": 0, "calls": 0, "correct": 0,
-                                               "brier_sum": 0.0, "scored": 0, "cost_micros": 0})
+                                               "brier_sum": 0.0, "scored": 0, "cost_nanos": 0})
             row["votes"] += 1
-            row["cost_micros"] += vote.cost_micros
+            row["cost_nanos"] += vote.cost_nanos
             if move is None:
                 continue
             up = 1.0 if move > 0 else 0.0
@@ -153,7 +153,7 @@ def _finish_row(row: dict[str, Any]) -> dict[str, Any]:
     brier = row.pop("brier_sum")
     return {**row, "accuracy": correct / calls if calls else None,
             "brier": brier / scored if scored else None,
-            "cost_per_correct_micros": row["cost_micros"] // correct if correct else None}
+            "cost_per_correct_nanos": row["cost_nanos"] // correct if correct else None}
 
 
 def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = ("quick", "trade")
@@ -293,13 +293,13 @@ def _curve(equity: pd.Series) -> list[list[Any]]:
 def _spend_curve(steps: list[Step]) -> list[list[Any]]:
     total, out = 0, []
     for step in steps:
-        total += step.cost_micros
+        total += step.cost_nanos
         out.append([step.time.isoformat(), total])
     return out
 
 
 
-def estimate_cost_micros(lyra: Lyra, decisions: int, *, signal_panel: str = "quick",
+def estimate_cost_nanos(lyra: Lyra, decisions: int, *, signal_panel: str = "quick",
                          final_panel: str = "trade") -> int:
     """An upper bound of what a backtest will spend: every stage of every decision, at listed prices.
 
@@ -312,26 +312,26 @@ def estimate_cost_micros(lyra: Lyra, decisions: int, *, signal_panel: str = "qui
         task = s.tasks.get(task_name)
         if task is not None:
             model = (task.models or s.tiers[task.tier].models)[0]
-            per_decision += count * _call_micros(lyra.catalog, model, task.expected_prompt_tokens,
+            per_decision += count * _call_nanos(lyra.catalog, model, task.expected_prompt_tokens,
                                                  task.expected_completion_tokens)
     fast = s.tiers.get("fast")
     if fast is not None:
-        per_decision += 2 * _call_micros(lyra.catalog, fast.models[0], 700, 200)
+        per_decision += 2 * _call_nanos(lyra.catalog, fast.models[0], 700, 200)
     for name in dict.fromkeys((signal_panel, final_panel)):
         panel = s.panels.get(name)
         if panel is None:
             continue
         task = s.tasks.get(panel.task)
         prompt = task.expected_prompt_tokens if task is not None else 700
-        per_decision += sum(_call_micros(lyra.catalog, m.model, prompt, panel.max_tokens)
+        per_decision += sum(_call_nanos(lyra.catalog, m.model, prompt, panel.max_tokens)
                             for m in panel.members)
     return per_decision * decisions
 
 
-def _call_micros(catalog: Catalog, model: str, prompt_tokens: int, completion_tokens: int) -> int:
+def _call_nanos(catalog: Catalog, model: str, prompt_tokens: int, completion_tokens: int) -> int:
     info = catalog.find(model)
-    return info.cost_micros(prompt_tokens, completion_tokens, round_up=True) if info is not None else 0
+    return info.cost_nanos(prompt_tokens, completion_tokens, round_up=True) if info is not None else 0
 
 
 __all__ = ["BacktestOptions", "ReplayMismatch", "anonymise", "cutoff_warnings", "decision_record",
-           "estimate_cost_micros", "pipeline_decider", "probe_lookahead", "run_backtest", "track_record"]
+           "estimate_cost_nanos", "pipeline_decider", "probe_lookahead", "run_backtest", "track_record"]

@@ -30,14 +30,14 @@ class StageResult:
     stage: str
     tier: str | None = None
     model: str | None = None
-    cost_micros: int = 0
+    cost_nanos: int = 0
     latency_s: float = 0.0
     status: StageStatus = "ok"
     output: Any = None
     error: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_micros": self.cost_micros,
+        return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_nanos": self.cost_nanos,
                 "latency_s": round(self.latency_s, 4), "status": self.status, "output": self.output,
                 "error": self.error}
 
@@ -59,7 +59,7 @@ class TradeDecision:
     stages: list[StageResult]
     features: dict[str, Any]
     inputs_hash: str
-    cost_micros: int = 0
+    cost_nanos: int = 0
     latency_s: float = 0.0
     audit_seq: int | None = None
     errors: list[str] = field(default_factory=list)
@@ -68,7 +68,7 @@ class TradeDecision:
         return {
             "symbol": self.symbol, "time": self.time, "price": self.price, "action": self.action,
             "notional_usd": round(self.notional_usd, 2), "confidence": round(self.confidence, 4),
-            "agreement": round(self.agreement, 4), "cost_micros": self.cost_micros,
+            "agreement": round(self.agreement, 4), "cost_nanos": self.cost_nanos,
             "latency_s": round(self.latency_s, 4), "inputs_hash": self.inputs_hash,
             "risk": {"action": self.risk.action, "verdict": self.risk.verdict,
                      "notional_usd": round(self.risk.notional_usd, 2), "reasons": list(self.risk.reasons),
@@ -169,11 +169,11 @@ class TradingAIOrchestrator:
             notional_usd=risk.notional_usd, confidence=deciding.score if deciding else 0.0,
             agreement=deciding.agreement if deciding else 0.0, risk=risk, signal=signal, final=final,
             stages=stages, features=features, inputs_hash=_inputs_hash(symbol, features, news),
-            cost_micros=sum(s.cost_micros for s in stages), latency_s=time.monotonic() - started,
+            cost_nanos=sum(s.cost_nanos for s in stages), latency_s=time.monotonic() - started,
             errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"])
         if self.audit and self.lyra.ledger is not None:
             record = self.lyra.ledger.audit.append(decision.to_dict(), symbol=symbol, action=decision.action,
-                                                   cost_micros=decision.cost_micros)
+                                                   cost_nanos=decision.cost_nanos)
             decision.audit_seq = record.seq
         return decision
 
@@ -194,7 +194,7 @@ async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> Sta
     except LyraError as exc:
         return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
                            latency_s=time.monotonic() - started)
-    return StageResult(stage=name, tier=c.tier, model=c.model, cost_micros=c.total_cost_micros,
+    return StageResult(stage=name, tier=c.tier, model=c.model, cost_nanos=c.total_cost_nanos,
                        latency_s=c.latency_s, output=c.text)
 
 
@@ -209,7 +209,7 @@ async def _panel_stage(
                            latency_s=time.monotonic() - started), None
     voted = [v.served_model or v.model for v in c.votes if v.status == "vote"]
     return StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
-                       cost_micros=c.cost_micros, latency_s=c.latency_s,
+                       cost_nanos=c.cost_nanos, latency_s=c.latency_s,
                        output={"action": c.action, "score": round(c.score, 4), "reason": c.reason}), c
 
 

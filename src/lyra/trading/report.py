@@ -81,9 +81,9 @@ def render(result: dict[str, Any]) -> str:
         f"</td><td>{_pct(s['total_return'])}</td><td>{_pct(s['annualised_return'])}</td><td>{s['sharpe']:.2f}"
         f"</td><td>{_pct(s['max_drawdown'])}</td><td>{_pct(s['worst_daily_drawdown'])}</td>"
         f"<td>{_pct(s['exposure'])}</td><td>{s['trades']}</td>"
-        f"<td>${s['ai_spend_micros'] / 1e6:,.4f}</td></tr>"
+        f"<td>${s['ai_spend_nanos'] / 1e9:,.4f}</td></tr>"
         for s in result["strategies"])
-    spend = [[t, v / 1e6] for t, v in result["spend_curve"]]
+    spend = [[t, v / 1e9] for t, v in result["spend_curve"]]
     accuracy = {r["model"]: r["accuracy"] for r in result["track_record"]}
     warnings = "".join(f"<li>{html.escape(x)}</li>" for x in result["warnings"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -8,7 +8,7 @@
 
   function usd(x) {
     if (x === null || x === undefined) { return "–"; }
-    return "$" + Number(x).toFixed(Math.abs(x) >= 0.01 ? 4 : 6);  // cents and up, else micro-dollars
+    return "$" + Number(x).toFixed(Math.abs(x) >= 0.01 ? 4 : 6);  // cents and up, else nano-dollars
   }
   function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%"; }
   function ms(x) { return x === null || x === undefined ? "–" : Math.round(x) + " ms"; }
