@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lyra.catalog import ModelInfo
+from lyra.money import usd_to_nanos
 from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.profiles import ModelProfile, profile_for
@@ -70,9 +71,7 @@ def settle(
     """Charge the key, count the cost, keep the record for /generation; return `usage`."""
     cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens)
     account.charge(cost)
-    state.stats.total_cost_nanos += reply.model.cost_nanos(
-        reply.prompt_tokens, reply.completion_tokens
-    )
+    state.stats.total_cost_nanos += usd_to_nanos(cost)
     options = state.options
     state.record(
         GenerationRecord(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from lyra.catalog import Catalog, ModelInfo
 from lyra.simulator.state import GenerationRecord, KeyAccount, mask_token
 
 _MILLION = Decimal(1_000_000)
+_NANO = Decimal("1e-9")
 _SUPPORTED_PARAMETERS = [
     "frequency_penalty", "include_reasoning", "logit_bias", "max_tokens", "presence_penalty",
     "reasoning", "response_format", "seed", "stop", "structured_outputs", "temperature",
@@ -27,10 +28,9 @@ _AUTHOR_NAMES = {
 
 
 def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """The exact USD cost of a call at the catalogue's prices."""
-    return (model.prompt_per_m * prompt_tokens + model.completion_per_m * completion_tokens) / (
-        _MILLION
-    )
+    """The USD cost of a call at the catalogue's prices, billed to the nano-dollar as credits are."""
+    exact = (model.prompt_per_m * prompt_tokens + model.completion_per_m * completion_tokens) / _MILLION
+    return exact.quantize(_NANO, rounding=ROUND_HALF_EVEN)
 
 
 def usage_body(
