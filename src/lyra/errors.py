@@ -19,6 +19,27 @@ class BudgetExceeded(LyraError):
         self.cap = cap
 
 
+class Unavailable(LyraError):
+    """Lyra cannot know that going on is safe right now, so it refuses; retry after `retry_after` s.
+
+    Raised when the budget state cannot be read or written, or was lost and is being rebuilt
+    from the ledger, and when a billed answer's ledger row could not be made durable. The
+    message is one line saying which.
+    """
+
+    def __init__(self, message: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StateUnavailable(Unavailable):
+    """The budget state backend failed, hangs, or was reset and is being rebuilt."""
+
+
+class LedgerUnavailable(Unavailable):
+    """A billed answer's ledger row is not durable yet (it is kept and written later)."""
+
+
 class RateLimited(LyraError):
     """No rate-limit token could be had before the caller's deadline."""
 

@@ -6,7 +6,7 @@ from lyra.ledger.audit import AuditRecord, AuditTrail, ChainCheck
 from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
 from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals
 from lyra.ledger.schema import USAGE_TABLE
-from lyra.ledger.store import ENV_URL, Ledger, default_url
+from lyra.ledger.store import ENV_URL, Ledger, data_folder, default_url
 
 __all__ = [
     "ENV_URL",
@@ -20,6 +20,7 @@ __all__ = [
     "Ledger",
     "LedgerRow",
     "SpendTotals",
+    "data_folder",
     "default_url",
     "percentile",
 ]

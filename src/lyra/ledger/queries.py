@@ -14,13 +14,17 @@ from lyra.ledger.schema import UtcDay, usage
 SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day")
 
 
-def spend_between(conn: Connection, start_ts: float, end_ts: float) -> SpendTotals:
-    """Sum billed attempt rows with start_ts <= ts < end_ts, by tier, key and client."""
+def spend_between(conn: Connection, start_ts: float, end_ts: float, *,
+                  simulated: bool = False) -> SpendTotals:
+    """Sum billed attempt rows with start_ts <= ts < end_ts, by tier, key and client.
+
+    Only rows of one kind of money count: a simulator run's, or real ones.
+    """
     c = usage.c
     tokens = c.prompt_tokens + c.completion_tokens
     query = (
         select(c.tier, c.key_name, c.client, func.sum(c.cost_nanos), func.sum(tokens))
-        .where(c.kind == "attempt", c.ts >= start_ts, c.ts < end_ts)
+        .where(c.kind == "attempt", c.ts >= start_ts, c.ts < end_ts, c.simulated.is_(simulated))
         .group_by(c.tier, c.key_name, c.client)
     )
     total = 0
@@ -54,7 +58,8 @@ def _group_expression(by: str) -> ColumnElement[Any]:
     return columns[by]
 
 
-def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str) -> list[dict[str, object]]:
+def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str,
+            simulated: bool = False) -> list[dict[str, object]]:
     """Per group: request, attempt and error counts, billed tokens and cost, latency of ok requests.
 
     Tokens and cost come from attempt rows (what was billed); `requests`, `errors` (failed
@@ -72,7 +77,9 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
     def billed(column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.sum(case((is_attempt, column), else_=0))
 
-    window = [c.ts >= since_ts] + ([c.ts < until_ts] if until_ts is not None else [])
+    window = [c.ts >= since_ts, c.simulated.is_(simulated)]
+    if until_ts is not None:
+        window.append(c.ts < until_ts)
     totals = (
         select(
             group,
@@ -126,10 +133,12 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
-def rows(conn: Connection, *, since_ts: float, kind: str | None, limit: int | None) -> list[LedgerRow]:
+def rows(conn: Connection, *, since_ts: float, kind: str | None, limit: int | None,
+         simulated: bool = False) -> list[LedgerRow]:
     """Rows with ts >= since_ts, oldest first, optionally of one kind and at most `limit` of them."""
     c = usage.c
-    query = select(*(c[name] for name in ROW_FIELDS)).where(c.ts >= since_ts).order_by(c.ts, c.id)
+    query = (select(*(c[name] for name in ROW_FIELDS)).where(c.ts >= since_ts, c.simulated.is_(simulated))
+             .order_by(c.ts, c.id))
     if kind is not None:
         query = query.where(c.kind == kind)
     if limit is not None:

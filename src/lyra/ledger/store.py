@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import os
 import threading
@@ -10,32 +11,46 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from lyra.errors import LedgerUnavailable
 from lyra.ledger import queries
 from lyra.ledger.audit import AuditTrail
 from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
 from lyra.ledger.schema import create_ledger_engine, create_tables, display_url, parse_url, usage
+from lyra.ledger.spool import Spool, spool_prefix
 from lyra.ledger.writer import BatchWriter, log
 
 ENV_URL = "LYRA_LEDGER_URL"
+# How long a billed answer waits for its row to be durable before the caller is told to retry.
+DURABLE_TIMEOUT_S = 5.0
 
 
-def default_url() -> str:
-    """sqlite:/// URL of ledger.db in the user's data folder ($XDG_DATA_HOME or ~/.local/share)."""
+def data_folder() -> Path:
+    """Lyra's folder in the user's data folder ($XDG_DATA_HOME or ~/.local/share), created if missing."""
     xdg = os.environ.get("XDG_DATA_HOME", "")
     # The XDG spec says to ignore a relative XDG_DATA_HOME.
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
     folder = base / "lyra"
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'ledger.db'}"
+    return folder
+
+
+def default_url(*, simulated: bool = False) -> str:
+    """sqlite:/// URL of ledger.db (ledger-sim.db for simulator runs) in the user's data folder."""
+    return f"sqlite:///{data_folder() / ('ledger-sim.db' if simulated else 'ledger.db')}"
 
 
 class Ledger:
     """Durable usage records in SQLite (WAL) or Postgres, appended off the request path.
 
-    `write` only enqueues; a daemon thread commits batches at least every `flush_interval_s`
-    (so a row is durable within about a second) or as soon as `batch_size` rows wait, retrying
-    with backoff through database outages. `close` (also run at exit) commits what is queued.
-    Several processes may append to one SQLite file or one Postgres database at once.
+    `write` only enqueues; a daemon thread group-commits. `await durable()` returns once every
+    row written before it is committed (a billed answer waits for this before it is returned);
+    rows nobody waits on are committed within `flush_interval_s`. Through a database outage rows
+    go to a local spool file and are retried with backoff; a later start commits spools that
+    dead processes left. `close` (also run at exit) commits what is queued. Several processes
+    may append to one SQLite file or one Postgres database at once.
+
+    A simulated ledger (a simulator run's) writes rows marked simulated and reads only those; a
+    real one never sees them, so simulated spend never counts against real caps.
     """
 
     def __init__(
@@ -45,6 +60,8 @@ class Ledger:
         flush_interval_s: float = 0.5,
         batch_size: int = 500,
         close_timeout_s: float = 10.0,
+        simulated: bool = False,
+        spool_folder: Path | None = None,
     ) -> None:
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
@@ -53,7 +70,10 @@ class Ledger:
         self._url = parse_url(url)
         self.url_for_display: str = display_url(self._url)
         self._close_timeout_s = close_timeout_s
-        self._writer = BatchWriter(self._insert, flush_interval_s=flush_interval_s, batch_size=batch_size)
+        self.simulated = simulated
+        self._spool = Spool(spool_folder or data_folder() / "spool", spool_prefix(self.url_for_display))
+        self._writer = BatchWriter(self._insert, flush_interval_s=flush_interval_s, batch_size=batch_size,
+                                   spool=self._spool)
         self._put = self._writer.put
         self._lock = threading.RLock()
         self._engine: Engine | None = None
@@ -61,9 +81,10 @@ class Ledger:
         self._closed = False
 
     @classmethod
-    def from_env(cls, configured_url: str | None = None) -> Ledger:
-        """A ledger at $LYRA_LEDGER_URL, else `configured_url`, else ledger.db in the user's data folder."""
-        return cls(os.environ.get(ENV_URL) or configured_url or default_url())
+    def from_env(cls, configured_url: str | None = None, *, simulated: bool = False) -> Ledger:
+        """A ledger at $LYRA_LEDGER_URL, else `configured_url`, else the default file in the data folder."""
+        url = os.environ.get(ENV_URL) or configured_url or default_url(simulated=simulated)
+        return cls(url, simulated=simulated)
 
     def __repr__(self) -> str:
         return f"Ledger({self.url_for_display!r})"
@@ -76,6 +97,7 @@ class Ledger:
             if self._writer.started:
                 return
             self._connected()
+            self._spool.recover(self._insert)
             self._writer.start()
             atexit.register(self.close)
 
@@ -89,6 +111,24 @@ class Ledger:
             self._write_late(row)
             return
         self._put(row)
+
+    async def durable(self, within_s: float = DURABLE_TIMEOUT_S) -> None:
+        """Return once every row written so far is durable; LedgerUnavailable if it is not in time.
+
+        Durable means committed, or fsync'd to the spool while the database fails. Concurrent
+        callers share one commit. The rows are kept and written later either way.
+        """
+        if self._closed:
+            return
+        if not self._writer.started:
+            self.start()
+        try:
+            ok = await asyncio.wait_for(self._writer.durable(), within_s)
+        except TimeoutError:
+            ok = False
+        if not ok:
+            raise LedgerUnavailable("the ledger cannot record this call right now (its row is kept and "
+                                    "will be written); retry later", retry_after=2.0)
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every row written so far is committed (TimeoutError after `timeout` s)."""
@@ -116,12 +156,13 @@ class Ledger:
         if leftover:
             self._write_late(*leftover)
         atexit.unregister(self.close)
+        self._spool.close()
         self._connected().dispose()
 
     def spend_between(self, start_ts: float, end_ts: float) -> SpendTotals:
         """Billed spend of attempt rows with start_ts <= ts < end_ts; tokens are prompt + completion."""
         with self._connected().connect() as conn:
-            return queries.spend_between(conn, start_ts, end_ts)
+            return queries.spend_between(conn, start_ts, end_ts, simulated=self.simulated)
 
     def summary(self, *, since_ts: float, by: str, until_ts: float | None = None) -> list[dict[str, object]]:
         """One line per model, key, task, tier, client or UTC day: counts, tokens, cost and latency.
@@ -133,14 +174,15 @@ class Ledger:
         other groups by cost, highest first.
         """
         with self._connected().connect() as conn:
-            return queries.summary(conn, since_ts=since_ts, until_ts=until_ts, by=by)
+            return queries.summary(conn, since_ts=since_ts, until_ts=until_ts, by=by,
+                                   simulated=self.simulated)
 
     def rows(
         self, *, since_ts: float = 0, kind: str | None = None, limit: int | None = None
     ) -> list[LedgerRow]:
         """Committed rows with ts >= since_ts, oldest first."""
         with self._connected().connect() as conn:
-            return queries.rows(conn, since_ts=since_ts, kind=kind, limit=limit)
+            return queries.rows(conn, since_ts=since_ts, kind=kind, limit=limit, simulated=self.simulated)
 
     def _connected(self) -> Engine:
         """The engine, creating it and any missing tables on first use."""
@@ -173,4 +215,4 @@ class Ledger:
             log.error("ledger: %d rows written after close were lost (%s)", len(rows), type(exc).__name__)
 
 
-__all__ = ["ENV_URL", "Ledger", "default_url"]
+__all__ = ["DURABLE_TIMEOUT_S", "ENV_URL", "Ledger", "data_folder", "default_url"]

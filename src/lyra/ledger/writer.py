@@ -1,7 +1,16 @@
-"""A daemon thread that drains queued rows into the database in batches, never dropping a batch."""
+"""A daemon thread that group-commits queued rows, keeping them in a spool file through outages.
+
+Rows that someone waits on (a billed answer about to be returned) are committed at once, together
+with everything queued meanwhile: many concurrent calls share one transaction. Rows nobody waits
+on are batched for up to the flush interval. A commit that fails keeps its rows: they go to the
+spool (an append-only local file, fsync'd) so that a crash during a database outage loses
+nothing, and are retried with backoff until the database takes them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -10,6 +19,7 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from lyra.ledger.records import LedgerRow
+from lyra.ledger.spool import Spool
 from lyra.log import get_logger
 
 log = get_logger("lyra.ledger")
@@ -20,12 +30,25 @@ _FLUSH_POLL_S = 0.1
 
 
 class _Flush:
-    """A marker in the queue: set `done` once every row queued before it is committed."""
+    """A marker in the queue: set `done` once every row queued before it is in the database."""
 
     __slots__ = ("done",)
 
     def __init__(self) -> None:
         self.done = threading.Event()
+
+
+class _Durable:
+    """A marker in the queue: resolve `future` once every row queued before it is durable.
+
+    Durable means committed to the database, or (while the database fails) fsync'd to the spool.
+    """
+
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[bool] = loop.create_future()
 
 
 class _Stop:
@@ -35,7 +58,7 @@ class _Stop:
 
 
 _STOP = _Stop()
-_Item = LedgerRow | _Flush | _Stop
+_Item = LedgerRow | _Flush | _Durable | _Stop
 
 
 def _is_poison(exc: BaseException) -> bool:
@@ -46,12 +69,29 @@ def _is_poison(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
 
+def _resolve(waiters: Sequence[_Durable], durable: bool) -> None:
+    """Wake the waiting coroutines, one hop per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[bool]]] = {}
+    for waiter in waiters:
+        by_loop.setdefault(waiter.loop, []).append(waiter.future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_set_all, futures, durable)
+
+
+def _set_all(futures: list[asyncio.Future[bool]], durable: bool) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(durable)
+
+
 class BatchWriter:
-    """Commits queued rows at least every `flush_interval_s`, in chunks of at most `batch_size`.
+    """Group-commits queued rows in chunks of at most `batch_size`; never drops a batch it can keep.
 
     `put` is the queue's own put: O(1), lock-free for the caller and never blocking. A failed
-    commit is retried with exponential backoff until it succeeds; only rows whose values the
-    database rejects are logged and dropped, one by one, so one bad row cannot block the rest.
+    commit goes to the spool and is retried with exponential backoff until it succeeds; only rows
+    whose values the database rejects are logged and dropped, one by one, so that one bad row
+    cannot block the rest.
     """
 
     def __init__(
@@ -60,14 +100,18 @@ class BatchWriter:
         *,
         flush_interval_s: float,
         batch_size: int,
+        spool: Spool | None = None,
     ) -> None:
         self._insert = insert
         self._interval = flush_interval_s
         self._batch_size = batch_size
+        self._spool = spool
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self.put: Callable[[_Item], None] = self._queue.put
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._failing = False  # the last commit failed: rows are in the spool, waiting
+        self._held_flushes: list[_Flush] = []  # answered once the database has every row again
 
     @property
     def started(self) -> bool:
@@ -83,6 +127,15 @@ class BatchWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="lyra-ledger-writer", daemon=True)
             self._thread.start()
+
+    def durable(self) -> asyncio.Future[bool]:
+        """A future that is True once every row put before this call is durable, False if it cannot be."""
+        marker = _Durable(asyncio.get_running_loop())
+        self._queue.put(marker)
+        self._wake.set()
+        if self._thread is None or not self._thread.is_alive():
+            marker.future.set_result(False)
+        return marker.future
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every row put before this call is committed; TimeoutError after `timeout` s."""
@@ -112,65 +165,104 @@ class BatchWriter:
     def drain(self) -> list[LedgerRow]:
         """Take the rows left in the queue (after `stop`), releasing any waiting flush."""
         rows: list[LedgerRow] = []
+        waiters: list[_Durable] = []
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
+                _resolve(waiters, False)
                 return rows
             if isinstance(item, LedgerRow):
                 rows.append(item)
             elif isinstance(item, _Flush):
                 item.done.set()
+            elif isinstance(item, _Durable):
+                waiters.append(item)
 
     def _run(self) -> None:
         last_commit = 0.0
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            # Sleep out the rest of the interval instead of waking per row: one wake-up per batch
-            # keeps the writer off the request path's GIL. An idle writer commits at once; flush
-            # and stop cut the wait short.
-            self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
+            items = self._take_all(self._queue.get())
+            if not any(isinstance(i, _Durable | _Flush | _Stop) for i in items):
+                # Nobody waits: sleep out the rest of the interval to batch more, one wake-up per
+                # batch, off the request path's GIL. A waiter, a flush or a stop cuts it short.
+                self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
+                items += self._take_all(None)
             self._wake.clear()
-            rows: list[LedgerRow] = []
-            flushes: list[_Flush] = []
-            for item in self._take_all(first):
-                if isinstance(item, LedgerRow):
-                    rows.append(item)
-                elif isinstance(item, _Flush):
-                    flushes.append(item)
-                else:
-                    stopping = True
+            rows = [i for i in items if isinstance(i, LedgerRow)]
+            waiters = [i for i in items if isinstance(i, _Durable)]
+            flushes = [i for i in items if isinstance(i, _Flush)]
+            stopping = any(isinstance(i, _Stop) for i in items)
             last_commit = time.monotonic()
-            for start in range(0, len(rows), self._batch_size):
-                self._commit(rows[start:start + self._batch_size])
-            for marker in flushes:
-                marker.done.set()
+            self._commit_or_spool(rows, waiters)
+            self._held_flushes += flushes
+            if not self._failing or stopping:
+                for marker in self._held_flushes:
+                    marker.done.set()
+                self._held_flushes.clear()
 
-    def _take_all(self, first: _Item) -> list[_Item]:
-        items = [first]
+    def _take_all(self, first: _Item | None) -> list[_Item]:
+        items = [] if first is None else [first]
         while True:
             try:
                 items.append(self._queue.get_nowait())
             except queue.Empty:
                 return items
 
-    def _commit(self, rows: Sequence[LedgerRow]) -> None:
+    def _commit_or_spool(self, rows: list[LedgerRow], waiters: list[_Durable]) -> None:
+        """Commit `rows` now; if the database fails, spool them, answer the waiters, then retry."""
+        if self._failing and self._spool is not None:  # an outage: keep order, new rows join the spool
+            durable = self._spool.append(rows)
+            _resolve(waiters, durable)
+            self._retry_spooled(rows if not durable else [])
+            return
+        try:
+            self._commit_chunks(rows)
+        except Exception as exc:  # the writer thread must outlive any error and keep the rows
+            log.warning("ledger: committing %d rows failed (%s: %s); keeping them and retrying",
+                        len(rows), type(exc).__name__, _first_line(exc))
+            self._failing = True
+            durable = self._spool is not None and self._spool.append(rows)
+            _resolve(waiters, durable)
+            self._retry_spooled(rows if not durable else [])
+            return
+        _resolve(waiters, True)
+
+    def _retry_spooled(self, unspooled: list[LedgerRow]) -> None:
+        """Retry the spooled rows (and any that could not be spooled) until the database takes them."""
         delay = _FIRST_RETRY_S
         while True:
             try:
-                self._insert(rows)
+                self._commit_chunks([*(self._spool.read() if self._spool else []), *unspooled])
+                if self._spool is not None:
+                    self._spool.clear()
+                self._failing = False
+                log.warning("ledger: the database is back; spooled rows are committed")
                 return
-            except Exception as exc:  # the writer thread must outlive any error and keep the rows
-                if _is_poison(exc):
-                    self._commit_one_by_one(rows, exc)
+            except Exception as exc:  # keep the rows, whatever went wrong
+                log.warning("ledger: retrying in %.2f s (%s: %s)", delay, type(exc).__name__,
+                            _first_line(exc))
+            if self._spool is not None:
+                # Serve new rows (into the spool) between retries: a put wakes this wait.
+                self._wake.wait(delay)
+                if not self._queue.empty():
                     return
-                log.warning(
-                    "ledger: committing %d rows failed (%s: %s); retrying in %.2f s",
-                    len(rows), type(exc).__name__, _first_line(exc), delay,
-                )
-            time.sleep(delay)
+            else:
+                time.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY_S)
+
+    def _commit_chunks(self, rows: Sequence[LedgerRow]) -> None:
+        for start in range(0, len(rows), self._batch_size):
+            self._commit(rows[start:start + self._batch_size])
+
+    def _commit(self, rows: Sequence[LedgerRow]) -> None:
+        try:
+            self._insert(rows)
+        except Exception as exc:
+            if not _is_poison(exc):
+                raise
+            self._commit_one_by_one(rows, exc)
 
     def _commit_one_by_one(self, rows: Sequence[LedgerRow], exc: BaseException) -> None:
         if len(rows) == 1:

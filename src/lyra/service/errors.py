@@ -4,7 +4,9 @@ Statuses: 400 bad request (param names the field), 401 missing or unknown token,
 cap refused the request (retrying will not help before the cap's day rolls over, and OpenAI's
 SDKs retry 429 but not 402), 403 a tier the client may not use, 404 no such route, 413 body too
 large, 429 rate limited (with Retry-After), 502 the upstream failed, 503 no model could serve the
-request in time or the engine is not ready, 504 an upstream timeout that cannot be retried.
+request in time, the engine is not ready, or the budget state or the ledger cannot be trusted
+right now (with Retry-After; a billed answer's row is kept either way), 504 an upstream timeout
+that cannot be retried.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ import math
 import orjson
 from starlette.responses import Response
 
-from lyra.errors import BudgetExceeded, ConfigError, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.errors import (
+    BudgetExceeded,
+    ConfigError,
+    LedgerUnavailable,
+    LyraError,
+    NoModelAvailable,
+    RateLimited,
+    Unavailable,
+    UpstreamError,
+)
 from lyra.log import mask_secrets
 
 
@@ -65,6 +76,9 @@ def from_lyra_error(exc: LyraError) -> ApiError:
     if isinstance(exc, RateLimited):
         return ApiError(429, str(exc), type="rate_limit_error", code="rate_limited",
                         retry_after=exc.retry_after or 1.0)
+    if isinstance(exc, Unavailable):
+        return ApiError(503, str(exc), type="service_unavailable", code=_unavailable_code(exc),
+                        retry_after=exc.retry_after)
     if isinstance(exc, UpstreamError):
         return _from_upstream(exc)
     if isinstance(exc, NoModelAvailable):
@@ -72,6 +86,10 @@ def from_lyra_error(exc: LyraError) -> ApiError:
     if isinstance(exc, ConfigError):
         return ApiError(400, str(exc), param="model", code="invalid_value")
     return ApiError(500, "internal error", type="server_error", code="internal_error")
+
+
+def _unavailable_code(exc: Unavailable) -> str:
+    return "ledger_unavailable" if isinstance(exc, LedgerUnavailable) else "state_unavailable"
 
 
 def _from_upstream(exc: UpstreamError) -> ApiError:
