@@ -63,7 +63,7 @@ async def recorded(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, value)
     config = tmp_path / "lyra.toml"
     config.write_text(budget_config_text(daily=1.0).replace(
-        '[state]\nbackend = "memory"', f'[state]\nbackend = "sqlite"\npath = "{state}"'))
+        '[state]\nbackend = "sqlite"', f'[state]\nbackend = "sqlite"\npath = "{state}"'))
     msg = [{"role": "user", "content": "BTC 1h: RSI 64. Signal?"}]
     async with Lyra.from_config(config) as lyra:
         done = [await lyra.complete(tier="fast", messages=msg, cache="bypass") for _ in range(3)]
@@ -108,7 +108,7 @@ def test_budget_json_shows_every_cap_with_todays_spend(recorded: Recorded) -> No
 
 def test_budget_rebuilds_from_the_ledger_with_memory_state(recorded: Recorded, tmp_path: Path) -> None:
     memory = tmp_path / "memory.toml"
-    memory.write_text(budget_config_text(daily=1.0))
+    memory.write_text(budget_config_text(daily=1.0).replace('[state]\nbackend = "sqlite"', '[state]\nbackend = "memory"'))
     payload = as_json(invoke("budget", "--config", memory, "--json"))
     caps = {c["cap"]: c for c in payload["caps"]}
     assert caps["global"]["committed"] == ledger_spend(recorded.ledger) > 0

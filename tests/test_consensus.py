@@ -48,8 +48,11 @@ async def test_failing_members_abstain_and_the_panel_holds(sim: Simulator, confi
     finally:
         await lyra.aclose()
     assert c.action == "HOLD"  # 0.55 of the weight voted BUY: below 0.75 and below quorum
-    assert {v.model for v in c.abstentions} == {SONNET, DEEPSEEK, GROK}
+    # The failing members abstain; once the outcome can no longer change the rest are cancelled,
+    # so whether a member failed or was cancelled first depends on timing: either is right.
+    assert {v.model for v in c.abstentions} >= {SONNET, DEEPSEEK, GROK}
     assert all(v.status in {"error", "cancelled"} and v.action is None for v in c.abstentions)
+    assert not any(v.status == "error" for v in c.abstentions if v.model in (OPUS, GPT4O))
 
 
 async def test_malformed_member_output_is_an_abstention(sim: Simulator, config_path: Callable[..., Path]) -> None:

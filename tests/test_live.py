@@ -166,7 +166,7 @@ def test_sigterm_leaves_a_consistent_ledger(tmp_path: Path) -> None:
     stopped = next(line for line in out.splitlines() if line.startswith("live: stopped"))
     report = orjson.loads(stopped.removeprefix("live: stopped "))
     assert report["interrupted"] is True
-    ledger = Ledger(f"sqlite:///{db}")
+    ledger = Ledger(f"sqlite:///{db}", simulated=True)  # no key was set: the simulator's money
     ledger.start()
     try:
         attempts = ledger.rows(kind="attempt")

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from lyra.catalog import Catalog, ModelInfo
 from lyra.config import Settings
-from lyra.errors import BudgetExceeded
+from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
 from lyra.ids import new_id
 from lyra.ledger import SpendTotals
 from lyra.log import get_logger
@@ -80,6 +80,7 @@ class BudgetGovernor:
         *,
         reservation_ttl_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        day_spend: Callable[[float, float], SpendTotals] | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -88,6 +89,9 @@ class BudgetGovernor:
         self._clock = clock
         self._settled = asyncio.Condition()
         self._waiting = 0
+        # What the ledger says was spent between two instants: the source a lost state is rebuilt from.
+        self._day_spend = day_spend
+        self._recovering = asyncio.Lock()
         self._day, self._day_start, self._day_end = "", 0.0, 0.0
         # Set by the engine when a ledger exists: steps a tier down early when today's burn rate
         # would pass its cap before the day ends, instead of hitting the wall at 23:00.
@@ -112,6 +116,48 @@ class BudgetGovernor:
             self._day = budget_day(now, self._settings.budget.day_starts_utc_hour)
             self._day_start, self._day_end = day_bounds(self._day, self._settings.budget.day_starts_utc_hour)
         return self._day
+
+    async def open_state(self) -> None:
+        """Join the shared state's epoch, or rebuild today's spend from the ledger into a new one.
+
+        A state that already has an epoch is authoritative; the ledger only raises its caps to
+        what it recorded (a state that lost its last writes). A state without one (new, restarted
+        empty, flushed) gets today's spend from the ledger before anything is admitted.
+        """
+        epoch = await self.backend.epoch()
+        values = await self._ledger_values()
+        if epoch is None:
+            epoch = await self.backend.install_epoch(new_id(), values)
+        elif values:
+            await self.backend.seed_committed(values)
+        self.backend.expected_epoch = epoch
+
+    async def _recover(self) -> None:
+        """After StateReset: adopt the epoch another process rebuilt, or rebuild it from the ledger."""
+        stale = self.backend.expected_epoch
+        async with self._recovering:
+            if self.backend.expected_epoch != stale:
+                return  # another request of this process rebuilt it while this one waited
+            current = await self.backend.epoch()
+            if current is None:
+                if self._day_spend is None:
+                    raise StateUnavailable("the budget state was reset and there is no ledger to rebuild "
+                                           "today's spend from; refusing every call")
+                current = await self.backend.install_epoch(new_id(), await self._ledger_values())
+                log.warning("the budget state was reset: today's spend was rebuilt from the ledger")
+            self.backend.expected_epoch = current
+
+    async def _ledger_values(self) -> dict[str, int]:
+        if self._day_spend is None:
+            return {}
+        day = self.day()
+        start, end = day_bounds(day, self._settings.budget.day_starts_utc_hour)
+        try:
+            totals = await asyncio.to_thread(self._day_spend, start, end)
+        except Exception as exc:  # any database failure: the state cannot be rebuilt, so refuse
+            raise StateUnavailable(f"today's spend cannot be read from the ledger ({type(exc).__name__}); "
+                                   "refusing until it can") from exc
+        return {cap: value for cap, value in self.seed_values(day, totals).items() if value}
 
     @staticmethod
     def privileged(request: CompletionRequest) -> bool:
@@ -146,10 +192,17 @@ class BudgetGovernor:
         if client is not None and client in self.client_caps:
             charges.append(Charge(f"d{day}:client:{client}", self.client_caps[client], cost))
         reservation = new_id()
-        while (refusal := await self.backend.reserve(reservation, charges, self._ttl)) is not None:
+        while (refusal := await self._reserve(reservation, charges)) is not None:
             await self._wait_for_settlement(refusal, ctx, day, deadline)
         return Ticket(reservation, tuple(c.cap for c in charges), charges[1].cap, charges[2].cap,
                       charges[3].cap, charges[0].cap, charges[4].cap if len(charges) > 4 else None)
+
+    async def _reserve(self, reservation: str, charges: list[Charge]) -> Refusal | None:
+        try:
+            return await self.backend.reserve(reservation, charges, self._ttl)
+        except StateReset:
+            await self._recover()
+        return await self.backend.reserve(reservation, charges, self._ttl)
 
     async def _wait_for_settlement(self, refusal: Refusal, ctx: AttemptContext, day: str,
                                    deadline: float) -> None:

@@ -87,6 +87,10 @@ def _print_json(payload: object) -> None:
 # --- lyra budget -------------------------------------------------------------------------------
 
 
+# Which money a view shows: a simulator run's (no key set) or real spend, never both.
+MONEY_REAL = "real"
+MONEY_SIMULATED = "simulated"
+
 @dataclass(frozen=True, slots=True)
 class BudgetView:
     """Today's caps as the engine sees them, with the slice kept for risk and emergencies."""
@@ -95,6 +99,11 @@ class BudgetView:
     lines: list[CapLine]
     reserve_slice: int  # nano-dollars of the global cap that only privileged calls may use
     forecasts: dict[str, int] = field(default_factory=dict)  # tier -> end-of-day spend at today's pace
+    simulated: bool = False  # the simulator's money (no key set), apart from real money
+
+    @property
+    def money(self) -> str:
+        return MONEY_SIMULATED if self.simulated else MONEY_REAL
 
 
 async def read_budget(config: Path | None) -> BudgetView:
@@ -111,7 +120,7 @@ async def read_budget(config: Path | None) -> BudgetView:
         forecasts = ({t: f.forecast_nanos for t, f in pace.forecasts().items()}
                      if isinstance(pace, SpendForecast) else {})
         return BudgetView(f"{day[:4]}-{day[4:6]}-{day[6:]}", await governor.snapshot(),
-                          governor.reserve_slice, forecasts)
+                          governor.reserve_slice, forecasts, lyra.config.simulated)
 
 
 def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
@@ -134,12 +143,12 @@ def budget_payload(view: BudgetView) -> dict[str, object]:
         tier = str(cap["cap"]).removeprefix("tier:")
         if str(cap["cap"]).startswith("tier:") and tier in view.forecasts:
             cap["forecast_nanos"] = view.forecasts[tier]
-    return {"day": view.day, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
+    return {"day": view.day, "money": view.money, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
 
 
 def budget_table(view: BudgetView) -> Table:
     """One row per cap with a bar of spent and reserved, under a heading per kind of cap."""
-    table = Table(title=f"Budget for {view.day} (UTC)", caption=_budget_caption(view),
+    table = Table(title=f"Budget for {view.day} (UTC), {view.money} money", caption=_budget_caption(view),
                   box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("cap", overflow="fold")
     table.add_column("used", no_wrap=True)
@@ -212,6 +221,7 @@ class UsageReport:
     by: str
     ledger: str  # the ledger's URL, password masked
     rows: list[dict[str, object]]
+    simulated: bool = False  # simulator money (no key set), kept apart from real money
 
 
 def read_usage(config: Path | None, since: datetime, by: str) -> UsageReport:
@@ -220,17 +230,18 @@ def read_usage(config: Path | None, since: datetime, by: str) -> UsageReport:
     from lyra.ledger import Ledger, default_url
     from lyra.ledger.schema import display_url, parse_url, sqlite_path
 
-    url = load_config(config).ledger_url or default_url()
+    loaded = load_config(config)
+    url = loaded.ledger_url or default_url(simulated=loaded.simulated)
     parsed = parse_url(url)
     path = sqlite_path(parsed)
     if path is not None and not path.exists():
-        return UsageReport(since, by, display_url(parsed), [])  # nothing recorded yet; create nothing
-    ledger = Ledger(url)
+        return UsageReport(since, by, display_url(parsed), [], loaded.simulated)  # nothing recorded yet
+    ledger = Ledger(url, simulated=loaded.simulated)
     try:
         rows = ledger.summary(since_ts=since.timestamp(), by=by)
     finally:
         ledger.close()
-    return UsageReport(since, by, ledger.url_for_display, rows)
+    return UsageReport(since, by, ledger.url_for_display, rows, loaded.simulated)
 
 
 def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption = "model",
@@ -248,7 +259,7 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
         report = read_usage(config, start, by)
     if as_json:
         _print_json({"since": report.since.isoformat(), "by": report.by, "ledger": report.ledger,
-                     "rows": report.rows})
+                     "money": MONEY_SIMULATED if report.simulated else MONEY_REAL, "rows": report.rows})
     else:
         console.print(usage_table(report))
 
@@ -256,7 +267,9 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
 def usage_table(report: UsageReport) -> Table:
     """One row per group and a total row."""
     table = Table(title=f"Usage since {report.since:%Y-%m-%d %H:%M} UTC by {report.by}",
-                  caption=Text(f"ledger: {report.ledger}"), show_footer=bool(report.rows),
+                  caption=Text(f"ledger: {report.ledger}, "
+                               f"{MONEY_SIMULATED if report.simulated else MONEY_REAL} money"),
+                  show_footer=bool(report.rows),
                   box=box.SIMPLE_HEAD, pad_edge=False)
     totals = _totals(report.rows)
     table.add_column(report.by, footer="total", overflow="fold")  # may wrap; the numbers may not

@@ -55,7 +55,7 @@ def plan_command(
     try:
         catalog = load_catalog()
         loaded = load_config(config, catalog=catalog)
-        ledger = _open_ledger(loaded.ledger_url) if history else None
+        ledger = _open_ledger(loaded.ledger_url, simulated=loaded.simulated) if history else None
         try:
             plan = build_plan(loaded.settings, catalog, ledger)
         finally:
@@ -71,12 +71,12 @@ def plan_command(
         raise typer.Exit(1)
 
 
-def _open_ledger(url: str | None) -> Ledger | None:
+def _open_ledger(url: str | None, *, simulated: bool) -> Ledger | None:
     """The ledger, if its file exists (a plan never creates one)."""
-    url = url or default_url()
+    url = url or default_url(simulated=simulated)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
         return None
-    ledger = Ledger(url)
+    ledger = Ledger(url, simulated=simulated)
     ledger.start()
     return ledger
 

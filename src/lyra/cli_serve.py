@@ -29,8 +29,8 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = (
         "127.0.0.1"),
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes; they share state only "
-                                                      "through the Redis and Postgres backends")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes; they share one budget through "
+                                                      "the sqlite (default) or redis state")] = 1,
     access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr")] = False,
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on shutdown")] = 30,
 ) -> None:
@@ -44,6 +44,10 @@ def serve(
     except LyraError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if workers > 1 and settings.state.backend == "memory":
+        typer.echo(f"error: [state] backend = \"memory\" keeps a budget per process, so {workers} workers "
+                   "would each spend the whole cap; use \"sqlite\" (the default) or \"redis\"", err=True)
+        raise typer.Exit(2)
     if not settings.clients:
         typer.echo("warning: no [clients.*] in the config, so every request gets 401; "
                    "`lyra token new NAME` makes one", err=True)

@@ -183,4 +183,4 @@ def _ledger(config: Path | None) -> Any:
         loaded = load_config(config)
     except LyraError as exc:
         raise _fail(exc) from None
-    return Ledger(loaded.ledger_url or default_url())
+    return Ledger(loaded.ledger_url or default_url(simulated=loaded.simulated), simulated=loaded.simulated)

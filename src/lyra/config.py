@@ -164,8 +164,10 @@ class RiskSettings(_Strict):
 
 
 class StateSettings(_Strict):
-    backend: Literal["memory", "sqlite", "redis"] = "memory"
-    path: str | None = None  # sqlite file; default: state.db in the user's data folder
+    # sqlite (the default) outlives the process and is shared by every Lyra process on the machine;
+    # redis is shared across hosts; memory is one process only (tests, a single script).
+    backend: Literal["memory", "sqlite", "redis"] = "sqlite"
+    path: str | None = None  # sqlite file; default: state.db (state-sim.db when simulated), data folder
     prefix: str = "lyra:"  # redis key prefix
 
 

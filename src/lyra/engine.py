@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from lyra.budget import BudgetGovernor, day_bounds
+from lyra.budget import BudgetGovernor
 from lyra.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
 from lyra.catalog import Catalog, load_catalog
 from lyra.config import LoadedConfig, Secret, load_config
@@ -17,7 +17,7 @@ from lyra.consensus import Consensus, ConsensusEngine
 from lyra.forecast import SpendForecast
 from lyra.ids import new_id
 from lyra.keys import KeyPool
-from lyra.ledger import Ledger, default_url
+from lyra.ledger import Ledger, data_folder, default_url
 from lyra.limits import RateLimiter
 from lyra.log import get_logger
 from lyra.openrouter.transport import OpenRouterTransport
@@ -119,16 +119,21 @@ class Lyra:
             secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
                        for name in self.settings.keys}
             log.warning("no OpenRouter key set; using the built-in simulator at %s", base_url)
-        self.state = state = self._open_state()
-        self.budget = budget = BudgetGovernor(self.settings, self.catalog, state)
+        simulated = self.config.simulated
+        self.state = state = self._open_state(simulated=simulated)
         recorders: list[Recorder] = []
         if self.settings.ledger.enabled:
-            self.ledger = ledger = Ledger(self.config.ledger_url or default_url())
+            url = self.config.ledger_url or default_url(simulated=simulated)
+            self.ledger = ledger = Ledger(url, simulated=simulated)
             ledger.start()
-            await self._rebuild_day_spend(ledger, budget, state)
-            budget.forecast = SpendForecast(ledger, budget.tier_caps,
+        self.budget = budget = BudgetGovernor(
+            self.settings, self.catalog, state,
+            day_spend=self.ledger.spend_between if self.ledger is not None else None)
+        await budget.open_state()
+        if self.ledger is not None:
+            budget.forecast = SpendForecast(self.ledger, budget.tier_caps,
                                             day_starts_utc_hour=self.settings.budget.day_starts_utc_hour)
-            recorders.append(LedgerRecorder(ledger, tier_of=budget.charged_tier))
+            recorders.append(LedgerRecorder(self.ledger, tier_of=budget.charged_tier))
         recorders.extend(self._extra_recorders)
         self._router = self._build_router(base_url, secrets, recorders, budget, state)
         self._cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
@@ -149,20 +154,16 @@ class Lyra:
         for recorder in self.router.recorders:
             recorder.completion(request_id, request, completion)
 
-    def _open_state(self) -> StateBackend:
+    def _open_state(self, *, simulated: bool) -> StateBackend:
+        """The configured backend; a simulator run gets a state of its own, apart from real money."""
         state = self.settings.state
-        path = state.path
-        if state.backend == "sqlite" and path is None:  # beside the default ledger, in the data folder
-            path = str(Path(default_url().removeprefix("sqlite:///")).with_name("state.db"))
-        return open_backend(state.backend, path=path, redis_url=self.config.redis_url, prefix=state.prefix)
-
-    async def _rebuild_day_spend(self, ledger: Ledger, budget: BudgetGovernor, state: StateBackend) -> None:
-        """Raise today's caps to what the ledger says was already spent (after a restart)."""
-        day = budget.day()
-        start, end = day_bounds(day, self.settings.budget.day_starts_utc_hour)
-        totals = ledger.spend_between(start, end)
-        if totals.total_nanos or totals.tokens_by_key:
-            await state.seed_committed(budget.seed_values(day, totals))
+        path, prefix = state.path, state.prefix
+        if state.backend == "sqlite":
+            path = simulated_path(path, simulated) if path else str(
+                data_folder() / ("state-sim.db" if simulated else "state.db"))
+        if simulated:
+            prefix += "sim:"
+        return open_backend(state.backend, path=path, redis_url=self.config.redis_url, prefix=prefix)
 
     def _build_router(self, base_url: str, secrets: Mapping[str, Secret], recorders: Sequence[Recorder],
                       budget: BudgetGovernor, state: StateBackend) -> Router:
@@ -183,6 +184,7 @@ class Lyra:
             guards=[budget, limiter],
             planners=[budget],
             recorders=recorders,
+            barriers=[self.ledger.durable] if self.ledger is not None else [],
         )
 
     async def aclose(self) -> None:
@@ -290,6 +292,14 @@ class Lyra:
                 return await self.complete(**kwargs)
 
         return asyncio.run(once())
+
+
+def simulated_path(path: str, simulated: bool) -> str:
+    """A configured state file, or its `-sim` sibling for simulator runs (state.db -> state-sim.db)."""
+    if not simulated or path == ":memory:" or path.startswith("file:"):
+        return path
+    file = Path(path)
+    return str(file.with_name(f"{file.stem}-sim{file.suffix}"))
 
 
 class CompletionStream:

@@ -36,6 +36,10 @@ class StateUnavailable(Unavailable):
     """The budget state backend failed, hangs, or was reset and is being rebuilt."""
 
 
+class StateReset(StateUnavailable):
+    """The shared budget state lost its epoch marker (restarted empty, flushed, failed over)."""
+
+
 class LedgerUnavailable(Unavailable):
     """A billed answer's ledger row is not durable yet (it is kept and written later)."""
 

@@ -30,7 +30,7 @@ class LedgerRecorder:
             status=attempt.outcome, error_kind=attempt.error_kind, http_status=attempt.status,
             attempt=attempt.number, generation_id=attempt.generation_id,
             prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
-            cost_estimated=attempt.cost_estimated,
+            cost_estimated=attempt.cost_estimated, simulated=self.ledger.simulated,
         ))
 
     def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:
@@ -42,7 +42,7 @@ class LedgerRecorder:
             completion_tokens=completion.completion_tokens, cost_nanos=completion.cost_nanos,
             cost_estimated=completion.cost_estimated, latency_ms=completion.latency_s * 1000,
             status="ok", attempt=len(completion.attempts), cached=completion.cached,
-            generation_id=completion.generation_id,
+            generation_id=completion.generation_id, simulated=self.ledger.simulated,
         ))
 
     def failure(self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError) -> None:
@@ -51,4 +51,5 @@ class LedgerRecorder:
             requested_model=request.model or (plan.models[0].id if plan.models else None),
             client=request.client, status="error", error_kind=type(error).__name__,
             http_status=error.status if isinstance(error, UpstreamError) else None,
+            simulated=self.ledger.simulated,
         ))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lyra.catalog import ModelInfo
-from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
 from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.log import get_logger
@@ -112,6 +113,7 @@ class Router:
         guards: Sequence[Guard] = (),
         recorders: Sequence[Recorder] = (),
         planners: Sequence[Planner] = (),
+        barriers: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.policy = policy
         self.transport = transport
@@ -123,6 +125,10 @@ class Router:
         self.guards: list[Guard] = list(guards)
         self.recorders: list[Recorder] = list(recorders)
         self.planners: list[Planner] = list(planners)
+        # Awaited after a billed attempt is recorded and before its reservation is settled and its
+        # answer returned: the ledger's group commit. Recording first means that a budget state
+        # lost in between is rebuilt from a ledger that already holds the attempt.
+        self.barriers = list(barriers)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run the attempt loop for a non-streamed completion."""
@@ -138,17 +144,20 @@ class Router:
                     timeout_s=self._attempt_timeout(loop))
             except UpstreamError as exc:
                 charged = self._ambiguous_usage(ctx, exc)
-                await self._settle(ticket, ctx, charged)
-                self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
+                try:
+                    self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
+                finally:
+                    await self._settle(ticket, ctx, charged)
                 continue
             except BaseException:
-                await self._settle(ticket, ctx, None)
+                await self._abandoned(loop, ctx, ticket, begun, None)
                 raise
             usage = self._usage(ctx, result.usage, result.text)
-            await self._settle(ticket, ctx, usage)
-            return self._succeeded(loop, ctx, usage, text=result.text, served=result.model,
-                                   provider=result.provider, generation_id=result.id,
-                                   finish_reason=result.finish_reason, begun=begun, started=started)
+            completion = self._succeeded(loop, ctx, usage, text=result.text, served=result.model,
+                                         provider=result.provider, generation_id=result.id,
+                                         finish_reason=result.finish_reason, begun=begun, started=started)
+            await self._finish(ticket, ctx, usage)
+            return completion
         raise self._give_up(loop)
 
     async def stream(self, request: CompletionRequest, sink: list[Completion]) -> AsyncIterator[str]:
@@ -182,22 +191,24 @@ class Router:
                         yield delta.text
             except UpstreamError as exc:
                 charged = self._ambiguous_usage(ctx, exc)
-                await self._settle(ticket, ctx, charged)
-                self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
-                if pieces:
-                    self._notify_failure(loop, exc)
-                    raise  # text already reached the caller: a retry would repeat it
+                try:
+                    self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
+                    if pieces:
+                        self._notify_failure(loop, exc)
+                        raise  # text already reached the caller: a retry would repeat it
+                finally:
+                    await self._settle(ticket, ctx, charged)
                 continue
-            except BaseException:
-                await self._settle(ticket, ctx, None)
+            except BaseException:  # the caller hung up or was cancelled mid-stream
+                await self._abandoned(loop, ctx, ticket, begun, meta.get("id"))
                 raise
             text = "".join(pieces)
             usage = self._usage(ctx, usage_seen, text)
-            await self._settle(ticket, ctx, usage)
             sink.append(self._succeeded(
                 loop, ctx, usage, text=text, served=meta.get("model") or ctx.model.id,
                 provider=meta.get("provider"), generation_id=meta.get("id"),
                 finish_reason=meta.get("finish_reason"), begun=begun, started=started))
+            await self._finish(ticket, ctx, usage)
             return
         raise self._give_up(loop)
 
@@ -278,6 +289,48 @@ class Router:
                 return None
         return tickets
 
+    async def _finish(self, tickets: list[Any], ctx: AttemptContext, usage: AttemptUsage) -> None:
+        """Make a served attempt's rows durable, then settle it; raise what failed after doing both.
+
+        The answer was billed: whatever fails, its row is kept (the ledger spools it) and its
+        reservation settled or left to expire into spent, and the caller is told to retry later.
+        """
+        failure: Unavailable | None = None
+        for barrier in self.barriers:
+            try:
+                await barrier()
+            except Unavailable as exc:
+                failure = failure or exc
+        try:
+            await self._settle(tickets, ctx, usage)
+        except Unavailable as exc:
+            failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    async def _abandoned(self, loop: _Loop, ctx: AttemptContext, tickets: list[Any], begun: float,
+                         generation_id: str | None) -> None:
+        """Book an attempt whose caller went away after it was sent at its worst case.
+
+        OpenRouter keeps billing a cancelled request for providers that do not support
+        cancellation, so the attempt may have been billed in full; the row carries the generation
+        id (when one arrived) so that it can be reconciled.
+        """
+        worst = AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, self._worst_case(ctx), True)
+        self._record(loop, Attempt(
+            number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
+            error_kind="cancelled", message="the caller went away after the request was sent",
+            latency_s=time.monotonic() - begun, cost_nanos=worst.cost_nanos, cost_estimated=True,
+            prompt_tokens=worst.prompt_tokens, completion_tokens=worst.completion_tokens,
+            generation_id=generation_id))
+        # The caller's own exception (a cancellation, a hang-up) must go on; a hold that cannot be
+        # settled now expires into spent at its worst case, which is what it is booked at anyway.
+        with contextlib.suppress(Unavailable):
+            await self._settle(tickets, ctx, worst)
+
+    def _worst_case(self, ctx: AttemptContext) -> int:
+        return ctx.model.cost_nanos(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
+
     async def _settle(self, tickets: list[Any], ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         for guard, ticket in zip(reversed(self.guards), reversed(tickets), strict=True):
             await guard.release(ticket, ctx, usage)
@@ -309,8 +362,7 @@ class Router:
         """
         if not exc.maybe_billed:
             return None
-        worst = ctx.model.cost_nanos(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
-        return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, worst, True)
+        return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, self._worst_case(ctx), True)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
                 charged: AttemptUsage | None = None) -> None:

@@ -51,6 +51,7 @@ def build_report(
         agreement=_agreement(records),
         caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
         advice=routing_advice(models, rules), decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
+        simulated=ledger.simulated,
     )
 
 

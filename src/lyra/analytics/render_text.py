@@ -33,8 +33,9 @@ def _table(title: str, *columns: str) -> Table:
 
 def report_tables(report: Report) -> RenderableType:
     """Totals, models, keys, spend by day and month, signals and agreement, and routing advice."""
-    totals = _table(f"Lyra report: {report.window.label} (UTC)", "requests", "failed", "success", "spend",
-                    "signals", "spend/signal", "agreement")
+    money = "simulated" if report.simulated else "real"
+    totals = _table(f"Lyra report: {report.window.label} (UTC), {money} money", "requests", "failed",
+                    "success", "spend", "signals", "spend/signal", "agreement")
     s = report.signals
     totals.add_row(str(report.requests), str(report.errors), _pct(report.success_rate),
                    _usd(report.cost_nanos), f"{s.signals} of {s.decisions}", _usd(s.spend_per_signal_nanos),

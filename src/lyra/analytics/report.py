@@ -169,6 +169,7 @@ class Report:
     caps: list[Cap]
     advice: list[Advice]
     decisions: list[DecisionView]
+    simulated: bool = False  # the simulator's money (no key set), kept apart from real money
 
     @property
     def success_rate(self) -> float | None:
@@ -177,6 +178,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {
             "object": "report",
+            "money": "simulated" if self.simulated else "real",
             "window": {"start_ts": self.window.start_ts, "end_ts": self.window.end_ts,
                        "label": self.window.label},
             "generated_ts": self.generated_ts,

@@ -34,6 +34,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from lyra.errors import ConfigError
+from lyra.sqlite_wal import enable_wal
 
 T = TypeVar("T")
 USAGE_TABLE = "lyra_usage"
@@ -162,24 +163,6 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
-
-
-def enable_wal(cursor: sqlite3.Cursor | sqlite3.Connection, *, attempts: int = 200) -> None:
-    """Switch a SQLite file to WAL, retrying while another process holds the lock it needs.
-
-    The busy timeout does not cover a journal-mode change: two processes opening a new file at
-    once would otherwise see `database is locked` from this pragma.
-    """
-    delay = 0.002
-    for attempt in range(attempts):
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == attempts - 1:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.1)
 
 
 def retry_if_locked(action: Callable[[], T], *, attempts: int = 50) -> T:

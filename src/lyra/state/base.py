@@ -58,6 +58,22 @@ class StateBackend(ABC):
     """
 
     name: str = "abstract"
+    # Set by the budget governor once it has rebuilt (or joined) the state of this epoch: from then
+    # on `reserve` raises StateReset instead of admitting anything when the stored marker differs.
+    expected_epoch: str | None = None
+
+    @abstractmethod
+    async def epoch(self) -> str | None:
+        """The marker of the state's current life, or None when it is missing (new, reset, flushed)."""
+
+    @abstractmethod
+    async def install_epoch(self, epoch: str, committed: Mapping[str, int]) -> str:
+        """Atomically: when no marker is stored, add `committed` to the caps and store `epoch`.
+
+        Returns the marker now stored: `epoch`, or the one another process installed first (and
+        then nothing is added). Adding rather than raising to a floor means that commits made
+        between the loss and the rebuild may count twice: spend is over-counted, never under.
+        """
 
     @abstractmethod
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
@@ -66,7 +82,8 @@ class StateBackend(ABC):
         First expires reservations on these caps whose ttl has passed (their holder died or
         hangs): their holds move from reserved to committed. A charge fits when
         committed + reserved + amount <= limit. An id that is live, or expired and still
-        recorded, cannot be reserved again (ValueError).
+        recorded, cannot be reserved again (ValueError). When `expected_epoch` is set and the
+        stored marker differs, nothing is held and StateReset is raised.
         """
 
     @abstractmethod

@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+from lyra.errors import StateReset
 from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 
 
@@ -77,6 +78,19 @@ class MemoryBackend(StateBackend):
         self._expired: dict[str, tuple[float, dict[str, int]]] = {}
         self._forget: deque[tuple[float, str]] = deque()
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._epoch: str | None = None
+
+    async def epoch(self) -> str | None:
+        """The marker of this process's state (None until the governor installs one)."""
+        return self._epoch
+
+    async def install_epoch(self, epoch: str, committed: Mapping[str, int]) -> str:
+        """Add `committed` and store `epoch`, unless a marker is stored already."""
+        if self._epoch is None:
+            for cap, value in committed.items():
+                self._committed[cap] = self._committed.get(cap, 0) + value
+            self._epoch = epoch
+        return self._epoch
 
     def _purge(self, now: float) -> None:
         heap, held, reserved, committed = self._expiries, self._held, self._reserved, self._committed
@@ -106,6 +120,8 @@ class MemoryBackend(StateBackend):
 
     async def reserve(self, reservation_id: str, charges: Sequence[Charge], ttl_s: float) -> Refusal | None:
         """All or nothing: hold every charge, or none and say which cap refused."""
+        if self.expected_epoch is not None and self._epoch != self.expected_epoch:
+            raise StateReset("the budget state was reset; it is being rebuilt from the ledger")
         now = self._clock()
         if self._due(now):
             self._purge(now)

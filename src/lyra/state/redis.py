@@ -9,19 +9,25 @@ Keys, all under the prefix:
             by the keep time, so that a late settle of an expired reservation can correct it:
             on each cap, a member still in z:<cap> is live, a missing one has expired
   b:<name>  hash {tokens, ts} of one token bucket
+  epoch     the marker of this state's life: a Redis restarted empty, flushed or failed over to a
+            replica that lacks it has none, and reserve refuses until the day is rebuilt
 Scripts read the server's TIME, so hosts whose clocks disagree still agree on expiry and refill.
 Cap keys expire 3 days after their last write, so that old budget days do not pile up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from lyra.errors import StateReset, StateUnavailable
 from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import check_actual, merge_charges
 
@@ -73,12 +79,18 @@ local function drop(prefix, rkey, rid)
 end
 """
 
-# KEYS: c:<cap>, z:<cap> for each cap, then r:<id>.
-# ARGV: id, ttl in seconds, lifetime of r:<id> in ms, cap key lifetime, then cap, limit, amount per cap.
-# Returns nil when every charge is held, else {index of the refusing cap (1-based), used}.
+# KEYS: c:<cap>, z:<cap> for each cap, then r:<id>, then epoch.
+# ARGV: id, ttl in seconds, lifetime of r:<id> in ms, cap key lifetime, then cap, limit, amount per cap,
+# then the expected epoch ('' to skip the check).
+# Returns nil when every charge is held, {0, 0} when the epoch differs, else {index of the refusing
+# cap (1-based), used}.
 _RESERVE = _NOW + _PURGE + """
-local n = (#KEYS - 1) / 2
-local rkey = KEYS[#KEYS]
+local n = (#KEYS - 2) / 2
+local rkey = KEYS[#KEYS - 1]
+local expected = ARGV[#ARGV]
+if expected ~= '' and redis.call('GET', KEYS[#KEYS]) ~= expected then
+  return {0, 0}
+end
 if redis.call('EXISTS', rkey) == 1 then
   return redis.error_reply('""" + _HELD + """')
 end
@@ -146,6 +158,21 @@ end
 return nil
 """
 
+# KEYS: epoch, then c:<cap> for each cap.  ARGV: epoch, cap key lifetime, then the values to add.
+# Returns the epoch stored afterwards.
+_INSTALL = """
+local current = redis.call('GET', KEYS[1])
+if current then
+  return current
+end
+for i = 2, #KEYS do
+  redis.call('HINCRBY', KEYS[i], 'committed', ARGV[i + 1])
+  redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+
 # KEYS: b:<name>.  ARGV: capacity, refill per second, amount, lifetime of a bucket that never refills.
 # Returns the wait in seconds as a string ('0' when taken): Redis would truncate a Lua number.
 _TAKE = _NOW + """
@@ -186,7 +213,7 @@ class RedisBackend(StateBackend):
         *,
         prefix: str = "lyra:",
         max_connections: int = 64,
-        socket_timeout_s: float = 5.0,
+        socket_timeout_s: float = 2.0,
         expired_keep_s: float = EXPIRED_KEEP_S,
     ) -> None:
         self.prefix = prefix
@@ -206,6 +233,20 @@ class RedisBackend(StateBackend):
         register = self._redis.register_script
         self._reserve, self._commit, self._release = register(_RESERVE), register(_COMMIT), register(_RELEASE)
         self._usage, self._seed, self._take = register(_USAGE), register(_SEED), register(_TAKE)
+        self._install = register(_INSTALL)
+        self._epoch_key = f"{prefix}epoch"
+
+    async def epoch(self) -> str | None:
+        """The marker stored in Redis, or None after a restart without persistence or a flush."""
+        async with _reachable():
+            value = await self._redis.get(self._epoch_key)
+        return None if value is None else str(value)
+
+    async def install_epoch(self, epoch: str, committed: Mapping[str, int]) -> str:
+        """Add `committed` and store `epoch`, unless a marker is stored already."""
+        keys = [self._epoch_key, *(self._cap(cap) for cap in committed)]
+        async with _reachable():
+            return str(await self._install(keys=keys, args=[epoch, CAP_KEEP_S, *committed.values()]))
 
     def _cap(self, cap: str) -> str:
         return f"{self.prefix}c:{cap}"
@@ -222,15 +263,20 @@ class RedisBackend(StateBackend):
         for cap, (limit, amount) in merged.items():
             keys += (self._cap(cap), self._zset(cap))
             args += (cap, limit, amount)
-        keys.append(f"{self.prefix}r:{reservation_id}")
+        keys += (f"{self.prefix}r:{reservation_id}", self._epoch_key)
+        args.append(self.expected_epoch or "")
         try:
-            refused = await self._reserve(keys=keys, args=args)
+            async with _reachable():
+                refused = await self._reserve(keys=keys, args=args)
         except ResponseError as exc:
             if _HELD in str(exc):
                 raise ValueError(f"reservation {reservation_id!r} is already held") from exc
             raise
         if refused is None:
             return None
+        if int(refused[0]) == 0:
+            raise StateReset("the budget state in Redis was reset (no epoch marker); "
+                             "it is being rebuilt from the ledger")
         cap, (limit, amount) = list(merged.items())[int(refused[0]) - 1]
         return Refusal(cap=cap, limit=limit, used=int(refused[1]), amount=amount)
 
@@ -239,18 +285,21 @@ class RedisBackend(StateBackend):
         check_actual(actual)
         spent = {cap: amount for cap, amount in actual.items() if amount}
         keys = [f"{self.prefix}r:{reservation_id}", *(self._cap(cap) for cap in spent)]
-        await self._commit(keys=keys, args=[self.prefix, reservation_id, CAP_KEEP_S, *spent.values()])
+        async with _reachable():
+            await self._commit(keys=keys, args=[self.prefix, reservation_id, CAP_KEEP_S, *spent.values()])
 
     async def release(self, reservation_id: str) -> None:
         """Drop a reservation without spending anything."""
-        await self._release(keys=[f"{self.prefix}r:{reservation_id}"], args=[self.prefix, reservation_id])
+        async with _reachable():
+            await self._release(keys=[f"{self.prefix}r:{reservation_id}"], args=[self.prefix, reservation_id])
 
     async def usage(self, caps: Sequence[str]) -> dict[str, CapUsage]:
         """Committed (with expired holds) and reserved (live holds only) amounts of each cap."""
         if not caps:
             return {}
         keys = [key for cap in caps for key in (self._cap(cap), self._zset(cap))]
-        values = await self._usage(keys=keys)
+        async with _reachable():
+            values = await self._usage(keys=keys)
         return {
             cap: CapUsage(committed=int(values[2 * i]), reserved=int(values[2 * i + 1]))
             for i, cap in enumerate(caps)
@@ -259,16 +308,28 @@ class RedisBackend(StateBackend):
     async def seed_committed(self, values: Mapping[str, int]) -> None:
         """Raise each cap's committed amount to at least the given value."""
         if values:
-            await self._seed(keys=[self._cap(cap) for cap in values], args=[CAP_KEEP_S, *values.values()])
+            async with _reachable():
+                await self._seed(keys=[self._cap(cap) for cap in values], args=[CAP_KEEP_S, *values.values()])
 
     async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
         """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds."""
         if amount > capacity:
             return math.inf
         args: list[str | int] = [*(repr(float(x)) for x in (capacity, refill_per_s, amount)), CAP_KEEP_S]
-        wait = float(await self._take(keys=[f"{self.prefix}b:{bucket}"], args=args))
+        async with _reachable():
+            wait = float(await self._take(keys=[f"{self.prefix}b:{bucket}"], args=args))
         return math.inf if wait < 0 else wait
 
     async def close(self) -> None:
         """Close the client and its connection pool."""
         await self._redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _reachable() -> AsyncIterator[None]:
+    """Turn an unreachable, hung or failing Redis into StateUnavailable (one line, fail closed)."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise StateUnavailable(f"the budget state in Redis cannot be reached ({type(exc).__name__}); "
+                               "refusing until it is back") from exc

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from lyra.errors import StateReset, StateUnavailable
+from lyra.sqlite_wal import enable_wal
 from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import bucket_refill, bucket_wait, check_actual, merge_charges
 
@@ -40,6 +42,10 @@ CREATE TABLE IF NOT EXISTS expired (
     holds TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS expired_forget ON expired (forget_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS buckets (
     name TEXT PRIMARY KEY,
     tokens REAL NOT NULL,
@@ -85,7 +91,7 @@ class SqliteBackend(StateBackend):
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._db.execute("PRAGMA journal_mode = WAL")
+        enable_wal(self._db)
         # NORMAL loses nothing on a process crash in WAL mode, only on power loss, and the budget
         # can be rebuilt from the ledger with seed_committed.
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -98,13 +104,39 @@ class SqliteBackend(StateBackend):
     def _write(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise self._unavailable(exc) from exc
             try:
                 yield db
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            try:
+                db.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                db.execute("ROLLBACK")
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: sqlite3.OperationalError) -> StateUnavailable:
+        return StateUnavailable(f"the budget state file {self.path} cannot be written ({exc})")
+
+    async def epoch(self) -> str | None:
+        """The marker stored in the file, or None for a new file."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        return None if row is None else str(row[0])
+
+    async def install_epoch(self, epoch: str, committed: Mapping[str, int]) -> str:
+        """Add `committed` and store `epoch`, unless a marker is stored already."""
+        with self._write() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+            if row is not None:
+                return str(row[0])
+            db.executemany(_ADJUST, [(cap, value, 0) for cap, value in committed.items()])
+            db.execute("INSERT INTO meta (key, value) VALUES ('epoch', ?)", (epoch,))
+        return epoch
 
     def _purge(self, db: sqlite3.Connection, now: float) -> None:
         """Expire reservations whose ttl passed, and forget expired ones kept long enough."""
@@ -127,6 +159,10 @@ class SqliteBackend(StateBackend):
         merged = merge_charges(charges)
         caps = list(merged)
         with self._write() as db:
+            if self.expected_epoch is not None:
+                row = db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+                if row is None or row[0] != self.expected_epoch:
+                    raise StateReset("the budget state was reset; it is being rebuilt from the ledger")
             # Read the clock once the write lock is ours: waiting for it must not shorten the ttl.
             now = self._clock()
             if db.execute("SELECT 1 FROM reservations WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
