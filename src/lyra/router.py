@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from lyra.catalog import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, UpstreamError
+from lyra.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.log import get_logger
@@ -18,7 +19,6 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
 from lyra.policies import Backoff, CircuitBreaker
 from lyra.policy import RoutePlan, RoutePolicy
-from lyra.tokens import estimate_prompt_tokens, estimate_text_tokens
 from lyra.types import Attempt, Completion, CompletionRequest
 
 log = get_logger("lyra.router")
@@ -38,6 +38,7 @@ class AttemptContext:
     number: int
     prompt_tokens: int
     max_tokens: int
+    prompt: PromptShape
 
 
 @dataclass(slots=True, frozen=True)
@@ -85,6 +86,7 @@ class _Loop:
     request: CompletionRequest
     plan: RoutePlan
     deadline: float
+    prompt: PromptShape
     prompt_tokens: int
     request_id: str
     attempts: list[Attempt] = field(default_factory=list)
@@ -208,8 +210,9 @@ class Router:
         for planner in self.planners:
             plan = await planner.adjust(plan, request)
         deadline_s = request.deadline_s or self._deadline_s
-        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s,
-                     prompt_tokens=estimate_prompt_tokens(request.messages), request_id=new_id())
+        prompt = measure_prompt(request.messages, response_format=request.response_format)
+        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s, prompt=prompt,
+                     prompt_tokens=prompt.text_tokens, request_id=new_id())
 
     async def _next(self, loop: _Loop) -> AttemptContext | None:
         """The next model and key to try, after any backoff; None when nothing is left."""
@@ -244,7 +247,7 @@ class Router:
             loop.tries_on_model += 1
             return AttemptContext(request=loop.request, plan=loop.plan, model=model, key_name=key,
                                   number=len(loop.attempts) + 1, prompt_tokens=loop.prompt_tokens,
-                                  max_tokens=max_tokens)
+                                  max_tokens=max_tokens, prompt=loop.prompt)
         return None
 
     def _next_model(self, loop: _Loop) -> None:
@@ -309,8 +312,8 @@ class Router:
         """
         if not exc.maybe_billed:
             return None
-        worst = ctx.model.cost_nanos(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
-        return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, worst, True)
+        worst = worst_case(ctx.model, ctx.prompt, max_tokens=ctx.max_tokens)
+        return AttemptUsage(worst.prompt_tokens, worst.completion_tokens, worst.cost_nanos, True)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
                 charged: AttemptUsage | None = None) -> None:
