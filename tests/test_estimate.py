@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,12 @@ def test_tools_and_their_schema_are_counted() -> None:
     one = bound(user("hi"), tools=[tool])
     assert one >= without + len(str(tool).encode())
     assert bound(user("hi"), tools=[tool, tool]) > one
+
+
+def test_a_non_ascii_structure_is_bounded_by_its_escaped_rendering() -> None:
+    tool = {"type": "function", "function": {"name": "報告", "description": "市场风险评估 🚀" * 50, "parameters": {}}}
+    escaped = len(json.dumps(tool, indent=4))  # \\uXXXX for each non-ASCII code unit
+    assert bound(user("hi"), tools=[tool]) >= bound(user("hi")) + escaped
 
 
 def test_response_format_json_schema_is_counted() -> None:

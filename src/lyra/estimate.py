@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from lyra.catalog import ModelInfo
 from lyra.errors import CostUnbounded
 from lyra.money import token_cost_nanos, usd_to_nanos
@@ -44,10 +46,12 @@ _PART_OVERHEAD = 8
 _TOOLS_OVERHEAD = 1024
 # Instructions a provider adds to enforce a JSON schema or JSON mode.
 _SCHEMA_OVERHEAD = 512
-# Bytes one node of a structure costs when rendered: quotes, ": ", ",", a newline, and up to four
-# spaces of indentation per level of depth.
-_NODE_BYTES = 8
-_INDENT_BYTES = 4
+# Bytes one node of a structure costs in two-space-indented JSON beside its key and value: ": ",
+# ",", a newline, and two spaces per level of depth; a provider's rendering (four-space indents,
+# YAML for models without native tools) stays within twice that.
+_NODE_BYTES = 6
+_INDENT_BYTES = 2
+_RENDER_FACTOR = 2
 
 # The content part types each kind of media arrives in (OpenAI and OpenRouter shapes).
 _IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
@@ -96,12 +100,29 @@ def text_bytes(text: str) -> int:
 
 def _string_bytes(text: str) -> int:
     """Bytes of a string inside a rendered structure: escaped (ASCII-only JSON) or normalised."""
+    if text.isascii():
+        return len(orjson.dumps(text))  # the same escapes as json.dumps for ASCII, much faster
     escaped = len(json.dumps(text))  # ensure_ascii: "\\uXXXX" for each non-ASCII code unit
-    return escaped if text.isascii() else max(escaped, text_bytes(text))
+    return max(escaped, text_bytes(text))
 
 
 def _structure_bytes(value: object, where: str, unpriced: list[str]) -> int:
-    """An upper bound on the bytes of `value` rendered as indented JSON or YAML."""
+    """An upper bound on the bytes of `value` as a provider may render it in a prompt.
+
+    Twice its JSON at two-space indentation covers four-space indentation, YAML and compact
+    forms. ASCII JSON is measured by orjson at once; anything else is walked node by node with
+    the same per-node allowance, escaping or normalising each string at its longest.
+    """
+    try:
+        rendered = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    except TypeError:
+        rendered = b"\x80"  # not plain JSON (a big int, a non-str key, an object): walk it
+    if rendered.isascii():
+        return _RENDER_FACTOR * len(rendered)
+    return _RENDER_FACTOR * _walk_bytes(value, where, unpriced)
+
+
+def _walk_bytes(value: object, where: str, unpriced: list[str]) -> int:
     total = 0
     stack: list[tuple[object, int]] = [(value, 0)]
     while stack:
