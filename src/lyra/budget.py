@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from lyra import estimate
 from lyra.catalog import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
@@ -177,8 +178,8 @@ class BudgetGovernor:
 
     async def acquire(self, ctx: AttemptContext, deadline: float) -> Ticket:
         day = self.day()
-        cost = self.worst_case(ctx.model, ctx.prompt_tokens, ctx.max_tokens)
-        tokens = ctx.prompt_tokens + ctx.max_tokens
+        worst = estimate.worst_case(ctx.model, ctx.prompt, max_tokens=ctx.max_tokens)  # or CostUnbounded
+        cost, tokens = worst.cost_nanos, worst.prompt_tokens + worst.completion_tokens
         privileged = self.privileged(ctx.request)
         tier = self.charged_tier(ctx.plan, ctx.model)
         tier_limit = self.tier_caps.get(tier, self.daily)

@@ -20,8 +20,31 @@ _VIRTUAL_SUFFIXES = (":nitro", ":floor", ":online", ":exacto", ":thinking", ":ex
 
 
 @dataclass(frozen=True, slots=True)
+class PriceOverride:
+    """A price that replaces the listed one from a prompt size on, or in some hours of the day.
+
+    OpenRouter lists these as `pricing.overrides[]`; an entry with no `min_prompt_tokens` (an
+    hours-of-day window) has `min_prompt_tokens = 0`, so a worst case always considers it.
+    """
+
+    min_prompt_tokens: int
+    prompt_per_m: Decimal
+    completion_per_m: Decimal
+    audio_per_m: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
-    """One model: its prices in USD per million tokens and its limits."""
+    """One model: its prices in USD per million tokens and its limits.
+
+    The optional fields price what is not a text token, for the worst case that the budget
+    reserves (see lyra.estimate): `request_usd` per request, `image_usd` per input image,
+    `image_tokens` the most prompt tokens one image can cost (models that bill images as
+    tokens), `audio_tokens` / `file_tokens` the same for one audio or file part, `audio_per_m`
+    the price of audio tokens, `reasoning_per_m` the price of internal reasoning tokens,
+    `cache_write_per_m` the price of writing the prompt cache. None means unknown: a part that
+    needs an unknown price cannot be bounded, and its request is refused.
+    """
 
     id: str
     tier: str
@@ -34,6 +57,16 @@ class ModelInfo:
     status: str = "active"
     successor: str | None = None
     price_seen: str | None = None
+    request_usd: Decimal | None = None
+    image_usd: Decimal | None = None
+    image_tokens: int | None = None
+    audio_per_m: Decimal | None = None
+    audio_tokens: int | None = None
+    file_tokens: int | None = None
+    reasoning_per_m: Decimal | None = None
+    cache_write_per_m: Decimal | None = None
+    input_modalities: tuple[str, ...] = ("text",)
+    price_overrides: tuple[PriceOverride, ...] = ()
 
     @property
     def is_free(self) -> bool:
@@ -144,6 +177,65 @@ def _listing_price(entry: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
     return (per_token_in * 1_000_000).normalize(), (per_token_out * 1_000_000).normalize()
 
 
+def _per_million(value: Any) -> Decimal | None:
+    """A per-token listing price as USD per 1M tokens; None when absent, zero or not a number."""
+    per_unit = _listed_usd(value)
+    return None if per_unit is None else (per_unit * 1_000_000).normalize()
+
+
+def _listed_usd(value: Any) -> Decimal | None:
+    """A listing price as it stands (per request, per image); None when absent, zero or not a number.
+
+    Mid-2025 listings carry `"image": "0"` even for models that bill images as prompt tokens, so
+    a zero says nothing about the cost and is read as unknown.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return amount.normalize() if amount.is_finite() and amount > 0 else None
+
+
+def _listing_overrides(
+    pricing: Mapping[str, Any], base: tuple[Decimal, Decimal]
+) -> tuple[PriceOverride, ...]:
+    found: list[PriceOverride] = []
+    for row in pricing.get("overrides") or ():
+        if not isinstance(row, Mapping):
+            continue
+        try:
+            min_prompt = int(row.get("min_prompt_tokens") or 0)
+        except (TypeError, ValueError):
+            min_prompt = 0  # unreadable condition: assume it always applies
+        found.append(PriceOverride(
+            min_prompt_tokens=max(0, min_prompt),
+            prompt_per_m=_per_million(row.get("prompt")) or base[0],
+            completion_per_m=_per_million(row.get("completion")) or base[1],
+            audio_per_m=_per_million(row.get("audio")),
+        ))
+    return tuple(found)
+
+
+def _listing_modalities(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    architecture = entry.get("architecture") or {}
+    listed = architecture.get("input_modalities") if isinstance(architecture, Mapping) else None
+    if not isinstance(listed, list):
+        return ("text",)
+    return tuple(sorted({str(m) for m in listed} | {"text"}))
+
+
+def _listing_image_usd(pricing: Mapping[str, Any], prompt_per_m: Decimal) -> Decimal | None:
+    image = _listed_usd(pricing.get("image"))
+    # The 2026-08 listing gives `image` equal to the per-token prompt price for every model that
+    # has one (all Gemini, which bills images as prompt tokens): that is a token price, not the
+    # price of an image, so it cannot bound an image's cost.
+    if image is None or (image * 1_000_000).normalize() == prompt_per_m:
+        return None
+    return image
+
+
 def model_from_listing(entry: Mapping[str, Any]) -> ModelInfo | None:
     """A ModelInfo from one entry of OpenRouter's /models listing, or None if it has no price."""
     price = _listing_price(entry)
@@ -153,6 +245,9 @@ def model_from_listing(entry: Mapping[str, Any]) -> ModelInfo | None:
     top = entry.get("top_provider") or {}
     context = int(entry.get("context_length") or top.get("context_length") or 0)
     max_output = int(top.get("max_completion_tokens") or context or 4096)
+    pricing = entry.get("pricing") or {}
+    write = [p for p in (_per_million(pricing.get("input_cache_write")),
+                         _per_million(pricing.get("input_cache_write_1h"))) if p is not None]
     return ModelInfo(
         id=model_id,
         tier="unassigned",
@@ -161,7 +256,56 @@ def model_from_listing(entry: Mapping[str, Any]) -> ModelInfo | None:
         context=context,
         max_output=max_output,
         knowledge_cutoff=entry.get("knowledge_cutoff"),
+        request_usd=_listed_usd(pricing.get("request")),
+        image_usd=_listing_image_usd(pricing, price[0]),
+        audio_per_m=_per_million(pricing.get("audio")),
+        reasoning_per_m=_per_million(pricing.get("internal_reasoning")),
+        cache_write_per_m=max(write) if write else None,
+        input_modalities=_listing_modalities(entry),
+        price_overrides=_listing_overrides(pricing, price),
     )
+
+
+_MODALITIES = frozenset({"text", "image", "file", "audio", "video"})
+
+
+def _optional_decimal(row: Mapping[str, Any], name: str) -> Decimal | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    amount = Decimal(str(value))
+    if not amount.is_finite() or amount < 0:
+        raise InvalidOperation(name)
+    return amount
+
+
+def _optional_count(row: Mapping[str, Any], name: str, source: str) -> int | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{source}: model {row.get('id')!r}: {name} must be a whole number >= 0")
+    return value
+
+
+def _modalities_from_toml(row: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    listed = row.get("input_modalities", ["text"])
+    if not isinstance(listed, list) or not set(map(str, listed)) <= _MODALITIES:
+        raise ConfigError(f"{source}: model {row.get('id')!r}: input_modalities must be a list of "
+                          f"{', '.join(sorted(_MODALITIES))}")
+    return tuple(sorted(set(map(str, listed)) | {"text"}))
+
+
+def _overrides_from_toml(row: Mapping[str, Any], source: str) -> tuple[PriceOverride, ...]:
+    found: list[PriceOverride] = []
+    for item in row.get("price_override", []):
+        found.append(PriceOverride(
+            min_prompt_tokens=_optional_count(item, "min_prompt_tokens", source) or 0,
+            prompt_per_m=Decimal(str(item["prompt_per_m"])),
+            completion_per_m=Decimal(str(item["completion_per_m"])),
+            audio_per_m=_optional_decimal(item, "audio_per_m"),
+        ))
+    return tuple(found)
 
 
 def _model_from_toml(row: Mapping[str, Any], source: str) -> ModelInfo:
@@ -183,11 +327,21 @@ def _model_from_toml(row: Mapping[str, Any], source: str) -> ModelInfo:
             status=str(row.get("status", "active")),
             successor=row.get("successor"),
             price_seen=row.get("price_seen"),
+            request_usd=_optional_decimal(row, "request_usd"),
+            image_usd=_optional_decimal(row, "image_usd"),
+            image_tokens=_optional_count(row, "image_tokens", source),
+            audio_per_m=_optional_decimal(row, "audio_per_m"),
+            audio_tokens=_optional_count(row, "audio_tokens", source),
+            file_tokens=_optional_count(row, "file_tokens", source),
+            reasoning_per_m=_optional_decimal(row, "reasoning_per_m"),
+            cache_write_per_m=_optional_decimal(row, "cache_write_per_m"),
+            input_modalities=_modalities_from_toml(row, source),
+            price_overrides=_overrides_from_toml(row, source),
         )
     except KeyError as exc:
         raise ConfigError(f"{source}: model {row.get('id')!r} lacks field {exc.args[0]!r}") from exc
     except InvalidOperation as exc:
-        raise ConfigError(f"{source}: model {row.get('id')!r} has a price that is not a number") from exc
+        raise ConfigError(f"{source}: model {row.get('id')!r} has a price that is not a number >= 0") from exc
 
 
 def load_catalog(path: Path | None = None) -> Catalog:

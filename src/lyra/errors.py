@@ -43,6 +43,13 @@ class StateReset(StateUnavailable):
 class LedgerUnavailable(Unavailable):
     """A billed answer's ledger row is not durable yet (it is kept and written later)."""
 
+class CostUnbounded(BudgetExceeded):
+    """The worst-case cost of a request cannot be bounded on a model (a part it cannot price).
+
+    A refusal before any upstream call, like any BudgetExceeded: the router moves to the next
+    candidate model, which may be able to price the part.
+    """
+
 
 class RateLimited(LyraError):
     """No rate-limit token could be had before the caller's deadline."""

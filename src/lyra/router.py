@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from lyra.catalog import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
+from lyra.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.ids import new_id
 from lyra.keys import KeyPool
 from lyra.log import get_logger
@@ -19,7 +20,6 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
 from lyra.policies import Backoff, CircuitBreaker
 from lyra.policy import RoutePlan, RoutePolicy
-from lyra.tokens import estimate_prompt_tokens, estimate_text_tokens
 from lyra.types import Attempt, Completion, CompletionRequest
 
 log = get_logger("lyra.router")
@@ -39,6 +39,7 @@ class AttemptContext:
     number: int
     prompt_tokens: int
     max_tokens: int
+    prompt: PromptShape
 
 
 @dataclass(slots=True, frozen=True)
@@ -86,6 +87,7 @@ class _Loop:
     request: CompletionRequest
     plan: RoutePlan
     deadline: float
+    prompt: PromptShape
     prompt_tokens: int
     request_id: str
     attempts: list[Attempt] = field(default_factory=list)
@@ -219,8 +221,9 @@ class Router:
         for planner in self.planners:
             plan = await planner.adjust(plan, request)
         deadline_s = request.deadline_s or self._deadline_s
-        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s,
-                     prompt_tokens=estimate_prompt_tokens(request.messages), request_id=new_id())
+        prompt = measure_prompt(request.messages, response_format=request.response_format)
+        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s, prompt=prompt,
+                     prompt_tokens=prompt.text_tokens, request_id=new_id())
 
     async def _next(self, loop: _Loop) -> AttemptContext | None:
         """The next model and key to try, after any backoff; None when nothing is left."""
@@ -255,7 +258,7 @@ class Router:
             loop.tries_on_model += 1
             return AttemptContext(request=loop.request, plan=loop.plan, model=model, key_name=key,
                                   number=len(loop.attempts) + 1, prompt_tokens=loop.prompt_tokens,
-                                  max_tokens=max_tokens)
+                                  max_tokens=max_tokens, prompt=loop.prompt)
         return None
 
     def _next_model(self, loop: _Loop) -> None:
@@ -316,7 +319,7 @@ class Router:
         cancellation, so the attempt may have been billed in full; the row carries the generation
         id (when one arrived) so that it can be reconciled.
         """
-        worst = AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, self._worst_case(ctx), True)
+        worst = self._worst_usage(ctx)
         self._record(loop, Attempt(
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
             error_kind="cancelled", message="the caller went away after the request was sent",
@@ -328,8 +331,11 @@ class Router:
         with contextlib.suppress(Unavailable):
             await self._settle(tickets, ctx, worst)
 
-    def _worst_case(self, ctx: AttemptContext) -> int:
-        return ctx.model.cost_nanos(ctx.prompt_tokens, ctx.max_tokens, round_up=True)
+    @staticmethod
+    def _worst_usage(ctx: AttemptContext) -> AttemptUsage:
+        """The most an attempt can have been billed, as booked for one that may have been."""
+        worst = worst_case(ctx.model, ctx.prompt, max_tokens=ctx.max_tokens)
+        return AttemptUsage(worst.prompt_tokens, worst.completion_tokens, worst.cost_nanos, True)
 
     async def _settle(self, tickets: list[Any], ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         for guard, ticket in zip(reversed(self.guards), reversed(tickets), strict=True):
@@ -362,7 +368,7 @@ class Router:
         """
         if not exc.maybe_billed:
             return None
-        return AttemptUsage(ctx.prompt_tokens, ctx.max_tokens, self._worst_case(ctx), True)
+        return self._worst_usage(ctx)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
                 charged: AttemptUsage | None = None) -> None:
