@@ -57,16 +57,17 @@ async def post_chat(session: aiohttp.ClientSession, url: str, body: bytes, *, to
         return Outcome(GONE)
 
 
-def new_session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CLIENT_TIMEOUT_S))
+def new_session(timeout_s: float = CLIENT_TIMEOUT_S) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
 
 
 async def fire(urls: Sequence[str], n: int, *, concurrency: int = 16, max_tokens: int = 100,
-               stream_every: int = 0, token: str = DESK_TOKEN) -> list[Outcome]:
+               stream_every: int = 0, token: str = DESK_TOKEN,
+               timeout_s: float = CLIENT_TIMEOUT_S) -> list[Outcome]:
     """`n` requests spread over `urls`, `concurrency` at a time; every `stream_every`-th one streams."""
     jobs = iter(range(n))
     outcomes: list[Outcome] = []
-    async with new_session() as session:
+    async with new_session(timeout_s) as session:
 
         async def client() -> None:
             for i in jobs:
@@ -126,3 +127,6 @@ class SteadyTraffic:
 
     def answered(self) -> int:
         return sum(1 for o in self.outcomes if o.status == 200)
+
+    def count(self, status: int) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
