@@ -33,8 +33,8 @@ CAPS = list(LIMITS)
 IDS = [f"r{i}" for i in range(6)]  # a small pool, so ids get settled twice, reused and left unknown
 NO_EXPIRY_TTL_S = 3600.0  # Redis reads its own clock: its sequences never wait for an expiry
 WORKER = Path(__file__).with_name("state_worker.py")
-SEQUENCE_SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-GATHER_SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SEQUENCE_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+GATHER_SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Clock:
@@ -315,7 +315,7 @@ async def watch_sqlite(backend: StateBackend, stop: asyncio.Event) -> None:
         await asyncio.sleep(0.005)
 
 
-@settings(max_examples=3, deadline=None)
+@settings(max_examples=2, deadline=None)
 @given(seeds=st.lists(st.integers(min_value=0, max_value=2**31), min_size=3, max_size=3, unique=True),
        operations_each=st.integers(min_value=50, max_value=150))
 def test_several_processes_on_one_sqlite_file_count_every_commit_once(
