@@ -1,0 +1,35 @@
+"""Config files for the chaos tests, built from the shipped example so its defaults stay in force."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from gateway_support import gateway_config_text
+
+# High-rate load from one client: the per-client rate limit must not be what binds.
+DESK_REQUESTS_PER_MIN = 1_000_000
+# Fault storms open circuit breakers; a short cooldown keeps the storm flowing through them.
+STORM_BREAKER = "breaker_failures = 3\nbreaker_cooldown_s = 0.05\n"
+
+
+def gateway_config(folder: Path, *, desk_usd: float, state: str | None = None, timeout_s: float = 5.0,
+                   storm: bool = False) -> Path:
+    """lyra.toml in `folder`: the example's defaults (its [state] unless `state` replaces it) and
+    the test clients, `desk` capped at `desk_usd` a day and not rate limited."""
+    text = gateway_config_text(timeout_s=timeout_s, state=state, desk_usd=desk_usd)
+    text, found = re.subn(r'(\[clients\.desk\]\n(?:.*\n)*?tiers = \[[^\]]*\]\n)',
+                          rf"\g<1>requests_per_min = {DESK_REQUESTS_PER_MIN}\n", text, count=1)
+    assert found, "no [clients.desk] in the gateway config"
+    if storm:
+        text, found = re.subn(r"breaker_failures = \d+\nbreaker_cooldown_s = [0-9.]+\n", STORM_BREAKER, text,
+                              count=1)
+        assert found, "no breaker settings in the [retry] section"
+    path = folder / "lyra.toml"
+    path.write_text(text)
+    return path
+
+
+def redis_state(prefix: str = "lyra:") -> str:
+    """The body of a [state] section on Redis (its URL comes from LYRA_REDIS_URL)."""
+    return f'backend = "redis"\nprefix = "{prefix}"'
