@@ -167,7 +167,8 @@ class SqliteBackend(StateBackend):
             now = self._clock()
             if db.execute("SELECT 1 FROM reservations WHERE expires_at <= ? LIMIT 1", (now,)).fetchone():
                 self._purge(db, now)
-            if db.execute("SELECT 1 FROM expired WHERE id = ?", (reservation_id,)).fetchone():
+            held = "SELECT 1 FROM reservations WHERE id = ?1 UNION ALL SELECT 1 FROM expired WHERE id = ?1"
+            if db.execute(held, (reservation_id,)).fetchone():
                 raise ValueError(f"reservation {reservation_id!r} is already held")
             marks = ",".join("?" * len(caps))
             rows = db.execute(f"SELECT cap, committed + reserved FROM caps WHERE cap IN ({marks})", caps)
