@@ -112,6 +112,7 @@ class BatchWriter:
         self._wake = threading.Event()
         self._failing = False  # the last commit failed: rows are in the spool, waiting
         self._held_flushes: list[_Flush] = []  # answered once the database has every row again
+        self._unspooled: list[LedgerRow] = []  # rows of an outage the spool could not take either
 
     @property
     def started(self) -> bool:
@@ -215,7 +216,7 @@ class BatchWriter:
         if self._failing and self._spool is not None:  # an outage: keep order, new rows join the spool
             durable = self._spool.append(rows)
             _resolve(waiters, durable)
-            self._retry_spooled(rows if not durable else [])
+            self._retry_spooled([] if durable else rows)
             return
         try:
             self._commit_chunks(rows)
@@ -225,16 +226,18 @@ class BatchWriter:
             self._failing = True
             durable = self._spool is not None and self._spool.append(rows)
             _resolve(waiters, durable)
-            self._retry_spooled(rows if not durable else [])
+            self._retry_spooled([] if durable else rows)
             return
         _resolve(waiters, True)
 
     def _retry_spooled(self, unspooled: list[LedgerRow]) -> None:
         """Retry the spooled rows (and any that could not be spooled) until the database takes them."""
+        self._unspooled += unspooled
         delay = _FIRST_RETRY_S
         while True:
             try:
-                self._commit_chunks([*(self._spool.read() if self._spool else []), *unspooled])
+                self._commit_chunks([*(self._spool.read() if self._spool else []), *self._unspooled])
+                self._unspooled.clear()
                 if self._spool is not None:
                     self._spool.clear()
                 self._failing = False
