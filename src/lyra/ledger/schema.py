@@ -34,7 +34,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from lyra.errors import ConfigError
-from lyra.sqlite_wal import enable_wal
+from lyra.sqlite_wal import enable_wal, hand_off_checkpoints
 
 T = TypeVar("T")
 USAGE_TABLE = "lyra_usage"
@@ -142,7 +142,7 @@ def create_ledger_engine(url: URL) -> Engine:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", sqlite_on_connect)
         # The driver's own transaction handling leaves DDL outside transactions; SQLAlchemy's
         # recipe: no implicit BEGIN from the driver, an explicit one from SQLAlchemy, so that a
         # migration's ALTER and UPDATE commit together or not at all.
@@ -151,7 +151,7 @@ def create_ledger_engine(url: URL) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=4)
 
 
-def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+def sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
     # busy_timeout first: switching to WAL takes a lock that another process may hold.
     # WAL + synchronous=NORMAL survives a killed process without corruption or loss of commits
     # (only an OS crash can cost the last transactions), and lets readers run beside the writer.
@@ -161,6 +161,7 @@ def _sqlite_on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> No
         cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
         enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
+        hand_off_checkpoints(cursor)  # the ledger's Checkpointer thread does them
     finally:
         cursor.close()
 
@@ -242,6 +243,7 @@ __all__ = [
     "display_url",
     "metadata",
     "parse_url",
+    "sqlite_on_connect",
     "sqlite_path",
     "usage",
 ]

@@ -10,8 +10,9 @@ nothing, and are retried with backoff until the database takes them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,8 @@ def _is_poison(exc: BaseException) -> bool:
     """True when retrying the same rows cannot succeed (bad values), as opposed to a database outage."""
     if isinstance(exc, DataError | IntegrityError | TypeError | ValueError):
         return True
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.InterfaceError | sqlite3.DataError):
+        return True
     # A StatementError that is not a DBAPIError failed while binding values, before any I/O.
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
 
@@ -106,8 +109,9 @@ class BatchWriter:
         self._interval = flush_interval_s
         self._batch_size = batch_size
         self._spool = spool
-        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
-        self.put: Callable[[_Item], None] = self._queue.put
+        # A deque, not a queue: appending a row wakes nobody (rows wait for the interval or for the
+        # next waiter), so a billed answer costs the writer one wake-up, not one per row.
+        self._queue: collections.deque[_Item] = collections.deque()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._failing = False  # the last commit failed: rows are in the spool, waiting
@@ -119,9 +123,15 @@ class BatchWriter:
         """Whether `start` was called."""
         return self._thread is not None
 
+    def put(self, item: _Item) -> None:
+        """Queue a row (or marker); O(1), never blocks. A full batch wakes the writer early."""
+        self._queue.append(item)
+        if len(self._queue) >= self._batch_size:
+            self._wake.set()
+
     def has_queued(self) -> bool:
         """Whether anything waits in the queue."""
-        return not self._queue.empty()
+        return bool(self._queue)
 
     def start(self) -> None:
         """Start the daemon thread (once)."""
@@ -132,7 +142,7 @@ class BatchWriter:
     def durable(self) -> asyncio.Future[bool]:
         """A future that is True once every row put before this call is durable, False if it cannot be."""
         marker = _Durable(asyncio.get_running_loop())
-        self._queue.put(marker)
+        self._queue.append(marker)
         self._wake.set()
         if self._thread is None or not self._thread.is_alive():
             marker.future.set_result(False)
@@ -141,7 +151,7 @@ class BatchWriter:
     def flush(self, timeout: float | None = None) -> None:
         """Block until every row put before this call is committed; TimeoutError after `timeout` s."""
         marker = _Flush()
-        self._queue.put(marker)
+        self._queue.append(marker)
         self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -158,7 +168,7 @@ class BatchWriter:
         """Commit everything queued and end the thread; False if it is still busy after `timeout` s."""
         if self._thread is None:
             return True
-        self._queue.put(_STOP)
+        self._queue.append(_STOP)
         self._wake.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
@@ -169,8 +179,8 @@ class BatchWriter:
         waiters: list[_Durable] = []
         while True:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = self._queue.popleft()
+            except IndexError:
                 _resolve(waiters, False)
                 return rows
             if isinstance(item, LedgerRow):
@@ -184,13 +194,14 @@ class BatchWriter:
         last_commit = 0.0
         stopping = False
         while not stopping:
-            items = self._take_all(self._queue.get())
-            if not any(isinstance(i, _Durable | _Flush | _Stop) for i in items):
-                # Nobody waits: sleep out the rest of the interval to batch more, one wake-up per
-                # batch, off the request path's GIL. A waiter, a flush or a stop cuts it short.
-                self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
-                items += self._take_all(None)
+            # Rows nobody waits on are batched for the rest of the interval; a waiter, a flush or
+            # a stop wakes the thread at once and everything queued so far shares one commit.
+            self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
             self._wake.clear()
+            items = self._take_all()
+            if not items:
+                last_commit = time.monotonic()
+                continue
             rows = [i for i in items if isinstance(i, LedgerRow)]
             waiters = [i for i in items if isinstance(i, _Durable)]
             flushes = [i for i in items if isinstance(i, _Flush)]
@@ -203,12 +214,12 @@ class BatchWriter:
                     marker.done.set()
                 self._held_flushes.clear()
 
-    def _take_all(self, first: _Item | None) -> list[_Item]:
-        items = [] if first is None else [first]
+    def _take_all(self) -> list[_Item]:
+        items: list[_Item] = []
         while True:
             try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
+                items.append(self._queue.popleft())
+            except IndexError:
                 return items
 
     def _commit_or_spool(self, rows: list[LedgerRow], waiters: list[_Durable]) -> None:
@@ -249,7 +260,7 @@ class BatchWriter:
             if self._spool is not None:
                 # Serve new rows (into the spool) between retries: a put wakes this wait.
                 self._wake.wait(delay)
-                if not self._queue.empty():
+                if self._queue:
                     return
             else:
                 time.sleep(delay)

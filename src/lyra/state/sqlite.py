@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lyra.errors import StateReset, StateUnavailable
-from lyra.sqlite_wal import enable_wal
+from lyra.sqlite_wal import Checkpointer, enable_wal, hand_off_checkpoints
 from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import bucket_refill, bucket_wait, check_actual, merge_charges
 
@@ -92,6 +92,8 @@ class SqliteBackend(StateBackend):
         self._lock = threading.Lock()
         self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         enable_wal(self._db)
+        hand_off_checkpoints(self._db)
+        self._checkpointer = Checkpointer(self.path) if Path(self.path).exists() else None
         # NORMAL loses nothing on a process crash in WAL mode, only on power loss, and the budget
         # can be rebuilt from the ledger with seed_committed.
         self._db.execute("PRAGMA synchronous = NORMAL")
@@ -247,5 +249,7 @@ class SqliteBackend(StateBackend):
 
     async def close(self) -> None:
         """Close the connection."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         with self._lock:
             self._db.close()
