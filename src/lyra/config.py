@@ -174,6 +174,9 @@ class StateSettings(_Strict):
 class LedgerSettings(_Strict):
     url: str | None = None
     enabled: bool = True
+    # SQLite: "normal" survives a killed process; "full" also an OS crash or power loss, at an fsync
+    # per group commit (BENCHMARKS.md).
+    synchronous: Literal["normal", "full"] = "normal"
 
 
 class ClientSettings(_Strict):

@@ -124,7 +124,8 @@ class Lyra:
         recorders: list[Recorder] = []
         if self.settings.ledger.enabled:
             url = self.config.ledger_url or default_url(simulated=simulated)
-            self.ledger = ledger = Ledger(url, simulated=simulated)
+            self.ledger = ledger = Ledger(url, simulated=simulated,
+                                          synchronous=self.settings.ledger.synchronous)
             ledger.start()
         self.budget = budget = BudgetGovernor(
             self.settings, self.catalog, state,

@@ -75,6 +75,7 @@ class Ledger:
         close_timeout_s: float = 10.0,
         simulated: bool = False,
         spool_folder: Path | None = None,
+        synchronous: str = "normal",
     ) -> None:
         if flush_interval_s <= 0:
             raise ValueError(f"flush_interval_s must be > 0, got {flush_interval_s}")
@@ -87,6 +88,7 @@ class Ledger:
         self._spool = Spool(spool_folder or data_folder() / "spool", spool_prefix(self.url_for_display))
         self._sqlite_file = sqlite_path(self._url)
         self._writer_db: sqlite3.Connection | None = None  # the writer thread's own, for SQLite
+        self._synchronous = "FULL" if synchronous == "full" else "NORMAL"
         self._checkpointer: Checkpointer | None = None
         self._writer = BatchWriter(self._commit_batch, flush_interval_s=flush_interval_s,
                                    batch_size=batch_size, spool=self._spool)
@@ -239,6 +241,7 @@ class Ledger:
             db = self._writer_db = sqlite3.connect(self._sqlite_file, isolation_level=None,
                                                    check_same_thread=False)
             sqlite_on_connect(db, None)
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
         db.execute("BEGIN")
         try:
             db.executemany(_INSERT_SQL, [tuple(getattr(row, name) for name in ROW_FIELDS) for row in rows])
