@@ -156,6 +156,17 @@ def _finish_row(row: dict[str, Any]) -> dict[str, Any]:
             "cost_per_correct_nanos": row["cost_nanos"] // correct if correct else None}
 
 
+def budget_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """One line when budget caps refused stages: those decisions reflect the budget, not the market."""
+    refused = [r for r in records
+               if any(str(s.get("error", "")).startswith(("BudgetExceeded", "CostUnbounded"))
+                      for s in r.get("stages", ()))]
+    if not refused:
+        return []
+    return [f"{len(refused)} of {len(records)} decisions had a stage refused by a budget cap, so they "
+            "show what the budget allowed, not what the models would say; see `lyra budget`"]
+
+
 def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = ("quick", "trade")
                     ) -> list[str]:
     """One line per model the pipeline may ask whose training data reaches past the window's start."""
@@ -257,7 +268,7 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
                    "every": every, "horizon": horizon},
         "costs": {"fee_bps": options.costs.fee_bps, "slippage_bps": options.costs.slippage_bps},
         "notional_usd": options.notional, "anonymised": options.anonymise, "elapsed_s": round(elapsed, 3),
-        "warnings": cutoff_warnings(lyra, times[0]),
+        "warnings": cutoff_warnings(lyra, times[0]) + budget_warnings([s.record for s in ai.steps]),
         "strategies": [_summary(r, bars, horizon, options.costs) for r in runs],
         "track_record": track_record(ai.steps, bars, horizon),
         "decisions": [s.record for s in ai.steps],
