@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,6 +22,18 @@ def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     monkeypatch.delenv("LYRA_LEDGER_URL", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _lyra_logger_restored() -> Iterator[None]:
+    """Undo what a CLI run in-process does to the `lyra` logger (its handler on a captured stderr
+    that pytest closes afterwards, its level, no propagation), so that no test sees another's."""
+    logger = logging.getLogger("lyra")
+    handlers, level, propagate, disabled = logger.handlers[:], logger.level, logger.propagate, logger.disabled
+    yield
+    logger.handlers[:] = handlers
+    logger.setLevel(level)  # also clears the cached levels of the lyra.* loggers
+    logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture

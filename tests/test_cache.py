@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
 
 from lyra import Lyra
 from lyra.cache import MemoryCache, cache_key
 from lyra.simulator import Simulator
 from lyra.types import Completion, CompletionRequest
-from support import engine_env
 
 MSG = [{"role": "user", "content": "Sentiment of: 'ETF inflows hit a record'"}]
 
@@ -43,13 +40,16 @@ async def test_bypass_and_refresh(lyra: Lyra, sim: Simulator) -> None:
     assert sim.stats.calls == 3
 
 
-async def test_hit_after_the_ttl_is_a_miss(sim: Simulator, config_path: Callable[..., Path]) -> None:
-    path = config_path(**{"cache_ttl_s = 600": "cache_ttl_s = 0.2"})
-    async with Lyra.from_config(path, environ=engine_env(sim)) as lyra:
-        await lyra.complete(task="news_sentiment", messages=MSG)
-        assert (await lyra.complete(task="news_sentiment", messages=MSG)).cached
-        await asyncio.sleep(0.3)
-        late = await lyra.complete(task="news_sentiment", messages=MSG)
+async def test_hit_after_the_ttl_is_a_miss(lyra: Lyra, sim: Simulator) -> None:
+    ttl = lyra.settings.tasks["news_sentiment"].cache_ttl_s
+    now = [0.0]
+    assert lyra._cache is not None
+    lyra._cache.store = MemoryCache(clock=lambda: now[0])  # the cache on a clock that the test moves
+    await lyra.complete(task="news_sentiment", messages=MSG)
+    now[0] += ttl - 1
+    assert (await lyra.complete(task="news_sentiment", messages=MSG)).cached
+    now[0] += 1
+    late = await lyra.complete(task="news_sentiment", messages=MSG)
     assert not late.cached and sim.stats.calls == 2
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import heapq
+import itertools
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,15 +34,21 @@ _SYMBOL: contextvars.ContextVar[str] = contextvars.ContextVar("lyra_live_symbol"
 
 
 class Clock(Protocol):
-    """Seconds since the start of the session, and a way to wait for a later one."""
-
-    speed: float
+    """Seconds since the start of the session, a way to wait for a later one, and the work it runs."""
 
     def now(self) -> float: ...
 
+    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
+        """Return once the clock reads `at_s`, or as soon as `stop` is set."""
+        ...
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` as work in progress on this clock until it finishes."""
+        ...
+
 
 class ReplayClock:
-    """A simulated clock: `speed` simulated seconds pass per real second."""
+    """A paced clock: `speed` simulated seconds pass per real second, whatever the work does."""
 
     def __init__(self, speed: float, *, start_s: float = 0.0) -> None:
         if speed <= 0:
@@ -51,6 +59,109 @@ class ReplayClock:
 
     def now(self) -> float:
         return self._start + (time.monotonic() - self._real0) * self.speed
+
+    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
+        delay = max(0.0, (at_s - self.now()) / self.speed)
+        if stop is None:
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        """Real time does not wait for work."""
+
+
+class SimulatedClock:
+    """Simulated time that moves only when the work it watches is waiting on it.
+
+    Time jumps to the earliest wake-up once every watched task (each tick of a runner) is asleep
+    on this clock or finished, so a tick's own work, network calls included, takes no simulated
+    time however slow the machine is; a tick overlaps the next one only by sleeping on the clock.
+    Work blocked on anything else holds time still. At one instant, watched work wakes before the
+    tasks that only wait on the clock (the runner), so these see that work's outcome. A task that
+    waits on the clock awaits `sleep_until` itself: through a wrapper task (`asyncio.wait_for`) it
+    would be running again only after the clock had already moved on.
+    """
+
+    def __init__(self, *, start_s: float = 0.0) -> None:
+        self._now = start_s
+        self._sleepers: list[tuple[float, int, asyncio.Task[Any], asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._watched: set[asyncio.Task[Any]] = set()
+        self._asleep: set[asyncio.Task[Any]] = set()
+        self._waking: set[asyncio.Task[Any]] = set()  # woken, not yet running again
+        self._check_due = False
+
+    def now(self) -> float:
+        return self._now
+
+    def watch(self, task: asyncio.Task[Any]) -> None:
+        if task.done() or task in self._watched:
+            return
+        self._watched.add(task)
+        task.add_done_callback(self._finished)
+
+    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if at_s <= self._now or (stop is not None and stop.is_set()):
+            await asyncio.sleep(0)
+            return
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (at_s, next(self._order), task, wake))
+        self._asleep.add(task)
+        stopper = None if stop is None else asyncio.ensure_future(self._wake_on(stop, task, wake))
+        self._schedule_check()
+        try:
+            await wake
+        finally:
+            self._asleep.discard(task)
+            self._waking.discard(task)
+            if not wake.done():
+                wake.cancel()
+            if stopper is not None:
+                stopper.cancel()
+            self._schedule_check()
+
+    async def _wake_on(
+        self, stop: asyncio.Event, task: asyncio.Task[Any], wake: asyncio.Future[None]
+    ) -> None:
+        await stop.wait()
+        self._wake(task, wake)
+
+    def _wake(self, task: asyncio.Task[Any], wake: asyncio.Future[None]) -> None:
+        if not wake.done():
+            self._asleep.discard(task)
+            self._waking.add(task)
+            wake.set_result(None)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._watched.discard(task)
+        self._schedule_check()
+
+    def _schedule_check(self) -> None:
+        if not self._check_due:
+            self._check_due = True
+            asyncio.get_running_loop().call_soon(self._advance)
+
+    def _advance(self) -> None:
+        self._check_due = False
+        while self._sleepers and self._sleepers[0][3].done():
+            heapq.heappop(self._sleepers)  # stopped or cancelled early
+        if not self._sleepers or self._waking or not self._watched <= self._asleep:
+            return  # nothing to wake, or work still in progress
+        at_s = self._sleepers[0][0]
+        due: list[tuple[float, int, asyncio.Task[Any], asyncio.Future[None]]] = []
+        while self._sleepers and self._sleepers[0][0] <= at_s:
+            due.append(heapq.heappop(self._sleepers))
+        work = [entry for entry in due if entry[2] in self._watched]
+        for entry in due:
+            if work and entry[2] not in self._watched:
+                heapq.heappush(self._sleepers, entry)  # after the work due at this instant
+        self._now = max(self._now, at_s)
+        for _, _, task, wake in work or due:
+            self._wake(task, wake)
 
 
 class Market(Protocol):
@@ -242,9 +353,7 @@ class LiveRunner:
                     self._fire(state, state.next_at)
                     state.next_at += state.job.every_s
             wake = min(s.next_at for s in self.status.jobs)
-            delay = max(0.0, (min(wake, self.session_s) - self.clock.now()) / self.clock.speed)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), timeout=delay)
+            await self.clock.sleep_until(min(wake, self.session_s), stop=self.stop)
         await self._drain()
         return self.status
 
@@ -254,6 +363,7 @@ class LiveRunner:
             return
         state.fired += 1
         state.running = asyncio.create_task(self._tick(state, at_s), name=f"lyra-live:{state.job.name}")
+        self.clock.watch(state.running)
 
     async def _tick(self, state: JobState, at_s: float) -> None:
         action = self.actions.get(state.job.task, self._generic)
@@ -323,7 +433,7 @@ class LiveRunner:
         self._check(job, stage)
 
     async def _health(self, job: Job, at_s: float) -> None:
-        await self.monitor.run_once(window_sim_s=job.every_s, speed=self.clock.speed)
+        await self.monitor.run_once(window_sim_s=job.every_s)
 
     async def _generic(self, job: Job, at_s: float) -> None:
         completion: Completion = await self.lyra.complete(
@@ -370,14 +480,20 @@ async def run_replay_day(
     lyra: Lyra,
     source: str,
     *,
-    speed: float,
+    speed: float = 60.0,
+    clock: Clock | None = None,
     session_s: float | None = None,
     stop: asyncio.Event | None = None,
     panel: Callable[[LiveRunner], Any] | None = None,
 ) -> LiveStatus:
-    """Run one simulated session of the schedule on a replay (the in-process entry point)."""
+    """Run one simulated session of the schedule on a replay (the in-process entry point).
+
+    The session is paced at `speed` simulated seconds per real second, unless `clock` is given
+    (a SimulatedClock runs it as fast as its work allows, the same way on any machine).
+    """
     symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
-    runner = LiveRunner(lyra, load_replay(source, symbols), ReplayClock(speed), session_s=session_s)
+    clock = clock if clock is not None else ReplayClock(speed)
+    runner = LiveRunner(lyra, load_replay(source, symbols), clock, session_s=session_s)
     if stop is not None:
         runner.stop = stop
     if panel is None:
@@ -388,12 +504,14 @@ async def run_replay_day(
 
 __all__ = [
     "CcxtMarket",
+    "Clock",
     "JobState",
     "LiveOrchestrator",
     "LiveRunner",
     "LiveStatus",
     "ReplayClock",
     "ReplayMarket",
+    "SimulatedClock",
     "install_signal_handlers",
     "load_replay",
     "run_replay_day",

@@ -102,7 +102,7 @@ class HealthMonitor:
         self._since = time.time()
         self.reports: list[HealthReport] = []
 
-    async def run_once(self, *, window_sim_s: float, speed: float = 1.0) -> HealthReport:
+    async def run_once(self, *, window_sim_s: float) -> HealthReport:
         """Measure the interval since the last run, alert in code, and ask a fast model to comment."""
         now = time.time()
         ledger = self.lyra.ledger

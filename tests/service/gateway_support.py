@@ -60,11 +60,14 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def running(app: object, *, log_config: dict[str, object] | None = None) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port; yield its /v1 base URL."""
-    port = free_port()
+    # uvicorn serves a socket bound here already: no other process can take the port meanwhile.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
                             lifespan="on", log_config=log_config)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
             if task.done():
@@ -74,7 +77,10 @@ async def running(app: object, *, log_config: dict[str, object] | None = None) -
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        try:
+            await asyncio.wait_for(task, 15)
+        finally:
+            sock.close()
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -84,7 +90,24 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 async def start_server(config: Path, env: dict[str, str], *args: str) -> tuple[asyncio.subprocess.Process, str]:
-    """`lyra serve` in a child process on a free port; returns it and its /v1 URL once it is ready."""
+    """`lyra serve` in a child process on a free port; returns it and its /v1 URL once it is ready.
+
+    The port is free when picked, but another process may bind it before the child does: then
+    the child exits at once, and it starts again on another port.
+    """
+    for _ in range(4):
+        try:
+            return await _start_server(config, env, *args)
+        except _PortTaken:
+            continue
+    raise RuntimeError("lyra serve found its port taken four times")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+async def _start_server(config: Path, env: dict[str, str], *args: str) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "lyra.cli_serve", "--config", str(config), "--port", str(port), *args,
@@ -95,6 +118,8 @@ async def start_server(config: Path, env: dict[str, str], *args: str) -> tuple[a
         while time.monotonic() < deadline:
             if proc.returncode is not None:
                 _, err = await proc.communicate()
+                if "address already in use" in err.decode().lower():
+                    raise _PortTaken(port)
                 raise RuntimeError(f"lyra serve exited with {proc.returncode}: {err.decode()[-3000:]}")
             with contextlib.suppress(aiohttp.ClientError):
                 async with session.get(f"{root}/readyz") as r:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 import aiohttp
@@ -42,8 +43,8 @@ async def test_models_listing_shape(sim: Simulator, session: aiohttp.ClientSessi
 
 
 async def test_generation_is_404_for_a_while_then_answers() -> None:
-    # 10 s of lag at 1/100 speed: 0.1 s.
-    options = SimulatorOptions(time_scale=0.01, generation_lag_s=10)
+    # 100 s of lag at 1/100 speed: 1 s, so that the first look comes well within it on a busy machine.
+    options = SimulatorOptions(time_scale=0.01, generation_lag_s=100)
     async with Simulator(options=options) as sim, aiohttp.ClientSession() as session:
         body = {"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         completion = (await fetch(session, "POST", f"{sim.base_url}/chat/completions", body=body))
@@ -52,9 +53,10 @@ async def test_generation_is_404_for_a_while_then_answers() -> None:
         first = await fetch(session, "GET", url)
         assert first.status == 404
         assert first.json()["error"]["code"] == 404
-        for _ in range(100):
+        deadline = time.monotonic() + 60
+        for _ in range(100_000):
             answer = await fetch(session, "GET", url)
-            if answer.status == 200:
+            if answer.status == 200 or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.02)
         assert answer.status == 200

@@ -82,9 +82,12 @@ async def test_a_killed_holders_reservation_expires_into_committed_and_the_cap_h
     shared: tuple[StateBackend, str, str],
 ) -> None:
     backend, kind, target = shared
+    spawned = time.monotonic()  # the holder reserves after this
     await reserve_and_get_killed(kind, target)
-    # Still live right after the kill (its ttl has not passed): held, not yet spent.
-    assert (await backend.usage([CAP]))[CAP] == CapUsage(0, HELD)
+    # Still live right after the kill (its ttl has not passed): held, not yet spent. A machine
+    # too busy to look within the ttl sees it expired already, which the next step checks.
+    usage = (await backend.usage([CAP]))[CAP]
+    assert usage == CapUsage(0, HELD) or time.monotonic() - spawned >= TTL_S, usage
     # After the ttl the hold counts as spent at its worst case: it is not freed.
     assert await wait_for_expiry(backend) == CapUsage(HELD, 0)
     assert await backend.reserve(rid(), [Charge(CAP, LIMIT, LIMIT - HELD + 1)], ttl_s=60) is not None

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lyra.trading import DataError, list_samples, load_bars, load_sample, sample_path
+from lyra.trading import DataError, ccxt_source, list_samples, load_bars, load_sample, sample_path
 
 # --- Parquet ------------------------------------------------------------------------------------
 
@@ -225,6 +225,8 @@ def test_ccxt_exchange_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_ccxt_bars_drop_the_forming_candle(monkeypatch: pytest.MonkeyPatch) -> None:
     hour_ms = 3_600_000
     now_hour = int(time.time() * 1000) // hour_ms * hour_ms
+    # Half past the hour for the loader too: no hour may turn between the test's "now" and its own.
+    monkeypatch.setattr(ccxt_source, "time", types.SimpleNamespace(time=lambda: (now_hour + hour_ms / 2) / 1000))
 
     def fetch(_: Any, symbol: str, timeframe: str, limit: int) -> list[list[float]]:
         opens = [now_hour - hour_ms * k for k in range(limit - 1, -1, -1)]  # the last one is still open
