@@ -49,7 +49,9 @@ async def test_a_cancelled_call_is_booked_not_released(tmp_path: Path) -> None:
         async with Lyra.from_config(config(tmp_path), environ=environ) as lyra:
             task = asyncio.create_task(lyra.complete(model="anthropic/claude-opus-4.8", messages=MSG,
                                                      max_tokens=300))
-            while sim.stats.calls == 0 and not task.done():  # wait until the request is upstream
+            for _ in range(3000):  # wait (up to 30 s, on any machine) until the request is upstream
+                if sim.stats.calls or task.done():
+                    break
                 await asyncio.sleep(0.01)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
