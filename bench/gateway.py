@@ -40,9 +40,11 @@ CLIENT_TOKEN = "lyra-bench-" + "b" * 40
 UPSTREAM_KEY = "sk-or-v1-bench-" + "0" * 40
 
 
-def gateway_config() -> str:
+def gateway_config(state: str | None = None) -> str:
     """The shipped example with one client and limits high enough never to bind in a benchmark."""
     text = example_config_text()
+    if state is not None:  # another [state] backend than the shipped default
+        text = re.sub(r'(\[state\]\nbackend = )"\w+"', rf'\1"{state}"', text, count=1)
     text = re.sub(r"daily_tokens = [0-9_]+", "daily_tokens = 1_000_000_000", text)
     digest = hashlib.sha256(CLIENT_TOKEN.encode()).hexdigest()
     return text + (f'\n[limits]\nkey_rpm = 10000000\nkey_tpm = 10000000000\n'
@@ -51,10 +53,10 @@ def gateway_config() -> str:
 
 
 @contextlib.contextmanager
-def gateway(upstream: str, folder: Path) -> Iterator[str]:
+def gateway(upstream: str, folder: Path, state: str | None) -> Iterator[str]:
     """`lyra serve` in a child process; yields its /v1 URL once /readyz answers."""
     config = folder / "lyra.toml"
-    config.write_text(gateway_config())
+    config.write_text(gateway_config(state))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LYRA_", "OPENROUTER_"))}
     env |= {"OPENROUTER_API_KEY": UPSTREAM_KEY, "LYRA_OPENROUTER_BASE_URL": upstream,
@@ -127,9 +129,9 @@ def caller(session: aiohttp.ClientSession, url: str, token: str) -> Callable[[],
     return call
 
 
-async def run(requests: int, concurrency: int) -> None:
+async def run(requests: int, concurrency: int, state: str | None) -> None:
     with zero_latency_upstream() as upstream, tempfile.TemporaryDirectory() as tmp, \
-            gateway(upstream, Path(tmp)) as gateway_url:
+            gateway(upstream, Path(tmp), state) as gateway_url:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with aiohttp.ClientSession(connector=connector) as session:
             paths = {"direct": caller(session, upstream, UPSTREAM_KEY),
@@ -156,8 +158,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--state", choices=("sqlite", "memory"), default=None,
+                        help="the gateway's [state] backend (default: the shipped config's)")
     args = parser.parse_args()
-    asyncio.run(run(args.requests, args.concurrency))
+    asyncio.run(run(args.requests, args.concurrency, args.state))
 
 
 if __name__ == "__main__":

@@ -88,6 +88,7 @@ class Ledger:
         self._spool = Spool(spool_folder or data_folder() / "spool", spool_prefix(self.url_for_display))
         self._sqlite_file = sqlite_path(self._url)
         self._writer_db: sqlite3.Connection | None = None  # the writer thread's own, for SQLite
+        self._inline_db: sqlite3.Connection | None = None  # the event loop's, for commit_inline
         self._synchronous = "FULL" if synchronous == "full" else "NORMAL"
         self._checkpointer: Checkpointer | None = None
         self._writer = BatchWriter(self._commit_batch, flush_interval_s=flush_interval_s,
@@ -142,6 +143,8 @@ class Ledger:
             return
         if not self._writer.started:
             self.start()
+        if self._sqlite_file is not None and self._writer.commit_inline(self._commit_inline):
+            return
         try:
             ok = await asyncio.wait_for(self._writer.durable(), within_s)
         except TimeoutError:
@@ -179,8 +182,9 @@ class Ledger:
         self._spool.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
-        if self._writer_db is not None:
-            self._writer_db.close()
+        for db in (self._writer_db, self._inline_db):
+            if db is not None:
+                db.close()
         self._connected().dispose()
 
     def spend_between(self, start_ts: float, end_ts: float) -> SpendTotals:
@@ -236,19 +240,27 @@ class Ledger:
         if self._sqlite_file is None:
             self._insert(rows)
             return
-        db = self._writer_db
-        if db is None:
-            db = self._writer_db = sqlite3.connect(self._sqlite_file, isolation_level=None,
-                                                   check_same_thread=False)
-            sqlite_on_connect(db, None)
-            db.execute(f"PRAGMA synchronous = {self._synchronous}")
-        db.execute("BEGIN")
-        try:
-            db.executemany(_INSERT_SQL, [tuple(getattr(row, name) for name in ROW_FIELDS) for row in rows])
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        if self._writer_db is None:
+            self._writer_db = self._raw_connection(busy_timeout_ms=30_000)
+        _insert_raw(self._writer_db, rows)
+
+    def _commit_inline(self, rows: Sequence[LedgerRow]) -> None:
+        """A billed answer's commit on the event loop's thread (SQLite): no hop to the writer.
+
+        Its busy timeout is short: when another process holds the file's write lock for more than
+        a moment, this fails and the writer thread, which may wait, commits instead.
+        """
+        if self._inline_db is None:
+            self._inline_db = self._raw_connection(busy_timeout_ms=5)
+        _insert_raw(self._inline_db, rows)
+
+    def _raw_connection(self, *, busy_timeout_ms: int) -> sqlite3.Connection:
+        assert self._sqlite_file is not None
+        db = sqlite3.connect(self._sqlite_file, isolation_level=None, check_same_thread=False)
+        sqlite_on_connect(db, None)
+        db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        db.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+        return db
 
     def _insert(self, rows: Sequence[LedgerRow]) -> None:
         params = [{name: getattr(row, name) for name in ROW_FIELDS} for row in rows]
@@ -260,6 +272,16 @@ class Ledger:
             self._insert(rows)
         except Exception as exc:  # write() must not raise into the request path
             log.error("ledger: %d rows written after close were lost (%s)", len(rows), type(exc).__name__)
+
+
+def _insert_raw(db: sqlite3.Connection, rows: Sequence[LedgerRow]) -> None:
+    db.execute("BEGIN")
+    try:
+        db.executemany(_INSERT_SQL, [tuple(getattr(row, name) for name in ROW_FIELDS) for row in rows])
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 __all__ = ["DURABLE_TIMEOUT_S", "ENV_URL", "Ledger", "data_folder", "default_url"]

@@ -117,6 +117,9 @@ class BatchWriter:
         self._failing = False  # the last commit failed: rows are in the spool, waiting
         self._held_flushes: list[_Flush] = []  # answered once the database has every row again
         self._unspooled: list[LedgerRow] = []  # rows of an outage the spool could not take either
+        # Held while queued items are taken and committed, by the writer or by commit_inline, so
+        # that a marker is never answered while rows queued before it are still being committed.
+        self.turn = threading.Lock()
 
     @property
     def started(self) -> bool:
@@ -198,21 +201,53 @@ class BatchWriter:
             # a stop wakes the thread at once and everything queued so far shares one commit.
             self._wake.wait(max(0.0, last_commit + self._interval - time.monotonic()))
             self._wake.clear()
-            items = self._take_all()
-            if not items:
-                last_commit = time.monotonic()
-                continue
-            rows = [i for i in items if isinstance(i, LedgerRow)]
-            waiters = [i for i in items if isinstance(i, _Durable)]
-            flushes = [i for i in items if isinstance(i, _Flush)]
-            stopping = any(isinstance(i, _Stop) for i in items)
             last_commit = time.monotonic()
+            with self.turn:
+                stopping = self._serve_queue()
+
+    def _serve_queue(self) -> bool:
+        """Commit (or spool) what is queued and answer its markers; True when a stop was among them."""
+        items = self._take_all()
+        rows = [i for i in items if isinstance(i, LedgerRow)]
+        waiters = [i for i in items if isinstance(i, _Durable)]
+        flushes = [i for i in items if isinstance(i, _Flush)]
+        stopping = any(isinstance(i, _Stop) for i in items)
+        if rows or waiters or self._failing:  # in an outage, every wake-up retries the spool
             self._commit_or_spool(rows, waiters)
-            self._held_flushes += flushes
-            if not self._failing or stopping:
-                for marker in self._held_flushes:
-                    marker.done.set()
-                self._held_flushes.clear()
+        self._held_flushes += flushes
+        if not self._failing or stopping:
+            for marker in self._held_flushes:
+                marker.done.set()
+            self._held_flushes.clear()
+        return stopping
+
+    def commit_inline(self, commit: Callable[[Sequence[LedgerRow]], None]) -> bool:
+        """Commit every queued row on the caller's thread, if that is safe now; False if not done.
+
+        Safe means: the writer is not busy and not in an outage, and only rows are queued (a
+        marker behind them must see them committed first, so then the writer does it). A billed
+        answer on SQLite saves the hop to the writer thread this way; rows of every request that
+        reached this point together share the commit.
+        """
+        if self._failing or not self.turn.acquire(blocking=False):
+            return False
+        try:
+            rows: list[LedgerRow] = []
+            while self._queue:
+                item = self._queue.popleft()
+                if not isinstance(item, LedgerRow):
+                    self._queue.appendleft(item)
+                    self._queue.extendleft(reversed(rows))
+                    return False
+                rows.append(item)
+            try:
+                commit(rows)
+            except Exception:  # an outage or a bad row: the writer retries, spools or drops them
+                self._queue.extendleft(reversed(rows))
+                return False
+            return True
+        finally:
+            self.turn.release()
 
     def _take_all(self) -> list[_Item]:
         items: list[_Item] = []
