@@ -73,7 +73,7 @@ async def test_malformed_member_output_is_an_abstention(sim: Simulator, config_p
     assert c.action == "HOLD" and c.score == pytest.approx(0.70)  # the abstention counted for nothing
 
 
-async def test_early_exit_cancels_the_rest_and_releases_reservations(
+async def test_early_exit_cancels_the_rest_and_books_them_at_their_worst_case(
     sim: Simulator, config_path: Callable[..., Path]
 ) -> None:
     sim.add_fault(Fault(kind="timeout", model=GROK, hang_s=20))
@@ -82,11 +82,18 @@ async def test_early_exit_cancels_the_rest_and_releases_reservations(
         c = await lyra.consensus(messages=BULLISH, panel="trade", notional=15_000)
         assert lyra.budget is not None
         reserved = sum(line.reserved for line in await lyra.budget.snapshot())
+        assert lyra.ledger is not None
+        lyra.ledger.flush()
+        booked = [r for r in lyra.ledger.rows(kind="attempt") if r.requested_model == GROK]
     finally:
         await lyra.aclose()
     assert c.early_exit and c.action == "BUY"
     grok = c.votes[4]
-    assert grok.status == "cancelled" and grok.cost_nanos == 0
+    # The request had reached OpenRouter, which may bill it in full: booked at its worst case,
+    # in the ledger and in the decision's cost alike, and no hold is left behind.
+    assert grok.status == "cancelled" and grok.cost_nanos > 0
+    assert [(r.error_kind, r.cost_nanos, r.cost_estimated) for r in booked] == [("cancelled", grok.cost_nanos, True)]
+    assert c.cost_nanos == sum(v.cost_nanos for v in c.votes)
     assert reserved == 0
 
 
@@ -142,6 +149,8 @@ async def test_budgets_apply_to_each_member(sim: Simulator, config_path: Callabl
         await lyra.aclose()
     refused = {v.model for v in c.votes if v.status == "error" and "BudgetExceeded" in v.reason}
     assert refused == {OPUS, GPT4O}
-    # With 0.55 of the weight refused no action can reach 0.75: the rest is cancelled, unbilled.
+    # With 0.55 of the weight refused no action can reach 0.75: the rest is cancelled. The refused
+    # never reached upstream and cost nothing; a cancelled member is booked at its worst case.
     assert c.action == "HOLD" and c.early_exit
-    assert all(v.cost_nanos == 0 for v in c.votes)
+    assert all(v.cost_nanos == 0 for v in c.votes if v.model in refused)
+    assert c.cost_nanos == sum(v.cost_nanos for v in c.votes)

@@ -14,7 +14,7 @@ from lyra.decision import DECISION_INSTRUCTIONS, DECISION_RESPONSE_FORMAT, Abste
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
 from lyra.money import nanos_to_usd
-from lyra.types import Completion, CompletionRequest, Message
+from lyra.types import Completion, CompletionRequest, Message, SpendTally
 
 log = get_logger("lyra.consensus")
 
@@ -149,7 +149,8 @@ class ConsensusEngine:
         started = time.monotonic()
         votes = [MemberVote(model=m.model, key=m.key, weight=m.weight, status="dropped",
                             reason=f"no answer within the {cfg.deadline_s:g}s deadline") for m in cfg.members]
-        tasks = {asyncio.create_task(self._member(m, prompt, cfg, cache, client)): i
+        tallies = [SpendTally() for _ in cfg.members]
+        tasks = {asyncio.create_task(self._member(m, prompt, cfg, cache, client, tallies[i])): i
                  for i, m in enumerate(cfg.members)}
         pending: set[Task] = set(tasks)
         deadline = started + cfg.deadline_s
@@ -166,6 +167,8 @@ class ConsensusEngine:
                 early = True
                 break
         await self._stop(pending, tasks, votes, early)
+        for vote, tally in zip(votes, tallies, strict=True):
+            vote.cost_nanos = tally.nanos  # failed and cancelled members' booked cost counts too
         outcome = rule.decide([v.ballot() for v in votes], threshold=cfg.threshold, quorum=cfg.quorum)
         return self._result(panel, cfg, outcome, votes, started, early, notional)
 
@@ -178,7 +181,7 @@ class ConsensusEngine:
 
     async def _stop(self, pending: set[Task], tasks: Mapping[Task, int], votes: list[MemberVote],
                     early: bool) -> None:
-        """Cancel members still running; their reservations are released as they unwind."""
+        """Cancel members still running; each books its call at the worst case as it unwinds."""
         for task in pending:
             task.cancel()
             if early:
@@ -187,12 +190,13 @@ class ConsensusEngine:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _member(self, member: PanelMember, prompt: list[Message], cfg: PanelSettings,
-                      cache: Literal["use", "bypass", "refresh"], client: str | None) -> MemberVote:
+                      cache: Literal["use", "bypass", "refresh"], client: str | None,
+                      tally: SpendTally) -> MemberVote:
         started = time.monotonic()
         vote = MemberVote(model=member.model, key=member.key, weight=member.weight, status="error")
         request = CompletionRequest(messages=prompt, task=cfg.task, model=member.model, key=member.key,
                                     max_tokens=cfg.max_tokens, response_format=DECISION_RESPONSE_FORMAT,
-                                    deadline_s=cfg.deadline_s, cache=cache, client=client)
+                                    deadline_s=cfg.deadline_s, cache=cache, client=client, spend=tally)
         try:
             completion = await self._call(request)
         except LyraError as exc:

@@ -437,6 +437,8 @@ class Router:
 
     def _record(self, loop: _Loop, attempt: Attempt) -> None:
         loop.attempts.append(attempt)
+        if loop.request.spend is not None:
+            loop.request.spend.nanos += attempt.cost_nanos
         for recorder in self.recorders:
             recorder.attempt(loop.request_id, loop.request, loop.plan, attempt)
 

@@ -13,6 +13,17 @@ Message = Mapping[str, Any]
 CacheMode = Literal["use", "bypass", "refresh"]
 
 
+@dataclass(slots=True)
+class SpendTally:
+    """What one request booked over all its attempts, served, failed or cancelled (nano-dollars).
+
+    A caller that may cancel the request (a consensus panel's early exit) reads it afterwards: a
+    cancelled call raises instead of returning a Completion, but its booked worst case is money.
+    """
+
+    nanos: int = 0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompletionRequest:
     """What a caller asked for, as typed options with a trader's defaults."""
@@ -31,6 +42,7 @@ class CompletionRequest:
     cache: CacheMode = "use"
     priority: Literal["normal", "high", "emergency"] = "normal"
     client: str | None = None
+    spend: SpendTally | None = field(default=None, compare=False)  # every attempt's booked cost adds here
 
 
 @dataclass(slots=True, kw_only=True)
