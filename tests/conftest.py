@@ -8,12 +8,15 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+# Loaded here, at a shallow stack: hypothesis's pytest plugin imports it late in a run that has no
+# property tests, deep in pytest's hooks, where CPython 3.11's compiler fails a recursion check.
+import hypothesis  # noqa: F401
 import pytest
 import redis
 
 from lyra import Lyra
 from lyra.simulator import Simulator, SimulatorOptions
-from support import engine_env, fast_config_text, service_missing
+from support import delete_prefix, engine_env, fast_config_text, service_missing
 
 
 @pytest.fixture(autouse=True)
@@ -78,10 +81,4 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test alone; its keys are deleted afterwards."""
     prefix = f"lyra-test:{uuid.uuid4().hex[:12]}:"
     yield prefix
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    delete_prefix(redis_url, prefix)

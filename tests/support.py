@@ -6,8 +6,10 @@ import asyncio
 import os
 import re
 import signal
+from typing import Any
 
 import pytest
+import redis
 
 from lyra.config import example_config_text
 from lyra.simulator import Simulator
@@ -75,3 +77,25 @@ async def kill_and_reap(proc: asyncio.subprocess.Process) -> None:
     if proc.returncode is None:
         os.kill(proc.pid, signal.SIGKILL)
         await asyncio.wait_for(proc.wait(), 10)
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    """Remove one test's keys from a shared Redis (never anything else)."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def decided_trades(report: dict[str, Any]) -> list[tuple[object, ...]]:
+    """What a replay must reproduce exactly: each decision's time, action, size and deciding panel.
+
+    Which panel members were still running when an early exit cancelled them depends on timing
+    while recording, and a replay answers every member at once: the members' scores and costs may
+    differ, the decisions may not.
+    """
+    return [(d["time"], d["action"], d["notional_usd"], (d.get("final") or {}).get("action"))
+            for d in report["decisions"]]

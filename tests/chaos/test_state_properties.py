@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaos.state_model import ContractModel
 from lyra.state import CapUsage, Charge, MemoryBackend, RedisBackend, SqliteBackend, StateBackend
+from support import delete_prefix
 
 pytestmark = pytest.mark.chaos
 
@@ -78,17 +78,6 @@ async def opened(kind: str, redis_url: str | None) -> AsyncIterator[Subject]:
     finally:
         await backend.close()
         delete_prefix(redis_url, prefix)
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    """Remove this example's keys from the shared Redis (never anything else)."""
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 # --- strategies ------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from lyra.trading.backtest import Window
 from lyra.trading.cassette import Cassette
 from lyra.trading.data import Bars
 from lyra.trading.evaluate import BacktestOptions, ReplayMismatch, run_backtest
-from support import ACTIVE_SIGNALS
+from support import ACTIVE_SIGNALS, decided_trades
 
 OPTIONS = BacktestOptions(window=Window(start="2017-06-01", every=5))
 
@@ -22,17 +22,6 @@ ENGINE_EDITS = ACTIVE_SIGNALS
 
 def decisions_json(report: dict) -> bytes:
     return orjson.dumps(report["decisions"], option=orjson.OPT_SORT_KEYS)
-
-
-def trades(report: dict) -> list[tuple[object, ...]]:
-    """What a replay must reproduce exactly: each decision's time, action, size and deciding panel.
-
-    Which panel members were still running when an early exit cancelled them depends on timing
-    while recording, and a replay answers every member at once: the members' scores and costs may
-    differ, the decisions may not.
-    """
-    return [(d["time"], d["action"], d["notional_usd"], (d.get("final") or {}).get("action"))
-            for d in report["decisions"]]
 
 
 def outcome(strategy: dict) -> dict:
@@ -53,7 +42,7 @@ async def test_replay_reproduces_every_decision_with_zero_upstream_calls(
     replayed = await run_backtest(engine, bars, OPTIONS, cassette=player)
     assert sim.stats.calls == calls  # not one upstream call
     assert player.replayed > 0
-    assert trades(replayed) == trades(recorded)
+    assert decided_trades(replayed) == decided_trades(recorded)
     assert [outcome(s) for s in replayed["strategies"]] == [outcome(s) for s in recorded["strategies"]]
 
 
