@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -69,6 +70,7 @@ async def cache_hit(lyra: Lyra, n: int = 20_000) -> None:
 
 async def run(runs: int) -> None:
     with zero_latency_upstream(time_scale=0.05) as base_url, tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_DATA_HOME"] = tmp  # this run's state and spool files, not the user's
         env = {"OPENROUTER_API_KEY": "sk-or-v1-bench-" + "0" * 40, "LYRA_OPENROUTER_BASE_URL": base_url,
                "LYRA_LEDGER_URL": f"sqlite:///{tmp}/ledger.db"}
         async with Lyra.from_config(environ=env) as lyra:

@@ -29,6 +29,7 @@ MODEL = "deepseek/deepseek-chat"
 
 async def run(requests: int) -> None:
     with zero_latency_upstream() as base_url, tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_DATA_HOME"] = tmp  # this run's state and spool files, not the user's
         env = {"OPENROUTER_API_KEY": "sk-or-v1-bench-" + "0" * 40, "LYRA_OPENROUTER_BASE_URL": base_url,
                "LYRA_LEDGER_URL": f"sqlite:///{tmp}/ledger.db"}
         body = orjson.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 400})
