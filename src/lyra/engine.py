@@ -105,9 +105,19 @@ class Lyra:
         self._interceptor = interceptor
 
     async def start(self) -> None:
-        """Open the HTTP session and, with no keys, start the simulator."""
+        """Open the HTTP session and, with no keys, start the simulator.
+
+        A start that fails (the budget state cannot be reached, say) closes what it had opened.
+        """
         if self._started:
             return
+        try:
+            await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def _start(self) -> None:
         base_url = self.settings.openrouter.base_url
         secrets: Mapping[str, Secret] = self.config.secrets
         if self.config.simulated:
