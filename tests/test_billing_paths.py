@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lyra import Lyra
+from lyra import Lyra, StateUnavailable
 from lyra.ledger import Ledger
 from lyra.simulator import Simulator, SimulatorOptions
 from support import budget_config_text, engine_env
@@ -88,3 +88,23 @@ async def test_simulated_spend_never_counts_against_real_caps(sim: Simulator, tm
     finally:
         shared.close()
         sim_view.close()
+
+
+async def test_a_state_failure_after_the_answer_keeps_the_row_and_says_retry_later(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    environ = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    async with Lyra.from_config(config(tmp_path), environ=environ) as lyra:
+        assert lyra.state is not None and lyra.ledger is not None
+
+        async def commit_fails(reservation_id: str, actual: object) -> None:
+            raise StateUnavailable("the budget state cannot be reached (test)")
+
+        lyra.state.commit = commit_fails  # type: ignore[method-assign]  # the state dies after upstream answered
+        with pytest.raises(StateUnavailable) as info:
+            await lyra.complete(model="openai/gpt-4o-mini", messages=MSG, max_tokens=50)
+        lyra.ledger.flush()
+        [attempt] = lyra.ledger.rows(kind="attempt")
+    assert info.value.retry_after > 0  # the gateway answers 503 with Retry-After, never 500
+    assert attempt.status == "ok" and attempt.cost_nanos > 0 and not attempt.cost_estimated
+    assert sim.stats.total_cost_nanos == attempt.cost_nanos  # the billed call is in the ledger
