@@ -259,22 +259,19 @@ class BatchWriter:
 
     def _commit_or_spool(self, rows: list[LedgerRow], waiters: list[_Durable]) -> None:
         """Commit `rows` now; if the database fails, spool them, answer the waiters, then retry."""
-        if self._failing and self._spool is not None:  # an outage: keep order, new rows join the spool
-            durable = self._spool.append(rows)
-            _resolve(waiters, durable)
-            self._retry_spooled([] if durable else rows)
-            return
-        try:
-            self._commit_chunks(rows)
-        except Exception as exc:  # the writer thread must outlive any error and keep the rows
-            log.warning("ledger: committing %d rows failed (%s: %s); keeping them and retrying",
-                        len(rows), type(exc).__name__, _first_line(exc))
-            self._failing = True
-            durable = self._spool is not None and self._spool.append(rows)
-            _resolve(waiters, durable)
-            self._retry_spooled([] if durable else rows)
-            return
-        _resolve(waiters, True)
+        # In an outage with a spool, new rows join the spool behind the others, to keep their order.
+        if not (self._failing and self._spool is not None):
+            try:
+                self._commit_chunks(rows)
+                _resolve(waiters, True)
+                return
+            except Exception as exc:  # the writer thread must outlive any error and keep the rows
+                log.warning("ledger: committing %d rows failed (%s: %s); keeping them and retrying",
+                            len(rows), type(exc).__name__, _first_line(exc))
+                self._failing = True
+        durable = self._spool is not None and self._spool.append(rows)
+        _resolve(waiters, durable)
+        self._retry_spooled([] if durable else rows)
 
     def _retry_spooled(self, unspooled: list[LedgerRow]) -> None:
         """Retry the spooled rows (and any that could not be spooled) until the database takes them."""
