@@ -32,16 +32,18 @@ def since(text: str, now: float, *, allow_future: bool = False) -> Window:
     """
     if match := _SPAN.match(text.strip().lower()):
         start = now - float(match[1]) * _UNIT_S[match[2]]
-        if start < 0:
-            raise WindowError(f"since: {text!r} reaches back before 1970")
+        if not start >= 0:  # also a span so long that it is infinite
+            raise WindowError(f"since: {_shown(text)} reaches back before 1970")
         return Window(start, now, f"last {text.strip()}")
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise WindowError(f"since: {text!r} is neither a span like 7d, 24h, 30m nor an ISO date") from None
-    start = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+        start = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        raise WindowError(f"since: {_shown(text)} is neither a span like 7d, 24h, 30m nor an ISO date") from None
+    if start < 0:
+        raise WindowError(f"since: {_shown(text)} reaches back before 1970")
     if start > now and not allow_future:  # a report of nothing is a mistake; a usage query may be empty
-        raise WindowError(f"since: {text!r} is in the future")
+        raise WindowError(f"since: {_shown(text)} is in the future")
     return Window(start, now, f"since {text}")
 
 
@@ -50,6 +52,13 @@ def day(text: str) -> Window:
     try:
         parsed = date.fromisoformat(text)
     except ValueError:
-        raise WindowError(f"day: {text!r} is not a date like 2025-01-31") from None
+        raise WindowError(f"day: {_shown(text)} is not a date like 2025-01-31") from None
     start = datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+    if parsed == date.max or start.timestamp() < 0:  # the day after date.max cannot be represented
+        raise WindowError(f"day: {_shown(text)} is outside the days a ledger can hold (1970-01-01 to 9999-12-30)")
     return Window(start.timestamp(), (start + timedelta(days=1)).timestamp(), parsed.isoformat())
+
+
+def _shown(text: str) -> str:
+    """A value as an error quotes it: a client's 10 kB of junk is cut to its start."""
+    return repr(text) if len(text) <= 64 else repr(text[:64]) + "..."
