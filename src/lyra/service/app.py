@@ -15,17 +15,15 @@ from starlette.routing import Mount, Route
 
 from lyra.engine import Lyra
 from lyra.errors import LyraError
-from lyra.log import get_logger
 from lyra.metrics import Metrics
 from lyra.service import chat, consensus, dashboard, decide, health, models, report, usage
-from lyra.service.errors import ApiError, from_lyra_error
+from lyra.service.errors import ApiError, from_lyra_error, from_unexpected
 from lyra.service.gateway import Gateway
-from lyra.service.middleware import ObserveRequests
+from lyra.service.middleware import AnswerUnexpected, ObserveRequests
 from lyra.service.options import ServiceOptions
 
 CONFIG_ENV = "LYRA_SERVE_CONFIG"
 ACCESS_LOG_ENV = "LYRA_SERVE_ACCESS_LOG"
-log = get_logger("lyra.service")
 
 ROUTES = [
     Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
@@ -63,7 +61,8 @@ def create_app(
     app = Starlette(
         routes=ROUTES,
         lifespan=lifespan,
-        middleware=[Middleware(ObserveRequests, metrics=metrics, log_requests=options.access_log)],
+        middleware=[Middleware(ObserveRequests, metrics=metrics, log_requests=options.access_log),
+                    Middleware(AnswerUnexpected)],
         exception_handlers={ApiError: _api_error, LyraError: _lyra_error, HTTPException: _http_error,
                             Exception: _unexpected},
     )
@@ -96,6 +95,5 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    # The type only: an exception's text could carry request content, and never belongs to a client.
-    log.error("unexpected %s while serving %s %s", type(exc).__name__, request.method, request.url.path)
-    return ApiError(500, "internal error", type="server_error", code="internal_error").response()
+    """The last resort, for an exception outside AnswerUnexpected (in ObserveRequests itself)."""
+    return from_unexpected(exc, f"{request.method} {request.url.path}").response()

@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lyra.service.errors import bad_request
 from lyra.service.options import ServiceOptions
-from lyra.service.validate import api_error
-
-# Names pydantic puts in an error's location for the members of `content`'s union type.
+from lyra.service.validate import parse_body
 
 
 class _Strict(BaseModel):
@@ -75,10 +73,7 @@ class ChatCall:
 
 def parse_chat(raw: bytes, options: ServiceOptions) -> ChatCall:
     """Validate a request body, or raise ApiError 400 naming the field at fault."""
-    try:
-        body = ChatBody.model_validate_json(raw)
-    except ValidationError as exc:
-        raise api_error(exc, union_hint="expected a string, a list of content parts or null") from None
+    body = parse_body(ChatBody, raw, union_hint="expected a string, a list of content parts or null")
     _refuse_unsupported(body)
     max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
     if max_tokens is not None and max_tokens > options.max_tokens:

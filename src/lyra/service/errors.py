@@ -26,7 +26,10 @@ from lyra.errors import (
     Unavailable,
     UpstreamError,
 )
-from lyra.log import mask_secrets
+from lyra.log import get_logger, mask_secrets
+from lyra.service.outage import store_outage
+
+log = get_logger("lyra.service")
 
 
 class ApiError(Exception):
@@ -104,3 +107,18 @@ def _from_upstream(exc: UpstreamError) -> ApiError:
         return ApiError(429, message, type="rate_limit_error", code="upstream_rate_limited",
                         retry_after=exc.retry_after or 1.0)
     return ApiError(502, message, type="upstream_error", code=f"upstream_{exc.kind}")
+
+
+def from_unexpected(exc: Exception, where: str) -> ApiError:
+    """503 with Retry-After for a backing store's outage, else 500; `where` is "METHOD /path".
+
+    Only the exception's type is logged and nothing of its text is answered: a driver's message
+    can carry a database URL with its password, an exception's text request content.
+    """
+    store = store_outage(exc)
+    if store is not None:
+        log.warning("%s unavailable (%s) while serving %s", store, type(exc).__name__, where)
+        return ApiError(503, f"the {store} is unavailable right now; retry shortly",
+                        type="service_unavailable", code=f"{store}_unavailable", retry_after=1.0)
+    log.error("unexpected %s while serving %s", type(exc).__name__, where)
+    return ApiError(500, "internal error", type="server_error", code="internal_error")

@@ -1,4 +1,5 @@
-"""A pure ASGI middleware timing each request for the metrics and, optionally, one JSON log line."""
+"""Pure ASGI middlewares: timing each request for the metrics (and optionally one JSON log line),
+and answering an unexpected exception without dropping the client's connection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lyra.log import get_logger
 from lyra.metrics import Metrics
+from lyra.service.errors import from_unexpected
 
 access_log = get_logger("lyra.service.access")
 
@@ -48,6 +50,39 @@ class ObserveRequests:
             self.metrics.observe_http(route, scope["method"], status, elapsed)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s", _line(scope, status, elapsed))
+
+
+class AnswerUnexpected:
+    """An exception no route handled becomes a 500 (or a 503 for a store outage) in OpenAI's shape.
+
+    Starlette's own last-resort handler answers and then re-raises, and uvicorn closes the
+    connection on any exception, so the client's next request on that keep-alive connection
+    fails. Answering here, where the exception ends, keeps the connection. A response already
+    started cannot be replaced: the exception goes on, and closing the connection is the only
+    honest way to tell the client its answer is cut short.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:
+                raise
+            response = from_unexpected(exc, f"{scope['method']} {scope['path']}").response()
+            await response(scope, receive, send)
 
 
 def _line(scope: Scope, status: int, elapsed: float) -> str:
