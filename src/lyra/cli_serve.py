@@ -33,11 +33,18 @@ def serve(
                                                       "the sqlite (default) or redis state")] = 1,
     access_log: Annotated[bool, typer.Option(help="One JSON line per request on stderr")] = False,
     graceful_timeout: Annotated[int, typer.Option(help="Seconds to drain requests on shutdown")] = 30,
+    header_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a client has to send a request's headers, else it is cut off")] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        min=0.001, help="Seconds a client has to send a request's body; then it gets 408")] = 30.0,
+    max_connections: Annotated[int, typer.Option(
+        min=1, help="Open connections per worker past which a request gets 503 with Retry-After")] = 1000,
 ) -> None:
     """Serve the OpenAI-compatible gateway until SIGTERM or Ctrl-C (requests in flight finish)."""
     import uvicorn
 
-    from lyra.service.app import ACCESS_LOG_ENV, CONFIG_ENV
+    from lyra.service.app import ACCESS_LOG_ENV, BODY_TIMEOUT_ENV, CONFIG_ENV
+    from lyra.service.protocol import HEADER_TIMEOUT_ENV, GuardedHttpProtocol
 
     try:  # fail here with one line rather than in every worker with a traceback
         settings = load_config(config, catalog=load_catalog()).settings
@@ -55,12 +62,15 @@ def serve(
         typer.echo(f"warning: listening on {host}, beyond this machine", err=True)
     os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
     os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
+    os.environ[HEADER_TIMEOUT_ENV] = repr(header_timeout)
+    os.environ[BODY_TIMEOUT_ENV] = repr(body_timeout)
     metrics_dir = _share_metrics(workers)
     typer.echo(f"Lyra gateway on http://{host}:{port}/v1 ({workers} worker{'s' * (workers > 1)})", err=True)
     try:
         uvicorn.run("lyra.service.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     access_log=False, log_config=log_config(verbose=access_log), lifespan="on",
-                    timeout_graceful_shutdown=graceful_timeout, server_header=False)
+                    timeout_graceful_shutdown=graceful_timeout, server_header=False,
+                    http=GuardedHttpProtocol, ws="none", limit_concurrency=max_connections)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)

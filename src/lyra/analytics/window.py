@@ -39,7 +39,8 @@ def since(text: str, now: float, *, allow_future: bool = False) -> Window:
         moment = datetime.fromisoformat(text)
         start = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError):
-        raise WindowError(f"since: {_shown(text)} is neither a span like 7d, 24h, 30m nor an ISO date") from None
+        raise WindowError(f"since: {_shown(text)} is neither a span like 7d, 24h, 30m "
+                          "nor an ISO date") from None
     if start < 0:
         raise WindowError(f"since: {_shown(text)} reaches back before 1970")
     if start > now and not allow_future:  # a report of nothing is a mistake; a usage query may be empty
@@ -55,7 +56,8 @@ def day(text: str) -> Window:
         raise WindowError(f"day: {_shown(text)} is not a date like 2025-01-31") from None
     start = datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
     if parsed == date.max or start.timestamp() < 0:  # the day after date.max cannot be represented
-        raise WindowError(f"day: {_shown(text)} is outside the days a ledger can hold (1970-01-01 to 9999-12-30)")
+        raise WindowError(f"day: {_shown(text)} is outside the days a ledger can hold "
+                          "(1970-01-01 to 9999-12-30)")
     return Window(start.timestamp(), (start + timedelta(days=1)).timestamp(), parsed.isoformat())
 
 

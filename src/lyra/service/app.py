@@ -24,6 +24,7 @@ from lyra.service.options import ServiceOptions
 
 CONFIG_ENV = "LYRA_SERVE_CONFIG"
 ACCESS_LOG_ENV = "LYRA_SERVE_ACCESS_LOG"
+BODY_TIMEOUT_ENV = "LYRA_SERVE_BODY_TIMEOUT"
 
 ROUTES = [
     Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
@@ -73,7 +74,10 @@ def create_app(
 def app_from_env() -> Starlette:
     """The app each `lyra serve` worker builds: the config file named by LYRA_SERVE_CONFIG."""
     path = os.environ.get(CONFIG_ENV) or None
-    options = ServiceOptions(access_log=os.environ.get(ACCESS_LOG_ENV) == "1")
+    access_log = os.environ.get(ACCESS_LOG_ENV) == "1"
+    body_timeout = os.environ.get(BODY_TIMEOUT_ENV)
+    options = (ServiceOptions(access_log=access_log, body_timeout_s=float(body_timeout)) if body_timeout
+               else ServiceOptions(access_log=access_log))
     return create_app(Lyra.from_config(path), options=options)
 
 

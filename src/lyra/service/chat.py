@@ -24,7 +24,7 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    call = parse_chat(await read_body(request, gateway.options.max_body_bytes), gateway.options)
+    call = parse_chat(await read_body(request, gateway.options), gateway.options)
     target = gateway.targets.resolve(call.model, client, call.max_tokens)
     # The engine streams plain text only; structured or seeded requests are answered whole and
     # sent as one chunk, so a streaming client still gets what it asked for.

@@ -30,7 +30,7 @@ class ConsensusBody(BaseModel):
 async def consensus(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    body = parse_body(ConsensusBody, await read_body(request, gateway.options.max_body_bytes))
+    body = parse_body(ConsensusBody, await read_body(request, gateway.options))
     if len(body.messages) > gateway.options.max_messages:
         raise bad_request("messages", f"messages: {len(body.messages)} messages, more than this gateway "
                                       f"allows ({gateway.options.max_messages})")

@@ -54,7 +54,7 @@ class DecideBody(BaseModel):
 async def decide(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    body = parse_body(DecideBody, await read_body(request, gateway.options.max_body_bytes))
+    body = parse_body(DecideBody, await read_body(request, gateway.options))
     require_tiers(client, pipeline_tiers(gateway), "the trading pipeline")
     await _require_budget(gateway, client)
     bars = await asyncio.to_thread(_bars, body)

@@ -2,11 +2,12 @@
 
 Statuses: 400 bad request (param names the field), 401 missing or unknown token, 402 a budget
 cap refused the request (retrying will not help before the cap's day rolls over, and OpenAI's
-SDKs retry 429 but not 402), 403 a tier the client may not use, 404 no such route, 413 body too
-large, 429 rate limited (with Retry-After), 502 the upstream failed, 503 no model could serve the
+SDKs retry 429 but not 402), 403 a tier the client may not use, 404 no such route, 408 a body
+that did not arrive in time, 413 body too large, 429 rate limited (with Retry-After), 500 a bug
+(its type is logged, never its text), 502 the upstream failed, 503 no model could serve the
 request in time, the engine is not ready, or the budget state or the ledger cannot be trusted
-right now (with Retry-After; a billed answer's row is kept either way), 504 an upstream timeout
-that cannot be retried.
+or reached right now (with Retry-After; a billed answer's row is kept either way), 504 an
+upstream timeout that cannot be retried.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -52,6 +54,7 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.close = close  # end the connection after answering: what is left of the request is unread
 
     def body(self) -> dict[str, object]:
         return {"error": {"message": mask_secrets(self.message), "type": self.type, "param": self.param,
@@ -63,6 +66,8 @@ class ApiError(Exception):
             headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
         if self.status == 401:
             headers["WWW-Authenticate"] = "Bearer"
+        if self.close:
+            headers["Connection"] = "close"
         return Response(orjson.dumps(self.body()), status_code=self.status, headers=headers,
                         media_type="application/json")
 

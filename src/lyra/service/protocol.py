@@ -1,0 +1,107 @@
+"""uvicorn's httptools protocol with the two guards it lacks: a deadline for a request's headers,
+and an OpenAI-shaped 503 (with Retry-After) past the connection bound.
+
+uvicorn times out an idle keep-alive connection, but nothing else: a socket that connects and
+sends nothing, or sends its headers a byte a minute (a slowloris), holds a connection forever.
+Here a timer runs from the moment a connection opens, and again from the first byte of each
+later request on it, until that request's headers are complete. A connection that never sent a
+byte is just closed; one in the middle of its headers first gets a 408.
+
+`lyra serve` passes this class to uvicorn (`http=`), which forces the httptools parser (a
+dependency of Lyra) rather than h11; its workers read the deadline from LYRA_SERVE_HEADER_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+HEADER_TIMEOUT_ENV = "LYRA_SERVE_HEADER_TIMEOUT"
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+OVERLOADED_RETRY_AFTER_S = 1
+
+
+def header_timeout_from_env() -> float:
+    """LYRA_SERVE_HEADER_TIMEOUT in seconds, or the default when it is unset or not a positive number."""
+    try:
+        seconds = float(os.environ.get(HEADER_TIMEOUT_ENV) or DEFAULT_HEADER_TIMEOUT_S)
+    except ValueError:
+        return DEFAULT_HEADER_TIMEOUT_S
+    return seconds if 0 < seconds < float("inf") else DEFAULT_HEADER_TIMEOUT_S
+
+
+def _error_body(message: str, type_: str, code: str) -> bytes:
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": None, "code": code}})
+
+
+_HEADER_TIMEOUT_BODY = _error_body("the request's headers did not arrive in time", "invalid_request_error",
+                                   "request_timeout")
+_OVERLOADED_BODY = _error_body("the gateway is at its connection limit; retry shortly", "service_unavailable",
+                               "overloaded")
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol with a header read deadline and an OpenAI-shaped answer when overloaded."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.header_timeout_s = header_timeout_from_env()
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._in_headers = False  # a request has begun and its headers are not complete yet
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        if self._header_timer is None:  # a later request on a kept-alive connection
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._cancel_header_timer()
+        super().on_headers_complete()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        # uvicorn picks its plain-text 503 app past limit_concurrency; answer in OpenAI's shape instead.
+        chosen: Any = _overloaded if app is service_unavailable else app
+        super()._start_asgi_task(cycle, chosen)
+
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self._in_headers:  # a client mid-request may be listening; one that sent nothing is not
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                b"content-length: " + str(len(_HEADER_TIMEOUT_BODY)).encode() + b"\r\n\r\n"
+                + _HEADER_TIMEOUT_BODY)
+        self.transport.close()
+
+
+async def _overloaded(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(_OVERLOADED_BODY)).encode()),
+        (b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode()), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
