@@ -37,7 +37,7 @@ async def serve(sim: Simulator, tmp_path: Path, *flags: str) -> AsyncIterator[st
     try:
         yield url
     finally:
-        code, err = await stop_server(proc)
+        _, err = await stop_server(proc)
         assert "Traceback" not in err, err[-3000:]
 
 

@@ -1,5 +1,6 @@
-"""uvicorn's httptools protocol with the two guards it lacks: a deadline for a request's headers,
-and an OpenAI-shaped 503 (with Retry-After) past the connection bound.
+"""uvicorn's httptools protocol with the guards it lacks: a deadline for a request's headers, an
+OpenAI-shaped 503 (with Retry-After) past the connection bound, and an OpenAI-shaped 400 for a
+request that is not HTTP.
 
 uvicorn times out an idle keep-alive connection, but nothing else: a socket that connects and
 sends nothing, or sends its headers a byte a minute (a slowloris), holds a connection forever.
@@ -73,6 +74,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._cancel_header_timer()
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to a request its parser rejects, in plain text; OpenAI's shape instead.
+        body = _error_body(f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})", "invalid_request_error",
+                           "invalid_http")
+        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+                             b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
+                             + body)
+        self.transport.close()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         # uvicorn picks its plain-text 503 app past limit_concurrency; answer in OpenAI's shape instead.
