@@ -41,6 +41,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        extra: dict[str, object] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -49,10 +50,11 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.extra = extra or {}  # fields beside OpenAI's four, e.g. a budget refusal's numbers
 
     def body(self) -> dict[str, object]:
         return {"error": {"message": mask_secrets(self.message), "type": self.type, "param": self.param,
-                          "code": self.code}}
+                          "code": self.code, **self.extra}}
 
     def response(self) -> Response:
         headers = {}
