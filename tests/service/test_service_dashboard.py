@@ -134,6 +134,7 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
                 await page.goto(f"{root}/dashboard#token={OPS_TOKEN}")
                 await page.wait_for_selector("body[data-drawn]", timeout=15_000)
                 assert "token=" not in page.url  # taken out of the address bar at once
+                assert "the whole desk (operator)" in (await page.text_content("#status") or "")
                 await check_numbers(page, report, budget)
                 await check_live_refresh(page, session, base, report["totals"]["requests"])
                 SCREENSHOT.parent.mkdir(exist_ok=True)
