@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -15,7 +17,7 @@ from lyra.cli_live import register
 from lyra.errors import LyraError
 from lyra.monitoring import HealthMonitor, Thresholds, alerts_for, run_doctor
 from lyra.simulator import Fault, Simulator
-from support import engine_env
+from support import TOKENS, engine_env
 
 QUIET = {"attempts": 100, "attempt_errors": 1, "error_rate": 0.01, "burn_rate": 0.5, "open_breakers": []}
 
@@ -88,3 +90,35 @@ def test_doctor_command_without_history() -> None:
     result = CliRunner().invoke(app, ["doctor", "--no-ask"])
     assert result.exit_code == 0, result.output
     assert "requests: 0, failed: 0" in result.output
+
+
+async def test_doctor_masks_secrets_in_log_lines_before_a_model_or_the_terminal_sees_them(
+    sim: Simulator, config_path: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in engine_env(sim).items():
+        monkeypatch.setenv(name, value)
+    bare_key = "Zr8Qw2Lm5Tx9Vb4Nc7Hd"  # a key pasted without its sk-or- prefix
+    monkeypatch.setenv("LYRA_KEY_MICROSOFT", bare_key)
+    secrets = [TOKENS["premium"], bare_key, "PgPw-Hy62Vb09Rt4e", "RedisPw-Zq81Xk55Lm3w",
+               "lyra-desk-" + "Qx7" * 14, "eyJhbGciOiJIUzI1NiJ9.payload.sig"]
+    log_file = tmp_path / "lyra.log"
+    log_file.write_text(
+        f"2026-01-01 ERROR upstream refused key {TOKENS['premium']}\n"
+        f"2026-01-01 ERROR lyra.keys: key {bare_key} failed\n"
+        "2026-01-01 WARNING ledger postgresql://lyra:PgPw-Hy62Vb09Rt4e@db:5432/lyra unreachable\n"
+        "2026-01-01 WARNING state redis://:RedisPw-Zq81Xk55Lm3w@cache:6379/0 reset\n"
+        f"2026-01-01 ERROR client token {secrets[4]} refused\n"
+        f"2026-01-01 ERROR header Authorization: Bearer {secrets[5]}\n")
+    prompts: list[str] = []
+    original = Lyra.complete
+
+    async def recording(self: Lyra, **request: Any) -> Any:
+        prompts.append(orjson.dumps(request.get("messages")).decode())
+        return await original(self, **request)
+
+    monkeypatch.setattr(Lyra, "complete", recording)
+    text = await run_doctor(config=config_path(), hours=1, log_file=log_file, ask=True)
+    assert len(prompts) == 1 and "ERROR" in prompts[0] and "postgresql://lyra:***@db" in prompts[0]
+    for secret in secrets:
+        assert secret not in prompts[0] and secret not in text
+        assert secret[4:14] not in prompts[0] and secret[4:14] not in text

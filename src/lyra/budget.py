@@ -227,14 +227,17 @@ class BudgetGovernor:
 
     def _refused(self, refusal: Refusal, ctx: AttemptContext, day: str) -> BudgetExceeded:
         cap = refusal.cap.removeprefix(f"d{day}:")
+        unit = "usd"
         if cap.startswith("ktok:"):
-            cap = "key_tokens:" + cap.removeprefix("ktok:")
+            cap, unit = "key_tokens:" + cap.removeprefix("ktok:"), "tokens"
             detail = f"{refusal.used:,} of {refusal.limit:,} tokens used, {refusal.amount:,} needed"
         else:
             detail = (f"{format_usd(refusal.used)} of {format_usd(refusal.limit)} used or held, "
                       f"worst case {format_usd(refusal.amount)} needed")
+        _, resets_at = day_bounds(day, self._settings.budget.day_starts_utc_hour)
         return BudgetExceeded(f"budget cap {cap} reached for {ctx.model.id} via key {ctx.key_name}: "
-                              f"{detail}", cap=cap)
+                              f"{detail}", cap=cap, unit=unit, limit=refusal.limit, used=refusal.used,
+                              needed=refusal.amount, resets_at=resets_at)
 
     async def release(self, ticket: Ticket, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         if usage is None:

@@ -184,6 +184,8 @@ class ClientSettings(_Strict):
     daily_usd: Usd = Field(gt=0)
     tiers: list[str] = Field(default_factory=lambda: list(TIERS))
     requests_per_min: int = Field(600, gt=0)
+    # A client sees only its own usage, caps, report and decisions; an admin (an operator) sees all.
+    role: Literal["client", "admin"] = "client"
 
 
 class Settings(_Strict):

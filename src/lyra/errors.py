@@ -12,11 +12,23 @@ class ConfigError(LyraError):
 
 
 class BudgetExceeded(LyraError):
-    """A request cannot fit under a spending cap; raised before any upstream call."""
+    """A request cannot fit under a spending cap; raised before any upstream call.
 
-    def __init__(self, message: str, *, cap: str = "") -> None:
+    `cap` names the cap (`client:desk`, `key:primary`, `tier:fast`, `global`); `unit` is "usd"
+    (amounts in nano-dollars) or "tokens"; `limit`, `used` (spent or held) and `needed` (this
+    request's worst case) are in that unit; `resets_at` is when the cap's day rolls over (epoch s).
+    The message is for an operator: it names the key. A gateway tells a client only what is its own.
+    """
+
+    def __init__(self, message: str, *, cap: str = "", unit: str = "usd", limit: int | None = None,
+                 used: int | None = None, needed: int | None = None, resets_at: float | None = None) -> None:
         super().__init__(message)
         self.cap = cap
+        self.unit = unit
+        self.limit = limit
+        self.used = used
+        self.needed = needed
+        self.resets_at = resets_at
 
 
 class Unavailable(LyraError):

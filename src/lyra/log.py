@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 
-_KEY_SHAPES = re.compile(r"(sk-or-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+|(Bearer\s+)\S+")
+_KEY_SHAPES = re.compile(
+    r"(sk-or-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+"  # an OpenRouter key: its first four characters stay
+    r"|(Bearer\s+)\S+"  # any bearer token
+    r"|\b(lyra-|sk-)[A-Za-z0-9_\-]{20,}"  # a gateway client token, another provider's key
+    r"|(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+(?=@)"  # the password inside a URL
+)
 
 
 def mask_secrets(text: str) -> str:
-    """Replace anything that looks like an API key or bearer token with a masked form."""
-    return _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + "***", text)
+    """Replace anything that looks like an API key, a bearer token or a URL's password with `***`."""
+    return _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2) or m.group(3) or m.group(4)) + "***", text)
+
+
+def mask_known(text: str, secrets: Iterable[str]) -> str:
+    """mask_secrets, and every one of `secrets` written out of the text whatever its shape."""
+    for secret in sorted((s for s in secrets if len(s) >= 6), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return mask_secrets(text)
 
 
 class SecretMaskFilter(logging.Filter):

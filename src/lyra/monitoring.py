@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ import orjson
 
 from lyra.errors import LyraError
 from lyra.ledger import Ledger, LedgerRow
-from lyra.log import get_logger
+from lyra.log import get_logger, mask_known
 from lyra.money import format_usd, usd_to_nanos
 
 if TYPE_CHECKING:
@@ -198,21 +199,28 @@ def find_problems(rows: list[LedgerRow], log_lines: list[str]) -> Findings:
     return found
 
 
-def read_log(path: Path, *, limit: int = 200) -> list[str]:
-    """The last warning and error lines of a log file."""
+def read_log(path: Path, *, limit: int = 200, secrets: Iterable[str] = ()) -> list[str]:
+    """The last warning and error lines of a log file, each with its secrets masked.
+
+    The lines go to a model's prompt and to the terminal, so anything shaped like a key, a
+    bearer token or a URL's password is masked, and so is each of `secrets` whatever its shape.
+    """
     try:
         text = path.read_text("utf-8", errors="replace")
     except OSError as exc:
         raise LyraError(f"--log-file {path}: cannot read it ({exc.strerror})") from None
-    return [line for line in text.splitlines() if any(level in line for level in _LOG_LEVELS)][-limit:]
+    known = list(secrets)
+    return [mask_known(line, known) for line in text.splitlines()
+            if any(level in line for level in _LOG_LEVELS)][-limit:]
 
 
 async def run_doctor(*, config: Path | None, hours: float, log_file: Path | None, ask: bool) -> str:
     """`lyra doctor`: findings from the ledger (and a log), then a fast model's summary of them."""
     from lyra.engine import Lyra
 
-    log_lines = read_log(log_file) if log_file is not None else []
     async with Lyra.from_config(config) as lyra:
+        known = [secret.reveal() for secret in lyra.config.secrets.values()]
+        log_lines = read_log(log_file, secrets=known) if log_file is not None else []
         rows = lyra.ledger.rows(since_ts=time.time() - hours * 3600) if lyra.ledger is not None else []
         findings = find_problems(rows, log_lines)
         text = ["findings (computed):", *(f"  {line}" for line in findings.lines())]

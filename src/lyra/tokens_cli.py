@@ -12,6 +12,7 @@ import typer
 from lyra.catalog import TIERS
 
 TOKEN_PREFIX = "lyra-"
+_ADMIN_LINE = 'role = "admin"  # an operator: sees every client\'s usage, the keys and /metrics\n'
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -25,14 +26,16 @@ def token_sha256(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def client_toml(name: str, token: str, *, daily_usd: float, tiers: list[str], requests_per_min: int) -> str:
+def client_toml(name: str, token: str, *, daily_usd: float, tiers: list[str], requests_per_min: int,
+                admin: bool = False) -> str:
     """The `[clients.NAME]` table for a token: only its hash goes into the file."""
     tier_list = ", ".join(f'"{t}"' for t in tiers)
     return (f"[clients.{name}]\n"
             f'token_sha256 = "{token_sha256(token)}"\n'
             f"daily_usd = {daily_usd:g}\n"
             f"tiers = [{tier_list}]\n"
-            f"requests_per_min = {requests_per_min}\n")
+            f"requests_per_min = {requests_per_min}\n"
+            + (_ADMIN_LINE if admin else ""))
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +48,8 @@ def register(app: typer.Typer) -> None:
         daily_usd: Annotated[float, typer.Option(help="The client's daily budget in USD")] = 25.0,
         tiers: Annotated[str, typer.Option(help="Comma-separated tiers it may use")] = ",".join(TIERS),
         requests_per_min: Annotated[int, typer.Option("--rpm", help="Requests per minute")] = 600,
+        admin: Annotated[bool, typer.Option("--admin", help="An operator's token: it sees every client, "
+                                                             "the keys and /metrics")] = False,
     ) -> None:
         """Print a new token once, and the [clients.NAME] lines (with its sha256) for lyra.toml."""
         chosen = [t.strip() for t in tiers.split(",") if t.strip()]
@@ -57,7 +62,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"    {token}\n")
         typer.echo("Add these lines to lyra.toml (they hold the token's hash, not the token):\n")
         typer.echo(client_toml(name, token, daily_usd=daily_usd, tiers=chosen,
-                               requests_per_min=requests_per_min))
+                               requests_per_min=requests_per_min, admin=admin))
 
     app.add_typer(token_app, name="token")
 

@@ -22,6 +22,7 @@ from support import fast_config_text
 DESK_TOKEN = "lyra-desk-" + "Qx7" * 14  # a realistic token, so leak tests have something to grep
 TIGHT_TOKEN = "lyra-tight-" + "Zt4" * 14
 SLOW_TOKEN = "lyra-slow-" + "Pm2" * 14
+OPS_TOKEN = "lyra-ops-" + "Wv9" * 14  # an operator's (admin) token: it sees every client and key
 SERVER_START_S = 30
 SERVER_STOP_S = 20
 MESSAGES = [{"role": "user", "content": "BTC 4h: RSI 71, MACD crossed up. Signal?"}]
@@ -33,12 +34,13 @@ def _sha(token: str) -> str:
 
 def clients_toml(*, desk_usd: float = 5.0, tight_usd: float = 0.00001, slow_rpm: int = 2) -> str:
     """Three clients: `desk` (fast and advanced tiers), `tight` (a budget too small for any call)
-    and `slow` (a few requests a minute)."""
+    and `slow` (a few requests a minute); and `ops`, an admin."""
     return (
         f'\n[clients.desk]\ntoken_sha256 = "{_sha(DESK_TOKEN)}"\ndaily_usd = {desk_usd}\n'
         'tiers = ["fast", "advanced"]\n'
         f'\n[clients.tight]\ntoken_sha256 = "{_sha(TIGHT_TOKEN)}"\ndaily_usd = {tight_usd}\n'
         f'\n[clients.slow]\ntoken_sha256 = "{_sha(SLOW_TOKEN)}"\ndaily_usd = 5\nrequests_per_min = {slow_rpm}\n'
+        f'\n[clients.ops]\ntoken_sha256 = "{_sha(OPS_TOKEN)}"\ndaily_usd = 5\nrole = "admin"\n'
     )
 
 

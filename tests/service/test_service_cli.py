@@ -40,6 +40,16 @@ def test_token_new_prints_a_token_once_and_the_toml_with_its_hash() -> None:
     assert ClientAuth(settings.clients).authenticate(f"Bearer {token}").name == "desk"
 
 
+def test_token_new_admin_makes_an_operator_token() -> None:
+    result = CliRunner().invoke(command_line(), ["token", "new", "ops", "--admin"])
+    assert result.exit_code == 0, result.output
+    token = re.findall(r"lyra-[A-Za-z0-9_\-]{40,}", result.output)[0]
+    settings = parse_settings(example_config_text() + "\n" + result.output[result.output.index("[clients.ops]"):],
+                              "test")
+    assert settings.clients["ops"].role == "admin"
+    assert ClientAuth(settings.clients).authenticate(f"Bearer {token}").admin
+
+
 def test_tokens_differ_every_time() -> None:
     outputs = [CliRunner().invoke(command_line(), ["token", "new", "a"]).output for _ in range(2)]
     first, second = (re.findall(r"lyra-\S{40,}", out)[0] for out in outputs)

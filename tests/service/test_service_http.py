@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from gateway_support import DESK_TOKEN, MESSAGES, gateway_config_text, running
+from gateway_support import DESK_TOKEN, MESSAGES, OPS_TOKEN, gateway_config_text, running
 
 from lyra import Lyra
 from lyra.service import create_app
@@ -159,8 +159,13 @@ async def test_budget_shows_todays_caps_and_the_clients_own(http: tuple[aiohttp.
     assert budget["client"]["name"] == "client:desk"
     assert budget["client"]["limit"] == 5.0
     assert 0 < budget["client"]["spent"] < 5.0
-    names = {cap["name"] for cap in budget["caps"]}
-    assert {"global", "tier:fast", "key:premium", "client:tight"} <= names
+    # A client sees its own cap only; the operator sees the desk's shared caps and every client's.
+    assert [cap["name"] for cap in budget["caps"]] == ["client:desk"]
+    assert budget["resets_at"].endswith("T00:00:00Z")
+    async with session.get(f"{base}/budget", headers={"Authorization": f"Bearer {OPS_TOKEN}"}) as r:
+        assert r.status == 200
+        names = {cap["name"] for cap in (await r.json())["caps"]}
+    assert {"global", "tier:fast", "key:premium", "client:tight", "client:desk"} <= names
 
 
 async def test_metrics_count_requests_tokens_cost_and_budget(http: tuple[aiohttp.ClientSession, str]) -> None:
@@ -168,7 +173,10 @@ async def test_metrics_count_requests_tokens_cost_and_budget(http: tuple[aiohttp
     status, _ = await post(http, {"model": "openai/gpt-4o-mini", "messages": MESSAGES, "max_tokens": 32})
     assert status == 200
     await post(http, {"model": "nope/nope", "messages": MESSAGES})
-    async with session.get(base.removesuffix("/v1") + "/metrics") as r:
+    async with session.get(base.removesuffix("/v1") + "/metrics", headers=AUTH) as r:
+        assert r.status == 403  # it names every key and client: an operator's page
+    async with session.get(base.removesuffix("/v1") + "/metrics",
+                           headers={"Authorization": f"Bearer {OPS_TOKEN}"}) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
         text = await r.text()
     assert 'lyra_requests_total{client="desk",key=' in text

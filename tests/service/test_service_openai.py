@@ -95,7 +95,11 @@ async def test_a_client_over_its_daily_budget_is_refused_with_402(gateway: str, 
         body = caught.value.body
         assert isinstance(body, dict)
         assert body["type"] == "insufficient_quota" and body["code"] == "budget_exceeded"
-        assert "client:tight" in body["message"]
+        # What the client needs: its own cap, what was needed, when it resets; never a key's name.
+        assert "client 'tight' has reached its daily cap" in body["message"]
+        assert body["budget"]["cap"] == "client:tight" and body["budget"]["limit"] == 0.00001
+        assert body["budget"]["needed"] > body["budget"]["limit"] - body["budget"]["used"]
+        assert body["budget"]["resets_at"].endswith("Z") and "key" not in body["message"]
         assert sim.stats.calls == 0  # refused before any upstream call
 
 

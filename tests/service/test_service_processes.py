@@ -16,6 +16,7 @@ import orjson
 from gateway_support import (
     DESK_TOKEN,
     MESSAGES,
+    OPS_TOKEN,
     child_env,
     gateway_config_text,
     start_server,
@@ -142,7 +143,8 @@ async def test_workers_share_the_port_and_metrics_add_up_across_them(sim: Simula
                 async with session.post(f"{url}/chat/completions", data=body,
                                         headers=AUTH | {"Connection": "close"}) as r:
                     assert r.status == 200
-            async with session.get(url.removesuffix("/v1") + "/metrics") as r:
+            async with session.get(url.removesuffix("/v1") + "/metrics",
+                                   headers={"Authorization": f"Bearer {OPS_TOKEN}"}) as r:
                 text = await r.text()
     finally:
         code, err = await stop_server(proc)

@@ -51,8 +51,10 @@ async def test_the_report_endpoint_matches_usage_and_budget(sim: Simulator, tmp_
     assert report["totals"]["cost_nanos"] == sum(line["cost_nanos"] for line in usage["data"])
     assert {m["model"]: m["requests"] for m in report["models"]} == {
         line["group"]: line["requests"] for line in usage["data"]}
-    spent = next(c for c in budget["caps"] if c["name"] == "global")["spent"]
-    assert next(c for c in report["budget"] if c["name"] == "global")["spent"] == pytest.approx(spent)
+    # A client's report holds its own cap only; it alone made the traffic, so its cap saw it all.
+    assert [c["name"] for c in report["budget"]] == [c["name"] for c in budget["caps"]] == ["client:quant"]
+    assert report["budget"][0]["spent"] == pytest.approx(budget["caps"][0]["spent"])
+    assert report["client"] == "quant" and report["keys"] == [] and report["advice"] == []
     assert all(m["tier"] == "fast" for m in report["models"] if m["model"].startswith("google/gemini-2.5-flash"))
 
 

@@ -35,23 +35,31 @@ def build_report(
     caps: Sequence[CapLine] = (),
     rules: AdviceRules | None = None,
     now: float | None = None,
+    client: str | None = None,
 ) -> Report:
-    """Read the window's rows and decisions (blocking: run it in a thread from async code)."""
-    span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts}
+    """Read the window's rows and decisions (blocking: run it in a thread from async code).
+
+    With `client`, the report is that gateway client's own: its rows and decisions only, and no
+    key lines or routing advice (those describe the desk's keys, which are an operator's view).
+    """
+    span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts, "client": client}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
-    keys = [_key(line, caps) for line in ledger.summary(by="key", **span) if line["group"] is not None]
+    keys = ([] if client is not None else
+            [_key(line, caps) for line in ledger.summary(by="key", **span) if line["group"] is not None])
     days = [Spend(str(line["group"]), _int(line["cost_nanos"]), _int(line["requests"]))
             for line in ledger.summary(by="day", **span)]
     cost = sum(d.cost_nanos for d in days)
-    records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts]
+    records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts
+               and (client is None or r.payload.get("client") == client)]
     return Report(
         window=window, generated_ts=now if now is not None else time.time(),
         requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_nanos=cost,
         models=models, keys=keys, days=days, months=_months(days), signals=_signals(records, cost),
         agreement=_agreement(records),
         caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
-        advice=routing_advice(models, rules), decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
-        simulated=ledger.simulated,
+        advice=routing_advice(models, rules) if client is None else [],
+        decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
+        simulated=ledger.simulated, client=client,
     )
 
 

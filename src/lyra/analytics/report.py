@@ -170,6 +170,7 @@ class Report:
     advice: list[Advice]
     decisions: list[DecisionView]
     simulated: bool = False  # the simulator's money (no key set), kept apart from real money
+    client: str | None = None  # one gateway client's own report; None: the whole desk's
 
     @property
     def success_rate(self) -> float | None:
@@ -179,6 +180,7 @@ class Report:
         return {
             "object": "report",
             "money": "simulated" if self.simulated else "real",
+            "client": self.client,  # whose report this is; null: every client's (an operator's view)
             "window": {"start_ts": self.window.start_ts, "end_ts": self.window.end_ts,
                        "label": self.window.label},
             "generated_ts": self.generated_ts,

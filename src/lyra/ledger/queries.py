@@ -59,12 +59,13 @@ def _group_expression(by: str) -> ColumnElement[Any]:
 
 
 def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str,
-            simulated: bool = False) -> list[dict[str, object]]:
+            simulated: bool = False, client: str | None = None) -> list[dict[str, object]]:
     """Per group: request, attempt and error counts, billed tokens and cost, latency of ok requests.
 
     Tokens and cost come from attempt rows (what was billed); `requests`, `errors` (failed
     requests), `cached` and the latencies come from request rows; `attempt_errors` counts
-    failed attempts. Percentiles interpolate linearly between the closest ranks.
+    failed attempts. Percentiles interpolate linearly between the closest ranks. With `client`,
+    only that gateway client's rows count.
     """
     c = usage.c
     group = _group_expression(by).label("grp")
@@ -80,6 +81,8 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
     window = [c.ts >= since_ts, c.simulated.is_(simulated)]
     if until_ts is not None:
         window.append(c.ts < until_ts)
+    if client is not None:
+        window.append(c.client == client)
     totals = (
         select(
             group,

@@ -17,10 +17,11 @@ from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.metrics import Metrics
 from lyra.service import chat, consensus, dashboard, decide, health, models, report, usage
-from lyra.service.errors import ApiError, from_lyra_error, from_unexpected
-from lyra.service.gateway import Gateway
+from lyra.service.errors import ApiError, from_unexpected
+from lyra.service.gateway import Gateway, caller_of, gateway_of
 from lyra.service.middleware import AnswerUnexpected, ObserveRequests
 from lyra.service.options import ServiceOptions
+from lyra.service.tenancy import error_for
 
 CONFIG_ENV = "LYRA_SERVE_CONFIG"
 ACCESS_LOG_ENV = "LYRA_SERVE_ACCESS_LOG"
@@ -88,7 +89,7 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 async def _lyra_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, LyraError)
-    return from_lyra_error(exc).response()
+    return error_for(exc, caller_of(request), gateway_of(request).view).response()
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

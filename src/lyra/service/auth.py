@@ -18,6 +18,11 @@ class Client:
     name: str
     settings: ClientSettings
 
+    @property
+    def admin(self) -> bool:
+        """An operator's token: it sees every client's usage, the keys and the shared caps."""
+        return self.settings.role == "admin"
+
 
 class ClientAuth:
     """Finds the client whose token_sha256 matches a request's bearer token."""

@@ -38,4 +38,5 @@ async def consensus(request: Request) -> Response:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     result = await gateway.lyra.consensus(messages=messages, panel=body.panel, notional=body.notional,
                                           cascade=body.cascade, client=client.name)
-    return Response(orjson.dumps(result.to_dict(), default=json_default), media_type="application/json")
+    answer = gateway.view.for_client(result.to_dict(), client)  # a client never sees the key names
+    return Response(orjson.dumps(answer, default=json_default), media_type="application/json")

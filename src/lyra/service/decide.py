@@ -64,7 +64,8 @@ async def decide(request: Request) -> Response:
                                              proposed_notional=body.proposed_notional, news=body.news)
     except DataError as exc:
         raise _data_error(exc, "bars") from None
-    return Response(orjson.dumps(decision.to_dict(), default=str, option=orjson.OPT_SERIALIZE_NUMPY),
+    answer = gateway.view.for_client(decision.to_dict(), client)  # a client never sees the key names
+    return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json")
 
 

@@ -45,6 +45,7 @@ class ApiError(Exception):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        extra: dict[str, object] | None = None,
         close: bool = False,
     ) -> None:
         super().__init__(message)
@@ -54,11 +55,12 @@ class ApiError(Exception):
         self.param = param
         self.code = code
         self.retry_after = retry_after
+        self.extra = extra or {}  # fields beside OpenAI's four, e.g. a budget refusal's numbers
         self.close = close  # end the connection after answering: what is left of the request is unread
 
     def body(self) -> dict[str, object]:
         return {"error": {"message": mask_secrets(self.message), "type": self.type, "param": self.param,
-                          "code": self.code}}
+                          "code": self.code, **self.extra}}
 
     def response(self) -> Response:
         headers = {}

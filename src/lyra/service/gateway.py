@@ -14,6 +14,7 @@ from lyra.service.errors import ApiError
 from lyra.service.options import ServiceOptions
 from lyra.service.ratelimit import ClientRateLimit
 from lyra.service.target import Targets
+from lyra.service.tenancy import ClientView
 
 
 @dataclass(slots=True)
@@ -25,12 +26,14 @@ class Gateway:
     options: ServiceOptions
     auth: ClientAuth = field(init=False)
     targets: Targets = field(init=False)
+    view: ClientView = field(init=False)
     limiter: ClientRateLimit | None = None
     ready: bool = False
 
     def __post_init__(self) -> None:
         self.auth = ClientAuth(self.lyra.settings.clients)
         self.targets = Targets(self.lyra.settings, self.lyra.catalog)
+        self.view = ClientView(self.lyra.settings.keys)
 
     async def start(self) -> None:
         await self.lyra.start()
@@ -51,9 +54,15 @@ class Gateway:
                            code="not_ready", retry_after=1.0)
         client = self.auth.authenticate(request.headers.get("authorization"))
         request.state.client = client.name  # for the access log
+        request.state.caller = client  # for errors, which a client sees only as its own
         await self.limiter.admit(client)
         return client
 
 
 def gateway_of(request: Request) -> Gateway:
     return cast(Gateway, request.app.state.gateway)
+
+
+def caller_of(request: Request) -> Client | None:
+    """The authenticated client of a request, once `admit` has run."""
+    return cast(Client | None, getattr(request.state, "caller", None))

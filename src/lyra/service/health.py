@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from lyra.metrics import CONTENT_TYPE
 from lyra.service.gateway import gateway_of
+from lyra.service.tenancy import require_admin
 
 
 async def healthz(request: Request) -> Response:
@@ -20,8 +21,13 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """Unauthenticated, as scrapers expect; it holds names and numbers, never a secret."""
+    """Prometheus metrics, for an admin token (a scraper's `authorization` credentials).
+
+    They hold no secret, but they name every key and client and the desk's spend, which a
+    client token may not read.
+    """
     gateway = gateway_of(request)
+    require_admin(await gateway.admit(request), "/metrics")
     governor = gateway.lyra.budget
     caps = await governor.snapshot() if gateway.ready and governor is not None else []
     return Response(gateway.metrics.exposition(caps), media_type=CONTENT_TYPE)

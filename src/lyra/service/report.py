@@ -18,20 +18,22 @@ from lyra.money import json_default
 from lyra.service.access import tier_of_model
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import Gateway, gateway_of
+from lyra.service.tenancy import visible_caps
 
 _FLUSH_TIMEOUT_S = 2.0
 
 
 async def report(request: Request) -> Response:
     gateway = gateway_of(request)
-    await gateway.admit(request)
+    client = await gateway.admit(request)
     ledger = gateway.lyra.ledger
     if ledger is None:
         raise ApiError(503, "the report needs the ledger, which is disabled ([ledger] enabled = false)",
                        type="service_unavailable", code="ledger_disabled")
     window = _window(request)
     caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
-    built = await asyncio.to_thread(_build, gateway, ledger, window, caps)
+    built = await asyncio.to_thread(_build, gateway, ledger, window, visible_caps(caps, client),
+                                    None if client.admin else client.name)
     return Response(orjson.dumps(built.to_dict(), default=json_default), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
@@ -49,9 +51,9 @@ def _window(request: Request) -> analytics.Window:
 
 
 def _build(gateway: Gateway, ledger: Ledger, window: analytics.Window,
-           caps: Sequence[CapLine]) -> analytics.Report:
-    """Commit queued rows first, so the report includes the requests just made."""
+           caps: Sequence[CapLine], client: str | None) -> analytics.Report:
+    """Commit queued rows first, so the report includes the requests just made; `client` scopes it."""
     with contextlib.suppress(TimeoutError):  # a slow database: report what is committed
         ledger.flush(_FLUSH_TIMEOUT_S)
-    return analytics.build_report(ledger, window, caps=caps,
+    return analytics.build_report(ledger, window, caps=caps, client=client,
                                   tier_of=lambda model: tier_of_model(gateway.lyra, model))

@@ -12,18 +12,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra import analytics
-from lyra.budget import CapLine
+from lyra.budget import CapLine, day_bounds
 from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
 from lyra.money import json_default, usd_json
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import gateway_of
+from lyra.service.tenancy import iso_utc, own_cap_name, require_admin, visible_caps
 
 _FLUSH_TIMEOUT_S = 2.0
 
 
 async def usage(request: Request) -> Response:
+    """An admin's usage of the whole desk; a client's of its own requests only (never by key)."""
     gateway = gateway_of(request)
-    await gateway.admit(request)
+    client = await gateway.admit(request)
     ledger = gateway.lyra.ledger
     if ledger is None:
         raise ApiError(503, "usage needs the ledger, which is disabled ([ledger] enabled = false)",
@@ -31,35 +33,41 @@ async def usage(request: Request) -> Response:
     by = request.query_params.get("by", "model")
     if by not in SUMMARY_DIMENSIONS:
         raise bad_request("by", f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
+    if by == "key":
+        require_admin(client, "usage by key")
     try:
         text = request.query_params.get("since", "1d")
         since = analytics.since(text, time.time(), allow_future=True).start_ts
     except analytics.WindowError as exc:
         raise bad_request("since", str(exc)) from None
-    lines = await asyncio.to_thread(_summary, ledger, since, by)
+    scope = None if client.admin else client.name
+    lines = await asyncio.to_thread(_summary, ledger, since, by, scope)
     for line in lines:
         cost = line["cost_nanos"]
         line["cost_usd"] = usd_json(cost) if isinstance(cost, int) else None
-    return _json({"object": "usage", "since": since, "by": by, "data": lines})
+    return _json({"object": "usage", "since": since, "by": by, "client": scope, "data": lines})
 
 
-def _summary(ledger: Ledger, since: float, by: str) -> list[dict[str, object]]:
+def _summary(ledger: Ledger, since: float, by: str, client: str | None) -> list[dict[str, object]]:
     """Commit queued rows first, so the answer includes the requests just made."""
     with contextlib.suppress(TimeoutError):  # a slow database: answer with what is committed
         ledger.flush(_FLUSH_TIMEOUT_S)
-    return ledger.summary(since_ts=since, by=by)
+    return ledger.summary(since_ts=since, by=by, client=client)
 
 
 async def budget(request: Request) -> Response:
+    """Today's caps: a client's own daily cap, or every cap for an admin; and when they reset."""
     gateway = gateway_of(request)
     client = await gateway.admit(request)
     governor = gateway.lyra.budget
     if governor is None:
         raise ApiError(503, "the engine is not started", type="service_unavailable", code="not_ready")
-    caps = await governor.snapshot()
-    mine = next((cap for cap in caps if cap.name == f"client:{client.name}"), None)
-    return _json({"object": "budget", "day": governor.day(), "client": _cap(mine) if mine else None,
-                  "caps": [_cap(cap) for cap in caps]})
+    caps = visible_caps(await governor.snapshot(), client)
+    mine = next((cap for cap in caps if cap.name == own_cap_name(client)), None)
+    day = governor.day()
+    _, resets = day_bounds(day, gateway.lyra.settings.budget.day_starts_utc_hour)
+    return _json({"object": "budget", "day": day, "resets_at": iso_utc(resets),
+                  "client": _cap(mine) if mine else None, "caps": [_cap(cap) for cap in caps]})
 
 
 def _cap(cap: CapLine) -> dict[str, Any]:

@@ -172,7 +172,8 @@ class TradingAIOrchestrator:
             cost_nanos=sum(s.cost_nanos for s in stages), latency_s=time.monotonic() - started,
             errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"])
         if self.audit and self.lyra.ledger is not None:
-            record = self.lyra.ledger.audit.append(decision.to_dict(), symbol=symbol, action=decision.action,
+            payload = decision.to_dict() | ({"client": self.client} if self.client is not None else {})
+            record = self.lyra.ledger.audit.append(payload, symbol=symbol, action=decision.action,
                                                    cost_nanos=decision.cost_nanos)
             decision.audit_seq = record.seq
         return decision

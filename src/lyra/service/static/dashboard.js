@@ -29,7 +29,8 @@
       })
       .then(function (report) {
         LyraCharts.draw(report);
-        status("updated " + new Date().toISOString().slice(11, 19) + " UTC; refreshes every " + POLL_MS / 1000 + " s");
+        var scope = report.client ? "client " + report.client + "'s own usage" : "the whole desk (operator)";
+        status(scope + "; updated " + new Date().toISOString().slice(11, 19) + " UTC; refreshes every " + POLL_MS / 1000 + " s");
       })
       .catch(function (err) { status("error: " + err.message); })
       .then(function () { timer = window.setTimeout(poll, POLL_MS); });
