@@ -100,6 +100,10 @@ def _bars(body: DecideBody) -> Bars:
         return load_bars(_frame(body.bars), symbol=body.symbol)
     except DataError as exc:
         raise _data_error(exc, "sample" if body.sample is not None else "bars") from None
+    except (pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta, OverflowError):
+        # The bar reader does not name the row of a time pandas cannot hold (before 1677, after 2262).
+        raise bad_request("bars", "bars: a time is outside the dates this gateway can read (1677 to 2262)",
+                          code="invalid_market_data") from None
 
 
 def _data_error(exc: DataError, field: str) -> ApiError:
