@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import sqlite3
 import threading
@@ -22,7 +23,7 @@ import aiohttp
 import orjson
 import pytest
 import uvicorn
-from gateway_support import MESSAGES
+from gateway_support import MESSAGES, OPS_TOKEN
 from quant_support import QUANT_TOKEN, quant_config_text
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
@@ -346,6 +347,41 @@ async def test_a_ledger_that_cannot_be_reached_is_a_503_with_retry_after(
                 assert set(payload["error"]) == {"message", "type", "param", "code"}
                 assert payload["error"]["code"] == "ledger_unavailable", payload
                 assert "postgres" not in payload["error"]["message"].lower()  # nothing of the URL
+    finally:
+        proxy.close()
+
+
+async def test_a_budget_state_that_cannot_be_reached_is_a_503_on_every_route(
+    sim: Simulator, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    url = make_url(redis_url)
+    proxy = _Proxy(url.host or "127.0.0.1", url.port or 6379)
+    proxied = url.set(host="127.0.0.1", port=proxy.start()).render_as_string(hide_password=False)
+    path = tmp_path / "lyra.toml"
+    path.write_text(re.sub(r"\[state\]\n[^\[]*", f'[state]\nbackend = "redis"\nprefix = "{redis_prefix}"\n\n',
+                           quant_config_text(), count=1))
+    environ = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}", "LYRA_REDIS_URL": proxied}
+    ops = {"Authorization": f"Bearer {OPS_TOKEN}"}
+    routes = [("POST", "/v1/chat/completions", orjson.dumps(CHAT), AUTH),
+              ("POST", "/v1/consensus", orjson.dumps({"messages": MESSAGES, "panel": "quick"}), AUTH),
+              ("POST", "/v1/decide", orjson.dumps({"sample": "GOOGL"}), AUTH),
+              ("GET", "/v1/usage", None, AUTH), ("GET", "/v1/budget", None, AUTH),
+              ("GET", "/v1/report", None, AUTH), ("GET", "/metrics", None, ops)]
+    try:
+        async with guarded(create_app(Lyra.from_config(path, environ=environ))) as base, \
+                aiohttp.ClientSession() as session:
+            root = base.removesuffix("/v1")
+            async with session.get(f"{base}/budget", headers=AUTH) as r:
+                assert r.status == 200, await r.read()
+            proxy.sever()
+            for method, route, data, headers in routes:
+                async with session.request(method, root + route, data=data, headers=headers) as r:
+                    raw = await r.read()
+                    assert r.status == 503, (route, r.status, raw)
+                    assert int(r.headers["Retry-After"]) >= 1, route
+                error = orjson.loads(raw)["error"]
+                assert {"message", "type", "param", "code"} <= set(error) and error["type"] == "service_unavailable"
+                assert "redis://" not in error["message"], error
     finally:
         proxy.close()
 
