@@ -94,8 +94,10 @@ async def test_slow_headers_and_short_bodies_are_cut_off_while_others_are_served
             assert await chat(session, url) == 200
 
 
-async def test_a_slow_header_after_a_kept_alive_request_is_cut_off_too(sim: Simulator, tmp_path: Path) -> None:
-    async with serve(sim, tmp_path, "--header-timeout", "0.5") as url:
+@pytest.mark.parametrize("workers", ["1", "2"])  # with two, the deadline reaches the workers too
+async def test_a_slow_header_after_a_kept_alive_request_is_cut_off_too(sim: Simulator, tmp_path: Path,
+                                                                        workers: str) -> None:
+    async with serve(sim, tmp_path, "--header-timeout", "0.5", "--workers", workers) as url:
         reader, writer = sock = await connect(url)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: lyra\r\n\r\n")
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT_S)
