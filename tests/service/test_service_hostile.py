@@ -265,6 +265,25 @@ async def test_a_request_that_is_not_http_gets_a_400_in_the_error_shape(http: Ht
     assert error_of(400, body)["code"] == "invalid_http"
 
 
+@pytest.mark.parametrize("head", [
+    b"GET /v1/models?" + b"q" * 70_000 + b" HTTP/1.1\r\nHost: lyra\r\n\r\n",
+    b"GET /v1/models HTTP/1.1\r\nHost: lyra\r\nX-Junk: " + b"j" * 70_000 + b"\r\n\r\n",
+    b"GET /v1/models HTTP/1.1\r\n" + b"X-A: b\r\n" * 12_000 + b"\r\n",
+])
+async def test_a_request_head_past_the_bound_gets_a_431(http: Http, head: bytes) -> None:
+    parts = urlsplit(http[1])
+    assert parts.hostname is not None and parts.port is not None
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(head)
+        raw = await asyncio.wait_for(reader.read(), 30)
+    finally:
+        writer.close()
+    status_line, _, body = raw.partition(b"\r\n\r\n")
+    assert status_line.startswith(b"HTTP/1.1 431"), raw[:200]
+    assert error_of(431, body)["code"] == "headers_too_large"
+
+
 class _Proxy:
     """A TCP relay to a real server that can be cut, as a network partition would.
 

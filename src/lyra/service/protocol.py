@@ -1,6 +1,6 @@
-"""uvicorn's httptools protocol with the guards it lacks: a deadline for a request's headers, an
-OpenAI-shaped 503 (with Retry-After) past the connection bound, and an OpenAI-shaped 400 for a
-request that is not HTTP.
+"""uvicorn's httptools protocol with the guards it lacks: a deadline for a request's headers, a
+bound on their size (431), an OpenAI-shaped 503 (with Retry-After) past the connection bound, and
+an OpenAI-shaped 400 for a request that is not HTTP.
 
 uvicorn times out an idle keep-alive connection, but nothing else: a socket that connects and
 sends nothing, or sends its headers a byte a minute (a slowloris), holds a connection forever.
@@ -25,6 +25,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 
 HEADER_TIMEOUT_ENV = "LYRA_SERVE_HEADER_TIMEOUT"
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+MAX_HEAD_BYTES = 64 * 1024  # a request line and headers past this are refused (431): the parser has no bound
 OVERLOADED_RETRY_AFTER_S = 1
 
 
@@ -55,6 +56,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.header_timeout_s = header_timeout_from_env()
         self._header_timer: asyncio.TimerHandle | None = None
         self._in_headers = False  # a request has begun and its headers are not complete yet
+        self._head_bytes = 0
+        self._head_too_large = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -67,8 +70,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._in_headers = True
+        self._head_bytes = 0
         if self._header_timer is None:  # a later request on a kept-alive connection
             self._arm_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._count_head(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_head(len(name) + len(value) + 4)  # with its ": " and CRLF
+        super().on_header(name, value)
+
+    def _count_head(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            # Raised inside a parser callback, it fails feed_data; uvicorn then calls send_400_response.
+            self._head_too_large = True
+            raise ValueError("the request's head is too large")
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
@@ -77,9 +96,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a request its parser rejects, in plain text; OpenAI's shape instead.
-        body = _error_body(f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})", "invalid_request_error",
-                           "invalid_http")
-        self.transport.write(b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+        if self._head_too_large:
+            status = b"431 Request Header Fields Too Large"
+            body = _error_body(f"the request line and headers are larger than this gateway accepts "
+                               f"({MAX_HEAD_BYTES:,} bytes)", "invalid_request_error", "headers_too_large")
+        else:
+            status = b"400 Bad Request"
+            body = _error_body(f"the request is not valid HTTP/1.1 ({msg.rstrip('.')})",
+                               "invalid_request_error", "invalid_http")
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
                              b"connection: close\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n"
                              + body)
         self.transport.close()
