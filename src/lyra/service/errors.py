@@ -116,6 +116,10 @@ def _from_upstream(exc: UpstreamError) -> ApiError:
     return ApiError(502, message, type="upstream_error", code=f"upstream_{exc.kind}")
 
 
+_STORES = {"ledger": "the ledger", "state": "the budget state",
+           "store": "a backing store (database or Redis)"}
+
+
 def from_unexpected(exc: Exception, where: str) -> ApiError:
     """503 with Retry-After for a backing store's outage, else 500; `where` is "METHOD /path".
 
@@ -125,7 +129,7 @@ def from_unexpected(exc: Exception, where: str) -> ApiError:
     store = store_outage(exc)
     if store is not None:
         log.warning("%s unavailable (%s) while serving %s", store, type(exc).__name__, where)
-        return ApiError(503, f"the {store} is unavailable right now; retry shortly",
+        return ApiError(503, f"{_STORES[store]} cannot be reached right now; retry shortly",
                         type="service_unavailable", code=f"{store}_unavailable", retry_after=1.0)
     log.error("unexpected %s while serving %s", type(exc).__name__, where)
     return ApiError(500, "internal error", type="server_error", code="internal_error")

@@ -49,7 +49,8 @@ _OVERLOADED_BODY = _error_body("the gateway is at its connection limit; retry sh
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol with a header read deadline and an OpenAI-shaped answer when overloaded."""
+    """HttpToolsProtocol with a deadline and a size bound for a request's headers, and answers in
+    OpenAI's error shape when overloaded or handed bytes that are not HTTP."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
