@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import socket
 import sqlite3
@@ -222,7 +223,9 @@ async def test_an_odd_method_or_path_answers_in_the_error_shape(http: Http, meth
     error_of(status, answer)
 
 
-async def test_an_unexpected_error_is_a_500_that_keeps_the_connection(http: Http) -> None:
+async def test_an_unexpected_error_is_a_500_that_keeps_the_connection(http: Http,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR, logger="lyra.service")
     parts = urlsplit(http[1])
     assert parts.hostname is not None and parts.port is not None
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
@@ -242,6 +245,8 @@ async def test_an_unexpected_error_is_a_500_that_keeps_the_connection(http: Http
         assert payload == {"error": {"message": "internal error", "type": "server_error", "param": None,
                                      "code": "internal_error"}}
     assert answers[2][0].startswith(b"HTTP/1.1 200") and orjson.loads(answers[2][1]) == {"status": "ok"}
+    assert "unexpected RuntimeError while serving GET /v1/boom" in caplog.text
+    assert "sk-or-v1" not in caplog.text and "a bug" not in caplog.text  # the type only, never the text
 
 
 @pytest.mark.parametrize("request_bytes", [
