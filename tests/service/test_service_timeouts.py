@@ -110,6 +110,30 @@ async def test_a_slow_header_after_a_kept_alive_request_is_cut_off_too(sim: Simu
         assert status == 408 and error["code"] == "request_timeout"
 
 
+async def test_a_body_trickled_after_its_413_does_not_hold_the_connection(sim: Simulator, tmp_path: Path) -> None:
+    async with serve(sim, tmp_path, "--header-timeout", "0.5") as url:
+        reader, writer = await connect(url)
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: lyra\r\n"
+                     b"Authorization: Bearer " + DESK_TOKEN.encode() + b"\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{")
+
+        async def trickle() -> None:  # a byte at a time, for as long as the server takes it
+            with contextlib.suppress(OSError):
+                while not writer.is_closing():
+                    writer.write(b" ")
+                    await writer.drain()
+                    await asyncio.sleep(0.05)
+
+        trickling = asyncio.create_task(trickle())
+        try:
+            raw = await asyncio.wait_for(reader.read(), WAIT_S)  # the 413, then the server hangs up
+        finally:
+            trickling.cancel()
+            writer.close()
+        status, error = status_and_error(raw)
+        assert status == 413 and error["code"] == "request_too_large"
+
+
 async def test_a_flood_of_idle_sockets_past_the_bound_gets_503_and_then_the_server_recovers(
     sim: Simulator, tmp_path: Path
 ) -> None:

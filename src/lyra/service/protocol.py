@@ -5,7 +5,8 @@ an OpenAI-shaped 400 for a request that is not HTTP.
 uvicorn times out an idle keep-alive connection, but nothing else: a socket that connects and
 sends nothing, or sends its headers a byte a minute (a slowloris), holds a connection forever.
 Here a timer runs from the moment a connection opens, and again from the first byte of each
-later request on it, until that request's headers are complete. A connection that never sent a
+later request on it, until that request's headers are complete (and, for a request answered
+before its body was read, until the rest of that body has come). A connection that never sent a
 byte is just closed; one in the middle of its headers first gets a 408.
 
 `lyra serve` passes this class to uvicorn (`http=`), which forces the httptools parser (a
@@ -59,6 +60,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_headers = False  # a request has begun and its headers are not complete yet
         self._head_bytes = 0
         self._head_too_large = False
+        self._draining = False  # answered before its body was read: the rest must still arrive in time
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -94,6 +96,21 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_headers = False
         self._cancel_header_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # An answer given before the body was read (413, 401): uvicorn keeps reading and dropping the
+        # rest, and the client's next byte stops the keep-alive timer, so a body trickled forever
+        # would hold the connection forever. The rest must come within the header deadline.
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self._draining = True
+            self._arm_header_timer()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        if self._draining:  # drained and now idle: the next request must begin, or it is closed, in time
+            self._draining = False
+            self._arm_header_timer()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a request its parser rejects, in plain text; OpenAI's shape instead.
