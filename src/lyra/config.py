@@ -7,7 +7,7 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from importlib import resources
@@ -439,7 +439,6 @@ class ConfigChoice:
 
     path: Path | None
     reason: str  # "given with --config", "from LYRA_CONFIG", "found in the current folder", ...
-    folder: Path = field(default_factory=Path.cwd)  # where a relative path was found from
 
     @property
     def source(self) -> str:
@@ -464,14 +463,13 @@ def find_config(
     env = os.environ if environ is None else environ
     here = cwd or Path.cwd()
     if given is not None and str(given) != "":
-        return ConfigChoice(Path(given), "given with --config", here)
+        return ConfigChoice(Path(given), "given with --config")
     if named := env.get(CONFIG_ENV, "").strip():
-        return ConfigChoice(Path(named), f"from {CONFIG_ENV}", here)
+        return ConfigChoice(Path(named), f"from {CONFIG_ENV}")
     local = here / CONFIG_FILE
     if local.is_file():
-        return ConfigChoice(Path(".") / CONFIG_FILE if cwd is None else local, "found in the current folder",
-                            here)
-    return ConfigChoice(None, f"the shipped example; no --config, {CONFIG_ENV} or ./{CONFIG_FILE}", here)
+        return ConfigChoice(local, "found in the current folder")
+    return ConfigChoice(None, f"the shipped example; no --config, {CONFIG_ENV} or ./{CONFIG_FILE}")
 
 
 def example_config_text() -> str:
@@ -618,6 +616,8 @@ _BOUNDS = {
 
 def _number(value: object) -> str:
     """A bound as a person writes it: 1,000,000,000 rather than Decimal('1000000000')."""
+    if isinstance(value, str) and (found := re.fullmatch(r"Decimal\('(.*)'\)", value)):
+        value = Decimal(found.group(1))  # pydantic gives a Decimal bound as its repr
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
