@@ -95,3 +95,13 @@ async def test_check_stores_opens_and_closes_the_stores(tmp_path: Path) -> None:
     healthy = Lyra.from_config(environ={"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"})
     await healthy.check_stores()
     assert (tmp_path / "ledger.db").exists() and healthy.ledger is None and healthy.state is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("inf", "must be a finite number more than 0"), ("nan", "must be a finite number more than 0"),
+    ("1e308", "must be at most 1,000,000,000"),
+])
+def test_token_new_refuses_caps_the_config_would_refuse(tmp_path: Path, value: str, expected: str) -> None:
+    done = run_lyra(tmp_path, "token", "new", "desk", "--daily-usd", value, env={})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: --daily-usd: {expected}") and done.stderr.count("\n") == 1
