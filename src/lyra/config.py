@@ -370,7 +370,7 @@ class Settings(_Strict):
             if found is None:
                 hint = _did_you_mean(model_id, known)
                 raise ConfigError(
-                    f"{source}: {where}: unknown model {model_id!r}{hint}; "
+                    f"{source}: {where}: unknown model {_shown(model_id)}{hint}; "
                     "use an id from `lyra models` (or `lyra models --refresh` for the full listing)"
                 )
             if found.retired and not allow_retired:
@@ -382,7 +382,15 @@ class Settings(_Strict):
 
 def _known(name: str, table: Mapping[str, Any], where: str, what: str) -> None:
     if name not in table:
-        raise ValueError(f"{where}: unknown {what} {name!r}{_did_you_mean(name, list(table))}")
+        raise ValueError(f"{where}: unknown {what} {_shown(name)}{_did_you_mean(name, list(table))}")
+
+
+_TOKEN_LIKE = re.compile(r"^[A-Za-z0-9_\-+=]{24,}$")
+
+
+def _shown(value: str) -> str:
+    """A name quoted for an error line, unless it is shaped like a pasted key (long, no / or .)."""
+    return "(value not shown: it looks like a key)" if _TOKEN_LIKE.match(value) else repr(value)
 
 
 def _did_you_mean(name: str, choices: list[str]) -> str:
