@@ -105,3 +105,47 @@ def test_token_new_refuses_caps_the_config_would_refuse(tmp_path: Path, value: s
     done = run_lyra(tmp_path, "token", "new", "desk", "--daily-usd", value, env={})
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: --daily-usd: {expected}") and done.stderr.count("\n") == 1
+
+
+async def test_serve_hands_its_workers_the_file_it_found(tmp_path: Path) -> None:
+    """Started with no --config in a folder holding lyra.toml, both workers serve that file's client."""
+    import asyncio
+    import hashlib
+    import socket
+
+    import aiohttp
+
+    from support import fast_config_text
+
+    token = "lyra-found-" + "Zz9" * 14
+    (tmp_path / "lyra.toml").write_text(fast_config_text() + (
+        f'\n[clients.found]\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\ndaily_usd = 5\n'))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("LYRA_", "OPENROUTER_"))}
+    proc = await asyncio.create_subprocess_exec(
+        LYRA, "serve", "--port", str(port), "--workers", "2", cwd=tmp_path, env=environ,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    statuses: list[int] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(1200):  # a generous wait for a loaded machine; the outcome is what counts
+                if proc.returncode is not None:
+                    break
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/v1/models",
+                                           headers={"Authorization": f"Bearer {token}"}) as response:
+                        statuses.append(response.status)
+                        if statuses.count(200) >= 4:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    stderr = err.decode()
+    assert stderr.splitlines()[0] == f"config: {tmp_path / 'lyra.toml'} (found in the current folder)"
+    assert statuses.count(200) >= 4 and 401 not in statuses, stderr[-2000:]
