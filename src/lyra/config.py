@@ -385,11 +385,11 @@ def _known(name: str, table: Mapping[str, Any], where: str, what: str) -> None:
         raise ValueError(f"{where}: unknown {what} {_shown(name)}{_did_you_mean(name, list(table))}")
 
 
-_TOKEN_LIKE = re.compile(r"^[A-Za-z0-9_\-+=]{24,}$")
+_TOKEN_LIKE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9_\-+=]{32,}$")
 
 
 def _shown(value: str) -> str:
-    """A name quoted for an error line, unless it is shaped like a pasted key (long, no / or .)."""
+    """A name quoted for an error line, unless it is shaped like a pasted key (long, digits, no / or .)."""
     return "(value not shown: it looks like a key)" if _TOKEN_LIKE.match(value) else repr(value)
 
 
@@ -452,7 +452,7 @@ class ConfigChoice:
         return str(self.path) if self.path is not None else "lyra.example.toml"
 
     def describe(self) -> str:
-        """One line for stderr, e.g. `config: ./lyra.toml (found in the current folder)`."""
+        """One line for stderr, e.g. `config: /home/me/desk/lyra.toml (found in the current folder)`."""
         return f"config: {self.source} ({self.reason})"
 
 
