@@ -26,6 +26,7 @@ def _private_data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
     monkeypatch.delenv("LYRA_LEDGER_URL", raising=False)
+    monkeypatch.delenv("LYRA_CONFIG", raising=False)  # each test names its config, or gets the example
 
 
 @pytest.fixture(autouse=True)

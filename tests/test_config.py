@@ -71,7 +71,7 @@ def test_dotenv_file_next_to_config_is_read(tmp_path: Path, monkeypatch: pytest.
          "keys.xai.env: this looks like an API key"),
         (("[tiers.premium]\n", "[tiers.platinum]\n"), "tiers.platinum: unknown tier"),
         (("budget_share = 0.40", "budget_share = 0.90"), "the shares add up to 1.50"),
-        (("daily_usd = 200", "daily_usd = -5"), "budget.daily_usd: Input should be greater than 0"),
+        (("daily_usd = 200", "daily_usd = -5"), "budget.daily_usd: must be more than 0"),
         (("[budget]", "[budget"), "not valid TOML"),
     ],
 )

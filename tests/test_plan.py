@@ -106,7 +106,7 @@ def test_plan_command_prints_json_and_strict_exits_1_on_warnings(tmp_path: Path)
     path.write_text(example_config_text().replace('every = "1m"', 'every = "1s"'))
     result = CliRunner().invoke(app, ["plan", "--config", str(path), "--json", "--no-history", "--strict"])
     assert result.exit_code == 1, result.output
-    data = orjson.loads(result.output)
+    data = orjson.loads(result.stdout)
     assert data["functions"][1]["function"] == "signal_generation"
     assert any("tier advanced" in w for w in data["warnings"])
     table = CliRunner().invoke(app, ["plan", "--no-history"])

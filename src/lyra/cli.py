@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
@@ -14,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lyra.catalog import load_catalog
+from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.errors import LyraError
 from lyra.log import SecretMaskFilter
@@ -28,11 +28,6 @@ app.add_typer(sim_app, name="sim")
 console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 T = TypeVar("T")
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="lyra.toml to use (default: the shipped example)")
-]
-
 
 def _setup_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
@@ -49,8 +44,7 @@ def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(_wrap(coro_factory))
     except LyraError as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
 
 
 async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
@@ -58,8 +52,7 @@ async def _wrap(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 def _fail(exc: LyraError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 @app.callback()
@@ -79,7 +72,8 @@ def demo(
     from lyra.demo import run_demo
 
     try:
-        rows = run(lambda: run_demo(config, calls=calls, time_scale=time_scale))
+        path = use_config(config).path
+        rows = run(lambda: run_demo(path, calls=calls, time_scale=time_scale))
     except LyraError as exc:
         raise _fail(exc) from None
     table = Table(title="Lyra demo: routed calls per task")
@@ -116,7 +110,8 @@ def models(
     from lyra.demo import live_listing
 
     try:
-        loaded = load_config(config, catalog=catalog)
+        loaded = load_config(use_config(config))
+        loaded.settings.check_models(catalog, loaded.source, allow_retired=True)  # naming them is the job
         listing = run(lambda: live_listing(loaded, catalog))
     except LyraError as exc:
         raise _fail(exc) from None
@@ -146,7 +141,8 @@ def consensus(
     from lyra.demo import run_consensus
 
     try:
-        result = run(lambda: run_consensus(config, prompt, panel=panel, notional=notional))
+        path = use_config(config).path
+        result = run(lambda: run_consensus(path, prompt, panel=panel, notional=notional))
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:

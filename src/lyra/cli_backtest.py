@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
@@ -23,7 +24,6 @@ def register(app: typer.Typer) -> None:
     app.command("backtest")(backtest_command)
 
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: example)")]
 DataOption = Annotated[str | None, typer.Option(help="CSV/Parquet file or bundled sample (default GOOGL)")]
 FromOption = Annotated[str | None, typer.Option("--from", help="First decision time (default: data start)")]
 ToOption = Annotated[str | None, typer.Option("--to", help="Last bar of the window (default: data end)")]
@@ -62,11 +62,11 @@ def backtest_command(
                               costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
                               anonymise=anonymise, adaptive=adaptive)
     try:
-        result = asyncio.run(_backtest(config, data, symbol, options, record=record, replay=replay,
+        path = use_config(config).path
+        result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,
                                        time_scale=time_scale, yes=yes, quiet=json_output))
     except LyraError as exc:
-        errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
     if result is None:
         raise typer.Exit(1)
     if report is not None:

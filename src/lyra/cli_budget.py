@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from lyra.errors import LyraError
+from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.errors import LedgerUnavailable, LyraError
 from lyra.money import format_usd
 
 if TYPE_CHECKING:
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 console = Console()
 errors = Console(stderr=True)
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="lyra.toml to use (default: the shipped example)")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 SinceOption = Annotated[
     str, typer.Option("--since", help="How far back: 30m, 12h, 7d, or an ISO date (UTC) such as 2025-01-31")
@@ -50,23 +48,7 @@ def register(app: typer.Typer) -> None:
 
 def _fail(message: str) -> typer.Exit:
     """Print one error line on stderr; the caller raises the returned Exit (status 2)."""
-    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)  # one line at any width
-    return typer.Exit(2)
-
-
-def _service_errors() -> tuple[type[BaseException], ...]:
-    """Failures of the ledger or state databases, reported as one line instead of a traceback."""
-    import sqlite3
-
-    from redis import RedisError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return OSError, sqlite3.Error, SQLAlchemyError, RedisError
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return fail(message)
 
 
 @contextmanager
@@ -76,8 +58,8 @@ def _reported(what: str) -> Iterator[None]:
         yield
     except LyraError as exc:
         raise _fail(str(exc)) from None
-    except _service_errors() as exc:
-        raise _fail(f"cannot read {what}: {_first_line(exc)}") from None
+    except database_errors() as exc:
+        raise _fail(f"cannot read {what}: {first_line(exc)}") from None
 
 
 def _print_json(payload: object) -> None:
@@ -126,7 +108,7 @@ async def read_budget(config: Path | None) -> BudgetView:
 def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
     """Today's spend against every cap: global, tiers, keys ($ and tokens) and clients."""
     with _reported("the budget state"):
-        view = asyncio.run(read_budget(config))
+        view = asyncio.run(read_budget(use_config(config).path))
     if as_json:
         _print_json(budget_payload(view))
     else:
@@ -239,6 +221,10 @@ def read_usage(config: Path | None, since: datetime, by: str) -> UsageReport:
     ledger = Ledger(url, simulated=loaded.simulated)
     try:
         rows = ledger.summary(since_ts=since.timestamp(), by=by)
+    except database_errors() as exc:
+        origin = loaded.ledger_url_origin or "the default ledger file"
+        raise LedgerUnavailable(f"the ledger database {ledger.url_for_display} ({origin}) cannot be read: "
+                                f"{first_line(exc)}; start it or fix {origin.rpartition(': ')[2]}") from None
     finally:
         ledger.close()
     return UsageReport(since, by, ledger.url_for_display, rows, loaded.simulated)
@@ -256,7 +242,7 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
     if by not in SUMMARY_DIMENSIONS:
         raise _fail(f"--by: expected one of {', '.join(SUMMARY_DIMENSIONS)}; got {by!r}")
     with _reported("the ledger"):
-        report = read_usage(config, start, by)
+        report = read_usage(use_config(config).path, start, by)
     if as_json:
         _print_json({"since": report.since.isoformat(), "by": report.by, "ledger": report.ledger,
                      "money": MONEY_SIMULATED if report.simulated else MONEY_REAL, "rows": report.rows})

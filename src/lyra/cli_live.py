@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lyra.catalog import load_catalog
+from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.config import load_config
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
@@ -29,7 +30,6 @@ from lyra.money import format_usd, json_default
 from lyra.plan import Plan, build_plan
 from lyra.schedule import session_length_s
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: the example)")]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
@@ -41,8 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(2)
+    return fail(message)
 
 
 def plan_command(
@@ -54,8 +53,13 @@ def plan_command(
     """Print the daily cost plan: calls and dollars per function, tier and key, beside every cap."""
     try:
         catalog = load_catalog()
-        loaded = load_config(config, catalog=catalog)
-        ledger = _open_ledger(loaded.ledger_url, simulated=loaded.simulated) if history else None
+        loaded = load_config(use_config(config), catalog=catalog)
+        try:
+            ledger = _open_ledger(loaded.ledger_url, simulated=loaded.simulated) if history else None
+        except database_errors() as exc:
+            origin = loaded.ledger_url_origin.rpartition(": ")[2] or "the default ledger file"
+            raise _fail(f"the ledger database ({origin}) cannot be read for --history: {first_line(exc)}; "
+                        f"start it, fix {origin} or pass --no-history") from None
         try:
             plan = build_plan(loaded.settings, catalog, ledger)
         finally:
@@ -130,8 +134,9 @@ def live_command(
 ) -> None:
     """Run the task schedule for the configured symbols on replayed or live market data."""
     try:
+        path = use_config(config).path
         code = asyncio.run(
-            run_live_command(config=config, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel)
+            run_live_command(config=path, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel)
         )
     except LyraError as exc:
         raise _fail(str(exc)) from None
@@ -148,7 +153,8 @@ def doctor_command(
     from lyra.monitoring import run_doctor
 
     try:
-        text = asyncio.run(run_doctor(config=config, hours=hours, log_file=log_file, ask=ask))
+        path = use_config(config).path
+        text = asyncio.run(run_doctor(config=path, hours=hours, log_file=log_file, ask=ask))
     except LyraError as exc:
         raise _fail(str(exc)) from None
     typer.echo(text)

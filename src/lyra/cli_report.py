@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.text import Text
 
+from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import json_default
 
@@ -35,7 +35,7 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Write a self-contained HTML file with charts")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml to use")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """KPIs per model and key, spend per day and month, cost per signal, agreement and routing advice."""
     from lyra import analytics
@@ -44,12 +44,11 @@ def report(
         raise _fail("give either --since or --day, not both")
     try:
         window = analytics.day(day) if day is not None else analytics.since(since or "1d", time.time())
-        built = asyncio.run(read_report(config, window))
+        built = asyncio.run(read_report(use_config(config).path, window))
     except LyraError as exc:
         raise _fail(str(exc)) from None
-    except _database_errors() as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise _fail(f"cannot read the ledger: {type(exc).__name__}: {first}") from None
+    except database_errors() as exc:
+        raise _fail(f"cannot read the ledger: {first_line(exc)}") from None
     if html is not None:
         html.write_text(analytics.render_html(built), encoding="utf-8")
         errors.print(f"wrote {html}")
@@ -77,16 +76,5 @@ async def read_report(config: Path | None, window: Window) -> Report:
                                        tier_of=lambda model: tier_of_model(lyra, model))
 
 
-def _database_errors() -> tuple[type[BaseException], ...]:
-    """Failures of the ledger or state databases, reported as one line instead of a traceback."""
-    import sqlite3
-
-    from redis import RedisError
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return OSError, sqlite3.Error, SQLAlchemyError, RedisError
-
-
 def _fail(message: str) -> typer.Exit:
-    errors.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
-    return typer.Exit(2)
+    return fail(message)

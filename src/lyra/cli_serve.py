@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from lyra.catalog import load_catalog
+from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.config import load_config
+from lyra.engine import Lyra
 from lyra.errors import LyraError
 
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
@@ -25,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml to use")] = None,
+    config: ConfigOption = None,
     host: Annotated[str, typer.Option(help="Address to bind (loopback unless you mean otherwise)")] = (
         "127.0.0.1"),
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8080,
@@ -47,10 +49,13 @@ def serve(
     from lyra.service.protocol import HEADER_TIMEOUT_ENV, GuardedHttpProtocol
 
     try:  # fail here with one line rather than in every worker with a traceback
-        settings = load_config(config, catalog=load_catalog()).settings
+        choice = use_config(config)
+        catalog = load_catalog()
+        loaded = load_config(choice, catalog=catalog)
+        asyncio.run(Lyra(loaded, catalog=catalog).check_stores())
     except LyraError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(exc) from None
+    settings = loaded.settings
     if workers > 1 and settings.state.backend == "memory":
         typer.echo(f"error: [state] backend = \"memory\" keeps a budget per process, so {workers} workers "
                    "would each spend the whole cap; use \"sqlite\" (the default) or \"redis\"", err=True)
@@ -60,7 +65,7 @@ def serve(
                    "`lyra token new NAME` makes one", err=True)
     if host not in _LOOPBACK:
         typer.echo(f"warning: listening on {host}, beyond this machine", err=True)
-    os.environ[CONFIG_ENV] = str(config.resolve()) if config else ""
+    os.environ[CONFIG_ENV] = str(choice.path.resolve()) if choice.path else ""  # the workers' file
     os.environ[ACCESS_LOG_ENV] = "1" if access_log else "0"
     os.environ[HEADER_TIMEOUT_ENV] = repr(header_timeout)
     os.environ[BODY_TIMEOUT_ENV] = repr(body_timeout)

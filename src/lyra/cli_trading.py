@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
@@ -24,8 +25,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The decision audit trail.")
 
 
 def _fail(exc: LyraError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    return typer.Exit(2)
+    return fail(exc)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml (default: example)")]
 DataOption = Annotated[str | None, typer.Option(help="CSV/Parquet file, bundled sample, or ccxt:EX:SYM:TF")]
 
 
@@ -49,7 +48,8 @@ def run_command(
 ) -> None:
     """Run the six-stage decision pipeline over the last N bars of a data set."""
     try:
-        report = asyncio.run(_run(config, data, symbol, bars, notional, time_scale, quiet=json_output))
+        path = use_config(config).path
+        report = asyncio.run(_run(path, data, symbol, bars, notional, time_scale, quiet=json_output))
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:
@@ -148,11 +148,13 @@ def _amount(value: int, money: bool) -> str:
 
 
 @audit_app.command("verify")
-def audit_verify(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml")] = None,
-) -> None:
+def audit_verify(config: ConfigOption = None) -> None:
     """Check the decision chain; report the first broken record."""
-    check = _ledger(config).audit.verify()
+    ledger = _ledger(config)
+    try:
+        check = ledger.audit.verify()
+    except database_errors() as exc:
+        raise fail(f"cannot read the audit trail in {ledger.url_for_display}: {first_line(exc)}") from None
     if check.ok:
         console.print(f"[green]chain intact[/green]: {check.checked} decisions verified")
         return
@@ -164,10 +166,14 @@ def audit_verify(
 @audit_app.command("show")
 def audit_show(
     ref: Annotated[str, typer.Argument(help="Decision id or sequence number")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="lyra.toml")] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Print one recorded decision in full."""
-    record = _ledger(config).audit.get(ref)
+    ledger = _ledger(config)
+    try:
+        record = ledger.audit.get(ref)
+    except database_errors() as exc:
+        raise fail(f"cannot read the audit trail in {ledger.url_for_display}: {first_line(exc)}") from None
     if record is None:
         errors.print(f"[red]error:[/red] no decision {ref!r} in the audit trail")
         raise typer.Exit(2)
@@ -180,7 +186,8 @@ def _ledger(config: Path | None) -> Any:
     from lyra.ledger import Ledger, default_url
 
     try:
-        loaded = load_config(config)
+        loaded = load_config(use_config(config))
+        url = loaded.ledger_url or default_url(simulated=loaded.simulated)
+        return Ledger(url, simulated=loaded.simulated)
     except LyraError as exc:
         raise _fail(exc) from None
-    return Ledger(loaded.ledger_url or default_url(simulated=loaded.simulated), simulated=loaded.simulated)

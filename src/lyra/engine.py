@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from lyra.budget import BudgetGovernor
 from lyra.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
 from lyra.catalog import Catalog, load_catalog
-from lyra.config import LoadedConfig, Secret, load_config
+from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
 from lyra.consensus import Consensus, ConsensusEngine
+from lyra.errors import LedgerUnavailable, StateUnavailable
 from lyra.forecast import SpendForecast
 from lyra.ids import new_id
 from lyra.keys import KeyPool
@@ -24,6 +26,7 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.policies import Backoff, CircuitBreaker
 from lyra.policy import RoutePolicy
 from lyra.recording import LedgerRecorder
+from lyra.redact import mask_url
 from lyra.router import Recorder, Router
 from lyra.state import StateBackend, open_backend
 from lyra.types import CacheMode, Completion, CompletionRequest, Message
@@ -70,12 +73,16 @@ class Lyra:
     @classmethod
     def from_config(
         cls,
-        path: str | Path | None = None,
+        path: str | Path | ConfigChoice | None = None,
         *,
         environ: Mapping[str, str] | None = None,
         simulator_options: SimulatorOptions | None = None,
     ) -> Lyra:
-        """Load lyra.toml (the shipped example when no path is given) and build an engine."""
+        """Load lyra.toml and build an engine.
+
+        With no path the file is found as the `lyra` command finds it: $LYRA_CONFIG, then
+        ./lyra.toml, then the shipped example.
+        """
         catalog = load_catalog()
         config = load_config(path, environ=environ, catalog=catalog)
         return cls(config, catalog=catalog, simulator_options=simulator_options)
@@ -129,18 +136,8 @@ class Lyra:
             secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
                        for name in self.settings.keys}
             log.warning("no OpenRouter key set; using the built-in simulator at %s", base_url)
-        simulated = self.config.simulated
-        self.state = state = self._open_state(simulated=simulated)
+        state, budget = await self._open_stores(simulated=self.config.simulated)
         recorders: list[Recorder] = []
-        if self.settings.ledger.enabled:
-            url = self.config.ledger_url or default_url(simulated=simulated)
-            self.ledger = ledger = Ledger(url, simulated=simulated,
-                                          synchronous=self.settings.ledger.synchronous)
-            ledger.start()
-        self.budget = budget = BudgetGovernor(
-            self.settings, self.catalog, state,
-            day_spend=self.ledger.spend_between if self.ledger is not None else None)
-        await budget.open_state()
         if self.ledger is not None:
             budget.forecast = SpendForecast(self.ledger, budget.tier_caps,
                                             day_starts_utc_hour=self.settings.budget.day_starts_utc_hour)
@@ -150,6 +147,66 @@ class Lyra:
         self._cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
         self._consensus = ConsensusEngine(self.settings, self.run)
         self._started = True
+
+    async def check_stores(self) -> None:
+        """Open the budget state and the ledger once, then close them: can they be reached?
+
+        `lyra serve` runs this before it starts its workers, so that a database that cannot be
+        reached is one line from the parent rather than a traceback from every worker. Raises
+        StateUnavailable or LedgerUnavailable, whose one line names the URL (masked) and the fix.
+        """
+        try:
+            await self._open_stores(simulated=self.config.simulated)
+        finally:
+            await self.aclose()
+
+    async def _open_stores(self, *, simulated: bool) -> tuple[StateBackend, BudgetGovernor]:
+        """The budget state and the ledger, opened, with today's spend joined or rebuilt."""
+        try:
+            self.state = state = self._open_state(simulated=simulated)
+        except _store_errors() as exc:
+            raise self._state_unreachable(exc) from exc
+        if self.settings.ledger.enabled:
+            url = self.config.ledger_url or default_url(simulated=simulated)
+            self.ledger = ledger = Ledger(url, simulated=simulated,
+                                          synchronous=self.settings.ledger.synchronous)
+            try:
+                ledger.start()
+            except _store_errors() as exc:
+                raise self._ledger_unreachable(ledger, exc) from exc
+        self.budget = budget = BudgetGovernor(
+            self.settings, self.catalog, state,
+            day_spend=self.ledger.spend_between if self.ledger is not None else None)
+        state_errors: tuple[type[BaseException], ...] = (StateUnavailable, *_store_errors())
+        try:
+            await budget.open_state()
+        except state_errors as exc:
+            raise self._state_unreachable(exc) from exc
+        return state, budget
+
+    def _ledger_unreachable(self, ledger: Ledger, exc: BaseException) -> LedgerUnavailable:
+        """One line naming the ledger's URL (masked), where it was set and the fix."""
+        origin = self.config.ledger_url_origin or "the default ledger file"
+        return LedgerUnavailable(f"the ledger database {ledger.url_for_display} ({origin}) cannot be "
+                                 f"reached: {_cause(exc, self.config.ledger_url)}; start it or fix "
+                                 f"{origin.rpartition(': ')[2]}")
+
+    def _state_unreachable(self, exc: BaseException) -> StateUnavailable:
+        """One line naming the budget state's backend, where it is configured and the fix."""
+        state = self.settings.state
+        source = self.config.source
+        if state.backend == "redis" and self.config.redis_url:
+            where = (f"Redis at {mask_url(self.config.redis_url)} ({self.config.redis_url_origin}, "
+                     f'[state] backend = "redis" in {source})')
+            fix = f"start Redis or fix {self.config.redis_url_origin}"
+        else:
+            where = f'the {state.backend} file ([state] in {source})'
+            fix = "fix [state] path or the folder's permissions"
+        if isinstance(exc, StateUnavailable):
+            detail = str(exc).removesuffix("; refusing until it is back")
+        else:
+            detail = f"the budget state cannot be reached: {_cause(exc, self.config.redis_url)}"
+        return StateUnavailable(f"{detail}: {where}; {fix}", retry_after=getattr(exc, "retry_after", 1.0))
 
     def _cache_store(self) -> CacheStore:
         if self.settings.state.backend == "redis" and self.config.redis_url:
@@ -303,6 +360,30 @@ class Lyra:
                 return await self.complete(**kwargs)
 
         return asyncio.run(once())
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    """What opening the ledger or the budget state raises when its database cannot be reached."""
+    import sqlite3
+
+    from redis import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return OSError, sqlite3.Error, SQLAlchemyError, RedisError
+
+
+def _cause(exc: BaseException, url: str | None) -> str:
+    """The first line of a driver's error, with the URL's password (if any) masked out of it."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    text = f"{type(original).__name__}: {lines[0]}" if lines else type(original).__name__
+    try:
+        password = urlsplit(url).password if url else None
+    except ValueError:
+        password = None
+    for secret in filter(None, {password, unquote(password or "")}):
+        text = text.replace(secret, "***")
+    return text
 
 
 def simulated_path(path: str, simulated: bool) -> str:

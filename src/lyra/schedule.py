@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lyra.config import Settings
+if TYPE_CHECKING:  # config validates sessions with parse_session, so it cannot be imported here
+    from lyra.config import Settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600}
 DAY_S = 86_400
@@ -25,20 +28,55 @@ def format_every(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def session_seconds(session_utc: str) -> tuple[int, int]:
-    """The trading session "HH:MM-HH:MM" as (start, end) seconds after 00:00 UTC."""
-    start, end = session_utc.split("-")
-    first, last = _clock_seconds(start), _clock_seconds(end)
-    if last <= first:
-        raise ValueError(f"schedule.session_utc: {session_utc!r} must end after it starts")
-    return first, last
+_SESSION = re.compile(r"^(\d\d):(\d\d)-(\d\d):(\d\d)$")
 
 
-def _clock_seconds(text: str) -> int:
-    hours, minutes = (int(part) for part in text.split(":"))
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A daily trading session in seconds after 00:00 UTC; `end_s` < `start_s` runs overnight."""
+
+    start_s: int
+    end_s: int
+
+    @property
+    def overnight(self) -> bool:
+        """True when the session ends on the next UTC day ("22:00-06:00")."""
+        return self.end_s < self.start_s
+
+    @property
+    def length_s(self) -> int:
+        return (self.end_s - self.start_s) % DAY_S or DAY_S
+
+
+def parse_session(session_utc: str) -> Session:
+    """Parse "HH:MM-HH:MM" (UTC); ValueError with one line saying what is wrong.
+
+    "00:00-24:00" is the whole day; an end before the start ("22:00-06:00") runs overnight into
+    the next UTC day.
+    """
+    found = _SESSION.match(session_utc)
+    if found is None:
+        raise ValueError(f'{session_utc!r} is not a session; use "HH:MM-HH:MM" in UTC, e.g. "13:30-20:00"')
+    start_h, start_m, end_h, end_m = (int(part) for part in found.groups())
+    start, end = _clock_seconds(start_h, start_m), _clock_seconds(end_h, end_m)
+    if start == DAY_S:
+        raise ValueError("24:00 can only end a session; start it at 00:00")
+    if start == end:
+        raise ValueError(f"{session_utc!r} is empty (it ends when it starts); use \"00:00-24:00\" for the "
+                         "whole day")
+    return Session(start, end)
+
+
+def _clock_seconds(hours: int, minutes: int) -> int:
     if hours > 24 or minutes > 59 or (hours == 24 and minutes):
-        raise ValueError(f"schedule.session_utc: {text!r} is not a time of day")
+        raise ValueError(f"{hours:02d}:{minutes:02d} is not a time of day; use 00:00 to 24:00")
     return hours * 3600 + minutes * 60
+
+
+def session_seconds(session_utc: str) -> tuple[int, int]:
+    """The trading session as (start, end) seconds after 00:00 UTC; end < start runs overnight."""
+    session = parse_session(session_utc)
+    return session.start_s, session.end_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +114,17 @@ def ticks_in(every_s: int, length_s: int) -> int:
 
 
 def session_length_s(settings: Settings) -> int:
-    start, end = session_seconds(settings.schedule.session_utc)
-    return end - start
+    """Seconds in the configured trading session (an overnight one included)."""
+    return parse_session(settings.schedule.session_utc).length_s
 
 
 __all__ = [
     "DAY_S",
     "Job",
+    "Session",
     "cadence_seconds",
     "format_every",
+    "parse_session",
     "periodic_jobs",
     "session_length_s",
     "session_seconds",

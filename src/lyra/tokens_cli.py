@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from typing import Annotated
@@ -13,6 +14,7 @@ from lyra.catalog import TIERS
 
 TOKEN_PREFIX = "lyra-"
 _ADMIN_LINE = 'role = "admin"  # an operator: sees every client\'s usage, the keys and /metrics\n'
+_MAX_DAILY_USD = 1_000_000_000
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -70,8 +72,10 @@ def register(app: typer.Typer) -> None:
 def _check(name: str, daily_usd: float, tiers: list[str], requests_per_min: int) -> str | None:
     if not _NAME.match(name):
         return f"NAME: {name!r} must be 1-64 letters, digits, '-' or '_'"
-    if daily_usd <= 0:
-        return "--daily-usd: must be more than 0"
+    if not math.isfinite(daily_usd) or daily_usd <= 0:
+        return "--daily-usd: must be a finite number more than 0"
+    if daily_usd > _MAX_DAILY_USD:
+        return f"--daily-usd: must be at most {_MAX_DAILY_USD:,}, as lyra.toml's caps are"
     unknown = [t for t in tiers if t not in TIERS]
     if unknown or not tiers:
         return f"--tiers: unknown tier {unknown[0]!r}; use {', '.join(TIERS)}" if unknown else "--tiers: none"

@@ -111,7 +111,9 @@ def parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(f"ledger.url: not a database URL ({exc})") from exc
+        raise ConfigError("ledger.url: not a database URL; use sqlite:///path or postgresql://...") from exc
+    except ValueError as exc:  # a port that is not a number; the message would echo the URL
+        raise ConfigError("ledger.url: the port must be a number from 1 to 65535") from exc
     backend = parsed.get_backend_name()
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
