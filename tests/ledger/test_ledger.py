@@ -6,11 +6,14 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from lyra.errors import ConfigError
@@ -387,3 +390,31 @@ def test_sqlite_runs_in_wal_mode(sqlite_url: str) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         indexes = {r[1] for r in conn.execute("PRAGMA index_list(lyra_usage)")}
     assert {"ix_lyra_usage_ts", "ix_lyra_usage_request_id"} <= indexes
+
+
+_LATENCY_ROWS = st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["ok", "ok", "error"]),
+                                   st.floats(0, 10_000, allow_nan=False).map(lambda v: round(v, 3))),
+                         max_size=60)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(requests=_LATENCY_ROWS)
+def test_summary_latency_stats_equal_a_sort_of_every_ok_request(tmp_path: Path, requests: list[
+        tuple[str, str, float]]) -> None:
+    """The streamed average and percentiles equal those of the whole sorted list, per group."""
+    ledger = Ledger(f"sqlite:///{tmp_path / f'{uuid.uuid4().hex}.db'}")
+    try:
+        ledger.start()
+        for i, (model, status, latency) in enumerate(requests):
+            ledger.write(row(ts=T0 + i, request_id=f"q{i}", kind="request", requested_model=model,
+                             served_model=model, status=status, latency_ms=latency))
+        ledger.flush()
+        lines = {line["group"]: line for line in ledger.summary(since_ts=0, by="model")}
+    finally:
+        ledger.close()
+    for model in {m for m, _, _ in requests}:
+        values = sorted(v for m, s, v in requests if m == model and s == "ok")
+        line = lines[model]
+        assert line["p50_latency_ms"] == percentile(values, 0.50)
+        assert line["p95_latency_ms"] == percentile(values, 0.95)
+        assert line["avg_latency_ms"] == (sum(values) / len(values) if values else None)

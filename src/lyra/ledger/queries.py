@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, func, select
+from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 
 from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
 from lyra.ledger.schema import UtcDay, usage
@@ -78,6 +78,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
     def billed(column: ColumnElement[Any]) -> ColumnElement[Any]:
         return func.sum(case((is_attempt, column), else_=0))
 
+    timed = is_request & (c.status == "ok") & c.latency_ms.is_not(None)  # whose latency the stats use
     window = [c.ts >= since_ts, c.simulated.is_(simulated)]
     if until_ts is not None:
         window.append(c.ts < until_ts)
@@ -98,22 +99,19 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
         .where(*window)
         .group_by(group)
     )
-    latencies = select(group, c.latency_ms).where(*window, is_request, c.status == "ok")
-
     lines: dict[object, dict[str, object]] = {}
     names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
              "cost_nanos", "cached")
     for grp, *sums in conn.execute(totals):
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
         lines[grp] = {"group": grp} | {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
-    samples: dict[object, list[float]] = defaultdict(list)
-    for grp, latency in conn.execute(latencies):
-        samples[grp].append(float(latency))
-    for grp, line in lines.items():
-        values = sorted(samples.get(grp, ()))
-        line["avg_latency_ms"] = sum(values) / len(values) if values else None
-        line["p50_latency_ms"] = percentile(values, 0.50)
-        line["p95_latency_ms"] = percentile(values, 0.95)
+        lines[grp] |= {"avg_latency_ms": None, "p50_latency_ms": None, "p95_latency_ms": None}
+    # Each row carries its group's size, counted in the same statement (so in the same snapshot).
+    size = func.count().over(partition_by=_group_expression(by))
+    ordered = select(group, c.latency_ms, size).where(*window, timed).order_by(group, c.latency_ms)
+    for grp, (avg, p50, p95) in _latency_stats(conn, ordered).items():
+        if grp in lines:
+            lines[grp] |= {"avg_latency_ms": avg, "p50_latency_ms": p50, "p95_latency_ms": p95}
 
     if by == "day":
         return sorted(lines.values(), key=lambda line: str(line["group"]))
@@ -124,6 +122,53 @@ def _by_cost_then_requests(line: dict[str, object]) -> tuple[int, int, str]:
     cost, requests = line["cost_nanos"], line["requests"]
     assert isinstance(cost, int) and isinstance(requests, int)
     return (-cost, -requests, str(line["group"]))
+
+
+def _latency_stats(conn: Connection, ordered: Select[Any]
+                   ) -> dict[object, tuple[float, float | None, float | None]]:
+    """Per group: the average, p50 and p95 of the latencies `ordered` yields as (group, value, size of
+    the group) rows, sorted by group, then value.
+
+    The rows are streamed and only the ranks a percentile needs are kept, so the memory a summary
+    takes stays flat however many requests the window holds (a long day's ledger has millions).
+    """
+    stats: dict[object, tuple[float, float | None, float | None]] = {}
+    group: object = _NO_GROUP
+    index, total, kept, ranks = 0, 0.0, dict[int, float](), dict[float, tuple[int, int, float]]()
+
+    def finish() -> None:
+        if group is not _NO_GROUP and index:
+            p50, p95 = (_interpolate(kept, *ranks[q]) for q in (0.50, 0.95))
+            stats[group] = (total / index, p50, p95)
+
+    for grp, latency, size in conn.execution_options(stream_results=True, yield_per=5_000).execute(ordered):
+        if grp != group or group is _NO_GROUP:
+            finish()
+            group, index, total, kept = grp, 0, 0.0, {}
+            ranks = {q: _ranks(int(size), q) for q in (0.50, 0.95)}
+        value = float(latency)
+        if any(index in (low, high) for low, high, _ in ranks.values()):
+            kept[index] = value
+        total += value
+        index += 1
+    finish()
+    return stats
+
+
+_NO_GROUP = object()
+
+
+def _ranks(n: int, q: float) -> tuple[int, int, float]:
+    """The two ranks (from 0) the q-quantile of n sorted values lies between, and how far along."""
+    position = max(0, n - 1) * q
+    low = math.floor(position)
+    return low, min(low + 1, max(0, n - 1)), position - low
+
+
+def _interpolate(kept: dict[int, float], low: int, high: int, fraction: float) -> float | None:
+    if low not in kept or high not in kept:
+        return None
+    return kept[low] + (kept[high] - kept[low]) * fraction
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
