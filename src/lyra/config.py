@@ -279,15 +279,8 @@ class LedgerSettings(_Strict):
 
 def check_ledger_url(value: str) -> str:
     """A sqlite:/// or postgresql:// URL with a numeric port, or a ValueError that does not echo it."""
-    fix = "use sqlite:///path/to/ledger.db or postgresql://user@host:5432/db"
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError:
-        raise ValueError(f"the port must be a number from 1 to 65535; {fix}") from None
-    backend = parts.scheme.split("+", 1)[0]
-    if backend not in ("sqlite", "postgresql", "postgres") or any(c.isspace() for c in value):
-        raise ValueError(f"not a database URL; {fix}")
+    _check_url(value, ("sqlite", "postgresql", "postgres"), "database",
+               "use sqlite:///path/to/ledger.db or postgresql://user@host:5432/db")
     return value
 
 
@@ -538,14 +531,22 @@ def _ledger_url(settings: Settings, env: Mapping[str, str], source: str) -> tupl
 
 
 def _check_redis_url(url: str) -> None:
-    fix = "use redis://host:6379/0 (or rediss:// for TLS); fix or unset it"
     try:
-        parts = urlsplit(url)
+        _check_url(url, ("redis", "rediss", "unix"), "Redis",
+                   "use redis://host:6379/0 (or rediss:// for TLS); fix or unset it")
+    except ValueError as exc:
+        raise ConfigError(f"{REDIS_URL_ENV}: {exc}") from None
+
+
+def _check_url(value: str, schemes: tuple[str, ...], what: str, fix: str) -> None:
+    """A ValueError, which does not echo the URL, unless it has one of `schemes` and a numeric port."""
+    try:
+        parts = urlsplit(value)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise ConfigError(f"{REDIS_URL_ENV}: the port must be a number from 1 to 65535; {fix}") from None
-    if parts.scheme not in ("redis", "rediss", "unix") or any(c.isspace() for c in url):
-        raise ConfigError(f"{REDIS_URL_ENV}: not a Redis URL; {fix}")
+        raise ValueError(f"the port must be a number from 1 to 65535; {fix}") from None
+    if parts.scheme.split("+", 1)[0] not in schemes or any(c.isspace() for c in value):
+        raise ValueError(f"not a {what} URL; {fix}")
 
 
 def read_config_text(file: Path, reason: str = "") -> str:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import uvicorn
@@ -60,14 +61,15 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running(app: object, *, log_config: dict[str, object] | None = None) -> AsyncIterator[str]:
+async def running(app: object, *, log_config: dict[str, object] | None = None,
+                  **uvicorn_options: Any) -> AsyncIterator[str]:
     """Serve an ASGI app with uvicorn on a free loopback port; yield its /v1 base URL."""
     # uvicorn serves a socket bound here already: no other process can take the port meanwhile.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = int(sock.getsockname()[1])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
-                            lifespan="on", log_config=log_config)
+                            lifespan="on", log_config=log_config, **uvicorn_options)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

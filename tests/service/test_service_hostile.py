@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import re
-import socket
 import sqlite3
 import threading
 from collections.abc import AsyncIterator
@@ -23,8 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 import pytest
-import uvicorn
-from gateway_support import MESSAGES, OPS_TOKEN
+from gateway_support import MESSAGES, OPS_TOKEN, running
 from quant_support import QUANT_TOKEN, quant_config_text
 from sqlalchemy.engine import make_url
 from starlette.requests import Request
@@ -63,25 +61,8 @@ async def gateway(sim: Simulator, tmp_path: Path, *, ledger_url: str | None = No
 @contextlib.asynccontextmanager
 async def guarded(app: object) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port as `lyra serve` does (its HTTP protocol); yield its /v1 URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, http=GuardedHttpProtocol, ws="none", limit_concurrency=1000,
-                            access_log=False, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn stopped before it started")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        try:
-            await asyncio.wait_for(task, 15)
-        finally:
-            sock.close()
+    async with running(app, http=GuardedHttpProtocol, ws="none", limit_concurrency=1000) as url:
+        yield url
 
 
 @pytest.fixture
