@@ -21,6 +21,9 @@ the chat latency. At the end: the growth after `--warmup-min` as the least-squar
 over time in MiB/h with its 95% interval, for both, and the verdict (see BENCHMARKS.md).
 
     python bench/soak.py [--minutes 30] [--rate 40] [--sample-s 60] [--warmup-min 5] [--json PATH]
+
+`--skip usage` (any of the kinds, comma-separated) leaves kinds out of Lyra's mix, to find out
+which one a growth comes from.
 """
 
 from __future__ import annotations
@@ -243,13 +246,14 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def resident_mib(pid: int) -> float:
-    """VmRSS of the process and its children, in MiB (0 for a process that has gone)."""
+def resident_mib(pid: int, field: str = "VmRSS") -> float:
+    """VmRSS (or another /proc status field in kB, such as RssAnon) of the process and its children,
+    in MiB (0 for a process that has gone)."""
     total_kib = 0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(f"{field}:"):
                     total_kib += int(line.split()[1])
     return total_kib / 1024
 
@@ -357,11 +361,13 @@ class LyraMix:
         "bad_body": {"400"}, "wrong_token": {"401"}, "over_budget": {"402"}, "tier_denied": {"403"},
         "slow_client": {"200", "429"}}
 
-    def __init__(self, session: aiohttp.ClientSession, root: str, seed: int) -> None:
+    def __init__(self, session: aiohttp.ClientSession, root: str, seed: int,
+                 skip: tuple[str, ...] = ()) -> None:
         self.session = session
         self.root = root
+        weights = {kind: weight for kind, weight in self.WEIGHTS.items() if kind not in skip}
         rng = random.Random(seed)
-        self._draws = iter(lambda: rng.choices(list(self.WEIGHTS), list(self.WEIGHTS.values()))[0], None)
+        self._draws = iter(lambda: rng.choices(list(weights), list(weights.values()))[0], None)
 
     async def fire(self, i: int) -> Outcome:
         kind = next(self._draws)
@@ -475,6 +481,7 @@ class BaselineLoad:
 class Sample:
     t_s: float
     rss_mib: float
+    anon_mib: float  # the heap part of RSS, without shared libraries and mapped files
     fds: int
     done: int
     unexpected: int
@@ -491,7 +498,8 @@ def take_sample(t_s: float, server: Server, tally: Tally) -> Sample:
     chat = [o.seconds for o in tally.take_interval() if o.kind == "chat" and o.expected]
     p50 = percentile(chat, 0.5) * 1000 if chat else None
     p99 = percentile(chat, 0.99) * 1000 if chat else None
-    return Sample(t_s, resident_mib(server.proc.pid), open_fds(server.proc.pid), tally.done,
+    pid = server.proc.pid
+    return Sample(t_s, resident_mib(pid), resident_mib(pid, "RssAnon"), open_fds(pid), tally.done,
                   tally.unexpected, p50, p99)
 
 
@@ -580,6 +588,7 @@ class SoakOptions:
     time_scale: float = 0.05
     tolerance_mib_h: float = 1.0
     seed: int = 1
+    skip: tuple[str, ...] = ()  # request kinds left out of Lyra's mix, to find what a growth comes from
     json_path: Path | None = None
 
 
@@ -630,7 +639,7 @@ async def drive(options: SoakOptions, lyra: Server, baseline: Server) -> dict[st
     seconds = options.minutes * 60
     async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=512)) as ls, \
             aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=512)) as bs:
-        mix = LyraMix(ls, lyra.root, options.seed)
+        mix = LyraMix(ls, lyra.root, options.seed, options.skip)
         base = BaselineLoad(bs, baseline.root)
         print(f"{'':>6}  {'lyra serve':<45}  | {'baseline proxy':<45}\n{SAMPLE_HEADER}", flush=True)
         await asyncio.gather(
@@ -665,7 +674,8 @@ async def run(options: SoakOptions) -> bool:
     started = time.time()
     print(f"soak: {options.minutes:g} min at {options.rate:g} requests/s to each server, open loop; "
           f"RSS every {options.sample_s:g} s; fit after {options.warmup_min:g} min; simulator time scale "
-          f"{options.time_scale:g}; {machine()}", flush=True)
+          f"{options.time_scale:g}; left out of the mix: {', '.join(options.skip) or 'nothing'}; "
+          f"{machine()}", flush=True)
     with servers(options.time_scale) as (lyra, baseline, statuses):
         result = await drive(options, lyra, baseline)
     warmup_s = options.warmup_min * 60
@@ -706,16 +716,24 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=1.0,
                         help="MiB/h: a 95%% interval within ± this also counts as flat")
     parser.add_argument("--seed", type=int, default=1, help="seeds the request mix")
+    parser.add_argument("--skip", default="", metavar="KIND[,KIND]",
+                        help=f"leave request kinds out of Lyra's mix (of: {', '.join(LyraMix.WEIGHTS)})")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
     args = parser.parse_args()
     for name in ("minutes", "rate", "sample_s", "tolerance"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')}: must be more than 0")
+    skip = tuple(kind for kind in args.skip.split(",") if kind)
+    unknown = [kind for kind in skip if kind not in LyraMix.WEIGHTS]
+    if unknown:
+        parser.error(f"--skip: unknown kind {unknown[0]!r}; one of {', '.join(LyraMix.WEIGHTS)}")
+    if len(skip) == len(LyraMix.WEIGHTS):
+        parser.error("--skip: leaves nothing to send")
     if args.warmup_min < 0 or args.warmup_min >= args.minutes:
         parser.error("--warmup-min: must be at least 0 and less than --minutes")
     options = SoakOptions(minutes=args.minutes, rate=args.rate, sample_s=args.sample_s,
                           warmup_min=args.warmup_min, time_scale=args.time_scale,
-                          tolerance_mib_h=args.tolerance, seed=args.seed, json_path=args.json)
+                          tolerance_mib_h=args.tolerance, seed=args.seed, skip=skip, json_path=args.json)
     sys.exit(0 if asyncio.run(run(options)) else 1)
 
 
