@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test bench clean
+.PHONY: run test bench soak clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -30,6 +30,9 @@ bench: $(STAMP_DEV)
 	$(PY) bench/budget.py
 	$(PY) bench/consensus.py
 	$(PY) bench/gateway.py
+
+soak: $(STAMP_DEV)  # 30+ minutes; not part of `make bench`
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
