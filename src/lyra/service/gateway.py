@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TypeVar, cast
 
 from starlette.requests import Request
 
@@ -15,6 +18,8 @@ from lyra.service.options import ServiceOptions
 from lyra.service.ratelimit import ClientRateLimit
 from lyra.service.target import Targets
 from lyra.service.tenancy import ClientView
+
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -29,11 +34,15 @@ class Gateway:
     view: ClientView = field(init=False)
     limiter: ClientRateLimit | None = None
     ready: bool = False
+    # Ledger reads (/v1/usage, /v1/report) run one at a time on their own thread: each one scans the
+    # window, and several at once would each hold a thread, a database connection and its cache.
+    _reads: ThreadPoolExecutor = field(init=False)
 
     def __post_init__(self) -> None:
         self.auth = ClientAuth(self.lyra.settings.clients)
         self.targets = Targets(self.lyra.settings, self.lyra.catalog)
         self.view = ClientView(self.lyra.settings.keys)
+        self._reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lyra-ledger-read")
 
     async def start(self) -> None:
         await self.lyra.start()
@@ -45,7 +54,12 @@ class Gateway:
     async def stop(self) -> None:
         """Close the engine: its ledger commits every queued row before the process exits."""
         self.ready = False
+        self._reads.shutdown(wait=True)
         await self.lyra.aclose()
+
+    async def read_ledger(self, read: Callable[[], T]) -> T:
+        """Run a blocking ledger read on the gateway's one reading thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._reads, read)
 
     async def admit(self, request: Request) -> Client:
         """The authenticated client of a request, within its rate limit; else 503, 401 or 429."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -32,8 +31,8 @@ async def report(request: Request) -> Response:
                        type="service_unavailable", code="ledger_disabled")
     window = _window(request)
     caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
-    built = await asyncio.to_thread(_build, gateway, ledger, window, visible_caps(caps, client),
-                                    None if client.admin else client.name)
+    shown, scope = visible_caps(caps, client), None if client.admin else client.name
+    built = await gateway.read_ledger(lambda: _build(gateway, ledger, window, shown, scope))
     return Response(orjson.dumps(built.to_dict(), default=json_default), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from typing import Any
@@ -41,7 +40,7 @@ async def usage(request: Request) -> Response:
     except analytics.WindowError as exc:
         raise bad_request("since", str(exc)) from None
     scope = None if client.admin else client.name
-    lines = await asyncio.to_thread(_summary, ledger, since, by, scope)
+    lines = await gateway.read_ledger(lambda: _summary(ledger, since, by, scope))
     for line in lines:
         cost = line["cost_nanos"]
         line["cost_usd"] = usd_json(cost) if isinstance(cost, int) else None
