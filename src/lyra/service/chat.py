@@ -14,9 +14,9 @@ from lyra.service.auth import Client
 from lyra.service.body import read_body
 from lyra.service.chat_render import ChunkWriter, chat_completion
 from lyra.service.chat_request import ChatCall, parse_chat
-from lyra.service.errors import from_lyra_error
 from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.target import Target
+from lyra.service.tenancy import ClientView, error_for
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -51,11 +51,11 @@ async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Clie
         first: str | None = await anext(pieces)
     except StopAsyncIteration:
         first = None
-    return _sse(_events(ChunkWriter(call.model), first, pieces, stream))
+    return _sse(_events(ChunkWriter(call.model), first, pieces, stream, client, gateway.view))
 
 
 async def _events(writer: ChunkWriter, first: str | None, pieces: AsyncIterator[str],
-                  stream: CompletionStream) -> AsyncIterator[bytes]:
+                  stream: CompletionStream, client: Client, view: ClientView) -> AsyncIterator[bytes]:
     try:
         if first is not None:
             yield writer.text(first)
@@ -63,7 +63,7 @@ async def _events(writer: ChunkWriter, first: str | None, pieces: AsyncIterator[
                 yield writer.text(piece)
         yield writer.end(stream.completion)
     except LyraError as exc:
-        yield writer.error(from_lyra_error(exc).body())
+        yield writer.error(error_for(exc, client, view).body())  # as this client may see it
     finally:
         # A client that hangs up cancels us here; closing the engine's stream settles its budget.
         close = getattr(pieces, "aclose", None)
