@@ -60,7 +60,7 @@ from lyra.config import example_config_text
 
 UPSTREAM_KEY = "sk-or-v1-bench-" + "0" * 40
 DESK_TOKEN = "lyra-soak-desk-" + "d" * 36  # tiers fast and advanced
-OPS_TOKEN = "lyra-soak-ops-" + "o" * 37  # every tier
+OPS_TOKEN = "lyra-soak-ops-" + "o" * 37  # the operator (admin): every tier, every client's usage, /metrics
 TIGHT_TOKEN = "lyra-soak-tight-" + "t" * 35  # a budget too small for any call: 402
 SLOW_TOKEN = "lyra-soak-slow-" + "s" * 36  # a few requests a minute: 429 past them
 WRONG_TOKEN = "lyra-soak-wrong-" + "w" * 35  # configured nowhere: 401
@@ -108,7 +108,7 @@ def soak_config() -> str:
     return text + (
         "\n[limits]\nkey_rpm = 100_000_000\nkey_tpm = 1_000_000_000_000\n"
         f'\n[clients.desk]\ntoken_sha256 = "{_sha(DESK_TOKEN)}"\n{unbounded}tiers = ["fast", "advanced"]\n'
-        f'\n[clients.ops]\ntoken_sha256 = "{_sha(OPS_TOKEN)}"\n{unbounded}'
+        f'\n[clients.ops]\ntoken_sha256 = "{_sha(OPS_TOKEN)}"\nrole = "admin"\n{unbounded}'
         f'\n[clients.tight]\ntoken_sha256 = "{_sha(TIGHT_TOKEN)}"\ndaily_usd = 0.00001\n'
         f'\n[clients.slow]\ntoken_sha256 = "{_sha(SLOW_TOKEN)}"\ndaily_usd = 1_000_000\n'
         f"requests_per_min = {SLOW_RPM}\n")
@@ -450,7 +450,7 @@ class LyraMix:
         return await self._get("/v1/budget", DESK_TOKEN if i % 2 else OPS_TOKEN)
 
     async def _metrics(self, i: int) -> str:
-        return await self._get("/metrics", None)
+        return await self._get("/metrics", OPS_TOKEN)  # an operator's page
 
 
 class BaselineLoad:
