@@ -81,14 +81,45 @@ async def test_a_model_can_only_shrink_a_position(engine: Lyra, bars: Bars, sim:
     assert sized.notional_usd == pytest.approx(10_000)  # 1 % of 100k at a 2-ATR stop of $10/unit
 
 
-async def test_failed_risk_stage_is_recorded_and_the_decision_stands_on_code(
-    engine: Lyra, bars: Bars, sim: Simulator
-) -> None:
-    for model in ("anthropic/claude-opus-4.8", "openai/gpt-4o", "google/gemini-2.5-pro"):
+async def test_a_failed_risk_review_never_trades(engine: Lyra, bars: Bars, sim: Simulator) -> None:
+    """Fail closed: a trade the risk model could not review is held, and the audit record says why."""
+    for model in engine.settings.tiers["premium"].models:
         sim.add_fault(Fault(kind="server_error", model=model))
-    decision = await decide_until_trade(TradingAIOrchestrator(engine), bars)
-    risk = next(s for s in decision.stages if s.stage == "risk_assessment")
-    assert risk.status == "error" and decision.errors
+    orchestrator = TradingAIOrchestrator(engine)
+    decisions = [await orchestrator.decide("GOOGL", bars, at=t) for t in bars.frame.index[-40:]]
+    wanted = [d for d in decisions if d.signal is not None and d.signal.action in ("BUY", "SELL")]
+    assert wanted, "no bar produced a trade signal"
+    for decision in wanted:
+        risk = next(s for s in decision.stages if s.stage == "risk_assessment")
+        assert risk.status == "error" and decision.errors
+        assert decision.action == "HOLD" and decision.notional_usd == 0
+    # Where the final panel too wanted the trade, only the missing review stopped it, and says so.
+    confirmed = [d for d in wanted if d.final is not None and d.final.action in ("BUY", "SELL")]
+    assert confirmed, "no bar's final panel confirmed a trade"
+    for decision in confirmed:
+        assert any(r.startswith("no risk review (") for r in decision.risk.reasons)
+    assert engine.ledger is not None
+    audited = {r.seq: r.payload for r in engine.ledger.audit.recent(100)}
+    for decision in confirmed:
+        assert decision.audit_seq is not None
+        assert any("no risk review" in reason for reason in audited[decision.audit_seq]["risk"]["reasons"])
+
+
+def test_the_rule_holds_a_new_position_without_a_review_but_still_closes_on_a_stop() -> None:
+    from lyra.config import RiskSettings
+    from lyra.trading.risk import RiskRules
+
+    rules = RiskRules(RiskSettings())
+    flat = AccountState(equity_at_day_start=100_000, equity=100_000)
+    held = rules.rule(signal="BUY", proposed_notional_usd=5_000, price=100, atr=1.0, account=flat,
+                      review_missing="NoModelAvailable: every premium model failed")
+    assert (held.action, held.notional_usd, held.verdict) == ("HOLD", 0.0, "reject")
+    losing = AccountState(equity_at_day_start=100_000, equity=100_000,
+                          position=Position(units=10, entry_price=110))
+    stop = rules.rule(signal="BUY", proposed_notional_usd=5_000, price=100, atr=1.0, account=losing,
+                      review_missing="timeout")
+    assert stop.action == "CLOSE"  # leaving exposure needs no review
+
 
 
 async def test_ledger_and_result_agree_to_the_nano_dollar(engine: Lyra, bars: Bars) -> None:

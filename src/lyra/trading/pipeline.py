@@ -160,8 +160,12 @@ class TradingAIOrchestrator:
         else:
             stages += [StageResult(stage="risk_assessment", status="skipped", output="no trade proposed"),
                        StageResult(stage="final_decision", status="skipped", output="no trade proposed")]
+        review = next((s for s in stages if s.stage == "risk_assessment"), None)
+        failed = review is not None and review.status == "error"
+        missing = (review.error or "no answer") if review is not None and failed else None
         risk = self.rules.rule(signal=wanted, proposed_notional_usd=proposed_notional, price=price, atr=atr,
-                               account=self.account, model_verdict=verdict, model_max_notional_usd=cap)
+                               account=self.account, model_verdict=verdict, model_max_notional_usd=cap,
+                               review_missing=missing)
         stages.append(await self._monitor(features, risk))
         deciding = final or signal
         decision = TradeDecision(

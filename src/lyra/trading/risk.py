@@ -74,8 +74,13 @@ class RiskRules:
 
     def rule(self, *, signal: FinalAction, proposed_notional_usd: float, price: float, atr: float | None,
              account: AccountState, model_verdict: Verdict | None = None,
-             model_max_notional_usd: float | None = None) -> RiskVerdict:
-        """The final action and size: the signal, bounded by every rule, tightened by the model."""
+             model_max_notional_usd: float | None = None, review_missing: str | None = None
+             ) -> RiskVerdict:
+        """The final action and size: the signal, bounded by every rule, tightened by the model.
+
+        `review_missing` says why the risk review a new position needs could not be had (a failed
+        or refused call): the rule then fails closed, holding instead of trading unreviewed.
+        """
         reasons: list[str] = []
         premium = self.needs_premium(proposed_notional_usd)
         if self.emergency_stop(account, price):
@@ -87,6 +92,9 @@ class RiskRules:
         if account.drawdown >= self.settings.daily_drawdown_halt:
             halt = self.settings.daily_drawdown_halt
             reasons.append(f"daily drawdown {account.drawdown:.1%} >= {halt:.0%}: new entries halted")
+            return RiskVerdict("HOLD", 0.0, "reject", tuple(reasons), premium)
+        if review_missing is not None:
+            reasons.append(f"no risk review ({review_missing}): a trade is not made unreviewed")
             return RiskVerdict("HOLD", 0.0, "reject", tuple(reasons), premium)
         sized = self.position_size_usd(account.equity, price, atr)
         notional = min(proposed_notional_usd, sized)
