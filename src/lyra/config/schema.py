@@ -1,17 +1,11 @@
-"""Typed settings loaded from lyra.toml and the environment; secrets come only from the environment."""
+"""The settings of lyra.toml as strict pydantic models: types, bounds and cross-references."""
 
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, time
 from decimal import Decimal
-from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -20,7 +14,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -37,17 +30,10 @@ TASKS = (
     "news_sentiment",
     "code_generation",
 )
-_SECRET_FIELD = re.compile(r"(api_?key|secret|password|bearer)", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"^(sk-or-|sk-)[A-Za-z0-9_\-]{8,}")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _CADENCE = re.compile(r"^[1-9][0-9]*[smh]$")
 
 
-CONFIG_ENV = "LYRA_CONFIG"
-CONFIG_FILE = "lyra.toml"
-BASE_URL_ENV = "LYRA_OPENROUTER_BASE_URL"
-LEDGER_URL_ENV = "LYRA_LEDGER_URL"
-REDIS_URL_ENV = "LYRA_REDIS_URL"
 
 
 def _exact(value: object) -> object:
@@ -279,7 +265,7 @@ class LedgerSettings(_Strict):
 
 def check_ledger_url(value: str) -> str:
     """A sqlite:/// or postgresql:// URL with a numeric port, or a ValueError that does not echo it."""
-    _check_url(value, ("sqlite", "postgresql", "postgres"), "database",
+    check_url(value, ("sqlite", "postgresql", "postgres"), "database",
                "use sqlite:///path/to/ledger.db or postgresql://user@host:5432/db")
     return value
 
@@ -363,7 +349,7 @@ class Settings(_Strict):
         for where, model_id in places:
             found = catalog.find(model_id)
             if found is None:
-                hint = _did_you_mean(model_id, known)
+                hint = did_you_mean(model_id, known)
                 raise ConfigError(
                     f"{source}: {where}: unknown model {_shown(model_id)}{hint}; "
                     "use an id from `lyra models` (or `lyra models --refresh` for the full listing)"
@@ -377,7 +363,7 @@ class Settings(_Strict):
 
 def _known(name: str, table: Mapping[str, Any], where: str, what: str) -> None:
     if name not in table:
-        raise ValueError(f"{where}: unknown {what} {_shown(name)}{_did_you_mean(name, list(table))}")
+        raise ValueError(f"{where}: unknown {what} {_shown(name)}{did_you_mean(name, list(table))}")
 
 
 _TOKEN_LIKE = re.compile(r"^(?=.*[0-9])[A-Za-z0-9_\-+=]{32,}$")
@@ -388,157 +374,12 @@ def _shown(value: str) -> str:
     return "(value not shown: it looks like a key)" if _TOKEN_LIKE.match(value) else repr(value)
 
 
-def _did_you_mean(name: str, choices: list[str]) -> str:
+def did_you_mean(name: str, choices: list[str]) -> str:
     close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-@dataclass(frozen=True, slots=True)
-class Secret:
-    """An API key that never shows itself in a repr, a str or a log line."""
-
-    _value: str
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class LoadedConfig:
-    """Settings plus what came from the environment: the secrets and where the file was."""
-
-    settings: Settings
-    source: str
-    secrets: dict[str, Secret]
-    ledger_url: str | None = None  # LYRA_LEDGER_URL, else [ledger] url, else the default file
-    redis_url: str | None = None  # LYRA_REDIS_URL
-    # Where each URL came from, for error lines: "LYRA_LEDGER_URL" or "lyra.toml: ledger.url".
-    ledger_url_origin: str = ""
-    redis_url_origin: str = REDIS_URL_ENV
-
-    @property
-    def simulated(self) -> bool:
-        """True when no key is set, so Lyra runs against its built-in simulator."""
-        return not self.secrets
-
-    def __repr__(self) -> str:
-        return (f"LoadedConfig(source={self.source!r}, keys={sorted(self.settings.keys)}, "
-                f"secrets={self.secrets!r}, ledger_url={mask_optional_url(self.ledger_url)!r}, "
-                f"redis_url={mask_optional_url(self.redis_url)!r}, settings={self.settings!r})")
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigChoice:
-    """Which configuration file a command uses and why; `path` None is the shipped example."""
-
-    path: Path | None
-    reason: str  # "given with --config", "from LYRA_CONFIG", "found in the current folder", ...
-
-    @property
-    def source(self) -> str:
-        """The name error lines start with."""
-        return str(self.path) if self.path is not None else "lyra.example.toml"
-
-    def describe(self) -> str:
-        """One line for stderr, e.g. `config: /home/me/desk/lyra.toml (found in the current folder)`."""
-        return f"config: {self.source} ({self.reason})"
-
-
-def find_config(
-    given: str | Path | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> ConfigChoice:
-    """The configuration to use: `given` (--config), else $LYRA_CONFIG, else ./lyra.toml, else the example.
-
-    Every command and `Lyra.from_config(None)` go through this one order.
-    """
-    env = os.environ if environ is None else environ
-    here = cwd or Path.cwd()
-    if given is not None and str(given) != "":
-        return ConfigChoice(Path(given), "given with --config")
-    if named := env.get(CONFIG_ENV, "").strip():
-        return ConfigChoice(Path(named), f"from {CONFIG_ENV}")
-    local = here / CONFIG_FILE
-    if local.is_file():
-        return ConfigChoice(local, "found in the current folder")
-    return ConfigChoice(None, f"the shipped example; no --config, {CONFIG_ENV} or ./{CONFIG_FILE}")
-
-
-def example_config_text() -> str:
-    """The example configuration shipped with Lyra."""
-    return resources.files("lyra").joinpath("data/lyra.example.toml").read_text("utf-8")
-
-
-def load_config(
-    path: str | Path | ConfigChoice | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    catalog: Catalog | None = None,
-) -> LoadedConfig:
-    """Load lyra.toml and the key secrets from the environment.
-
-    With no path, the file is found as every command finds it (see `find_config`): $LYRA_CONFIG,
-    then ./lyra.toml, then the shipped example.
-    """
-    choice = path if isinstance(path, ConfigChoice) else find_config(path, environ=environ)
-    if choice.path is None:
-        text, source, folder = example_config_text(), choice.source, Path.cwd()
-    else:
-        file = choice.path
-        text = read_config_text(file, choice.reason)
-        source, folder = str(file), file.resolve().parent
-    settings = parse_settings(text, source)
-    if catalog is not None:
-        settings.check_models(catalog, source)
-    env = dict(environ) if environ is not None else _environment(folder)
-    if base := env.get(BASE_URL_ENV):
-        try:
-            check_http_url(base)
-        except ValueError as exc:
-            raise ConfigError(f"{BASE_URL_ENV}: {exc}; fix or unset it") from None
-        settings = settings.model_copy(
-            update={"openrouter": settings.openrouter.model_copy(update={"base_url": base})}
-        )
-    ledger_url, ledger_origin = _ledger_url(settings, env, source)
-    redis_url = env.get(REDIS_URL_ENV) or None
-    if redis_url is not None:
-        _check_redis_url(redis_url)
-    return LoadedConfig(
-        settings=settings, source=source, secrets=_secrets(settings, env, source),
-        ledger_url=ledger_url, redis_url=redis_url, ledger_url_origin=ledger_origin,
-    )
-
-
-def _ledger_url(settings: Settings, env: Mapping[str, str], source: str) -> tuple[str | None, str]:
-    if from_env := env.get(LEDGER_URL_ENV):
-        try:
-            check_ledger_url(from_env)
-        except ValueError as exc:
-            raise ConfigError(f"{LEDGER_URL_ENV}: {exc}; fix or unset it") from None
-        return from_env, LEDGER_URL_ENV
-    if settings.ledger.url:
-        return settings.ledger.url, f"{source}: ledger.url"
-    return None, "the default ledger file"
-
-
-def _check_redis_url(url: str) -> None:
-    try:
-        _check_url(url, ("redis", "rediss", "unix"), "Redis",
-                   "use redis://host:6379/0 (or rediss:// for TLS); fix or unset it")
-    except ValueError as exc:
-        raise ConfigError(f"{REDIS_URL_ENV}: {exc}") from None
-
-
-def _check_url(value: str, schemes: tuple[str, ...], what: str, fix: str) -> None:
+def check_url(value: str, schemes: tuple[str, ...], what: str, fix: str) -> None:
     """A ValueError, which does not echo the URL, unless it has one of `schemes` and a numeric port."""
     try:
         parts = urlsplit(value)
@@ -547,164 +388,3 @@ def _check_url(value: str, schemes: tuple[str, ...], what: str, fix: str) -> Non
         raise ValueError(f"the port must be a number from 1 to 65535; {fix}") from None
     if parts.scheme.split("+", 1)[0] not in schemes or any(c.isspace() for c in value):
         raise ValueError(f"not a {what} URL; {fix}")
-
-
-def read_config_text(file: Path, reason: str = "") -> str:
-    """The text of a configuration file, or one line saying why it cannot be used."""
-    named = f" ({reason})" if reason and reason != "given with --config" else ""
-    try:
-        data = file.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such file{named}; copy lyra.example.toml to start one") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{file}: is a folder, not a file{named}; name the lyra.toml inside it") from None
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read it ({exc.strerror}){named}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ConfigError(f"{file}: the file is UTF-16; save it as UTF-8")
-    if b"\x00" in data:
-        raise ConfigError(f"{file}: not a text file (it holds NUL bytes); a lyra.toml is UTF-8 TOML text")
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{file}: not UTF-8 text (byte {exc.start} is not); save it as UTF-8") from None
-
-
-def parse_settings(text: str, source: str) -> Settings:
-    """Validate TOML text into Settings; every error is one line naming the field."""
-    try:
-        raw = tomllib.loads(text, parse_float=Decimal)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {_one_line(str(exc))}") from None
-    _refuse_secrets(raw, source, "")
-    try:
-        return Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_first_error(exc)}") from None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _refuse_secrets(node: Any, source: str, where: str) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            here = f"{where}.{key}" if where else str(key)
-            if _SECRET_FIELD.search(str(key)) and key != "token_sha256":
-                raise ConfigError(
-                    f"{source}: {here}: secrets do not belong in the file; put the key in the "
-                    "environment variable named by `env` (or in .env) and delete this line"
-                )
-            _refuse_secrets(value, source, here)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            _refuse_secrets(value, source, f"{where}[{i}]")
-    elif isinstance(node, str) and _SECRET_VALUE.match(node):
-        raise ConfigError(
-            f"{source}: {where}: this looks like an API key; secrets belong in the environment "
-            "(LYRA_KEY_<NAME> or OPENROUTER_API_KEY), not in the file"
-        )
-
-
-# What each pydantic type error expected, in TOML's words.
-_EXPECTED = {
-    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
-    "int_from_float": "a whole number", "int_parsing": "a whole number", "decimal_type": "a number",
-    "is_instance_of": "a number", "string_type": "a string in quotes", "bool_type": "true or false",
-    "list_type": "a list [...]", "dict_type": "a table", "model_type": "a table",
-    "model_attributes_type": "a table",
-}
-
-
-_BOUNDS = {
-    "greater_than": ("more than", "gt"), "greater_than_equal": ("at least", "ge"),
-    "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le"),
-}
-
-
-def _number(value: object) -> str:
-    """A bound as a person writes it: 1,000,000,000 rather than Decimal('1000000000')."""
-    if isinstance(value, str) and (found := re.fullmatch(r"Decimal\('(.*)'\)", value)):
-        value = Decimal(found.group(1))  # pydantic gives a Decimal bound as its repr
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-        return str(value)
-    size: Decimal = abs(Decimal(value))
-    return f"{value:,}" if size >= 10_000 else str(value)
-
-
-def _toml_type(value: object) -> str:
-    """How a parsed TOML value reads to the person who wrote it (never the value: it may be a secret)."""
-    if isinstance(value, bool):
-        return "true/false"
-    kinds: tuple[tuple[type, str], ...] = (
-        (int, "a whole number"), (Decimal, "a decimal number"), (float, "a number"),
-        (str, "a string"), (list, "a list"), (dict, "a table"), (datetime, "a date-time"),
-        (date, "a date"), (time, "a time"),
-    )
-    return next((name for kind, name in kinds if isinstance(value, kind)), type(value).__name__)
-
-
-def _first_error(exc: ValidationError) -> str:
-    found = exc.errors()
-    # A misspelt field also shows as the real one missing; the misspelling is the useful line.
-    err = next((e for e in found if e["type"] == "extra_forbidden"), found[0])
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        name = str(err["loc"][-1])
-        return f"{where}: unknown field{_did_you_mean(name, _fields_at(err['loc']))}; remove or rename it"
-    if err["type"] == "missing":
-        return f"{where}: required field is missing"
-    if err["type"] in _EXPECTED:
-        return f"{where}: expected {_EXPECTED[err['type']]}, got {_toml_type(err.get('input'))}"
-    if err["type"] == "finite_number":
-        return f"{where}: must be a finite number (not inf or nan)"
-    if err["type"] in _BOUNDS:
-        word, key = _BOUNDS[err["type"]]
-        return f"{where}: must be {word} {_number(err.get('ctx', {}).get(key))}"
-    message = _one_line(str(err["msg"]).removeprefix("Value error, "))
-    if err["type"] == "value_error" and not err["loc"]:
-        return message
-    return f"{where}: {message}"
-
-
-def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
-    model: Any = Settings
-    for part in loc[:-1]:
-        fields = getattr(model, "model_fields", None)
-        if fields is None:
-            continue
-        if part in fields:
-            annotation = fields[part].annotation
-            args = getattr(annotation, "__args__", ())
-            model = args[-1] if args else annotation
-    fields = getattr(model, "model_fields", {})
-    return list(fields)
-
-
-def _environment(folder: Path) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for candidate in (Path.cwd() / ".env", folder / ".env"):
-        if candidate.is_file():
-            from dotenv import dotenv_values
-
-            env.update({k: v for k, v in dotenv_values(candidate).items() if v is not None})
-    env.update(os.environ)
-    return env
-
-
-def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> dict[str, Secret]:
-    shared = env.get("OPENROUTER_API_KEY", "").strip()
-    found = {name: env.get(key.env, "").strip() or shared for name, key in settings.keys.items()}
-    if not any(found.values()):
-        return {}
-    missing = [name for name, value in found.items() if not value]
-    if missing:
-        name = missing[0]
-        raise ConfigError(
-            f"{source}: keys.{name}: environment variable {settings.keys[name].env} is not set; "
-            "set it, set OPENROUTER_API_KEY to use one key for every name, or remove the key"
-        )
-    return {name: Secret(value) for name, value in found.items()}
