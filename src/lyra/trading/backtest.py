@@ -71,6 +71,7 @@ class Step:
     cost_nanos: int = 0
     votes: list[Vote] = field(default_factory=list)
     record: dict[str, Any] = field(default_factory=dict)
+    already_held: bool = False  # a BUY or SELL that traded nothing: the position was already that way
 
 
 Decider = Callable[[Bars, pd.Timestamp, AccountState], Awaitable[Step]]
@@ -142,14 +143,16 @@ class Portfolio:
         return AccountState(equity_at_day_start=float(self.day_start_equity), equity=equity,
                             position=Position(units=float(self.units), entry_price=float(self.entry)))
 
-    def order(self, action: FinalAction, notional: float) -> None:
-        """Queue the order an action implies, for the next bar's open."""
+    def order(self, action: FinalAction, notional: float) -> bool:
+        """Queue the order an action implies, for the next bar's open; False when it trades nothing
+        because the position is already that way (one position, no pyramiding)."""
         if action == "HOLD":
-            return
+            return True
         direction = {"BUY": 1.0, "SELL": -1.0, "CLOSE": 0.0}[action]
         if direction != 0 and self.units * direction > 0:
-            return  # already positioned that way: one position, no pyramiding
+            return False
         self.pending = direction * notional
+        return True
 
     def bar(self, i: int) -> None:
         """Process bar i: fill any queued order at its open, then mark the position at its close."""
@@ -193,7 +196,7 @@ async def walk(name: str, decider: Decider, bars: Bars, times: list[pd.Timestamp
         if step.time != t:
             raise LookAheadError(f"{name}: asked to decide at {t.isoformat()}, answered for "
                                  f"{pd.Timestamp(step.time).isoformat()}")
-        portfolio.order(step.action, step.notional_usd)
+        step.already_held = not portfolio.order(step.action, step.notional_usd)
         steps.append(step)
         if on_step is not None:
             on_step(step)
