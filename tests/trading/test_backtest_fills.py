@@ -7,7 +7,6 @@ import pytest
 
 from lyra.trading.backtest import (
     Costs,
-    Portfolio,
     Step,
     Window,
     buy_and_hold,
@@ -17,6 +16,7 @@ from lyra.trading.backtest import (
     summarise,
     walk,
 )
+from lyra.trading.account import PaperAccount, bar_prices
 from lyra.trading.data import Bars, load_bars
 from lyra.trading.metrics import annualised, max_drawdown, periods_per_year, sharpe, worst_daily_drawdown
 from lyra.trading.risk import AccountState, FinalAction
@@ -120,13 +120,13 @@ def test_curve_measures() -> None:
     assert periods_per_year("1d") == 252 and periods_per_year("1h") == pytest.approx(8766)
 
 
-def test_portfolio_reports_the_account_to_the_risk_rules() -> None:
+def test_the_paper_account_reports_itself_to_the_risk_rules() -> None:
     bars = rising()
-    book = Portfolio(bars, equity=10_000, costs=Costs(fee_bps=0, slippage_bps=0))
-    book.bar(40)
+    book = PaperAccount(equity=10_000, costs=Costs(fee_bps=0, slippage_bps=0))
+    book.bar(bar_prices(bars.frame, 40))
     book.order("BUY", 1_000)
-    book.bar(41)
-    account = book.account(41)
+    book.bar(bar_prices(bars.frame, 41))
+    account = book.state()
     assert account.position.units > 0 and account.position.entry_price == float(bars.frame["open"].iloc[41])
     assert account.equity == pytest.approx(10_000 + account.position.units * (float(bars.frame["close"].iloc[41])
                                                                               - account.position.entry_price))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditRecord, AuditTrail, ChainCheck
 from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
 from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals
@@ -14,6 +15,7 @@ __all__ = [
     "STATUSES",
     "SUMMARY_DIMENSIONS",
     "USAGE_TABLE",
+    "AccountBook",
     "AuditRecord",
     "AuditTrail",
     "ChainCheck",

@@ -39,6 +39,7 @@ from lyra.sqlite_wal import enable_wal, hand_off_checkpoints
 T = TypeVar("T")
 USAGE_TABLE = "lyra_usage"
 DECISIONS_TABLE = "lyra_decisions"
+ACCOUNTS_TABLE = "lyra_paper_accounts"
 
 # Any fixed 64-bit number; it serialises table creation between processes sharing a Postgres.
 _PG_DDL_LOCK = 0x6C797261_6C656467  # "lyraledg"
@@ -103,6 +104,17 @@ audit_head = Table(
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("seq", BigInteger(), nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+
+# Paper accounts (`lyra live`, the gateway's /v1/decide): one row per account name, its state as
+# JSON, replaced whole on every change, so that a restart resumes the book where it stood.
+paper_accounts = Table(
+    ACCOUNTS_TABLE,
+    metadata,
+    Column("name", String(), primary_key=True),
+    Column("updated_ts", Double(), nullable=False),
+    Column("state", Text(), nullable=False),
 )
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from lyra.errors import LedgerUnavailable
 from lyra.ledger import queries
+from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditTrail
 from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
 from lyra.ledger.schema import (
@@ -97,6 +98,7 @@ class Ledger:
         self._lock = threading.RLock()
         self._engine: Engine | None = None
         self._audit: AuditTrail | None = None
+        self._accounts: AccountBook | None = None
         self._closed = False
 
     @classmethod
@@ -231,6 +233,13 @@ class Ledger:
         if self._audit is None:
             self._audit = AuditTrail(self._connected())
         return self._audit
+
+    @property
+    def accounts(self) -> AccountBook:
+        """The paper accounts kept in the same database."""
+        if self._accounts is None:
+            self._accounts = AccountBook(self._connected())
+        return self._accounts
 
     def _commit_batch(self, rows: Sequence[LedgerRow]) -> None:
         """The writer thread's commit: on SQLite through a connection of its own, with no ORM layer.

@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lyra.config import RiskSettings
 from lyra.errors import LyraError
+from lyra.trading.account import AccountEvent, Costs, Fill, PaperAccount, bar_prices
 from lyra.trading.data import Bars, DataError, as_utc
 from lyra.trading.features import SMA_SLOW, compute_features
 from lyra.trading.metrics import Scored, curve_stats, signal_stats
-from lyra.trading.risk import AccountState, FinalAction, Position
+from lyra.trading.risk import AccountState, FinalAction
 
 WARMUP_BARS = SMA_SLOW + 5  # enough history for every feature the prompts carry
 DEFAULT_POINTS = 100
@@ -27,18 +29,6 @@ DEFAULT_POINTS = 100
 
 class LookAheadError(LyraError):
     """A strategy used information from after its decision time."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Costs:
-    """Trading frictions in basis points of the traded notional."""
-
-    fee_bps: float = 1.0
-    slippage_bps: float = 2.0
-
-    @property
-    def round_trip(self) -> float:
-        return 2 * (self.fee_bps + self.slippage_bps) / 10_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,16 +67,6 @@ class Step:
 Decider = Callable[[Bars, pd.Timestamp, AccountState], Awaitable[Step]]
 
 
-@dataclass(slots=True)
-class Fill:
-    """One executed order."""
-
-    time: pd.Timestamp
-    units: float
-    price: float
-    fee: float
-
-
 @dataclass(slots=True, kw_only=True)
 class Run:
     """A strategy's walk: its steps, fills and per-bar equity and position."""
@@ -96,6 +76,7 @@ class Run:
     fills: list[Fill]
     equity: pd.Series
     units: pd.Series
+    events: list[AccountEvent] = field(default_factory=list)  # stops and halts, as they fired
 
 
 def decision_times(bars: Bars, window: Window) -> list[pd.Timestamp]:
@@ -123,86 +104,36 @@ def step_every(n_bars: int, every: int | None) -> int:
     return max(1, -(-n_bars // DEFAULT_POINTS))
 
 
-class Portfolio:
-    """Cash and one signed position, filled at opens and marked at closes."""
-
-    def __init__(self, bars: Bars, *, equity: float, costs: Costs) -> None:
-        self.frame = bars.frame
-        self.costs = costs
-        self.cash = equity
-        self.units = 0.0
-        self.entry = 0.0
-        self.fills: list[Fill] = []
-        self.pending: float | None = None  # target units, or a target notional to size at the fill
-        self.marks: dict[pd.Timestamp, tuple[float, float]] = {}
-        self.day_start_equity = equity
-
-    def account(self, i: int) -> AccountState:
-        """The account as the risk rules see it after the close of bar i."""
-        equity = float(self.cash + self.units * float(self.frame["close"].iloc[i]))
-        return AccountState(equity_at_day_start=float(self.day_start_equity), equity=equity,
-                            position=Position(units=float(self.units), entry_price=float(self.entry)))
-
-    def order(self, action: FinalAction, notional: float) -> bool:
-        """Queue the order an action implies, for the next bar's open; False when it trades nothing
-        because the position is already that way (one position, no pyramiding)."""
-        if action == "HOLD":
-            return True
-        direction = {"BUY": 1.0, "SELL": -1.0, "CLOSE": 0.0}[action]
-        if direction != 0 and self.units * direction > 0:
-            return False
-        self.pending = direction * notional
-        return True
-
-    def bar(self, i: int) -> None:
-        """Process bar i: fill any queued order at its open, then mark the position at its close."""
-        row = self.frame.iloc[i]
-        previous_close = self.cash + self.units * float(self.frame["close"].iloc[i - 1]) if i else self.cash
-        self.day_start_equity = previous_close
-        if self.pending is not None:
-            self._fill(self.frame.index[i], float(row["open"]), self.pending)
-            self.pending = None
-        equity = self.cash + self.units * float(row["close"])
-        self.marks[self.frame.index[i]] = (equity, self.units)
-
-    def _fill(self, when: pd.Timestamp, open_price: float, target_notional: float) -> None:
-        target = target_notional / open_price
-        delta = target - self.units
-        if delta == 0:
-            return
-        side = 1.0 if delta > 0 else -1.0
-        price = float(open_price * (1 + side * self.costs.slippage_bps / 10_000))
-        fee = float(abs(delta) * open_price * self.costs.fee_bps / 10_000)
-        self.cash = float(self.cash - delta * price - fee)
-        self.units = float(target)
-        self.entry = price if target != 0 else 0.0
-        self.fills.append(Fill(when, float(delta), float(price), float(fee)))
-
-
 async def walk(name: str, decider: Decider, bars: Bars, times: list[pd.Timestamp], *, equity: float,
-               costs: Costs, on_step: Callable[[Step], None] | None = None) -> Run:
-    """Walk forward: decide at each time on the bars known then, fill at the next open, mark to the end."""
+               costs: Costs, on_step: Callable[[Step], None] | None = None, risk: RiskSettings | None = None,
+               day_start_s: int = 0) -> Run:
+    """Walk forward: decide at each time on the bars known then, fill at the next open, mark to the end.
+
+    The book is a `PaperAccount`; with `risk`, its emergency stop and drawdown halt are applied on
+    every bar of the walk (intrabar, on highs and lows), not only on decision bars.
+    """
     frame = bars.frame
     index = {t: i for i, t in enumerate(frame.index)}
-    portfolio = Portfolio(bars, equity=equity, costs=costs)
+    account = PaperAccount(equity=equity, costs=costs, risk=risk, day_start_s=day_start_s)
     first, steps = index[times[0]], []
     decide_at = set(times)
+    marks: dict[pd.Timestamp, tuple[float, float]] = {}
     for i in range(first, len(frame)):
-        portfolio.bar(i)
+        account.bar(bar_prices(frame, i))
         t = frame.index[i]
+        marks[t] = (account.equity, account.units)
         if t not in decide_at:
             continue
-        step = await decider(bars.until(t), t, portfolio.account(i))
+        step = await decider(bars.until(t), t, account.state())
         if step.time != t:
             raise LookAheadError(f"{name}: asked to decide at {t.isoformat()}, answered for "
                                  f"{pd.Timestamp(step.time).isoformat()}")
-        step.already_held = not portfolio.order(step.action, step.notional_usd)
+        step.already_held = not account.order(step.action, step.notional_usd)
         steps.append(step)
         if on_step is not None:
             on_step(step)
-    marks = portfolio.marks
     times_index = pd.DatetimeIndex(list(marks))
-    return Run(name=name, steps=steps, fills=portfolio.fills,
+    return Run(name=name, steps=steps, fills=account.fills, events=account.events,
                equity=pd.Series([m[0] for m in marks.values()], index=times_index, dtype=float),
                units=pd.Series([m[1] for m in marks.values()], index=times_index, dtype=float))
 
@@ -268,6 +199,6 @@ def moving_average_cross(bars: Bars, notional: float) -> Decider:
     return decide
 
 
-__all__ = ["Costs", "Decider", "Fill", "LookAheadError", "Portfolio", "Run", "Step", "Vote", "Window",
+__all__ = ["Costs", "Decider", "Fill", "LookAheadError", "Run", "Step", "Vote", "Window",
            "buy_and_hold", "decision_times", "forward_move", "moving_average_cross", "score", "step_every",
            "summarise", "walk"]

@@ -18,6 +18,7 @@ import pandas as pd
 from lyra.catalog import Catalog
 from lyra.engine import Lyra
 from lyra.errors import LyraError
+from lyra.trading.account import session_start_s
 from lyra.trading.adaptive import AdaptiveWeights, panel_weights
 from lyra.trading.backtest import (
     Costs,
@@ -244,13 +245,16 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
     started = time.monotonic()
     try:
         decider = pipeline_decider(orchestrator, bars.symbol, options.notional)
-        ai = await walk("pipeline", decider, bars, times, equity=equity, costs=options.costs, on_step=on_step)
+        risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
+        ai = await walk("pipeline", decider, bars, times, equity=equity, costs=options.costs, on_step=on_step,
+                        risk=risk, day_start_s=day_start)
         runs = [ai]
         if options.adaptive:
             learner = AdaptiveWeights(horizon=horizon)
             adaptive = pipeline_decider(orchestrator, bars.symbol, options.notional, adaptive=learner)
             runs.append(await walk("pipeline_adaptive", adaptive, bars, times, equity=equity,
-                                   costs=options.costs, on_step=on_step))
+                                   costs=options.costs, on_step=on_step, risk=risk,
+                                   day_start_s=day_start))
     except CassetteMiss as exc:
         raise ReplayMismatch(str(exc)) from exc
     finally:

@@ -10,6 +10,12 @@ from lyra.config import RiskSettings
 FinalAction = Literal["BUY", "SELL", "HOLD", "CLOSE"]
 Verdict = Literal["approve", "reduce", "reject"]
 _CAUTION = {"approve": 0, "reduce": 1, "reject": 2}
+_TOLERANCE = 1e-9  # a limit is reached at exactly its value, whatever the float rounding of the ratio
+
+
+def reaches(value: float, limit: float) -> bool:
+    """True when a fraction (a drawdown, an adverse move) has reached a limit: 5.00 % reaches 5 %."""
+    return value >= limit - _TOLERANCE
 
 
 @dataclass(slots=True)
@@ -27,10 +33,14 @@ class AccountState:
     equity_at_day_start: float
     equity: float
     position: Position = field(default_factory=Position)
+    day_low_equity: float | None = None  # the lowest equity seen today (intrabar), if tracked
+    halted: bool = False  # the drawdown halt already fired today
 
     @property
     def drawdown(self) -> float:
-        return max(0.0, 1.0 - self.equity / self.equity_at_day_start)
+        """The worst fall below the day-start equity so far today (now, or at the day's low)."""
+        low = self.equity if self.day_low_equity is None else min(self.equity, self.day_low_equity)
+        return max(0.0, (self.equity_at_day_start - low) / self.equity_at_day_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +80,7 @@ class RiskRules:
             return False
         move = (price - pos.entry_price) / pos.entry_price
         adverse = -move if pos.units > 0 else move
-        return adverse >= self.settings.emergency_stop_loss
+        return reaches(adverse, self.settings.emergency_stop_loss)
 
     def rule(self, *, signal: FinalAction, proposed_notional_usd: float, price: float, atr: float | None,
              account: AccountState, model_verdict: Verdict | None = None,
@@ -89,9 +99,10 @@ class RiskRules:
             return RiskVerdict("CLOSE", exposure, "reject", tuple(reasons), premium)
         if signal in ("HOLD", "CLOSE"):
             return RiskVerdict(signal, 0.0, "approve", ("no new exposure",), premium)
-        if account.drawdown >= self.settings.daily_drawdown_halt:
+        if account.halted or reaches(account.drawdown, self.settings.daily_drawdown_halt):
             halt = self.settings.daily_drawdown_halt
-            reasons.append(f"daily drawdown {account.drawdown:.1%} >= {halt:.0%}: new entries halted")
+            reasons.append(f"daily drawdown {account.drawdown:.2%} reached the {halt:.2%} halt: new entries "
+                           "halted for the day")
             return RiskVerdict("HOLD", 0.0, "reject", tuple(reasons), premium)
         if review_missing is not None:
             reasons.append(f"no risk review ({review_missing}): a trade is not made unreviewed")
