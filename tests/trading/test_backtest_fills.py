@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from lyra.trading.account import PaperAccount, bar_prices
 from lyra.trading.backtest import (
     Costs,
     Step,
@@ -16,7 +17,6 @@ from lyra.trading.backtest import (
     summarise,
     walk,
 )
-from lyra.trading.account import PaperAccount, bar_prices
 from lyra.trading.data import Bars, load_bars
 from lyra.trading.metrics import annualised, max_drawdown, periods_per_year, sharpe, worst_daily_drawdown
 from lyra.trading.risk import AccountState, FinalAction
