@@ -50,14 +50,26 @@ class RateLimiter:
         return found
 
     async def acquire(self, ctx: AttemptContext, deadline: float) -> None:
-        for bucket in self.buckets(ctx):
-            while (wait := await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s,
-                                                   bucket.amount)) > 0:
-                if time.monotonic() + wait > deadline:
-                    raise RateLimited(
-                        f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
-                        "after the request deadline", retry_after=wait)
-                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+        """Take a token from each bucket, or none at all: when a later bucket refuses (or the wait is
+        cancelled), the tokens already taken from earlier ones are given back."""
+        taken: list[Bucket] = []
+        try:
+            for bucket in self.buckets(ctx):
+                await self._take(bucket, ctx, deadline)
+                taken.append(bucket)
+        except BaseException:
+            for bucket in reversed(taken):
+                await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s, -bucket.amount)
+            raise
+
+    async def _take(self, bucket: Bucket, ctx: AttemptContext, deadline: float) -> None:
+        while (wait := await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                               bucket.amount)) > 0:
+            if time.monotonic() + wait > deadline:
+                raise RateLimited(
+                    f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
+                    "after the request deadline", retry_after=wait)
+            await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
 
     async def release(self, ticket: None, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         return None

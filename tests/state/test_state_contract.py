@@ -274,3 +274,13 @@ async def test_buckets_are_independent(backend: StateBackend) -> None:
     assert await backend.take("x", 1, 1.0, 1) == 0.0
     assert await backend.take("y", 1, 1.0, 1) == 0.0
     assert await backend.take("x", 1, 1.0, 1) > 0
+
+
+async def test_a_negative_take_gives_tokens_back_up_to_capacity(backend: StateBackend) -> None:
+    assert await backend.take("daily", 2, 0.0, 2) == 0.0
+    assert await backend.take("daily", 2, 0.0, -1) == 0.0
+    assert await backend.take("daily", 2, 0.0, 1) == 0.0  # the token given back
+    assert await backend.take("daily", 2, 0.0, 1) == math.inf
+    assert await backend.take("full", 2, 0.0, -5) == 0.0  # a full bucket stays at its capacity
+    assert await backend.take("full", 2, 0.0, 2) == 0.0
+    assert await backend.take("full", 2, 0.0, 1) == math.inf

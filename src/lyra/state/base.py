@@ -120,7 +120,9 @@ class StateBackend(ABC):
     async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
         """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds.
 
-        A new bucket starts full. `amount` larger than `capacity` can never fit: return inf.
+        A new bucket starts full. `amount` larger than `capacity` can never fit: return inf. A
+        negative `amount` gives tokens back (a rate limiter undoing a partial take), never filling
+        the bucket above `capacity`.
         """
 
     async def close(self) -> None:  # noqa: B027 - most backends have nothing to close

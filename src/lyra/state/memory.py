@@ -190,7 +190,7 @@ class MemoryBackend(StateBackend):
         state = self._buckets.get(bucket)
         tokens = capacity if state is None else bucket_refill(state[0], state[1], now, capacity, refill_per_s)
         if tokens >= amount:
-            self._buckets[bucket] = (tokens - amount, now)
+            self._buckets[bucket] = (min(capacity, tokens - amount), now)
             return 0.0
         self._buckets[bucket] = (tokens, now)
         return bucket_wait(tokens, amount, refill_per_s)

@@ -184,7 +184,7 @@ if v[1] then
 end
 local wait = 0
 if tokens >= amount then
-  tokens = tokens - amount
+  tokens = math.min(capacity, tokens - amount)
 elseif rate > 0 then
   wait = (amount - tokens) / rate
 else

@@ -243,7 +243,7 @@ class SqliteBackend(StateBackend):
             taken = tokens >= amount
             db.execute(
                 "INSERT OR REPLACE INTO buckets (name, tokens, updated_at) VALUES (?, ?, ?)",
-                (bucket, tokens - amount if taken else tokens, now),
+                (bucket, min(capacity, tokens - amount) if taken else tokens, now),
             )
         return 0.0 if taken else bucket_wait(tokens, amount, refill_per_s)
 
