@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ import orjson
 
 from lyra.errors import ConfigError
 from lyra.money import token_cost_nanos
+from lyra.paths import listing_cache_path
 
 TIERS = ("premium", "advanced", "specialized", "fast")
 _VIRTUAL_SUFFIXES = (":nitro", ":floor", ":online", ":exacto", ":thinking", ":extended")
@@ -344,11 +347,17 @@ def _model_from_toml(row: Mapping[str, Any], source: str) -> ModelInfo:
         raise ConfigError(f"{source}: model {row.get('id')!r} has a price that is not a number >= 0") from exc
 
 
-def load_catalog(path: Path | None = None) -> Catalog:
-    """Load the curated catalogue shipped with Lyra, or a TOML file of the same shape."""
+def load_catalog(path: Path | None = None, *, listing: Path | bool = True) -> Catalog:
+    """The curated catalogue shipped with Lyra (or a TOML file of the same shape), widened by the
+    cached live listing: any model OpenRouter lists can then be named, priced and budgeted.
+
+    `listing`: True reads the cache `lyra models --refresh` writes (for the shipped catalogue
+    only), False none, a path that file. Curated entries win over listed ones of the same id.
+    """
     if path is None:
         text = resources.files("lyra").joinpath("data/catalog.toml").read_text("utf-8")
         source = "lyra/data/catalog.toml"
+        listing = listing_cache_path() if listing is True else listing
     else:
         try:
             text = path.read_text("utf-8")
@@ -359,11 +368,33 @@ def load_catalog(path: Path | None = None) -> Catalog:
         rows = tomllib.loads(text).get("model", [])
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML ({exc})") from exc
-    return Catalog(_model_from_toml(row, source) for row in rows)
+    curated = [_model_from_toml(row, source) for row in rows]
+    known = {m.id for m in curated}
+    listed = _cached_listing(listing, explicit=path is not None) if isinstance(listing, Path) else []
+    return Catalog([*curated, *(m for m in listed if m.id not in known)])
+
+
+def _cached_listing(path: Path, *, explicit: bool) -> list[ModelInfo]:
+    """The cache's models; a damaged default cache is set aside with a warning, not fatal."""
+    try:
+        return load_listing_cache(path)
+    except ConfigError as exc:
+        if explicit:
+            raise
+        logging.getLogger("lyra.catalog").warning("%s; only the curated catalogue is used", exc)
+        return []
+
+
+def save_listing_cache(entries: list[dict[str, Any]], path: Path, *, source: str) -> None:
+    """Write a live /models listing where `load_catalog` finds it (atomically: a reader never sees half)."""
+    payload = {"source": source, "fetched_at": time.time(), "data": entries}
+    partial = path.with_suffix(".json.partial")
+    partial.write_bytes(orjson.dumps(payload))
+    partial.replace(path)
 
 
 def load_listing_cache(path: Path) -> list[ModelInfo]:
-    """Models from a cached copy of the live /models listing (see `lyra models --refresh`)."""
+    """Models from a cached copy of the live /models listing (`lyra models --refresh` writes it)."""
     if not path.exists():
         return []
     try:

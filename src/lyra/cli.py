@@ -15,7 +15,7 @@ from rich.table import Table
 from lyra.catalog import load_catalog
 from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.config import load_config
-from lyra.errors import LyraError
+from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
 from lyra.money import format_usd
 
@@ -94,8 +94,13 @@ def demo(
 def models(
     config: ConfigOption = None,
     check: Annotated[bool, typer.Option("--check", help="Compare configured ids with live /models")] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Cache the live /models listing, so that any "
+                                          "listed model can be named, priced and budgeted")] = False,
 ) -> None:
-    """List the model catalogue, or check the configured ids against the live listing."""
+    """List the model catalogue, check the configured ids against the live listing, or cache it."""
+    if refresh:
+        _refresh_listing(config)
+        return
     catalog = load_catalog()
     if not check:
         table = Table(title=f"Model catalogue ({len(catalog)} models; USD per 1M tokens)")
@@ -127,6 +132,30 @@ def models(
         console.print("[green]every configured model id is live[/green]")
     else:
         raise typer.Exit(1)
+
+
+def _refresh_listing(config: ConfigOption) -> None:
+    from lyra.catalog import load_listing_cache, save_listing_cache
+    from lyra.demo import live_listing
+    from lyra.paths import listing_cache_path
+    from lyra.redact import mask_url
+
+    catalog = load_catalog(listing=False)
+    try:
+        loaded = load_config(use_config(config), catalog=catalog)
+        if loaded.simulated:
+            raise _fail(ConfigError("--refresh caches OpenRouter's live /models listing and needs a key; "
+                                    "none is set, so the built-in catalogue is what the simulator serves"))
+        listing = run(lambda: live_listing(loaded, catalog))
+    except LyraError as exc:
+        raise _fail(exc) from None
+    source = mask_url(loaded.settings.openrouter.base_url) + "/models"
+    path = listing_cache_path()
+    save_listing_cache(listing, path, source=source)
+    priced = load_listing_cache(path)
+    beyond = [m for m in priced if catalog.find(m.id) is None]
+    console.print(f"cached {len(priced)} priced models of {len(listing)} listed by {source} in {path}; "
+                  f"{len(beyond)} beyond the curated catalogue can now be named by id", highlight=False)
 
 
 @app.command()

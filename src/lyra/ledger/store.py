@@ -29,6 +29,7 @@ from lyra.ledger.schema import (
 )
 from lyra.ledger.spool import Spool, spool_prefix
 from lyra.ledger.writer import BatchWriter, log
+from lyra.paths import data_folder
 from lyra.sqlite_wal import Checkpointer
 
 ENV_URL = "LYRA_LEDGER_URL"
@@ -36,16 +37,6 @@ _INSERT_SQL = (f"INSERT INTO {USAGE_TABLE} ({', '.join(ROW_FIELDS)}) "
                f"VALUES ({', '.join('?' * len(ROW_FIELDS))})")
 # How long a billed answer waits for its row to be durable before the caller is told to retry.
 DURABLE_TIMEOUT_S = 5.0
-
-
-def data_folder() -> Path:
-    """Lyra's folder in the user's data folder ($XDG_DATA_HOME or ~/.local/share), created if missing."""
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    # The XDG spec says to ignore a relative XDG_DATA_HOME.
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
-    folder = base / "lyra"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def default_url(*, simulated: bool = False) -> str:
