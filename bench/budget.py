@@ -37,9 +37,9 @@ from redis.asyncio.connection import AbstractConnection
 sys.path.insert(0, str(Path(__file__).parent))
 from _upstream import measure, zero_latency_upstream
 from lyra import Lyra
-from lyra.budget import BudgetGovernor
+from lyra.budget.governor import BudgetGovernor
 from lyra.config import example_config_text
-from lyra.limits import RateLimiter
+from lyra.routing.limits import RateLimiter
 from lyra.state import MemoryBackend, StateBackend
 
 MESSAGES = [{"role": "user", "content": "BTC 4h: RSI 71, MACD crossed up. Signal?"}]

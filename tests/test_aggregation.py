@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lyra.aggregation import RULES, Ballot, agreement, settled
+from lyra.consensus.aggregation import RULES, Ballot, agreement, settled
 
 ORIGIN = [0.30, 0.25, 0.20, 0.15, 0.10]  # opus, gpt-4o, sonnet, deepseek-v3, grok-4
 

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from lyra import analytics
 from lyra.analytics import AdviceRules, ModelStats, WindowError, build_report, routing_advice
-from lyra.budget import CapLine
+from lyra.budget.governor import CapLine
 from lyra.ledger import Ledger, LedgerRow
 from lyra.money import json_default
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from lyra import Lyra
-from lyra.cache import MemoryCache, cache_key
+from lyra.routing.cache import MemoryCache, cache_key
 from lyra.simulator import Simulator
 from lyra.types import Completion, CompletionRequest
 

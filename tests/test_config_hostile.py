@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.config import example_config_text, load_config
 from lyra.errors import ConfigError
 

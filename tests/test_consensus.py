@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lyra import Lyra
-from lyra.consensus import ConsensusEngine
+from lyra.consensus.panel import ConsensusEngine
 from lyra.simulator import Fault, Simulator
 from lyra.types import Completion, CompletionRequest
 from support import engine_env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lyra.decision import Abstention, Decision, parse_decision
+from lyra.consensus.decision import Abstention, Decision, parse_decision
 
 GOOD = '{"action": "BUY", "confidence": 0.8, "rationale": "MACD up", "horizon": "4h", "stop_loss": 95.5, "take_profit": null}'
 

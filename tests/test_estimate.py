@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lyra import BudgetExceeded, Lyra
-from lyra.catalog import ModelInfo, PriceOverride, load_catalog, model_from_listing
+from lyra.catalog.estimate import PromptShape, measure_prompt, text_bytes, worst_case
+from lyra.catalog.models import ModelInfo, PriceOverride, load_catalog, model_from_listing
 from lyra.errors import ConfigError, CostUnbounded
-from lyra.estimate import PromptShape, measure_prompt, text_bytes, worst_case
 from lyra.money import token_cost_nanos, usd_to_nanos
 from lyra.simulator import Simulator
 from support import budget_config_text, engine_env

@@ -34,7 +34,7 @@ from lyra.live import (
 )
 from lyra.live_view import render_status
 from lyra.plan import build_plan
-from lyra.policies import CircuitBreaker
+from lyra.routing.retry import CircuitBreaker
 from lyra.schedule import Job
 from lyra.simulator import Fault, Simulator
 from support import engine_env

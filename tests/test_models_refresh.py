@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from typer.testing import CliRunner
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.cli import app
 from lyra.paths import listing_cache_path
 from lyra.simulator import Simulator

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.cli_live import register
 from lyra.config import example_config_text, parse_settings
 from lyra.errors import ConfigError

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.config import LimitSettings
 from lyra.errors import RateLimited
-from lyra.limits import RateLimiter
+from lyra.routing.limits import RateLimiter
 from lyra.state.memory import MemoryBackend
 
 

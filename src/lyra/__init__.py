@@ -1,6 +1,6 @@
 """Lyra: AI model orchestration for trading on OpenRouter."""
 
-from lyra.catalog import Catalog, ModelInfo, load_catalog
+from lyra.catalog.models import Catalog, ModelInfo, load_catalog
 from lyra.config import LoadedConfig, Settings, load_config
 from lyra.engine import CompletionStream, Lyra
 from lyra.errors import (

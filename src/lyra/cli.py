@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
@@ -135,7 +135,7 @@ def models(
 
 
 def _refresh_listing(config: ConfigOption) -> None:
-    from lyra.catalog import load_listing_cache, save_listing_cache
+    from lyra.catalog.models import load_listing_cache, save_listing_cache
     from lyra.demo import live_listing
     from lyra.paths import listing_cache_path
     from lyra.redact import mask_url

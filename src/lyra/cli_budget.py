@@ -22,7 +22,7 @@ from lyra.errors import LedgerUnavailable, LyraError
 from lyra.money import format_usd
 
 if TYPE_CHECKING:
-    from lyra.budget import CapLine
+    from lyra.budget.governor import CapLine
 
 console = Console()
 errors = Console(stderr=True)
@@ -90,8 +90,8 @@ class BudgetView:
 
 async def read_budget(config: Path | None) -> BudgetView:
     """Open the engine on its configured state backend (rebuilt from the ledger) and read every cap."""
+    from lyra.budget.forecast import SpendForecast
     from lyra.engine import Lyra
-    from lyra.forecast import SpendForecast
 
     async with Lyra.from_config(config) as lyra:
         governor = lyra.budget

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.config import load_config
 from lyra.engine import Lyra

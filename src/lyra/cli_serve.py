@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.engine import Lyra

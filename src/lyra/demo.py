@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lyra.catalog import Catalog
+from lyra.catalog.models import Catalog
 from lyra.config import LoadedConfig
-from lyra.consensus import Consensus
+from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.types import Completion

@@ -10,24 +10,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from lyra.budget import BudgetGovernor
-from lyra.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
-from lyra.catalog import Catalog, load_catalog
+from lyra.budget.forecast import SpendForecast
+from lyra.budget.governor import BudgetGovernor
+from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
-from lyra.consensus import Consensus, ConsensusEngine
+from lyra.consensus.panel import Consensus, ConsensusEngine
 from lyra.errors import LedgerUnavailable, StateUnavailable
-from lyra.forecast import SpendForecast
 from lyra.ids import new_id
-from lyra.keys import KeyPool
 from lyra.ledger import Ledger, data_folder, default_url
-from lyra.limits import RateLimiter
 from lyra.log import get_logger
+from lyra.observe.recording import LedgerRecorder
 from lyra.openrouter.transport import OpenRouterTransport
-from lyra.policies import Backoff, CircuitBreaker
-from lyra.policy import RoutePolicy
-from lyra.recording import LedgerRecorder
 from lyra.redact import mask_url
-from lyra.router import Recorder, Router
+from lyra.routing.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
+from lyra.routing.keys import KeyPool
+from lyra.routing.limits import RateLimiter
+from lyra.routing.policy import RoutePolicy
+from lyra.routing.retry import Backoff, CircuitBreaker
+from lyra.routing.router import Recorder, Router
 from lyra.state import StateBackend, open_backend
 from lyra.types import CacheMode, Completion, CompletionRequest, Message
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from lyra.consensus import Consensus, MemberVote, with_instructions
-from lyra.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
+from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
+from lyra.consensus.panel import Consensus, MemberVote, with_instructions
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
-from lyra.catalog import Catalog
+from lyra.catalog.models import Catalog
 from lyra.config import Settings, TaskSettings
 from lyra.ledger import Ledger
 from lyra.money import format_usd, nanos_to_usd, usd_to_nanos

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from lyra.catalog import TIERS
+from lyra.catalog.models import TIERS
 
 TOKEN_PREFIX = "lyra-"
 _ADMIN_LINE = 'role = "admin"  # an operator: sees every client\'s usage, the keys and /metrics\n'

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sim_helpers import TOKEN, Chat
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.simulator import Simulator, key_label
 
 CATALOG = load_catalog()

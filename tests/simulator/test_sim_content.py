@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sim_helpers import BULLISH, Chat, fetch, trading_prompt
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.simulator import Simulator, SimulatorOptions
 
 DECISION_SCHEMA: dict[str, Any] = {

@@ -9,7 +9,7 @@ from decimal import Decimal
 import aiohttp
 from sim_helpers import Chat, fetch
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.simulator import Simulator, SimulatorOptions
 
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from sim_helpers import TOKEN, Chat, fetch, sse_events
 
-from lyra.catalog import load_catalog
+from lyra.catalog.models import load_catalog
 from lyra.simulator import Simulator, SimulatorOptions
 
 MESSAGES = [{"role": "user", "content": "Summarise the state of the market in two sentences."}]

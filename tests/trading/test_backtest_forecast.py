@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from lyra.forecast import SpendForecast, forecast_day
+from lyra.budget.forecast import SpendForecast, forecast_day
 from lyra.ledger.records import SpendTotals
 
 NOON = datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp()

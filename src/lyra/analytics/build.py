@@ -19,7 +19,7 @@ from lyra.analytics.report import (
     Spend,
 )
 from lyra.analytics.window import Window
-from lyra.budget import CapLine
+from lyra.budget.governor import CapLine
 from lyra.ledger import AuditRecord, Ledger
 
 SIGNAL_ACTIONS = frozenset({"BUY", "SELL"})

@@ -17,7 +17,7 @@ from pydantic import (
     ValidationError,
 )
 
-from lyra.catalog import Catalog
+from lyra.catalog.models import Catalog
 from lyra.config.schema import Settings, check_http_url, check_ledger_url, check_url, did_you_mean
 from lyra.errors import ConfigError
 from lyra.redact import mask_optional_url

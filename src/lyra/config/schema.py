@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from lyra.catalog import TIERS, Catalog
+from lyra.catalog.models import TIERS, Catalog
 from lyra.errors import ConfigError
 from lyra.redact import mask_optional_url, mask_url
 from lyra.schedule import parse_session

@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 
 from lyra.engine import Lyra
 from lyra.errors import LyraError
-from lyra.metrics import Metrics
+from lyra.observe.metrics import Metrics
 from lyra.service import chat, consensus, dashboard, decide, health, models, report, usage
 from lyra.service.errors import ApiError, from_unexpected
 from lyra.service.gateway import Gateway, caller_of, gateway_of

@@ -11,7 +11,7 @@ from typing import TypeVar, cast
 from starlette.requests import Request
 
 from lyra.engine import Lyra
-from lyra.metrics import Metrics
+from lyra.observe.metrics import Metrics
 from lyra.service.auth import Client, ClientAuth
 from lyra.service.errors import ApiError
 from lyra.service.options import ServiceOptions

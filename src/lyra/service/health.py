@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lyra.metrics import CONTENT_TYPE
+from lyra.observe.metrics import CONTENT_TYPE
 from lyra.service.gateway import gateway_of
 from lyra.service.tenancy import require_admin
 

@@ -11,7 +11,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lyra.log import get_logger
-from lyra.metrics import Metrics
+from lyra.observe.metrics import Metrics
 from lyra.service.errors import from_unexpected
 
 access_log = get_logger("lyra.service.access")

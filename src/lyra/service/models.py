@@ -8,7 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.service.gateway import gateway_of
 
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra import analytics
-from lyra.budget import CapLine
+from lyra.budget.governor import CapLine
 from lyra.ledger import Ledger
 from lyra.money import json_default
 from lyra.service.access import tier_of_model

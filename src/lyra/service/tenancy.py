@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from lyra.budget import CapLine
+from lyra.budget.governor import CapLine
 from lyra.errors import BudgetExceeded, LyraError
 from lyra.money import format_usd, usd_json
 from lyra.service.auth import Client

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.simulator import error_bodies as errors
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.error_bodies import SimError

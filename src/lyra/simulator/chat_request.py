@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.simulator import error_bodies as errors
 from lyra.simulator.error_bodies import SimError
 from lyra.simulator.tokens import count_messages

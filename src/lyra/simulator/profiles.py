@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 
 # The origin document's response times per tier, in seconds.
 TIER_LATENCY_S: dict[str, tuple[float, float]] = {

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.money import usd_to_nanos
 from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest

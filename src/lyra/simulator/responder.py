@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.simulator import schema as js
 from lyra.simulator.decision import ACTION_ALIASES, Decision, decide, find_market_view
 from lyra.simulator.profiles import profile_for

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from lyra.catalog import Catalog, load_catalog
+from lyra.catalog.models import Catalog, load_catalog
 from lyra.simulator.app import API_PREFIX, create_app
 from lyra.simulator.faults import Fault
 from lyra.simulator.options import SimulatorOptions

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from lyra.catalog import Catalog, ModelInfo
+from lyra.catalog.models import Catalog, ModelInfo
 from lyra.simulator.faults import FaultBook
 from lyra.simulator.options import SimulatorOptions
 

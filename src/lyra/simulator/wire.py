@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from lyra.catalog import Catalog, ModelInfo
+from lyra.catalog.models import Catalog, ModelInfo
 from lyra.simulator.state import GenerationRecord, KeyAccount, mask_token
 
 _MILLION = Decimal(1_000_000)

@@ -1,4 +1,4 @@
-"""Record and replay of model answers, keyed by the canonical request hash (`lyra.cache.cache_key`).
+"""Record and replay of model answers, keyed by the canonical request hash (`lyra.routing.cache.cache_key`).
 
 A cassette is one JSON file: the answers (completions, or the error or cancellation a request
 met), the model ids that served them, the prices they were charged at and the time range of the
@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import orjson
 
-from lyra.cache import cache_key
 from lyra.errors import LyraError
+from lyra.routing.cache import cache_key
 from lyra.types import Attempt, Completion, CompletionRequest
 
 Mode = Literal["record", "replay"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from lyra.catalog import Catalog
+from lyra.catalog.models import Catalog
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.trading.account import session_start_s

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import orjson
 
-from lyra.consensus import Consensus
+from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.trading import prompts

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from lyra.errors import LyraError, UpstreamError
 from lyra.ledger import Ledger, LedgerRow
-from lyra.policy import RoutePlan
+from lyra.routing.policy import RoutePlan
 from lyra.types import Attempt, Completion, CompletionRequest
 
 

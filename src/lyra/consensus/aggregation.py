@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from lyra.decision import ACTIONS, Action
+from lyra.consensus.decision import ACTIONS, Action
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lyra.catalog import Catalog, ModelInfo
+from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.errors import ConfigError, NoModelAvailable
 from lyra.types import CompletionRequest

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from lyra.config import KeySettings, Secret
 from lyra.log import get_logger
 
-log = get_logger("lyra.keys")
+log = get_logger("lyra.routing.keys")
 
 
 def next_day_start(now: float, day_starts_utc_hour: int = 0) -> float:

@@ -6,10 +6,10 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from lyra.budget import budget_day
+from lyra.budget.governor import budget_day
 from lyra.config import LimitSettings
 from lyra.errors import RateLimited
-from lyra.router import AttemptContext, AttemptUsage
+from lyra.routing.router import AttemptContext, AttemptUsage
 from lyra.state.base import StateBackend
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.models import ModelInfo
 from lyra.errors import CostUnbounded
 from lyra.money import token_cost_nanos, usd_to_nanos
 from lyra.types import Message

@@ -381,7 +381,7 @@ def _cached_listing(path: Path, *, explicit: bool) -> list[ModelInfo]:
     except ConfigError as exc:
         if explicit:
             raise
-        logging.getLogger("lyra.catalog").warning("%s; only the curated catalogue is used", exc)
+        logging.getLogger("lyra.catalog.models").warning("%s; only the curated catalogue is used", exc)
         return []
 
 

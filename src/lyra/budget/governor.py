@@ -9,20 +9,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from lyra import estimate
-from lyra.catalog import Catalog, ModelInfo
+from lyra.catalog import estimate
+from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
 from lyra.ids import new_id
 from lyra.ledger import SpendTotals
 from lyra.log import get_logger
 from lyra.money import format_usd, usd_to_nanos
-from lyra.policy import RoutePlan
-from lyra.router import AttemptContext, AttemptUsage
+from lyra.routing.policy import RoutePlan
+from lyra.routing.router import AttemptContext, AttemptUsage
 from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
 from lyra.types import CompletionRequest
 
-log = get_logger("lyra.budget")
+log = get_logger("lyra.budget.governor")
 
 # Tasks whose calls may spend the reserved slice of the day (risk checks must never starve).
 PRIVILEGED_TASKS = frozenset({"risk_assessment"})

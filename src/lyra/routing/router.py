@@ -9,20 +9,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lyra.catalog import ModelInfo
+from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
+from lyra.catalog.models import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
-from lyra.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.ids import new_id
-from lyra.keys import KeyPool
 from lyra.log import get_logger
 from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
-from lyra.policies import Backoff, CircuitBreaker
-from lyra.policy import RoutePlan, RoutePolicy
+from lyra.routing.keys import KeyPool
+from lyra.routing.policy import RoutePlan, RoutePolicy
+from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.types import Attempt, Completion, CompletionRequest
 
-log = get_logger("lyra.router")
+log = get_logger("lyra.routing.router")
 
 # Failures that say something about the key, not the model: they never count against a model.
 _KEY_FAULTS = frozenset({"auth", "key_limit", "payment"})

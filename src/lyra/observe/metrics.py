@@ -17,10 +17,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from lyra.budget import CapLine
+from lyra.budget.governor import CapLine
 from lyra.errors import LyraError, UpstreamError
 from lyra.money import NANOS_PER_USD
-from lyra.policy import RoutePlan
+from lyra.routing.policy import RoutePlan
 from lyra.types import Attempt, Completion, CompletionRequest
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -8,15 +8,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from lyra.aggregation import RULES, Ballot, Outcome, settled
 from lyra.config import PanelMember, PanelSettings, Settings
-from lyra.decision import DECISION_INSTRUCTIONS, DECISION_RESPONSE_FORMAT, Abstention, Action, parse_decision
+from lyra.consensus.aggregation import RULES, Ballot, Outcome, settled
+from lyra.consensus.decision import (
+    DECISION_INSTRUCTIONS,
+    DECISION_RESPONSE_FORMAT,
+    Abstention,
+    Action,
+    parse_decision,
+)
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
 from lyra.money import nanos_to_usd
 from lyra.types import Completion, CompletionRequest, Message, SpendTally
 
-log = get_logger("lyra.consensus")
+log = get_logger("lyra.consensus.panel")
 
 Call = Callable[[CompletionRequest], Awaitable[Completion]]
 VoteStatus = Literal["vote", "abstain", "error", "dropped", "cancelled"]

@@ -1,0 +1,1 @@
+"""Observability: Prometheus metrics and the recorder that turns attempts into ledger rows."""
