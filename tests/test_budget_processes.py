@@ -22,7 +22,7 @@ import pytest
 
 from budget_worker import ALL_PREMIUM, burst
 from lyra import Lyra
-from lyra.budget.governor import budget_day, day_bounds
+from lyra.days import budget_day, day_bounds
 from lyra.simulator import Simulator
 from lyra.state import StateBackend, open_backend
 from support import budget_config_text, engine_env, kill_and_reap

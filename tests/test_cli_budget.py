@@ -16,8 +16,8 @@ import typer
 from typer.testing import CliRunner, Result
 
 from lyra import Lyra, LyraError
-from lyra.budget.governor import budget_day
 from lyra.cli_budget import parse_since, register
+from lyra.days import budget_day
 from lyra.ledger import Ledger
 from lyra.simulator import Fault, Simulator
 from lyra.state import Charge, SqliteBackend

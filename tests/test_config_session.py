@@ -8,9 +8,10 @@ import pytest
 
 from lyra.catalog.models import load_catalog
 from lyra.config import example_config_text, load_config
+from lyra.days import DAY_S, Session, parse_session, session_seconds
 from lyra.errors import ConfigError
 from lyra.plan import build_plan
-from lyra.schedule import DAY_S, Session, parse_session, session_length_s, session_seconds
+from lyra.schedule import session_length_s
 
 
 @pytest.mark.parametrize(("text", "session", "length_s", "overnight"), [

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from lyra.budget.governor import budget_day, day_bounds
+from lyra.days import budget_day, day_bounds
 from lyra.ledger.records import SpendTotals
 
 DAY_SECONDS = 86_400.0

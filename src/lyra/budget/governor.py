@@ -6,12 +6,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from lyra.catalog import estimate
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
+from lyra.days import budget_day, day_bounds
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
 from lyra.ids import new_id
 from lyra.ledger import SpendTotals
@@ -28,18 +28,6 @@ log = get_logger("lyra.budget.governor")
 PRIVILEGED_TASKS = frozenset({"risk_assessment"})
 _SETTLE_POLL_S = 0.05
 _STEP_DOWN = {"premium": "advanced", "advanced": "fast", "specialized": "fast"}
-
-
-def budget_day(now: float, start_hour: int = 0) -> str:
-    """The budget day an instant belongs to, as YYYYMMDD (days roll at start_hour UTC)."""
-    moment = datetime.fromtimestamp(now, UTC) - timedelta(hours=start_hour)
-    return moment.strftime("%Y%m%d")
-
-
-def day_bounds(day: str, start_hour: int = 0) -> tuple[float, float]:
-    """Epoch seconds of the start and end of a budget day."""
-    start = datetime.strptime(day, "%Y%m%d").replace(tzinfo=UTC) + timedelta(hours=start_hour)
-    return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
 @dataclass(frozen=True, slots=True)

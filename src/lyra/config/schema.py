@@ -19,9 +19,9 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.days import parse_session
 from lyra.errors import ConfigError
 from lyra.redact import mask_optional_url, mask_url
-from lyra.schedule import parse_session
 
 TASKS = (
     "market_analysis",

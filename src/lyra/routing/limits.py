@@ -6,8 +6,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from lyra.budget.governor import budget_day
 from lyra.config import LimitSettings
+from lyra.days import budget_day
 from lyra.errors import RateLimited
 from lyra.routing.router import AttemptContext, AttemptUsage
 from lyra.state.base import StateBackend

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra import analytics
-from lyra.budget.governor import CapLine, day_bounds
+from lyra.budget.governor import CapLine
+from lyra.days import day_bounds
 from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
 from lyra.money import json_default, usd_json
 from lyra.service.errors import ApiError, bad_request

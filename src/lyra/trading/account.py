@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 
 from lyra.config import RiskSettings, Settings
+from lyra.days import session_seconds
 from lyra.errors import LyraError
-from lyra.schedule import session_seconds
 from lyra.trading.risk import AccountState, FinalAction, Position, reaches
 
 ACCOUNT_VERSION = 1
