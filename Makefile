@@ -23,6 +23,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
 
 bench: $(STAMP_DEV)
