@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from lyra.caps import CapScope
 from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LedgerUnavailable, LyraError
 from lyra.money import format_usd
@@ -121,10 +122,9 @@ def budget_payload(view: BudgetView) -> dict[str, object]:
         {"cap": line.name, "unit": "usd_nanos" if line.unit == "usd" else line.unit, "limit": line.limit,
          "committed": line.committed, "reserved": line.reserved, "remaining": line.remaining}
         for line in view.lines]
-    for cap in caps:
-        tier = str(cap["cap"]).removeprefix("tier:")
-        if str(cap["cap"]).startswith("tier:") and tier in view.forecasts:
-            cap["forecast_nanos"] = view.forecasts[tier]
+    for line, cap in zip(view.lines, caps, strict=True):
+        if line.cap.scope is CapScope.TIER and line.cap.name in view.forecasts:
+            cap["forecast_nanos"] = view.forecasts[line.cap.name]
     return {"day": view.day, "money": view.money, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
 
 
@@ -153,8 +153,7 @@ def _budget_caption(view: BudgetView) -> str:
     if view.reserve_slice:
         caption += (f"; {format_usd(view.reserve_slice)} of the global cap is kept for risk "
                     "assessment and emergencies")
-    limits = {line.name.removeprefix("tier:"): line.limit
-              for line in view.lines if line.name.startswith("tier:")}
+    limits = {line.cap.name: line.limit for line in view.lines if line.cap.scope is CapScope.TIER}
     over = [f"{tier} {format_usd(f)} of {format_usd(limits[tier])}" for tier, f in view.forecasts.items()
             if tier in limits and f > limits[tier]]
     if over:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from lyra.caps import Cap
 from lyra.catalog import estimate
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
@@ -32,20 +33,16 @@ _STEP_DOWN = {"premium": "advanced", "advanced": "fast", "specialized": "fast"}
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
-    """A held reservation: settle it with commit or release."""
+    """A held reservation on a budget day's caps: settle it with commit or release."""
 
     reservation_id: str
-    caps: tuple[str, ...]
-    tier_cap: str
-    key_cap: str
-    tokens_cap: str
-    global_cap: str
-    client_cap: str | None
+    day: str
+    caps: tuple[Cap, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class CapLine:
-    """One cap's state for `lyra budget` and the gateway."""
+    """One cap's state for `lyra budget` and the gateway; `name` is the cap's label."""
 
     name: str
     limit: int
@@ -56,6 +53,10 @@ class CapLine:
     @property
     def remaining(self) -> int:
         return max(0, self.limit - self.committed - self.reserved)
+
+    @property
+    def cap(self) -> Cap:
+        return Cap.parse(self.name)
 
 
 class BudgetGovernor:
@@ -171,20 +172,21 @@ class BudgetGovernor:
         privileged = self.privileged(ctx.request)
         tier = self.charged_tier(ctx.plan, ctx.model)
         tier_limit = self.tier_caps.get(tier, self.daily)
-        charges = [
-            Charge(f"d{day}:global", self.daily if privileged else self.daily - self.reserve_slice, cost),
-            Charge(f"d{day}:tier:{tier}", tier_limit + (self.reserve_slice if privileged else 0), cost),
-            Charge(f"d{day}:key:{ctx.key_name}", self.key_caps[ctx.key_name], cost),
-            Charge(f"d{day}:ktok:{ctx.key_name}", self.key_tokens[ctx.key_name], tokens),
+        limits = [
+            (Cap.daily(), self.daily if privileged else self.daily - self.reserve_slice),
+            (Cap.tier(tier), tier_limit + (self.reserve_slice if privileged else 0)),
+            (Cap.key(ctx.key_name), self.key_caps[ctx.key_name]),
+            (Cap.key_tokens(ctx.key_name), self.key_tokens[ctx.key_name]),
         ]
         client = ctx.request.client
         if client is not None and client in self.client_caps:
-            charges.append(Charge(f"d{day}:client:{client}", self.client_caps[client], cost))
+            limits.append((Cap.client(client), self.client_caps[client]))
+        charges = [Charge(cap.storage_key(day), limit, tokens if cap.unit == "tokens" else cost)
+                   for cap, limit in limits]
         reservation = new_id()
         while (refusal := await self._reserve(reservation, charges)) is not None:
             await self._wait_for_settlement(refusal, ctx, day, deadline)
-        return Ticket(reservation, tuple(c.cap for c in charges), charges[1].cap, charges[2].cap,
-                      charges[3].cap, charges[0].cap, charges[4].cap if len(charges) > 4 else None)
+        return Ticket(reservation, day, tuple(cap for cap, _ in limits))
 
     async def _reserve(self, reservation: str, charges: list[Charge]) -> Refusal | None:
         try:
@@ -214,26 +216,24 @@ class BudgetGovernor:
             self._waiting -= 1
 
     def _refused(self, refusal: Refusal, ctx: AttemptContext, day: str) -> BudgetExceeded:
-        cap = refusal.cap.removeprefix(f"d{day}:")
-        unit = "usd"
-        if cap.startswith("ktok:"):
-            cap, unit = "key_tokens:" + cap.removeprefix("ktok:"), "tokens"
+        _, cap = Cap.from_storage_key(refusal.cap)
+        if cap.unit == "tokens":
             detail = f"{refusal.used:,} of {refusal.limit:,} tokens used, {refusal.amount:,} needed"
         else:
             detail = (f"{format_usd(refusal.used)} of {format_usd(refusal.limit)} used or held, "
                       f"worst case {format_usd(refusal.amount)} needed")
         _, resets_at = day_bounds(day, self._settings.budget.day_starts_utc_hour)
-        return BudgetExceeded(f"budget cap {cap} reached for {ctx.model.id} via key {ctx.key_name}: "
-                              f"{detail}", cap=cap, unit=unit, limit=refusal.limit, used=refusal.used,
-                              needed=refusal.amount, resets_at=resets_at)
+        return BudgetExceeded(f"budget cap {cap.label} reached for {ctx.model.id} via key {ctx.key_name}: "
+                              f"{detail}", cap=cap.label, unit=cap.unit, limit=refusal.limit,
+                              used=refusal.used, needed=refusal.amount, resets_at=resets_at)
 
     async def release(self, ticket: Ticket, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         if usage is None:
             await self.backend.release(ticket.reservation_id)
         else:
-            cost = usage.cost_nanos
-            actual = {cap: cost for cap in ticket.caps}
-            actual[ticket.tokens_cap] = usage.prompt_tokens + usage.completion_tokens
+            tokens = usage.prompt_tokens + usage.completion_tokens
+            actual = {cap.storage_key(ticket.day): tokens if cap.unit == "tokens" else usage.cost_nanos
+                      for cap in ticket.caps}
             await self.backend.commit(ticket.reservation_id, actual)
         if self._waiting:
             async with self._settled:
@@ -245,7 +245,7 @@ class BudgetGovernor:
             return plan  # an explicit model is the caller's choice; caps still apply
         day = self.day()
         tier = plan.tier
-        caps = [f"d{day}:global"] + ([f"d{day}:tier:{tier}"] if tier else [])
+        caps = [Cap.daily().storage_key(day)] + ([Cap.tier(tier).storage_key(day)] if tier else [])
         used = await self.backend.usage(caps)
         global_left = self.daily - _used(used, caps[0])
         privileged = self.privileged(request)
@@ -280,26 +280,31 @@ class BudgetGovernor:
         return RoutePlan(plan.task, plan.tier, (free,), keys, plan.round_robin, plan.attempt_timeout_s,
                          plan.max_tokens, plan.temperature)
 
+    def caps(self) -> list[tuple[Cap, int]]:
+        """Every cap the governor keeps, with its daily limit (nano-dollars or tokens)."""
+        found: list[tuple[Cap, int]] = [(Cap.daily(), self.daily)]
+        found += [(Cap.tier(n), c) for n, c in self.tier_caps.items()]
+        found += [(Cap.key(n), c) for n, c in self.key_caps.items()]
+        found += [(Cap.key_tokens(n), c) for n, c in self.key_tokens.items()]
+        found += [(Cap.client(n), c) for n, c in self.client_caps.items()]
+        return found
+
     async def snapshot(self) -> list[CapLine]:
         """Every cap of today with its committed and reserved amounts."""
         day = self.day()
-        named: list[tuple[str, str, int, str]] = [("global", f"d{day}:global", self.daily, "usd")]
-        named += [(f"tier:{n}", f"d{day}:tier:{n}", c, "usd") for n, c in self.tier_caps.items()]
-        named += [(f"key:{n}", f"d{day}:key:{n}", c, "usd") for n, c in self.key_caps.items()]
-        named += [(f"key_tokens:{n}", f"d{day}:ktok:{n}", c, "tokens") for n, c in self.key_tokens.items()]
-        named += [(f"client:{n}", f"d{day}:client:{n}", c, "usd") for n, c in self.client_caps.items()]
-        used = await self.backend.usage([cap for _, cap, _, _ in named])
-        return [CapLine(name, limit, used.get(cap, CapUsage()).committed,
-                        used.get(cap, CapUsage()).reserved, unit)
-                for name, cap, limit, unit in named]
+        named = self.caps()
+        used = await self.backend.usage([cap.storage_key(day) for cap, _ in named])
+        return [CapLine(cap.label, limit, used.get(cap.storage_key(day), CapUsage()).committed,
+                        used.get(cap.storage_key(day), CapUsage()).reserved, cap.unit)
+                for cap, limit in named]
 
     def seed_values(self, day: str, totals: SpendTotals) -> dict[str, int]:
         """Cap values for a day rebuilt from the ledger's totals."""
-        values = {f"d{day}:global": totals.total_nanos}
-        values.update({f"d{day}:tier:{k}": v for k, v in totals.by_tier.items()})
-        values.update({f"d{day}:key:{k}": v for k, v in totals.by_key.items()})
-        values.update({f"d{day}:ktok:{k}": v for k, v in totals.tokens_by_key.items()})
-        values.update({f"d{day}:client:{k}": v for k, v in totals.by_client.items()})
+        values = {Cap.daily().storage_key(day): totals.total_nanos}
+        values.update({Cap.tier(k).storage_key(day): v for k, v in totals.by_tier.items()})
+        values.update({Cap.key(k).storage_key(day): v for k, v in totals.by_key.items()})
+        values.update({Cap.key_tokens(k).storage_key(day): v for k, v in totals.tokens_by_key.items()})
+        values.update({Cap.client(k).storage_key(day): v for k, v in totals.by_client.items()})
         return values
 
 

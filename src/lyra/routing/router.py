@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.catalog.models import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
@@ -284,8 +285,7 @@ class Router:
                 loop.refusal = exc
                 self._skip(loop, ctx.model.id, ctx.key_name, str(exc), kind=type(exc).__name__)
                 loop.tries_on_model -= 1
-                cap = getattr(exc, "cap", "")
-                if isinstance(exc, BudgetExceeded) and cap.startswith("key:"):
+                if isinstance(exc, BudgetExceeded) and exc.cap and Cap.parse(exc.cap).scope is CapScope.KEY:
                     loop.dead_keys.add(ctx.key_name)
                 else:
                     self._next_model(loop)
