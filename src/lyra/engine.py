@@ -16,6 +16,7 @@ from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
 from lyra.consensus.panel import Consensus, ConsensusEngine
 from lyra.errors import LedgerUnavailable, StateUnavailable
+from lyra.failures import FailurePolicy
 from lyra.ids import new_id
 from lyra.ledger import Ledger, data_folder, default_url
 from lyra.log import get_logger
@@ -247,6 +248,7 @@ class Lyra:
             attempts_per_model=s.retry.attempts_per_model,
             deadline_s=s.retry.deadline_s,
             backoff=Backoff(base_s=s.retry.base_delay_s, max_s=s.retry.max_delay_s),
+            failure_policy=FailurePolicy(s.retry.on_failure),
             breaker=CircuitBreaker(failures=s.retry.breaker_failures,
                                    cooldown_s=s.retry.breaker_cooldown_s),
             guards=[budget, limiter],

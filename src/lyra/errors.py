@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class LyraError(Exception):
     """Base class of every error Lyra raises on purpose."""
@@ -79,27 +81,28 @@ class NoModelAvailable(LyraError):
         self.attempts: list[object] = list(attempts or [])
 
 
-UPSTREAM_KINDS = (
-    "auth",  # 401: the key is bad or revoked -> retire the key
-    "key_limit",  # 403 key limit -> retire the key for the day
-    "payment",  # 402: not enough credit for this max_tokens -> cool the key
-    "rate_limit",  # 429: wait and retry
-    "rate_limit_daily",  # 429 free-models-per-day: this model is done until the reset
-    "timeout",  # 408, 504, 524 or our own deadline
-    "server",  # 5xx and provider errors
-    "network",  # connection refused, reset, dropped mid-stream
-    "malformed",  # a body that is not what the wire format promises
-    "model_unavailable",  # unknown, retired or unroutable model -> next model
-    "moderation",  # 403 flagged input: retrying will not help
-    "bad_request",  # 400 and friends: the request itself is wrong
-)
+class FailureKind(StrEnum):
+    """Lyra's classification of a failed upstream attempt; the router acts on it (routing.failures)."""
+
+    AUTH = "auth"  # 401: the key is bad or revoked
+    KEY_LIMIT = "key_limit"  # 403 key limit: the key is done for the day
+    PAYMENT = "payment"  # 402: not enough credit for this max_tokens
+    RATE_LIMIT = "rate_limit"  # 429: wait and retry
+    RATE_LIMIT_DAILY = "rate_limit_daily"  # 429 free-models-per-day: this model is done until the reset
+    TIMEOUT = "timeout"  # 408, 504, 524 or our own deadline
+    SERVER = "server"  # 5xx and provider errors
+    NETWORK = "network"  # connection refused, reset, dropped mid-stream
+    MALFORMED = "malformed"  # a body that is not what the wire format promises
+    MODEL_UNAVAILABLE = "model_unavailable"  # unknown, retired or unroutable model
+    MODERATION = "moderation"  # 403 flagged input: retrying will not help
+    BAD_REQUEST = "bad_request"  # 400 and friends: the request itself is wrong
 
 
 class UpstreamError(LyraError):
     """OpenRouter (or the provider behind it) answered with an error, or could not be reached.
 
     Carries what retry and routing act on: the HTTP-like status, Lyra's classification
-    (`kind`, one of UPSTREAM_KINDS), OpenRouter's own code and type, how long to wait, which
+    (`kind`, a FailureKind), OpenRouter's own code and type, how long to wait, which
     provider failed and whether a retry can succeed.
     """
 
@@ -108,7 +111,7 @@ class UpstreamError(LyraError):
         message: str,
         *,
         status: int = 0,
-        kind: str = "server",
+        kind: FailureKind | str = FailureKind.SERVER,
         code: int | str | None = None,
         error_type: str | None = None,
         retry_after: float | None = None,
@@ -121,7 +124,7 @@ class UpstreamError(LyraError):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.kind = kind
+        self.kind = FailureKind(kind)  # ValueError for a kind no policy knows
         self.code = code
         self.error_type = error_type
         self.retry_after = retry_after
@@ -135,7 +138,7 @@ class UpstreamError(LyraError):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(status={self.status}, kind={self.kind!r}, code={self.code!r}, "
+            f"{type(self).__name__}(status={self.status}, kind={self.kind.value!r}, code={self.code!r}, "
             f"error_type={self.error_type!r}, retryable={self.retryable}, message={str(self)!r})"
         )
 

@@ -14,13 +14,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
 
 from lyra.catalog.models import TIERS, Catalog
 from lyra.days import parse_session
-from lyra.errors import ConfigError
+from lyra.errors import ConfigError, FailureKind
+from lyra.failures import FailureAction
 from lyra.redact import mask_optional_url, mask_url
 
 TASKS = (
@@ -214,6 +216,10 @@ class RetrySettings(_Strict):
     deadline_s: Seconds = Field(30, gt=0)
     breaker_failures: int = Field(5, ge=1, le=_MAX_RATE)
     breaker_cooldown_s: Seconds = 30
+    # What to do about each kind of failed attempt, where the default table (lyra.failures) does not
+    # suit: e.g. on_failure = { timeout = "raise" } to give up on a slow model at once.
+    on_failure: dict[Annotated[FailureKind, Strict(False)], Annotated[FailureAction, Strict(False)]] = Field(
+        default_factory=dict)
 
 
 class LimitSettings(_Strict):

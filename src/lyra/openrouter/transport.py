@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from lyra.errors import StreamInterrupted, UpstreamError, UpstreamTimeout
+from lyra.errors import FailureKind, StreamInterrupted, UpstreamError, UpstreamTimeout
 from lyra.openrouter.wire import (
     ChatResult,
     SSEDecoder,
@@ -81,7 +81,7 @@ class OpenRouterTransport:
                     raw = await response.read()
                     return decode_chat_response(response.status, response.headers, raw)
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"no answer within {timeout_s:.1f}s", status=408, kind="timeout",
+            raise UpstreamTimeout(f"no answer within {timeout_s:.1f}s", status=408, kind=FailureKind.TIMEOUT,
                                   retryable=True, maybe_billed=True) from exc
         except aiohttp.ClientError as exc:
             raise _network_error(exc) from exc
@@ -115,11 +115,11 @@ class OpenRouterTransport:
                             if decode_chunk(data) is None:
                                 done = True
                     if not done:
-                        raise StreamInterrupted("stream closed before [DONE]", kind="network",
+                        raise StreamInterrupted("stream closed before [DONE]", kind=FailureKind.NETWORK,
                                                 retryable=True, maybe_billed=True)
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"stream stalled for {timeout_s:.1f}s", status=408, kind="timeout",
-                                  retryable=True, maybe_billed=True) from exc
+            raise UpstreamTimeout(f"stream stalled for {timeout_s:.1f}s", status=408,
+                                  kind=FailureKind.TIMEOUT, retryable=True, maybe_billed=True) from exc
         except aiohttp.ClientError as exc:
             raise _network_error(exc) from exc
 
@@ -134,14 +134,14 @@ class OpenRouterTransport:
                     raw = await response.read()
         except TimeoutError as exc:
             raise UpstreamTimeout(f"GET {path}: no answer within {timeout_s:.1f}s", status=408,
-                                  kind="timeout", retryable=True) from exc
+                                  kind=FailureKind.TIMEOUT, retryable=True) from exc
         except aiohttp.ClientError as exc:
             raise _network_error(exc) from exc
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"GET {path}: body is not JSON", status=response.status,
-                                kind="malformed", retryable=True) from exc
+                                kind=FailureKind.MALFORMED, retryable=True) from exc
         if response.status >= 400 or not isinstance(payload, dict):
             raise error_from_payload(response.status, payload if isinstance(payload, dict) else {},
                                      response.headers)
@@ -174,5 +174,5 @@ def _network_error(exc: aiohttp.ClientError) -> UpstreamError:
     name = type(exc).__name__
     # A refused connection never reached OpenRouter; a dropped one may have been served and billed.
     sent = not isinstance(exc, aiohttp.ClientConnectorError)
-    return UpstreamError(f"network error talking to OpenRouter ({name})", status=0, kind="network",
+    return UpstreamError(f"network error talking to OpenRouter ({name})", status=0, kind=FailureKind.NETWORK,
                          retryable=True, maybe_billed=sent)

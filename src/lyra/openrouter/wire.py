@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from lyra.errors import StreamInterrupted, UpstreamError
+from lyra.errors import FailureKind, StreamInterrupted, UpstreamError
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _TIMEOUT_STATUS = frozenset({408, 504, 524})
@@ -124,7 +124,8 @@ def decode_chat_response(status: int, headers: Mapping[str, str], body: bytes) -
         raise error_from_payload(status, payload, headers)
     choices = payload.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
-        raise UpstreamError("response has no choices", status=status, kind="malformed", retryable=True)
+        raise UpstreamError("response has no choices", status=status, kind=FailureKind.MALFORMED,
+                            retryable=True)
     choice = choices[0]
     if isinstance(choice.get("error"), Mapping) or choice.get("finish_reason") == "error":
         raise error_from_payload(200, {"error": choice.get("error") or {}}, headers,
@@ -151,10 +152,10 @@ def _load_json(status: int, headers: Mapping[str, str], body: bytes) -> dict[str
         if status >= 400:
             raise _error_for_status(status, body[:200].decode("utf-8", "replace"), headers) from exc
         raise UpstreamError(
-            "response body is not JSON", status=status, kind="malformed", retryable=True
+            "response body is not JSON", status=status, kind=FailureKind.MALFORMED, retryable=True
         ) from exc
     if not isinstance(payload, dict):
-        raise UpstreamError("response body is not a JSON object", status=status, kind="malformed",
+        raise UpstreamError("response body is not a JSON object", status=status, kind=FailureKind.MALFORMED,
                             retryable=True)
     return payload
 
@@ -189,12 +190,12 @@ def error_from_payload(
             err.retry_after = float(availability["retry_after"])
         if availability.get("code") in {"model_not_found", "model_deprecated", "no_endpoints",
                                         "free_variant_ended", "constraint_filtered"}:
-            err.kind, err.retryable = "model_unavailable", False
+            err.kind, err.retryable = FailureKind.MODEL_UNAVAILABLE, False
     echoed = metadata.get("headers")
     if isinstance(echoed, Mapping) and err.rate_limit_reset is None:
         err.rate_limit_reset = _reset_epoch_s(echoed.get("X-RateLimit-Reset"))
     if "free-models-per-day" in message:
-        err.kind, err.retryable = "rate_limit_daily", False
+        err.kind, err.retryable = FailureKind.RATE_LIMIT_DAILY, False
     return err
 
 
@@ -205,29 +206,29 @@ def _error_for_status(
     reset = _reset_epoch_s(headers.get("X-RateLimit-Reset"))
     kind, retryable = _classify(status, message)
     if in_200 and status == 0:
-        kind, retryable = "server", True
+        kind, retryable = FailureKind.SERVER, True
     text = f"OpenRouter {status or 'error in 200 body'}: {message}"
     return UpstreamError(text, status=status or 200, kind=kind, retry_after=retry_after,
                          retryable=retryable, rate_limit_reset=reset)
 
 
-def _classify(status: int, message: str) -> tuple[str, bool]:
+def _classify(status: int, message: str) -> tuple[FailureKind, bool]:
     lowered = message.lower()
     if status == 401:
-        return "auth", False
+        return FailureKind.AUTH, False
     if status == 402:
-        return "payment", False
+        return FailureKind.PAYMENT, False
     if status == 403:
-        return ("key_limit", False) if "key limit" in lowered else ("moderation", False)
+        return (FailureKind.KEY_LIMIT, False) if "key limit" in lowered else (FailureKind.MODERATION, False)
     if status == 429:
-        return "rate_limit", True
+        return FailureKind.RATE_LIMIT, True
     if status in _TIMEOUT_STATUS:
-        return "timeout", True
+        return FailureKind.TIMEOUT, True
     if status in (404,) or "not a valid model id" in lowered or "no endpoints found" in lowered:
-        return "model_unavailable", False
+        return FailureKind.MODEL_UNAVAILABLE, False
     if status in _RETRYABLE_STATUS or status >= 500:
-        return "server", True
-    return "bad_request", False
+        return FailureKind.SERVER, True
+    return FailureKind.BAD_REQUEST, False
 
 
 def _raw_text(raw: Any) -> str:
@@ -314,9 +315,10 @@ def decode_chunk(data: str) -> StreamDelta | None:
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise StreamInterrupted("stream chunk is not JSON", kind="malformed", retryable=True) from exc
+        raise StreamInterrupted("stream chunk is not JSON", kind=FailureKind.MALFORMED,
+                                retryable=True) from exc
     if not isinstance(payload, dict):
-        raise StreamInterrupted("stream chunk is not an object", kind="malformed", retryable=True)
+        raise StreamInterrupted("stream chunk is not an object", kind=FailureKind.MALFORMED, retryable=True)
     choices = payload.get("choices") or []
     choice = choices[0] if choices and isinstance(choices[0], Mapping) else {}
     finish = choice.get("finish_reason")

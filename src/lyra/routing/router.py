@@ -13,6 +13,7 @@ from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.catalog.models import ModelInfo
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
+from lyra.failures import FailureAction, FailurePolicy
 from lyra.ids import new_id
 from lyra.log import get_logger
 from lyra.money import usd_to_nanos
@@ -26,7 +27,6 @@ from lyra.types import Attempt, Completion, CompletionRequest
 log = get_logger("lyra.routing.router")
 
 # Failures that say something about the key, not the model: they never count against a model.
-_KEY_FAULTS = frozenset({"auth", "key_limit", "payment"})
 
 
 @dataclass(slots=True, kw_only=True)
@@ -113,6 +113,7 @@ class Router:
         deadline_s: float = 30.0,
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
+        failure_policy: FailurePolicy | None = None,
         guards: Sequence[Guard] = (),
         recorders: Sequence[Recorder] = (),
         planners: Sequence[Planner] = (),
@@ -123,6 +124,7 @@ class Router:
         self.keys = keys
         self.breaker = breaker or CircuitBreaker()
         self.backoff = backoff or Backoff()
+        self.failure_policy = failure_policy or FailurePolicy()
         self._attempts_per_model = attempts_per_model
         self._deadline_s = deadline_s
         self.guards: list[Guard] = list(guards)
@@ -372,7 +374,7 @@ class Router:
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
                 charged: AttemptUsage | None = None) -> None:
-        """Record a failed attempt and decide: retry, other key, other model, or give up."""
+        """Record a failed attempt, then act on it as the failure policy says."""
         exc.model, exc.key_name = ctx.model.id, ctx.key_name
         self._record(loop, Attempt(
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
@@ -381,33 +383,34 @@ class Router:
             cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
             completion_tokens=charged.completion_tokens if charged else 0))
-        kind = exc.kind
-        if kind in _KEY_FAULTS:
+        self._act(self.failure_policy.action(exc), loop, ctx, exc)
+
+    def _act(self, action: FailureAction, loop: _Loop, ctx: AttemptContext, exc: UpstreamError) -> None:
+        """Carry out the failure policy's answer: retire or rest the key, skip the model, retry or raise."""
+        if action in (FailureAction.RETIRE_KEY, FailureAction.COOL_KEY):
             loop.tries_on_model -= 1  # the model did nothing wrong
             loop.dead_keys.add(ctx.key_name)
-            if kind == "payment":
+            if action is FailureAction.COOL_KEY:
                 self.keys.cool(ctx.key_name, self.keys.seconds_to_day_end(ctx.key_name), str(exc))
             else:
-                self.keys.retire(ctx.key_name, f"{kind} ({exc.status})")
-            return
-        if kind == "rate_limit_daily":
+                self.keys.retire(ctx.key_name, f"{exc.kind} ({exc.status})")
+        elif action is FailureAction.MODEL_DONE_TODAY:
             reset = exc.rate_limit_reset
             wait = reset - time.time() if reset else self.keys.seconds_to_day_end(ctx.key_name)
             self.breaker.open_for(ctx.model.id, max(60.0, wait))
             self._next_model(loop)
-            return
-        if kind == "model_unavailable":
+        elif action is FailureAction.NEXT_MODEL:
             self.breaker.open_for(ctx.model.id, 3600.0)
             self._next_model(loop)
-            return
-        if not exc.retryable:
+        elif action is FailureAction.RAISE:
             self._notify_failure(loop, exc)
             raise exc
-        self.breaker.failure(ctx.model.id)
-        if kind == "rate_limit":
-            loop.avoid_keys.add(ctx.key_name)
-        loop.pending_delay = self.backoff.delay(loop.tries_on_model, exc.retry_after)
-        log.info("attempt %d on %s failed (%s); retrying", ctx.number, ctx.model.id, kind)
+        else:
+            self.breaker.failure(ctx.model.id)
+            if action is FailureAction.RETRY_OTHER_KEY:
+                loop.avoid_keys.add(ctx.key_name)
+            loop.pending_delay = self.backoff.delay(loop.tries_on_model, exc.retry_after)
+            log.info("attempt %d on %s failed (%s); retrying", ctx.number, ctx.model.id, exc.kind)
 
     def _succeeded(self, loop: _Loop, ctx: AttemptContext, usage: AttemptUsage, *, text: str,
                    served: str, provider: str | None, generation_id: str | None,
