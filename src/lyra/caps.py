@@ -80,6 +80,14 @@ class Cap:
                              "or client:NAME") from None
 
     @classmethod
+    def find(cls, label: str) -> Cap | None:
+        """The cap a label names, or None (a refusal that is no cap's, such as an unpriceable part)."""
+        try:
+            return cls.parse(label)
+        except ValueError:
+            return None
+
+    @classmethod
     def from_storage_key(cls, key: str) -> tuple[str, Cap]:
         """The budget day and the cap of a state key written by `storage_key`."""
         day, _, rest = key.partition(":")

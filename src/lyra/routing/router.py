@@ -287,7 +287,8 @@ class Router:
                 loop.refusal = exc
                 self._skip(loop, ctx.model.id, ctx.key_name, str(exc), kind=type(exc).__name__)
                 loop.tries_on_model -= 1
-                if isinstance(exc, BudgetExceeded) and exc.cap and Cap.parse(exc.cap).scope is CapScope.KEY:
+                refused = Cap.find(exc.cap) if isinstance(exc, BudgetExceeded) else None
+                if refused is not None and refused.scope is CapScope.KEY:
                     loop.dead_keys.add(ctx.key_name)
                 else:
                     self._next_model(loop)

@@ -27,7 +27,7 @@ from lyra.simulator import Simulator
 from lyra.state import StateBackend, open_backend
 from support import budget_config_text, engine_env, kill_and_reap
 
-WORKER = Path(__file__).with_name("budget_worker.py")
+WORKER = Path(__file__).resolve().parent.parent / "budget_worker.py"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CAP = 1_000_000_000  # $1.00 a day, in nano-dollars
 PROCESSES = 3

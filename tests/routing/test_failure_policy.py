@@ -45,5 +45,5 @@ async def test_config_can_make_a_server_error_final(sim: Simulator, config_path:
 
 def test_a_misspelt_action_names_the_field(config_path: Callable[..., Path]) -> None:
     path = config_path(**{RETRY_ROW: RETRY_ROW + 'on_failure = { server = "shrug" }\n'})
-    with pytest.raises(ConfigError, match="retry.on_failure"):
+    with pytest.raises(ConfigError, match=r"retry\.on_failure"):
         load_config(path, environ={})

@@ -32,3 +32,8 @@ def test_a_cap_reads_back_from_its_label_and_from_its_storage_key(cap: Cap, day:
 def test_a_label_that_names_no_cap_is_refused_naming_it(label: str) -> None:
     with pytest.raises(ValueError, match="is not a cap"):
         Cap.parse(label)
+
+
+def test_find_tells_a_cap_from_a_refusal_that_is_no_caps() -> None:
+    assert Cap.find("key:xai") == Cap.key("xai")
+    assert Cap.find("estimate") is None and Cap.find("") is None
