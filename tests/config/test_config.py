@@ -105,3 +105,18 @@ def test_missing_file_says_how_to_start(tmp_path: Path) -> None:
 def test_base_url_override_from_environment() -> None:
     loaded = load_config(environ={"LYRA_OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1"})
     assert loaded.settings.openrouter.base_url == "http://127.0.0.1:9/api/v1"
+
+
+def test_privileged_tasks_and_the_step_down_order_are_configuration(tmp_path: Path) -> None:
+    from support import fast_config_text
+
+    path = tmp_path / "lyra.toml"
+    row = 'low_budget_model = "openai/gpt-oss-20b:free"\n'
+    path.write_text(fast_config_text().replace(row, row + 'privileged_tasks = ["risk_assessment", "news_sentiment"]\n'
+                                                        'step_down = { premium = "fast" }\n', 1))
+    budget = load_config(path, environ={}).settings.budget
+    assert budget.privileged_tasks == ["risk_assessment", "news_sentiment"]
+    assert budget.step_down == {"premium": "fast"}
+    path.write_text(fast_config_text().replace(row, row + 'step_down = { premium = "cheap" }\n', 1))
+    with pytest.raises(ConfigError, match=r"budget\.step_down\.premium: unknown tier 'cheap'"):
+        load_config(path, environ={})

@@ -25,10 +25,7 @@ from lyra.types import CompletionRequest
 
 log = get_logger("lyra.budget.governor")
 
-# Tasks whose calls may spend the reserved slice of the day (risk checks must never starve).
-PRIVILEGED_TASKS = frozenset({"risk_assessment"})
 _SETTLE_POLL_S = 0.05
-_STEP_DOWN = {"premium": "advanced", "advanced": "fast", "specialized": "fast"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +146,9 @@ class BudgetGovernor:
                                    "refusing until it can") from exc
         return {cap: value for cap, value in self.seed_values(day, totals).items() if value}
 
-    @staticmethod
-    def privileged(request: CompletionRequest) -> bool:
-        return request.task in PRIVILEGED_TASKS or request.priority == "emergency"
+    def privileged(self, request: CompletionRequest) -> bool:
+        """Whether a call may spend the reserved slice: a configured privileged task, or an emergency."""
+        return request.task in self._settings.budget.privileged_tasks or request.priority == "emergency"
 
     def worst_case(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> int:
         """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
@@ -259,7 +256,7 @@ class BudgetGovernor:
             prompt = 1000
             by_price = sorted(plan.models, key=lambda m: self.worst_case(m, prompt, plan.max_tokens or 1000))
             models = tuple(by_price)
-            lower = _STEP_DOWN.get(tier)
+            lower = self._settings.budget.step_down.get(tier)
             if lower and lower in self._settings.tiers and tier_left < self.worst_case(
                 by_price[0], prompt, plan.max_tokens or by_price[0].max_output
             ):

@@ -110,6 +110,11 @@ class BudgetSettings(_Strict):
     low_budget_usd: Usd = Field(Decimal(20), ge=0)
     low_budget_model: str = "openai/gpt-oss-20b:free"
     day_starts_utc_hour: int = Field(0, ge=0, le=23)
+    # Tasks whose calls may spend the reserved slice (a risk check must never starve), and the tier
+    # a tier steps down to when its own share runs low.
+    privileged_tasks: list[str] = Field(default_factory=lambda: ["risk_assessment"])
+    step_down: dict[str, str] = Field(default_factory=lambda: {"premium": "advanced", "advanced": "fast",
+                                                              "specialized": "fast"})
 
 
 class KeySettings(_Strict):
@@ -326,6 +331,11 @@ class Settings(_Strict):
         for client_name, client in self.clients.items():
             for i, tier_name in enumerate(client.tiers):
                 _known(tier_name, self.tiers, f"clients.{client_name}.tiers[{i}]", "tier")
+        for upper, lower in self.budget.step_down.items():
+            for where, name in ((f"budget.step_down.{upper}", upper), (f"budget.step_down.{upper}", lower)):
+                _known(name, dict.fromkeys(TIERS), where, "tier")
+        for i, task_name in enumerate(self.budget.privileged_tasks):
+            _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
         return self
 
     def model_ids(self) -> set[str]:
