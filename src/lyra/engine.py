@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import secrets as _secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from lyra.budget.forecast import SpendForecast
-from lyra.budget.governor import BudgetGovernor
+from lyra.budget.governor import BudgetGovernor, tier_caps
 from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
 from lyra.consensus.panel import Consensus, ConsensusEngine
@@ -41,6 +42,38 @@ UpstreamCall = Callable[[CompletionRequest], Awaitable[Completion]]
 Interceptor = Callable[[CompletionRequest, UpstreamCall], Awaitable[Completion]]
 
 
+@dataclass(slots=True)
+class Opened:
+    """The stores (and simulator) a start has opened so far: closed in reverse, whatever failed."""
+
+    simulator: Simulator | None = None
+    state: StateBackend | None = None
+    ledger: Ledger | None = None
+    budget: BudgetGovernor | None = None
+
+    async def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+        if self.state is not None:
+            await self.state.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What a started engine serves with, built once by `start()` from the opened stores."""
+
+    router: Router
+    cache: ResponseCache
+    consensus: ConsensusEngine
+
+    async def close(self) -> None:
+        await self.router.transport.close()
+        if isinstance(self.cache.store, RedisCache):
+            await self.cache.store.close()
+
+
 class Lyra:
     """One engine: keys, tiers, tasks and budget from a config, talking to one OpenRouter.
 
@@ -60,14 +93,8 @@ class Lyra:
         self.catalog = catalog or load_catalog()
         self.settings.check_models(self.catalog, config.source)
         self._simulator_options = simulator_options
-        self.simulator: Simulator | None = None
-        self._router: Router | None = None
-        self._started = False
-        self.ledger: Ledger | None = None
-        self.state: StateBackend | None = None
-        self.budget: BudgetGovernor | None = None
-        self._cache: ResponseCache | None = None
-        self._consensus: ConsensusEngine | None = None
+        self._opened = Opened()  # what a start has opened so far
+        self._running: Running | None = None  # what a finished start serves with
         self._extra_recorders: list[Recorder] = []
         self._interceptor: Interceptor | None = None
 
@@ -93,14 +120,36 @@ class Lyra:
         return f"Lyra(source={self.config.source!r}, mode={mode!r}, keys={sorted(self.settings.keys)})"
 
     @property
-    def router(self) -> Router:
-        if self._router is None:
+    def running(self) -> Running:
+        """The started engine's parts; RuntimeError before `start`."""
+        if self._running is None:
             raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
-        return self._router
+        return self._running
+
+    @property
+    def router(self) -> Router:
+        return self.running.router
+
+    @property
+    def simulator(self) -> Simulator | None:
+        """The built-in simulator this engine started (no key set), if any."""
+        return self._opened.simulator
+
+    @property
+    def ledger(self) -> Ledger | None:
+        return self._opened.ledger
+
+    @property
+    def state(self) -> StateBackend | None:
+        return self._opened.state
+
+    @property
+    def budget(self) -> BudgetGovernor | None:
+        return self._opened.budget
 
     def add_recorder(self, recorder: Recorder) -> None:
         """Send every attempt and outcome to `recorder` too (metrics); call it before `start`."""
-        if self._started:
+        if self._running is not None:
             raise RuntimeError("add recorders before the engine starts")
         self._extra_recorders.append(recorder)
 
@@ -117,37 +166,35 @@ class Lyra:
 
         A start that fails (the budget state cannot be reached, say) closes what it had opened.
         """
-        if self._started:
+        if self._running is not None:
             return
         try:
-            await self._start()
+            self._running = await self._start()
         except BaseException:
             await self.aclose()
             raise
 
-    async def _start(self) -> None:
+    async def _start(self) -> Running:
         base_url = self.settings.openrouter.base_url
         secrets: Mapping[str, Secret] = self.config.secrets
         if self.config.simulated:
             from lyra.simulator import Simulator
 
-            self.simulator = Simulator(catalog=self.catalog, options=self._simulator_options)
-            await self.simulator.start()
-            base_url = self.simulator.base_url
+            simulator = Simulator(catalog=self.catalog, options=self._simulator_options)
+            self._opened.simulator = simulator
+            await simulator.start()
+            base_url = simulator.base_url
             secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
                        for name in self.settings.keys}
             log.warning("no OpenRouter key set; using the built-in simulator at %s", base_url)
         state, budget = await self._open_stores(simulated=self.config.simulated)
         recorders: list[Recorder] = []
         if self.ledger is not None:
-            budget.forecast = SpendForecast(self.ledger, budget.tier_caps,
-                                            day_starts_utc_hour=self.settings.budget.day_starts_utc_hour)
             recorders.append(LedgerRecorder(self.ledger, tier_of=budget.charged_tier))
         recorders.extend(self._extra_recorders)
-        self._router = self._build_router(base_url, secrets, recorders, budget, state)
-        self._cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
-        self._consensus = ConsensusEngine(self.settings, self.run)
-        self._started = True
+        router = self._build_router(base_url, secrets, recorders, budget, state)
+        cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
+        return Running(router=router, cache=cache, consensus=ConsensusEngine(self.settings, self.run))
 
     async def check_stores(self) -> None:
         """Open the budget state and the ledger once, then close them: can they be reached?
@@ -163,21 +210,25 @@ class Lyra:
 
     async def _open_stores(self, *, simulated: bool) -> tuple[StateBackend, BudgetGovernor]:
         """The budget state and the ledger, opened, with today's spend joined or rebuilt."""
+        opened = self._opened
         try:
-            self.state = state = self._open_state(simulated=simulated)
+            opened.state = state = self._open_state(simulated=simulated)
         except _store_errors() as exc:
             raise self._state_unreachable(exc) from exc
         if self.settings.ledger.enabled:
             url = self.config.ledger_url or default_url(simulated=simulated)
-            self.ledger = ledger = Ledger(url, simulated=simulated,
-                                          synchronous=self.settings.ledger.synchronous)
+            opened.ledger = ledger = Ledger(url, simulated=simulated,
+                                            synchronous=self.settings.ledger.synchronous)
             try:
                 ledger.start()
             except _store_errors() as exc:
                 raise self._ledger_unreachable(ledger, exc) from exc
-        self.budget = budget = BudgetGovernor(
-            self.settings, self.catalog, state,
-            day_spend=self.ledger.spend_between if self.ledger is not None else None)
+        day_hour = self.settings.budget.day_starts_utc_hour
+        forecast = None if opened.ledger is None else SpendForecast(
+            opened.ledger, tier_caps(self.settings), day_starts_utc_hour=day_hour)
+        opened.budget = budget = BudgetGovernor(
+            self.settings, self.catalog, state, forecast=forecast,
+            day_spend=opened.ledger.spend_between if opened.ledger is not None else None)
         state_errors: tuple[type[BaseException], ...] = (StateUnavailable, *_store_errors())
         try:
             await budget.open_state()
@@ -258,24 +309,12 @@ class Lyra:
         )
 
     async def aclose(self) -> None:
-        """Close the session and stop the simulator if this engine started it."""
-        if self._router is not None:
-            await self._router.transport.close()
-            self._router = None
-        if isinstance(self._cache, ResponseCache) and isinstance(self._cache.store, RedisCache):
-            await self._cache.store.close()
-        self._cache = None
-        self._consensus = None
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
-        if self.state is not None:
-            await self.state.close()
-            self.state = None
-        if self.simulator is not None:
-            await self.simulator.stop()
-            self.simulator = None
-        self._started = False
+        """Close the session and the stores, and stop the simulator if this engine started it."""
+        running, self._running = self._running, None
+        if running is not None:
+            await running.close()
+        opened, self._opened = self._opened, Opened()
+        await opened.close()
 
     async def __aenter__(self) -> Lyra:
         await self.start()
@@ -316,9 +355,8 @@ class Lyra:
         return await self._serve(request)
 
     async def _serve(self, request: CompletionRequest) -> Completion:
-        if self._cache is None:
-            return await self.router.complete(request)
-        return await self._cache.complete(request, self.router.complete)
+        running = self.running
+        return await running.cache.complete(request, running.router.complete)
 
     async def consensus(
         self,
@@ -331,9 +369,8 @@ class Lyra:
         client: str | None = None,
     ) -> Consensus:
         """Ask a configured panel for a trading decision, through its escalation cascade by default."""
-        if self._consensus is None:
-            raise RuntimeError("Lyra is not started; use `async with Lyra.from_config() as lyra:`")
-        run = self._consensus.decide if cascade else self._consensus.ask
+        panels = self.running.consensus
+        run = panels.decide if cascade else panels.ask
         return await run(messages, panel=panel, notional=notional, cache=cache, client=client)
 
     def stream(

@@ -43,8 +43,7 @@ async def test_bypass_and_refresh(lyra: Lyra, sim: Simulator) -> None:
 async def test_hit_after_the_ttl_is_a_miss(lyra: Lyra, sim: Simulator) -> None:
     ttl = lyra.settings.tasks["news_sentiment"].cache_ttl_s
     now = [0.0]
-    assert lyra._cache is not None
-    lyra._cache.store = MemoryCache(clock=lambda: now[0])  # the cache on a clock that the test moves
+    lyra.running.cache.store = MemoryCache(clock=lambda: now[0])  # the cache on a clock that the test moves
     await lyra.complete(task="news_sentiment", messages=MSG)
     now[0] += ttl - 1
     assert (await lyra.complete(task="news_sentiment", messages=MSG)).cached

@@ -56,6 +56,12 @@ class CapLine:
         return Cap.parse(self.name)
 
 
+def tier_caps(settings: Settings) -> dict[str, int]:
+    """Each tier's daily cap in nano-dollars: its share of the global daily budget."""
+    b = settings.budget
+    return {n: usd_to_nanos(b.daily_usd * t.budget_share) for n, t in settings.tiers.items()}
+
+
 class BudgetGovernor:
     """Holds every applicable cap for each attempt; refuses with BudgetExceeded before any call."""
 
@@ -68,6 +74,7 @@ class BudgetGovernor:
         reservation_ttl_s: float = 300.0,
         clock: Callable[[], float] = time.time,
         day_spend: Callable[[float, float], SpendTotals] | None = None,
+        forecast: PaceForecast | None = None,
     ) -> None:
         self._settings = settings
         self._catalog = catalog
@@ -80,14 +87,14 @@ class BudgetGovernor:
         self._day_spend = day_spend
         self._recovering = asyncio.Lock()
         self._day, self._day_start, self._day_end = "", 0.0, 0.0
-        # Set by the engine when a ledger exists: steps a tier down early when today's burn rate
-        # would pass its cap before the day ends, instead of hitting the wall at 23:00.
-        self.forecast: PaceForecast | None = None
+        # With a ledger: steps a tier down early when today's burn rate would pass its cap before
+        # the day ends, instead of hitting the wall at 23:00.
+        self.forecast = forecast
         b = settings.budget
         self.daily = usd_to_nanos(b.daily_usd)
         self.reserve_slice = usd_to_nanos(b.daily_usd * b.reserve_share)
         self.low_budget = usd_to_nanos(b.low_budget_usd)
-        self.tier_caps = {n: usd_to_nanos(b.daily_usd * t.budget_share) for n, t in settings.tiers.items()}
+        self.tier_caps = tier_caps(settings)
         self.key_caps = {n: usd_to_nanos(k.daily_usd) for n, k in settings.keys.items()}
         self.key_tokens = {n: k.daily_tokens for n, k in settings.keys.items()}
         self.client_caps = {n: usd_to_nanos(c.daily_usd) for n, c in settings.clients.items()}
