@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Unpack
 from urllib.parse import unquote, urlsplit
 
 from lyra.budget.forecast import SpendForecast
@@ -31,7 +31,7 @@ from lyra.routing.policy import RoutePolicy
 from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.routing.router import Recorder, Router
 from lyra.state import StateBackend, open_backend
-from lyra.types import CacheMode, Completion, CompletionRequest, Message
+from lyra.types import CacheMode, Completion, CompletionRequest, Message, RequestOptions
 
 if TYPE_CHECKING:
     from lyra.simulator import Simulator, SimulatorOptions
@@ -324,29 +324,9 @@ class Lyra:
                         tb: TracebackType | None) -> None:
         await self.aclose()
 
-    async def complete(
-        self,
-        *,
-        messages: Sequence[Message],
-        task: str | None = None,
-        model: str | None = None,
-        tier: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        response_format: Mapping[str, Any] | None = None,
-        provider: Mapping[str, Any] | None = None,
-        seed: int | None = None,
-        deadline_s: float | None = None,
-        cache: CacheMode = "use",
-        priority: Literal["normal", "high", "emergency"] = "normal",
-        client: str | None = None,
-    ) -> Completion:
+    async def complete(self, *, messages: Sequence[Message], **options: Unpack[RequestOptions]) -> Completion:
         """Route one chat completion by task, tier or model and return the served answer."""
-        request = CompletionRequest(
-            messages=messages, task=task, model=model, tier=tier, max_tokens=max_tokens,
-            temperature=temperature, response_format=response_format, provider=provider,
-            seed=seed, deadline_s=deadline_s, cache=cache, priority=priority, client=client)
-        return await self.run(request)
+        return await self.run(CompletionRequest(messages=messages, **options))
 
     async def run(self, request: CompletionRequest) -> Completion:
         """Answer a typed request: from the cache when its task allows, else through the router."""
@@ -373,22 +353,13 @@ class Lyra:
         run = panels.decide if cascade else panels.ask
         return await run(messages, panel=panel, notional=notional, cache=cache, client=client)
 
-    def stream(
-        self,
-        *,
-        messages: Sequence[Message],
-        task: str | None = None,
-        model: str | None = None,
-        tier: str | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        deadline_s: float | None = None,
-        client: str | None = None,
-    ) -> CompletionStream:
-        """Stream one chat completion: iterate for text, then read `.completion`."""
-        request = CompletionRequest(messages=messages, task=task, model=model, tier=tier,
-                                    max_tokens=max_tokens, temperature=temperature,
-                                    deadline_s=deadline_s, cache="bypass", client=client)
+    def stream(self, *, messages: Sequence[Message], **options: Unpack[RequestOptions]) -> CompletionStream:
+        """Stream one chat completion: iterate for text, then read `.completion`.
+
+        Takes `complete`'s options; a stream is never answered from the cache.
+        """
+        options["cache"] = "bypass"
+        request = CompletionRequest(messages=messages, **options)
         return CompletionStream(self.router, request)
 
     def complete_sync(self, **kwargs: Any) -> Completion:

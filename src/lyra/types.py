@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from lyra.money import nanos_to_usd
 
@@ -43,6 +43,23 @@ class CompletionRequest:
     priority: Literal["normal", "high", "emergency"] = "normal"
     client: str | None = None
     spend: SpendTally | None = field(default=None, compare=False)  # every attempt's booked cost adds here
+
+
+class RequestOptions(TypedDict, total=False):
+    """A completion's options as keywords: what `Lyra.complete` and `Lyra.stream` both accept."""
+
+    task: str | None
+    model: str | None
+    tier: str | None
+    max_tokens: int | None
+    temperature: float | None
+    response_format: Mapping[str, Any] | None
+    provider: Mapping[str, Any] | None
+    seed: int | None
+    deadline_s: float | None
+    cache: CacheMode
+    priority: Literal["normal", "high", "emergency"]
+    client: str | None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -81,6 +81,30 @@ class Planner(Protocol):
     async def adjust(self, plan: RoutePlan, request: CompletionRequest) -> RoutePlan: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one successful attempt returned, streamed or not."""
+
+    text: str
+    usage: Usage | None
+    served: str | None
+    provider: str | None
+    generation_id: str | None
+    finish_reason: str | None
+
+
+@dataclass(slots=True)
+class AttemptRun:
+    """One attempt in flight: when it began, whether text reached the caller, the generation id."""
+
+    begun: float
+    sent_text: bool = False
+    generation_id: str | None = None
+
+
+AttemptCall = Callable[[AttemptContext, float, AttemptRun], AsyncIterator["str | Answer"]]
+
+
 @dataclass(slots=True)
 class _Loop:
     """State of one request's walk over models and keys."""
@@ -137,85 +161,87 @@ class Router:
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run the attempt loop for a non-streamed completion."""
-        loop, started = await self._start(request), time.monotonic()
-        while (ctx := await self._next(loop)) is not None:
-            ticket = await self._admit(loop, ctx)
-            if ticket is None:
-                continue
-            begun = time.monotonic()
-            try:
-                result = await self.transport.chat(
-                    self._body(ctx, stream=False), api_key=self.keys.secret(ctx.key_name),
-                    timeout_s=self._attempt_timeout(loop))
-            except UpstreamError as exc:
-                charged = self._ambiguous_usage(ctx, exc)
-                try:
-                    self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
-                finally:
-                    await self._settle(ticket, ctx, charged)
-                continue
-            except BaseException:
-                await self._abandoned(loop, ctx, ticket, begun, None)
-                raise
-            usage = self._usage(ctx, result.usage, result.text)
-            completion = self._succeeded(loop, ctx, usage, text=result.text, served=result.model,
-                                         provider=result.provider, generation_id=result.id,
-                                         finish_reason=result.finish_reason, begun=begun, started=started)
-            await self._finish(ticket, ctx, usage)
-            return completion
-        raise self._give_up(loop)
+        sink: list[Completion] = []
+        async for _ in self._drive(request, self._chat_attempt, sink):
+            pass  # a non-streamed attempt yields no text
+        return sink[0]
 
-    async def stream(self, request: CompletionRequest, sink: list[Completion]) -> AsyncIterator[str]:
+    def stream(self, request: CompletionRequest, sink: list[Completion]) -> AsyncIterator[str]:
         """Yield text as it arrives; retries happen only before the first piece of text.
 
         The final Completion is appended to `sink` when the stream ends.
+        """
+        return self._drive(request, self._stream_attempt, sink)
+
+    async def _drive(self, request: CompletionRequest, call: AttemptCall,
+                     sink: list[Completion]) -> AsyncIterator[str]:
+        """The one attempt loop: admit, call, then settle a failure or a success, or give up.
+
+        `call` runs one attempt, yielding text pieces (a stream) and finally its `Answer`. Once text
+        has reached the caller a failure is final: a retry would repeat it.
         """
         loop, started = await self._start(request), time.monotonic()
         while (ctx := await self._next(loop)) is not None:
             ticket = await self._admit(loop, ctx)
             if ticket is None:
                 continue
-            begun = time.monotonic()
-            pieces: list[str] = []
-            meta: dict[str, Any] = {}
-            usage_seen: Usage | None = None
+            run = AttemptRun(begun=time.monotonic())
+            answer: Answer | None = None
             try:
-                async for delta in self.transport.stream(
-                    self._body(ctx, stream=True), api_key=self.keys.secret(ctx.key_name),
-                    timeout_s=self._attempt_timeout(loop)
-                ):
-                    meta.setdefault("id", delta.id)
-                    meta.setdefault("model", delta.model)
-                    meta.setdefault("provider", delta.provider)
-                    if delta.finish_reason:
-                        meta["finish_reason"] = delta.finish_reason
-                    if delta.usage is not None:
-                        usage_seen = delta.usage
-                    if delta.text:
-                        pieces.append(delta.text)
-                        yield delta.text
+                async for item in call(ctx, self._attempt_timeout(loop), run):
+                    if isinstance(item, Answer):
+                        answer = item
+                    else:
+                        run.sent_text = True
+                        yield item
             except UpstreamError as exc:
                 charged = self._ambiguous_usage(ctx, exc)
                 try:
-                    self._failed(loop, ctx, exc, time.monotonic() - begun, charged)
-                    if pieces:
+                    self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged)
+                    if run.sent_text:
                         self._notify_failure(loop, exc)
-                        raise  # text already reached the caller: a retry would repeat it
+                        raise
                 finally:
                     await self._settle(ticket, ctx, charged)
                 continue
-            except BaseException:  # the caller hung up or was cancelled mid-stream
-                await self._abandoned(loop, ctx, ticket, begun, meta.get("id"))
+            except BaseException:  # the caller hung up or was cancelled mid-call
+                await self._abandoned(loop, ctx, ticket, run.begun, run.generation_id)
                 raise
-            text = "".join(pieces)
-            usage = self._usage(ctx, usage_seen, text)
-            sink.append(self._succeeded(
-                loop, ctx, usage, text=text, served=meta.get("model") or ctx.model.id,
-                provider=meta.get("provider"), generation_id=meta.get("id"),
-                finish_reason=meta.get("finish_reason"), begun=begun, started=started))
+            assert answer is not None, "an attempt ends with its answer"
+            usage = self._usage(ctx, answer.usage, answer.text)
+            sink.append(self._succeeded(loop, ctx, usage, answer, begun=run.begun, started=started))
             await self._finish(ticket, ctx, usage)
             return
         raise self._give_up(loop)
+
+    async def _chat_attempt(self, ctx: AttemptContext, timeout_s: float,
+                            run: AttemptRun) -> AsyncIterator[str | Answer]:
+        result = await self.transport.chat(self._body(ctx, stream=False),
+                                           api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s)
+        yield Answer(text=result.text, usage=result.usage, served=result.model, provider=result.provider,
+                     generation_id=result.id, finish_reason=result.finish_reason)
+
+    async def _stream_attempt(self, ctx: AttemptContext, timeout_s: float,
+                              run: AttemptRun) -> AsyncIterator[str | Answer]:
+        pieces: list[str] = []
+        meta: dict[str, Any] = {}
+        usage_seen: Usage | None = None
+        async for delta in self.transport.stream(self._body(ctx, stream=True),
+                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s):
+            meta.setdefault("model", delta.model)
+            meta.setdefault("provider", delta.provider)
+            if run.generation_id is None:
+                run.generation_id = delta.id
+            if delta.finish_reason:
+                meta["finish_reason"] = delta.finish_reason
+            if delta.usage is not None:
+                usage_seen = delta.usage
+            if delta.text:
+                pieces.append(delta.text)
+                yield delta.text
+        yield Answer(text="".join(pieces), usage=usage_seen, served=meta.get("model") or ctx.model.id,
+                     provider=meta.get("provider"), generation_id=run.generation_id,
+                     finish_reason=meta.get("finish_reason"))
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -413,23 +439,23 @@ class Router:
             loop.pending_delay = self.backoff.delay(loop.tries_on_model, exc.retry_after)
             log.info("attempt %d on %s failed (%s); retrying", ctx.number, ctx.model.id, exc.kind)
 
-    def _succeeded(self, loop: _Loop, ctx: AttemptContext, usage: AttemptUsage, *, text: str,
-                   served: str, provider: str | None, generation_id: str | None,
-                   finish_reason: str | None, begun: float, started: float) -> Completion:
+    def _succeeded(self, loop: _Loop, ctx: AttemptContext, usage: AttemptUsage, answer: Answer, *,
+                   begun: float, started: float) -> Completion:
         now = time.monotonic()
+        served, provider, generation_id = answer.served or ctx.model.id, answer.provider, answer.generation_id
         self.breaker.success(ctx.model.id)
         self.keys.add_tokens(ctx.key_name, usage.prompt_tokens + usage.completion_tokens)
         self._record(loop, Attempt(
-            number=ctx.number, model=served or ctx.model.id, key_name=ctx.key_name, outcome="ok",
+            number=ctx.number, model=served, key_name=ctx.key_name, outcome="ok",
             provider=provider, latency_s=now - begun, cost_nanos=usage.cost_nanos,
             cost_estimated=usage.cost_estimated, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, generation_id=generation_id))
         completion = Completion(
-            text=text, model=served or ctx.model.id, requested_model=ctx.model.id,
+            text=answer.text, model=served, requested_model=ctx.model.id,
             provider=provider, key_name=ctx.key_name, tier=loop.plan.tier, task=loop.plan.task,
             cost_nanos=usage.cost_nanos, cost_estimated=usage.cost_estimated,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            latency_s=now - started, finish_reason=finish_reason, generation_id=generation_id,
+            latency_s=now - started, finish_reason=answer.finish_reason, generation_id=generation_id,
             attempts=loop.attempts)
         for recorder in self.recorders:
             recorder.completion(loop.request_id, loop.request, completion)
