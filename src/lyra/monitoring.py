@@ -208,7 +208,7 @@ def read_log(path: Path, *, limit: int = 200, secrets: Iterable[str] = ()) -> li
     try:
         text = path.read_text("utf-8", errors="replace")
     except OSError as exc:
-        raise LyraError(f"--log-file {path}: cannot read it ({exc.strerror})") from None
+        raise LyraError(f"log file {path}: cannot read it ({exc.strerror})") from None
     known = list(secrets)
     return [mask_known(line, known) for line in text.splitlines()
             if any(level in line for level in _LOG_LEVELS)][-limit:]

@@ -99,7 +99,7 @@ class RoutePolicy:
             if info is None:
                 raise NoModelAvailable(
                     f"model {model_id!r} is not in the catalogue, so it cannot be priced or "
-                    "budgeted; run `lyra models --refresh` or pick one from `lyra models`"
+                    "budgeted; cache OpenRouter's /models listing or pick a catalogued id"
                 )
             found.append(info)
         return tuple(found)
