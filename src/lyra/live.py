@@ -420,6 +420,7 @@ class LiveRunner:
         self.orchestrator = LiveOrchestrator(lyra, final_panel=self.settings.schedule.final_panel)
         self.monitor = monitor or HealthMonitor(lyra)
         ledger = lyra.ledger
+        self._traded: dict[str, pd.Timestamp | None] = {}  # the last bar a decision traded on, by symbol
         self.book = book or PaperBook(self.settings, ledger.accounts if ledger is not None else None)
         start = clock.now()
         jobs = periodic_jobs(self.settings)
@@ -518,7 +519,16 @@ class LiveRunner:
         if found is None:
             found = self.status.accounts[symbol] = self.book.open(account_name(symbol))
             self.status.bars.setdefault(symbol, 0)
+            self._traded[symbol] = found.last_time  # a resumed account's last bar counts as decided
         return found
+
+    def _tradable(self, symbol: str, account: PaperAccount, at: Any) -> bool:
+        """True when a decision on the bar at `at` may trade: it is the account's last bar (the tape and
+        the window agree) and no decision has traded on that bar yet."""
+        if account.last_time is None or pd.Timestamp(at) != account.last_time:
+            return False
+        done = self._traded.get(symbol)
+        return done is None or account.last_time > done
 
     async def _tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
         if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
@@ -550,6 +560,7 @@ class LiveRunner:
     def _trade(self, symbol: str, account: PaperAccount, decision: TradeDecision) -> None:
         """Queue the decision's order on the account (filled at the next bar's open) and save it."""
         account.record_decision(decision.cost_nanos)
+        self._traded[symbol] = account.last_time
         entry = decision.action in ("BUY", "SELL")
         if entry and account.halted:  # the halt latched while this decision was being made
             log.warning("live: %s %s not placed: new entries are halted for the day", symbol, decision.action)
@@ -583,12 +594,12 @@ class LiveRunner:
 
     async def _signal(self, job: Job, at_s: float) -> None:
         """Catch the account up, decide on its state, and queue the order when the decision's bar is
-        the account's last bar (a replay that wrapped, or replays bars a resumed account has already
-        seen, decides but trades nothing)."""
+        the account's last bar and new to decisions (a replay that wrapped, or that replays bars a
+        resumed account has already seen, decides but trades nothing)."""
         symbol = job.symbol or ""
         account = await self.catch_up(symbol, at_s)
         bars, at, _ = await self._features(symbol, at_s)
-        on_tape = account.last_time is not None and pd.Timestamp(at) == account.last_time
+        on_tape = self._tradable(symbol, account, at)
         notional = self.settings.schedule.proposed_notional_usd
         decision = await self.orchestrator.decide_for(symbol, bars, at=at, notional=notional,
                                                       account=account.state())
