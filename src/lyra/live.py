@@ -513,6 +513,11 @@ class LiveRunner:
 
     # -- the paper accounts ----------------------------------------------------------------
 
+    @property
+    def accounts(self) -> dict[str, PaperAccount]:
+        """Each symbol's paper account, as this run keeps it."""
+        return self.status.accounts
+
     def account(self, symbol: str) -> PaperAccount:
         """The symbol's paper account, resumed from the ledger the first time it is asked for."""
         found = self.status.accounts.get(symbol)

@@ -20,22 +20,20 @@ def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
     from rich.live import Live
 
     with Live(render_status(runner), refresh_per_second=4, transient=False) as live:
+        caps: list[Any] = []
 
         async def refresh() -> None:
             while True:
-                await asyncio.sleep(0.25)
-                live.update(await _render_with_caps(runner))
+                await asyncio.sleep(0.25)  # display only: the session runs on its own clock
+                caps[:] = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
+                live.update(render_status(runner, caps))
 
         task = asyncio.get_running_loop().create_task(refresh())
         try:
             yield
         finally:
             task.cancel()
-
-
-async def _render_with_caps(runner: LiveRunner) -> Any:
-    caps = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
-    return render_status(runner, caps)
+            live.update(render_status(runner, caps))  # the panel left on screen shows the final state
 
 
 def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
