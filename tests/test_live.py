@@ -34,7 +34,6 @@ from lyra.live import (
 )
 from lyra.live_view import render_status
 from lyra.plan import build_plan
-from lyra.routing.retry import CircuitBreaker
 from lyra.schedule import Job
 from lyra.simulator import Fault, Simulator
 from support import engine_env
@@ -54,15 +53,13 @@ async def test_a_replayed_day_runs_the_schedule_through_an_outage(
 ) -> None:
     # An upstream outage at the start: every model answers 5xx to the first 30 attempts.
     sim.add_fault(Fault(kind="server_error", count=30))
-    async with Lyra.from_config(config_path(**SESSION), environ=engine_env(sim)) as lyra:
+    # The runner's circuits cool down in session time (60 s here), so that which ticks meet an open
+    # circuit does not depend on how many ticks the machine runs per real second.
+    session = {k: v for k, v in SESSION.items() if not k.startswith("breaker_cooldown_s")}
+    async with Lyra.from_config(config_path(**session), environ=engine_env(sim)) as lyra:
         assert lyra.ledger is not None
-        started = time.time()
+        started = time.time()  # only to select this run's ledger rows
         clock = SimulatedClock()
-        # Circuits cool down in simulated time too, so that which ticks meet an open circuit does
-        # not depend on how many ticks the machine runs per real second.
-        lyra.router.breaker = CircuitBreaker(
-            failures=lyra.settings.retry.breaker_failures, cooldown_s=60, clock=clock.now
-        )
         status = await asyncio.wait_for(run_replay_day(lyra, "EURUSD", clock=clock), HANG_S)
         lyra.ledger.flush()
         ended = time.time()
@@ -140,6 +137,35 @@ async def test_overlapping_ticks_are_skipped_and_counted(lyra: Lyra, busy_s: int
     assert (state.fired, state.skipped, state.errors) == (len(starts), 10 - len(starts), 0)
     assert status.now_s == 600
     assert state.running is not None and state.running.done() and not state.running.cancelled()
+
+
+async def test_circuits_cool_down_in_session_time(lyra: Lyra) -> None:
+    clock = SimulatedClock()
+    runner = LiveRunner(lyra, load_replay("EURUSD", ["X"]), clock, session_s=180)
+    runner.status.jobs = [JobState(Job("market_analysis", "X", 30), 0.0)]
+    seen: list[tuple[float, bool]] = []
+    original = lyra.router.breaker
+
+    async def probe(job: Job, at_s: float) -> None:
+        breaker = lyra.router.breaker
+        if at_s == 0:
+            for _ in range(lyra.settings.retry.breaker_failures):
+                breaker.failure("some/model")  # opens the circuit for breaker_cooldown_s = 60
+        seen.append((at_s, breaker.allows("some/model")))
+
+    runner.actions["market_analysis"] = probe
+    await asyncio.wait_for(runner.run(), HANG_S)
+    assert seen == [(0, False), (30, False), (60, True), (90, True), (120, True), (150, True)]
+    assert lyra.router.breaker is original  # the engine's own breaker is back after the run
+
+
+def test_a_paced_clock_runs_at_its_speed() -> None:
+    real = [100.0]
+    clock = ReplayClock(60, start_s=10, monotonic=lambda: real[0])
+    assert clock.now() == 10 and not clock.simulated
+    real[0] = 102.5  # 2.5 real seconds later
+    assert clock.now() == 10 + 150
+    assert SimulatedClock().simulated
 
 
 async def test_simulated_time_moves_only_when_watched_work_waits_on_it() -> None:

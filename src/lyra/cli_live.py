@@ -19,8 +19,11 @@ from lyra.errors import ConfigError, LyraError
 from lyra.ledger import Ledger, default_url
 from lyra.live import (
     CcxtMarket,
+    Clock,
     LiveRunner,
     ReplayClock,
+    SimulatedClock,
+    account_report,
     install_signal_handlers,
     run_replay_day,
     summary,
@@ -31,6 +34,7 @@ from lyra.plan import Plan, build_plan
 from lyra.schedule import session_length_s
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
+CLOCKS = ("paced", "simulated")
 
 
 def register(app: typer.Typer) -> None:
@@ -131,12 +135,17 @@ def live_command(
     speed: Annotated[float, typer.Option(help="simulated seconds per real second (replay)")] = 60.0,
     days: Annotated[float, typer.Option(help="stop after this many simulated sessions")] = 1.0,
     panel: Annotated[bool, typer.Option(help="show the status panel")] = True,
+    clock: Annotated[str, typer.Option(
+        help="paced: --speed session seconds per real second; simulated (replay only): session time "
+             "moves as soon as every tick in flight is done, the same way on any machine")] = "paced",
 ) -> None:
-    """Run the task schedule for the configured symbols on replayed or live market data."""
+    """Run the task schedule for the configured symbols on replayed or live market data, trading a
+    paper account per symbol."""
     try:
         path = use_config(config).path
         code = asyncio.run(
-            run_live_command(config=path, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel)
+            run_live_command(config=path, replay=replay, ccxt=ccxt, speed=speed, days=days, panel=panel,
+                             clock=clock)
         )
     except LyraError as exc:
         raise _fail(str(exc)) from None
@@ -161,11 +170,16 @@ def doctor_command(
 
 
 async def run_live_command(
-    *, config: Path | None, replay: str | None, ccxt: str | None, speed: float, days: float, panel: bool
+    *, config: Path | None, replay: str | None, ccxt: str | None, speed: float, days: float, panel: bool,
+    clock: str = "paced",
 ) -> int:
     """`lyra live`: run the schedule until the session ends or SIGINT/SIGTERM; flush the ledger."""
     if (replay is None) == (ccxt is None):
         raise ConfigError("lyra live: give exactly one of --replay FILE|SAMPLE or --ccxt EXCHANGE")
+    if clock not in CLOCKS:
+        raise ConfigError(f"--clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "simulated" and ccxt is not None:
+        raise ConfigError("--clock simulated needs --replay: an exchange's bars arrive in real time")
     stop = asyncio.Event()
     install_signal_handlers(stop)
     async with Lyra.from_config(config) as lyra:
@@ -179,11 +193,13 @@ async def run_live_command(
                 status = await runner.run()
         else:
             assert replay is not None
-            typer.echo(f"live: started replay of {replay} at speed {speed:g}")
+            session_clock: Clock = SimulatedClock() if clock == "simulated" else ReplayClock(speed)
+            pace = "on the simulated clock" if clock == "simulated" else f"at speed {speed:g}"
+            typer.echo(f"live: started replay of {replay} {pace}")
             status = await run_replay_day(
                 lyra,
                 replay,
-                speed=speed,
+                clock=session_clock,
                 session_s=session,
                 stop=stop,
                 panel=lambda r: status_panel(r, enabled=panel),
@@ -191,8 +207,8 @@ async def run_live_command(
         ledger = lyra.ledger
         if ledger is not None:
             ledger.flush(timeout=10)
-    report = {"interrupted": stop.is_set(), "tasks": summary(status)}
-    typer.echo("live: stopped " + orjson.dumps(report).decode())
+    report = {"interrupted": stop.is_set(), "tasks": summary(status), "accounts": account_report(status)}
+    typer.echo("live: stopped " + orjson.dumps(report, default=json_default).decode())
     return 0
 
 

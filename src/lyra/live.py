@@ -1,4 +1,10 @@
-"""`lyra live`: the task schedule run on a replayed (or live) market, on a simulated clock."""
+"""`lyra live`: the task schedule run on a replayed (or live) market, on an injectable clock.
+
+Each symbol trades a paper account (`live:<symbol>`, kept in the ledger) with the backtest's fill
+rules: every bar of the market runs through the account once and in order, so the emergency stop
+and the drawdown halt act on the bar they are crossed, and a decision's order fills at the next
+bar's open.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,12 @@ import heapq
 import itertools
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import pandas as pd
 
 from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
 from lyra.consensus.panel import Consensus, MemberVote, with_instructions
@@ -20,21 +28,35 @@ from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
 from lyra.monitoring import HealthMonitor
+from lyra.routing.retry import CircuitBreaker
 from lyra.schedule import Job, periodic_jobs, session_length_s
 from lyra.trading import prompts
+from lyra.trading.account import AccountEvent, BarPrices, PaperAccount, bar_prices
 from lyra.trading.data import Bars, list_samples, load_bars, load_sample
 from lyra.trading.features import features_at
+from lyra.trading.paper import ROAS_DEFINITION, PaperBook, results
 from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestrator, run_stage
+from lyra.trading.risk import AccountState
 from lyra.types import Completion
 
 log = get_logger("lyra.live")
 WARMUP_BARS = 60  # history a replayed symbol starts with, so that every indicator is defined
 WINDOW_BARS = 120  # bars handed to the features at each tick
+ACCOUNT_TASK = "paper_account"  # the per-bar step that runs each new bar through a symbol's account
 _SYMBOL: contextvars.ContextVar[str] = contextvars.ContextVar("lyra_live_symbol", default="")
+# The account a tick decides on: the orchestrator is shared by the ticks of every symbol.
+_ACCOUNT: contextvars.ContextVar[AccountState | None] = contextvars.ContextVar("lyra_live_account",
+                                                                               default=None)
 
 
 class Clock(Protocol):
-    """Seconds since the start of the session, a way to wait for a later one, and the work it runs."""
+    """Seconds since the start of the session, a way to wait for a later one, and the work it runs.
+
+    `simulated` is True when the clock's time moves only as the work it watches waits on it (a
+    tick then takes no session time, so one in flight at the session's end is let finish).
+    """
+
+    simulated: bool
 
     def now(self) -> float: ...
 
@@ -50,15 +72,19 @@ class Clock(Protocol):
 class ReplayClock:
     """A paced clock: `speed` simulated seconds pass per real second, whatever the work does."""
 
-    def __init__(self, speed: float, *, start_s: float = 0.0) -> None:
+    simulated = False
+
+    def __init__(self, speed: float, *, start_s: float = 0.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         if speed <= 0:
             raise ConfigError(f"--speed must be above 0, got {speed}")
         self.speed = speed
         self._start = start_s
-        self._real0 = time.monotonic()
+        self._monotonic = monotonic
+        self._real0 = monotonic()
 
     def now(self) -> float:
-        return self._start + (time.monotonic() - self._real0) * self.speed
+        return self._start + (self._monotonic() - self._real0) * self.speed
 
     async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
         delay = max(0.0, (at_s - self.now()) / self.speed)
@@ -83,6 +109,8 @@ class SimulatedClock:
     waits on the clock awaits `sleep_until` itself: through a wrapper task (`asyncio.wait_for`) it
     would be running again only after the clock had already moved on.
     """
+
+    simulated = True
 
     def __init__(self, *, start_s: float = 0.0) -> None:
         self._now = start_s
@@ -165,15 +193,24 @@ class SimulatedClock:
 
 
 class Market(Protocol):
-    """Bars of each symbol as known at a session time."""
+    """Bars of each symbol as known at a session time, and the closed bars a paper account has not seen."""
+
+    bar_s: float  # the session seconds between two bars
 
     def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]: ...
+
+    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
+        """The bars known at `at_s` that come after `after` (None: from the current bar), in order."""
+        ...
 
 
 class ReplayMarket:
     """A recorded data set replayed: bar i of the file is the bar of session minute i (per `bar_s`).
 
-    Each configured symbol replays the same file from its own offset, so that symbols differ.
+    Each configured symbol replays the same file from its own offset, so that symbols differ. The
+    decision windows wrap around to the file's start when a long session runs past its end; the
+    account's tape does not (its time would run backwards): it stops at the file's last bar, and a
+    decision on a wrapped window trades nothing.
     """
 
     def __init__(
@@ -183,19 +220,30 @@ class ReplayMarket:
             raise ConfigError(
                 f"{bars.symbol}: {len(bars)} bars are too few to replay; need {WARMUP_BARS + 2}"
             )
+        if bar_s <= 0:
+            raise ConfigError(f"replay bar spacing must be above 0 s, got {bar_s}")
         self.bars = bars
         self.bar_s = bar_s
         self.offsets = {s: WARMUP_BARS + i * offset_bars for i, s in enumerate(symbols)}
 
     def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
         usable = len(self.bars) - WARMUP_BARS
-        index = (
-            WARMUP_BARS
-            + (self.offsets.get(symbol, WARMUP_BARS) - WARMUP_BARS + int(at_s // self.bar_s)) % usable
-        )
+        index = WARMUP_BARS + (self._unwrapped(symbol, at_s) - WARMUP_BARS) % usable
         frame = self.bars.frame.iloc[max(0, index - WINDOW_BARS) : index + 1]
         window = Bars(frame=frame, symbol=symbol, interval=self.bars.interval)
         return window, window.end
+
+    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
+        frame = self.bars.frame
+        now = self._unwrapped(symbol, at_s)
+        first = now if after is None else int(frame.index.searchsorted(after, side="right"))
+        first = max(first, self.offsets.get(symbol, WARMUP_BARS))
+        last = min(now, len(frame) - 1)  # the tape ends with the file
+        return [bar_prices(frame, i) for i in range(first, last + 1)]
+
+    def _unwrapped(self, symbol: str, at_s: float) -> int:
+        """The file index of session time `at_s`, before wrapping around."""
+        return self.offsets.get(symbol, WARMUP_BARS) + int(max(0.0, at_s) // self.bar_s)
 
 
 def load_replay(source: str, symbols: Sequence[str]) -> ReplayMarket:
@@ -210,7 +258,12 @@ def load_replay(source: str, symbols: Sequence[str]) -> ReplayMarket:
 
 
 class CcxtMarket:
-    """Live 1-minute bars from an exchange through ccxt (the `ccxt` extra)."""
+    """Live 1-minute bars from an exchange through ccxt (the `ccxt` extra).
+
+    The exchange's last bar is still forming: decisions and the account both read closed bars only.
+    """
+
+    bar_s = 60.0
 
     def __init__(self, exchange: str) -> None:
         try:
@@ -219,9 +272,18 @@ class CcxtMarket:
             raise ConfigError("--ccxt needs the ccxt extra: pip install 'lyra-orchestrator[ccxt]'") from None
         self.exchange = exchange
 
+    def _closed(self, symbol: str) -> Bars:
+        bars = load_bars(f"ccxt:{self.exchange}:{symbol}:1m", limit=WINDOW_BARS + 1)
+        return Bars(frame=bars.frame.iloc[:-1], symbol=bars.symbol, interval=bars.interval)
+
     def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
-        bars = load_bars(f"ccxt:{self.exchange}:{symbol}:1m", limit=WINDOW_BARS)
+        bars = self._closed(symbol)
         return bars, bars.end
+
+    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
+        frame = self._closed(symbol).frame
+        first = len(frame) - 1 if after is None else int(frame.index.searchsorted(after, side="right"))
+        return [bar_prices(frame, i) for i in range(max(0, first), len(frame))]
 
 
 @dataclass(slots=True)
@@ -245,6 +307,9 @@ class LiveStatus:
     decisions: dict[str, TradeDecision] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     now_s: float = 0.0
+    accounts: dict[str, PaperAccount] = field(default_factory=dict)  # by symbol
+    bars: dict[str, int] = field(default_factory=dict)  # bars run through each account by this run
+    events: list[str] = field(default_factory=list)  # emergency stops and drawdown halts, latest last
 
 
 class LiveOrchestrator(TradingAIOrchestrator):
@@ -254,6 +319,15 @@ class LiveOrchestrator(TradingAIOrchestrator):
     def __init__(self, lyra: Lyra, **kwargs: Any) -> None:
         super().__init__(lyra, **kwargs)
         self.analysis: dict[str, StageResult] = {}
+
+    @property
+    def account(self) -> AccountState:
+        """The account of the symbol this tick decides for, or the fixed one outside a tick."""
+        return _ACCOUNT.get() or self._fixed_account
+
+    @account.setter
+    def account(self, value: AccountState) -> None:
+        self._fixed_account = value
 
     async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
         found = self.analysis.get(_SYMBOL.get())
@@ -305,13 +379,23 @@ class LiveOrchestrator(TradingAIOrchestrator):
             latency_s=stage.latency_s,
         )
 
-    async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float) -> TradeDecision:
-        _SYMBOL.set(symbol)  # a context variable: ticks of several symbols run at once
+    async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float,
+                         account: AccountState | None = None) -> TradeDecision:
+        """Decide for one symbol on its own account; context variables, as ticks of several symbols run
+        at once (each tick is a task with its own context)."""
+        _SYMBOL.set(symbol)
+        _ACCOUNT.set(account)
         return await self.decide(symbol, bars, proposed_notional=notional, at=at)
 
 
 class LiveRunner:
-    """Fires each job at its cadence on the clock; a job still running when it is due again is skipped."""
+    """Fires each job at its cadence on the clock; a job still running when it is due again is skipped.
+
+    Every time reading comes from `clock` (the schedule, circuit cool-downs, the session's end), so a
+    SimulatedClock runs the same session the same way on any machine. Each symbol's paper account
+    (`live:<symbol>` in `book`) gets every new bar once and in order, from a per-bar step and before
+    each decision; a decision's order is queued on it and filled at the next bar's open.
+    """
 
     def __init__(
         self,
@@ -322,6 +406,8 @@ class LiveRunner:
         session_s: float | None = None,
         monitor: HealthMonitor | None = None,
         drain_s: float = 10.0,
+        book: PaperBook | None = None,
+        session_breaker: bool = True,
     ) -> None:
         self.lyra = lyra
         self.market = market
@@ -329,33 +415,60 @@ class LiveRunner:
         self.settings = lyra.settings
         self.session_s = session_s if session_s is not None else session_length_s(self.settings)
         self.stop = asyncio.Event()
-        self.drain_s = drain_s
+        self.drain_s = drain_s  # real seconds granted to ticks in flight when stopped early
+        self.session_breaker = session_breaker  # circuits cool down in session time
         self.orchestrator = LiveOrchestrator(lyra, final_panel=self.settings.schedule.final_panel)
         self.monitor = monitor or HealthMonitor(lyra)
+        ledger = lyra.ledger
+        self._traded: dict[str, pd.Timestamp | None] = {}  # the last bar a decision traded on, by symbol
+        self.book = book or PaperBook(self.settings, ledger.accounts if ledger is not None else None)
         start = clock.now()
-        self.status = LiveStatus([JobState(job, start) for job in periodic_jobs(self.settings)])
+        jobs = periodic_jobs(self.settings)
+        symbols = sorted({j.symbol for j in jobs if j.symbol})
+        every = max(1, round(market.bar_s))
+        jobs += [Job(ACCOUNT_TASK, symbol, every) for symbol in symbols]
+        self.status = LiveStatus([JobState(job, start) for job in jobs])
         self.actions: dict[str, Callable[[Job, float], Awaitable[None]]] = {
             "market_analysis": self._market_analysis,
             "signal_generation": self._signal,
             "news_sentiment": self._news,
             "health_monitoring": self._health,
+            ACCOUNT_TASK: self._mark,
         }
+        for symbol in symbols:
+            self.account(symbol)
 
     async def run(self) -> LiveStatus:
         """Run until the session ends or `stop` is set, then let in-flight ticks finish (or cancel them)."""
-        while not self.stop.is_set():
-            now = self.clock.now()
-            self.status.now_s = now
-            if now >= self.session_s:
-                break
-            for state in self.status.jobs:
-                while state.next_at <= now and state.next_at < self.session_s:
-                    self._fire(state, state.next_at)
-                    state.next_at += state.job.every_s
-            wake = min(s.next_at for s in self.status.jobs)
-            await self.clock.sleep_until(min(wake, self.session_s), stop=self.stop)
-        await self._drain()
+        with self._breaker_on_clock():
+            while not self.stop.is_set():
+                now = self.clock.now()
+                self.status.now_s = now
+                if now >= self.session_s:
+                    break
+                for state in self.status.jobs:
+                    while state.next_at <= now and state.next_at < self.session_s:
+                        self._fire(state, state.next_at)
+                        state.next_at += state.job.every_s
+                wake = min(s.next_at for s in self.status.jobs)
+                await self.clock.sleep_until(min(wake, self.session_s), stop=self.stop)
+            await self._drain()
         return self.status
+
+    @contextlib.contextmanager
+    def _breaker_on_clock(self) -> Iterator[None]:
+        """For the run, the router's circuits open and cool down in session time, not the machine's."""
+        if not self.session_breaker:
+            yield
+            return
+        router, retry = self.lyra.router, self.settings.retry
+        previous = router.breaker
+        router.breaker = CircuitBreaker(failures=retry.breaker_failures, cooldown_s=retry.breaker_cooldown_s,
+                                        clock=self.clock.now)
+        try:
+            yield
+        finally:
+            router.breaker = previous
 
     def _fire(self, state: JobState, at_s: float) -> None:
         if state.running is not None and not state.running.done():
@@ -386,13 +499,85 @@ class LiveRunner:
         return next(s for s in self.status.jobs if s.job == job)
 
     async def _drain(self) -> None:
+        """At the session's end on a simulated clock, in-flight ticks finish (they take no session time
+        but by sleeping on the clock, which moves freely now); when stopped early, or on a paced
+        clock, they get `drain_s` real seconds and are then cancelled."""
         running = [s.running for s in self.status.jobs if s.running is not None and not s.running.done()]
         if not running:
             return
-        _, pending = await asyncio.wait(running, timeout=self.drain_s)
+        timeout = None if self.clock.simulated and not self.stop.is_set() else self.drain_s
+        _, pending = await asyncio.wait(running, timeout=timeout)
         for task in pending:  # cancelling releases their budget reservations
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- the paper accounts ----------------------------------------------------------------
+
+    @property
+    def accounts(self) -> dict[str, PaperAccount]:
+        """Each symbol's paper account, as this run keeps it."""
+        return self.status.accounts
+
+    def account(self, symbol: str) -> PaperAccount:
+        """The symbol's paper account, resumed from the ledger the first time it is asked for."""
+        found = self.status.accounts.get(symbol)
+        if found is None:
+            found = self.status.accounts[symbol] = self.book.open(account_name(symbol))
+            self.status.bars.setdefault(symbol, 0)
+            self._traded[symbol] = found.last_time  # a resumed account's last bar counts as decided
+        return found
+
+    def _tradable(self, symbol: str, account: PaperAccount, at: Any) -> bool:
+        """True when a decision on the bar at `at` may trade: it is the account's last bar (the tape and
+        the window agree) and no decision has traded on that bar yet."""
+        if account.last_time is None or pd.Timestamp(at) != account.last_time:
+            return False
+        done = self._traded.get(symbol)
+        return done is None or account.last_time > done
+
+    async def _tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
+        if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
+            return await asyncio.to_thread(self.market.tape, symbol, at_s, after)
+        return self.market.tape(symbol, at_s, after)
+
+    async def catch_up(self, symbol: str, at_s: float) -> PaperAccount:
+        """Run every bar known at `at_s` that the account has not seen through it, in order, and save it."""
+        account = self.account(symbol)
+        tape = await self._tape(symbol, at_s, account.last_time)
+        seen = 0
+        for prices in tape:  # no await in here: two catch-ups of one symbol never interleave
+            if account.last_time is not None and prices.time <= account.last_time:
+                continue  # another tick ran this bar while the tape was being fetched
+            self._note(symbol, account.bar(prices))
+            seen += 1
+        if seen:
+            self.status.bars[symbol] = self.status.bars.get(symbol, 0) + seen
+            self.book.save(account_name(symbol), account)
+        return account
+
+    def _note(self, symbol: str, events: list[AccountEvent]) -> None:
+        for event in events:
+            line = f"{symbol} {event.time.isoformat()} {event.kind}: {event.detail}"
+            self.status.events.append(line)
+            log.warning("live: %s", line)
+        del self.status.events[:-50]
+
+    def _trade(self, symbol: str, account: PaperAccount, decision: TradeDecision) -> None:
+        """Queue the decision's order on the account (filled at the next bar's open) and save it."""
+        account.record_decision(decision.cost_nanos)
+        self._traded[symbol] = account.last_time
+        entry = decision.action in ("BUY", "SELL")
+        if entry and account.halted:  # the halt latched while this decision was being made
+            log.warning("live: %s %s not placed: new entries are halted for the day", symbol, decision.action)
+        else:
+            account.order(decision.action, decision.notional_usd)
+        self.book.save(account_name(symbol), account)
+
+    async def _mark(self, job: Job, at_s: float) -> None:
+        """The per-bar step: new bars through the account (stops and halt), no model call."""
+        await self.catch_up(job.symbol or "", at_s)
+
+    # -- the tasks -------------------------------------------------------------------------
 
     async def _features(self, symbol: str, at_s: float) -> tuple[Bars, Any, dict[str, Any]]:
         if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
@@ -413,12 +598,19 @@ class LiveRunner:
             self.orchestrator.analysis[symbol] = stage
 
     async def _signal(self, job: Job, at_s: float) -> None:
+        """Catch the account up, decide on its state, and queue the order when the decision's bar is
+        the account's last bar and new to decisions (a replay that wrapped, or that replays bars a
+        resumed account has already seen, decides but trades nothing)."""
         symbol = job.symbol or ""
+        account = await self.catch_up(symbol, at_s)
         bars, at, _ = await self._features(symbol, at_s)
-        decision = await self.orchestrator.decide_for(
-            symbol, bars, at=at, notional=self.settings.schedule.proposed_notional_usd
-        )
+        on_tape = self._tradable(symbol, account, at)
+        notional = self.settings.schedule.proposed_notional_usd
+        decision = await self.orchestrator.decide_for(symbol, bars, at=at, notional=notional,
+                                                      account=account.state())
         self.status.decisions[symbol] = decision
+        if on_tape:
+            self._trade(symbol, account, decision)
         if decision.errors:
             self._error(self._state(job), "; ".join(decision.errors))
 
@@ -449,6 +641,11 @@ class LiveRunner:
             self._error(self._state(job), stage.error)
 
 
+def account_name(symbol: str) -> str:
+    """The ledger name of a symbol's live paper account."""
+    return f"live:{symbol}"
+
+
 def _headlines(symbol: str, features: dict[str, Any]) -> list[str]:
     """Replays carry no news; these lines describe the tape so that the task has something to rate."""
     lines = [f"{symbol} last at {features.get('close')}"]
@@ -476,6 +673,16 @@ def summary(status: LiveStatus) -> dict[str, Any]:
     return out
 
 
+def account_report(status: LiveStatus) -> dict[str, Any]:
+    """Each symbol's paper account measured live: the origin document's business metrics (share of
+    profitable trades, daily drawdown, P&L against AI spend) beside buy-and-hold over the same bars."""
+    return {
+        symbol: {"account": account_name(symbol), **results(account), "return_on_ai_spend_definition":
+                 ROAS_DEFINITION, "bars_this_run": status.bars.get(symbol, 0)}
+        for symbol, account in sorted(status.accounts.items())
+    }
+
+
 async def run_replay_day(
     lyra: Lyra,
     source: str,
@@ -485,6 +692,7 @@ async def run_replay_day(
     session_s: float | None = None,
     stop: asyncio.Event | None = None,
     panel: Callable[[LiveRunner], Any] | None = None,
+    book: PaperBook | None = None,
 ) -> LiveStatus:
     """Run one simulated session of the schedule on a replay (the in-process entry point).
 
@@ -493,7 +701,7 @@ async def run_replay_day(
     """
     symbols = sorted({s for t in lyra.settings.tasks.values() for s in t.symbols})
     clock = clock if clock is not None else ReplayClock(speed)
-    runner = LiveRunner(lyra, load_replay(source, symbols), clock, session_s=session_s)
+    runner = LiveRunner(lyra, load_replay(source, symbols), clock, session_s=session_s, book=book)
     if stop is not None:
         runner.stop = stop
     if panel is None:
@@ -503,15 +711,19 @@ async def run_replay_day(
 
 
 __all__ = [
+    "ACCOUNT_TASK",
     "CcxtMarket",
     "Clock",
     "JobState",
     "LiveOrchestrator",
     "LiveRunner",
     "LiveStatus",
+    "Market",
     "ReplayClock",
     "ReplayMarket",
     "SimulatedClock",
+    "account_name",
+    "account_report",
     "install_signal_handlers",
     "load_replay",
     "run_replay_day",

@@ -1,4 +1,4 @@
-"""The `lyra live` status panel: next runs, last decisions, spend against caps, errors."""
+"""The `lyra live` status panel: next runs, last decisions, paper accounts, spend against caps, errors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lyra.live import LiveRunner
+from lyra.live import LiveRunner, account_report
+from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
 
 @contextlib.contextmanager
@@ -19,22 +20,20 @@ def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
     from rich.live import Live
 
     with Live(render_status(runner), refresh_per_second=4, transient=False) as live:
+        caps: list[Any] = []
 
         async def refresh() -> None:
             while True:
-                await asyncio.sleep(0.25)
-                live.update(await _render_with_caps(runner))
+                await asyncio.sleep(0.25)  # display only: the session runs on its own clock
+                caps[:] = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
+                live.update(render_status(runner, caps))
 
         task = asyncio.get_running_loop().create_task(refresh())
         try:
             yield
         finally:
             task.cancel()
-
-
-async def _render_with_caps(runner: LiveRunner) -> Any:
-    caps = await runner.lyra.budget.snapshot() if runner.lyra.budget is not None else []
-    return render_status(runner, caps)
+            live.update(render_status(runner, caps))  # the panel left on screen shows the final state
 
 
 def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
@@ -62,10 +61,35 @@ def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
         decisions.add_column(column)
     for symbol, d in sorted(runner.status.decisions.items()):
         decisions.add_row(symbol, d.time, d.action, f"{d.notional_usd:,.0f}", f"{d.confidence:.2f}")
+    accounts = account_table(runner)
     spend = Table(title="spend against caps")
     for column in ("cap", "spent", "limit"):
         spend.add_column(column)
     for cap in caps:
         if cap.unit == "usd" and (cap.committed or cap.name == "global"):
             spend.add_row(cap.name, format_usd(cap.committed), format_usd(cap.limit))
-    return Group(jobs, decisions, spend, *runner.status.errors[-5:])
+    roas = f"return on AI spend ({ROAS_UNIT}): {ROAS_DEFINITION}"
+    notes = [*runner.status.events[-3:], *runner.status.errors[-5:]]
+    return Group(jobs, decisions, accounts, roas, spend, *notes)
+
+
+def account_table(runner: LiveRunner) -> Any:
+    """Each symbol's paper account measured live, beside buy-and-hold over the same bars."""
+    from rich.table import Table
+
+    from lyra.money import format_usd
+
+    table = Table(title="paper account per symbol (measured live; targets: > 70 % profitable, < 5 % daily "
+                        "drawdown, > 10x return on AI spend)")
+    for column in ("symbol", "bars", "equity", "P&L", "fills", "profitable", "day drawdown", "halted",
+                   "AI spend", "return on AI spend (USD/USD)", "buy & hold"):
+        table.add_column(column)
+    for symbol, r in account_report(runner.status).items():
+        share, roas, hold = r["profitable_share"], r["return_on_ai_spend"], r["buy_and_hold_return"]
+        table.add_row(
+            symbol, str(r["bars_this_run"]), f"{r['equity_usd']:,.2f}", f"{r['pnl_usd']:+,.2f}",
+            str(r["fills"]), "-" if share is None else f"{share:.0%} of {r['closed_trades']}",
+            f"{r['day_drawdown']:.2%}", "yes" if r["halted"] else "no", format_usd(r["ai_spend_nanos"]),
+            "-" if roas is None else f"{roas:,.1f}x", "-" if hold is None else f"{hold:+.2%}",
+        )
+    return table
