@@ -7,6 +7,7 @@ a confident BUY and every risk review an approval.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import hashlib
@@ -268,3 +269,37 @@ async def test_a_client_sees_only_its_own_paper_accounts_in_the_report(sim: Simu
     for field in ("profitable_share", "day_drawdown", "pnl_usd", "return_on_ai_spend", "buy_and_hold_return",
                   "buy_and_hold_pnl_usd", "pnl_vs_buy_and_hold_usd"):
         assert field in line
+
+
+async def test_concurrent_decisions_on_one_account_are_taken_one_at_a_time(sim: Simulator, tmp_path: Path) -> None:
+    bars = tape(80)
+    async with gateway(sim, tmp_path) as base:
+        answers = await asyncio.gather(*[call(base, "POST", "/decide", QUANT, {"symbol": "TEST", "bars": bars})
+                                         for _ in range(3)])
+    assert [status for status, _ in answers] == [200, 200, 200], answers
+    assert sorted(body["account"]["decisions"] for _, body in answers) == [1, 2, 3]
+    saved = stored(tmp_path, "gateway:quant:TEST")
+    assert saved is not None and saved.decisions == 3
+    assert saved.ai_spend_nanos == sum(body["cost_nanos"] for _, body in answers)
+
+
+def test_a_save_after_another_process_saved_the_account_applies_this_request_on_top(tmp_path: Path) -> None:
+    from lyra.config import load_config
+    from lyra.service.decide_account import PaperDesk
+
+    path = tmp_path / "lyra.toml"
+    path.write_text(config_text())
+    settings = load_config(path, environ={}).settings
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.start()
+    try:
+        frame = pd.DataFrame(tape(5)).set_index("time").rename(index=pd.Timestamp)
+        mine, rival = PaperDesk(settings, ledger.accounts), PaperDesk(settings, ledger.accounts)
+        opened = mine.open("gateway:quant:TEST", frame, "bars")
+        theirs = rival.open("gateway:quant:TEST", frame, "bars")
+        assert rival.save("gateway:quant:TEST", theirs, lambda a: (a.record_decision(7), True)[1], frame)
+        assert mine.save("gateway:quant:TEST", opened, lambda a: (a.record_decision(5), True)[1], frame)
+        state = ledger.accounts.load("gateway:quant:TEST")
+        assert state is not None and state["decisions"] == 2 and state["ai_spend_nanos"] == 12
+    finally:
+        ledger.close()
