@@ -131,7 +131,7 @@ async def test_the_first_decisions_buy_fills_at_the_next_requests_next_bar_open(
     after = second["account"]
     assert after["position_units"] == pytest.approx(fills[0]["units"])
     assert after["decisions"] == 2 and after["ai_spend_nanos"] == first["cost_nanos"] + second["cost_nanos"]
-    assert after["buy_and_hold_return"] == pytest.approx(bars[82]["close"] / bars[79]["open"] - 1)
+    assert after["buy_and_hold_return"] == pytest.approx(bars[82]["close"] / bars[79]["close"] - 1)  # from the first decision
     assert after["return_on_ai_spend_unit"] == "USD of P&L per USD of AI spend"
 
 

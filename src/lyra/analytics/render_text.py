@@ -73,7 +73,7 @@ def report_tables(report: Report) -> RenderableType:
 
 
 def _money(x: float | None) -> str:
-    return "–" if x is None else f"${x:,.2f}"
+    return "–" if x is None else f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
 
 
 def _roas(x: float | None) -> str:
@@ -87,7 +87,7 @@ def _period(r: dict[str, Any]) -> str:
 
 def accounts_table(lines: list[AccountLine]) -> RenderableType:
     """Each paper account's results beside buy-and-hold over its own period, and what ROAS means."""
-    title = "Paper accounts (measured live: gateway and `lyra live`)"
+    title = "Paper accounts (measured live)"
     if not lines:
         empty = _table(title, "account")
         empty.add_row(NO_ACCOUNT)
@@ -102,7 +102,8 @@ def accounts_table(lines: list[AccountLine]) -> RenderableType:
         hold = r["buy_and_hold_pnl_usd"]
         state = "halted" if r["halted"] else "long" if r["position_units"] > 0 else (
             "short" if r["position_units"] < 0 else "flat")
-        trades = f"{_pct(r['profitable_share'])} of {r['closed_trades']}"
+        closed = r["closed_trades"]
+        trades = f"{_pct(r['profitable_share'])} of {closed}" if closed else "none closed"
         table.add_row(line.name, _period(r), _money(r["equity_usd"]), _money(r["pnl_usd"]),
                       f"{_money(hold)} ({_pct(r['buy_and_hold_return'])})",
                       _money(line.to_dict()["pnl_vs_buy_and_hold_usd"]), trades, _pct(r["day_drawdown"]),

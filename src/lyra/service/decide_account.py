@@ -154,12 +154,19 @@ class PaperDesk:
 
 
 def run_unseen_bars(account: PaperAccount, frame: pd.DataFrame) -> list[AccountEvent]:
-    """Every bar after the account's last one, in order; a new account starts at the request's last bar,
-    so that its P&L and buy-and-hold are measured from the same bar."""
+    """Every bar after the account's last one, in order.
+
+    A new account opens at the close of the request's last bar, where its first decision is taken:
+    the bars before it are history it never traded, and buy-and-hold is measured from that close,
+    over the same period as the account's P&L.
+    """
     last = account.last_time
-    start = len(frame) - 1 if last is None else int(frame.index.searchsorted(last, side="right"))
-    fired: list[AccountEvent] = []
-    for i in range(start, len(frame)):
+    if last is None:
+        fired = account.bar(bar_prices(frame, len(frame) - 1))
+        account.first_price = account.last_price
+        return fired
+    fired = []
+    for i in range(int(frame.index.searchsorted(last, side="right")), len(frame)):
         fired += account.bar(bar_prices(frame, i))
     return fired
 

@@ -49,7 +49,11 @@
     });
   }
 
-  function money(x) { return x === null || x === undefined ? "–" : "$" + Number(x).toFixed(2); }
+  function money(x) {
+    if (x === null || x === undefined) { return "–"; }
+    return (x < 0 ? "-$" : "$") + Math.abs(Number(x)).toFixed(2).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+  function trades(a) { return a.closed_trades ? pct(a.profitable_share) + " of " + a.closed_trades : "none closed"; }
   function number(x) { return x === null || x === undefined ? "–" : Number(x).toFixed(2); }
 
   function accountState(a) {
@@ -70,7 +74,7 @@
         var period = a.since ? a.since.slice(0, 16).replace("T", " ") + " .. " + a.until.slice(0, 16).replace("T", " ") : null;
         return [a.name, period, money(a.equity_usd), money(a.pnl_usd),
                 money(a.buy_and_hold_pnl_usd) + " (" + pct(a.buy_and_hold_return) + ")",
-                money(a.pnl_vs_buy_and_hold_usd), pct(a.profitable_share) + " of " + a.closed_trades,
+                money(a.pnl_vs_buy_and_hold_usd), trades(a),
                 pct(a.day_drawdown), usd(a.ai_spend_nanos / 1e9), number(a.return_on_ai_spend), accountState(a)];
       }));
     setText("accounts-roas", section.return_on_ai_spend_definition ?
