@@ -303,3 +303,24 @@ def test_a_save_after_another_process_saved_the_account_applies_this_request_on_
         assert state is not None and state["decisions"] == 2 and state["ai_spend_nanos"] == 12
     finally:
         ledger.close()
+
+
+async def test_the_desk_takes_one_request_at_a_time_per_account_and_keeps_no_idle_lock(tmp_path: Path) -> None:
+    from lyra.config import load_config
+    from lyra.service.decide_account import PaperDesk
+
+    path = tmp_path / "lyra.toml"
+    path.write_text(config_text())
+    desk = PaperDesk(load_config(path, environ={}).settings, None)
+    inside: list[str] = []
+
+    async def request(name: str, tag: str) -> None:
+        async with desk.hold(name):
+            inside.append(f"in {tag}")
+            await asyncio.sleep(0.01)
+            inside.append(f"out {tag}")
+
+    await asyncio.gather(request("a", "1"), request("a", "2"), request("b", "3"))
+    assert inside.index("out 1") < inside.index("in 2")  # the same account: one after the other
+    assert inside.index("in 3") < inside.index("out 1")  # another account does not wait
+    assert desk._locks == {}

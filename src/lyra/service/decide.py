@@ -93,7 +93,7 @@ async def _on_server_account(request: Request, gateway: Gateway, orchestrator: T
     desk = _desk(request, gateway)
     name = gateway_account_name(client.name, symbol)
     source = "sample" if body.sample is not None else "bars"
-    async with desk.lock(name):  # one request at a time per account in this process
+    async with desk.hold(name):  # one request at a time per account in this process
         opened = await asyncio.to_thread(desk.open, name, bars.frame, source)
         orchestrator.account = opened.account.state()
         decision = await _run(orchestrator, symbol, bars, body)

@@ -12,7 +12,9 @@ stored account and, if another process saved it meanwhile, applies this request 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -104,9 +106,20 @@ class PaperDesk:
         self.store: _Store = store if store is not None else _MemoryStore()
         self.costs = Costs()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: Counter[str] = Counter()  # requests holding or awaiting each lock
 
-    def lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def hold(self, name: str) -> AsyncIterator[None]:
+        """One request at a time on an account in this process; the lock is dropped when nobody needs it."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        self._waiting[name] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._waiting[name] -= 1
+            if not self._waiting[name]:
+                del self._waiting[name], self._locks[name]
 
     def resume(self, name: str, stored: dict[str, Any] | None) -> PaperAccount:
         """The stored account, or a new one at the configured equity (as PaperBook opens it)."""
