@@ -324,3 +324,13 @@ async def test_the_desk_takes_one_request_at_a_time_per_account_and_keeps_no_idl
     assert inside.index("out 1") < inside.index("in 2")  # the same account: one after the other
     assert inside.index("in 3") < inside.index("out 1")  # another account does not wait
     assert desk._locks == {}
+
+
+async def test_a_halted_account_names_the_halt_even_when_the_signal_was_hold(sim: Simulator, tmp_path: Path) -> None:
+    async with gateway(sim, tmp_path, action="HOLD") as base:
+        status, body = await call(base, "POST", "/decide", QUANT,
+                                  {"sample": "GOOGL", "account": GOOD | {"halted": True}})
+        assert status == 200, body
+        assert body["action"] == "HOLD" and any("halted for the day" in r for r in body["risk"]["reasons"])
+        status, flat = await call(base, "POST", "/decide", QUANT, {"sample": "GOOGL", "account": GOOD})
+    assert status == 200 and not any("halted" in r for r in flat["risk"]["reasons"]), flat

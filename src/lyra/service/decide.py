@@ -21,7 +21,14 @@ from lyra.analytics.accounts import gateway_account_name
 from lyra.service.access import panel_tiers, require_tiers, task_tier
 from lyra.service.auth import Client
 from lyra.service.body import read_body
-from lyra.service.decide_account import CallerAccount, PaperDesk, desk_of, order_of, server_summary
+from lyra.service.decide_account import (
+    CallerAccount,
+    PaperDesk,
+    desk_of,
+    order_of,
+    server_summary,
+    with_halt_reason,
+)
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.validate import parse_body
@@ -72,7 +79,9 @@ async def decide(request: Request) -> Response:
     else:
         decision, account = await _on_server_account(request, gateway, orchestrator, client, symbol, bars,
                                                      body)
-    answer = gateway.view.for_client(decision.to_dict() | {"account": account}, client)  # never a key name
+    answer = with_halt_reason(decision.to_dict() | {"account": account}, orchestrator.account,
+                              gateway.lyra.settings)
+    answer = gateway.view.for_client(answer, client)  # a client never sees the key names
     return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json")
 

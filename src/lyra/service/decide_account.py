@@ -33,7 +33,7 @@ from lyra.trading.account import (
 )
 from lyra.trading.paper import ROAS_DEFINITION, results
 from lyra.trading.pipeline import TradeDecision
-from lyra.trading.risk import AccountState, Position
+from lyra.trading.risk import AccountState, Position, reaches
 
 
 class CallerAccount(BaseModel):
@@ -203,6 +203,24 @@ def order_of(decision: TradeDecision) -> Callable[[PaperAccount], bool]:
     return apply
 
 
+def with_halt_reason(answer: dict[str, Any], state: AccountState, settings: Settings) -> dict[str, Any]:
+    """The answer, its risk reasons naming the drawdown halt when the account is halted and it holds.
+
+    The rules give the halt as the reason only when a trade was proposed; a halted account holds
+    whatever the signal, and the answer says so either way.
+    """
+    limit = settings.risk.daily_drawdown_halt
+    halted = state.halted or reaches(state.drawdown, limit)
+    risk = answer.get("risk")
+    if not halted or answer.get("action") != "HOLD" or not isinstance(risk, dict):
+        return answer
+    reasons = list(risk.get("reasons") or [])
+    if not any("halted for the day" in str(r) for r in reasons):
+        reasons.append(f"daily drawdown {state.drawdown:.2%} reached the {limit:.2%} halt: new entries "
+                       "halted for the day")
+    return answer | {"risk": risk | {"reasons": reasons}}
+
+
 def server_summary(name: str, opened: _Opened, decision: TradeDecision, queued: bool) -> dict[str, Any]:
     """The response's account block: the account's results, what this request's bars did, the order."""
     account = opened.account
@@ -219,4 +237,5 @@ def server_summary(name: str, opened: _Opened, decision: TradeDecision, queued: 
     }
 
 
-__all__ = ["CallerAccount", "PaperDesk", "desk_of", "order_of", "run_unseen_bars", "server_summary"]
+__all__ = ["CallerAccount", "PaperDesk", "desk_of", "order_of", "run_unseen_bars", "server_summary",
+           "with_halt_reason"]
