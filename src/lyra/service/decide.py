@@ -99,7 +99,7 @@ async def _on_server_account(request: Request, gateway: Gateway, orchestrator: T
                              client: Client, symbol: str, bars: Bars, body: DecideBody
                              ) -> tuple[TradeDecision, dict[str, Any]]:
     """Decide on the client's paper account for the symbol: bars first, then the decision, then save."""
-    desk = _desk(request, gateway)
+    desk = await _desk(request, gateway)
     name = gateway_account_name(client.name, symbol)
     source = "sample" if body.sample is not None else "bars"
     async with desk.hold(name):  # one request at a time per account in this process
@@ -110,9 +110,14 @@ async def _on_server_account(request: Request, gateway: Gateway, orchestrator: T
     return decision, server_summary(name, opened, decision, queued)
 
 
-def _desk(request: Request, gateway: Gateway) -> PaperDesk:
+async def _desk(request: Request, gateway: Gateway) -> PaperDesk:
+    desk: PaperDesk | None = getattr(request.app.state, "paper_desk", None)
+    if desk is not None:
+        return desk
     ledger = gateway.lyra.ledger
-    return desk_of(request.app.state, gateway.lyra.settings, ledger.accounts if ledger is not None else None)
+    # The first look at the accounts table may connect to the database: off the event loop.
+    store = await asyncio.to_thread(lambda: ledger.accounts) if ledger is not None else None
+    return desk_of(request.app.state, gateway.lyra.settings, store)
 
 
 def pipeline_tiers(gateway: Gateway) -> set[str]:
