@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 from rich.console import Console
 
@@ -158,3 +159,84 @@ def test_json_html_and_tables_render_the_same_report(ledger: Ledger) -> None:
     analytics.print_report(report, Console(file=out, width=200))
     text = out.getvalue()
     assert "fast/c" in text and "Routing advice" in text and "2025-02" in text
+
+
+def _paper_account(closes: list[float], *, spend_nanos: int) -> dict[str, object]:
+    """A paper account that bought at the second bar's open and is marked at the last close."""
+    from lyra.trading.account import PaperAccount, bar_prices
+
+    times = pd.date_range("2025-01-01", periods=len(closes), freq="D", tz="UTC")
+    frame = pd.DataFrame({"open": closes, "high": [c + 1 for c in closes], "low": [c - 1 for c in closes],
+                          "close": closes}, index=times)
+    account = PaperAccount(equity=10_000)
+    account.bar(bar_prices(frame, 0))
+    account.order("BUY", 5_000)
+    account.record_decision(spend_nanos)
+    for i in range(1, len(frame)):
+        account.bar(bar_prices(frame, i))
+    return account.to_dict()
+
+
+def test_the_report_lists_paper_accounts_scoped_by_client(ledger: Ledger) -> None:
+    window = analytics.Window(0, DAY2 + 10**9, "all")
+    empty = build_report(ledger, window, tier_of=TIERS.__getitem__)
+    assert empty.to_dict()["paper_accounts"]["note"] == "no paper account yet"
+    out = io.StringIO()
+    analytics.print_report(empty, Console(file=out, width=200))
+    assert "no paper account yet" in out.getvalue()
+    ledger.accounts.save("gateway:quant:GOOGL", _paper_account([100, 100, 110], spend_nanos=2_000_000_000))
+    ledger.accounts.save("gateway:quant%3Ax:GOOGL", _paper_account([100, 100, 90], spend_nanos=1))
+    ledger.accounts.save("live:BTC", _paper_account([100, 100, 90], spend_nanos=1))
+    mine = build_report(ledger, window, tier_of=TIERS.__getitem__, client="quant").to_dict()["paper_accounts"]
+    assert [a["name"] for a in mine["accounts"]] == ["gateway:quant:GOOGL"]
+    line = mine["accounts"][0]
+    assert line["buy_and_hold_return"] == pytest.approx(0.1) and line["pnl_usd"] > 0
+    assert line["return_on_ai_spend"] == pytest.approx(line["pnl_usd"] / 2)  # $2 of AI spend
+    assert line["pnl_vs_buy_and_hold_usd"] == pytest.approx(line["pnl_usd"] - line["buy_and_hold_pnl_usd"])
+    assert mine["return_on_ai_spend_unit"] == "USD of P&L per USD of AI spend"
+    other = build_report(ledger, window, tier_of=TIERS.__getitem__, client="quant:x").to_dict()
+    assert [a["name"] for a in other["paper_accounts"]["accounts"]] == ["gateway:quant%3Ax:GOOGL"]
+    everyone = build_report(ledger, window, tier_of=TIERS.__getitem__)
+    assert [a.name for a in everyone.accounts] == ["gateway:quant%3Ax:GOOGL", "gateway:quant:GOOGL", "live:BTC"]
+    out = io.StringIO()
+    analytics.print_report(everyone, Console(file=out, width=240))
+    text = out.getvalue()
+    assert "Paper accounts" in text and "live:BTC" in text and "USD of P&L per USD of AI spend" in text
+    page = analytics.render_html(everyone)
+    assert 'id="table-accounts"' in page and "live:BTC" in page
+
+
+def test_lyra_report_shows_the_paper_accounts_without_starting_the_simulator(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from lyra.cli import app
+    from lyra.simulator import Simulator
+    from support import fast_config_text
+
+    async def refuse(self: Simulator) -> None:
+        raise AssertionError("lyra report started the simulator")
+
+    monkeypatch.setattr(Simulator, "start", refuse)
+    for name in [n for n in __import__("os").environ if n.startswith(("LYRA_", "OPENROUTER_"))]:
+        monkeypatch.delenv(name)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    monkeypatch.setenv("LYRA_LEDGER_URL", url)
+    config = tmp_path / "lyra.toml"
+    config.write_text(fast_config_text())
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "no paper account yet" in result.output
+    stored = Ledger(url)
+    stored.start()
+    stored.accounts.save("live:GOOGL", _paper_account([100, 100, 110], spend_nanos=1_000_000_000))
+    stored.close()
+    result = runner.invoke(app, ["report", "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    section = orjson.loads(result.stdout)["paper_accounts"]
+    assert [a["name"] for a in section["accounts"]] == ["live:GOOGL"]
+    assert section["accounts"][0]["return_on_ai_spend"] is not None and section["note"] is None
+    result = runner.invoke(app, ["report", "--config", str(config), "--html", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    assert "live:GOOGL" in (tmp_path / "r.html").read_text()

@@ -37,7 +37,8 @@ def report(
         "--html", help="Write a self-contained HTML file with charts")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """KPIs per model and key, spend per day and month, cost per signal, agreement and routing advice."""
+    """KPIs per model and key, spend per day and month, cost per signal, agreement, routing advice and
+    the paper accounts' results (P&L, profitable share, day drawdown, return on AI spend, buy-and-hold)."""
     from lyra import analytics
 
     if since is not None and day is not None:
@@ -60,12 +61,16 @@ def report(
 
 
 async def read_report(config: Path | None, window: Window) -> Report:
-    """Open the engine (its ledger and today's caps) and build the report of `window`."""
+    """Open the ledger and the budget state only (no simulator, no model call) and build the report."""
     from lyra.analytics import build_report
     from lyra.engine import Lyra
     from lyra.service.access import tier_of_model
 
-    async with Lyra.from_config(config) as lyra:
+    lyra = Lyra.from_config(config)
+    try:
+        # The stores alone: starting the engine would start the simulator when no key is set, and
+        # a report reads what is recorded, it never calls a model.
+        await lyra._open_stores(simulated=lyra.config.simulated)
         if lyra.ledger is None:
             raise LyraError("the report needs the ledger, which is disabled ([ledger] enabled = false)")
         caps = await lyra.budget.snapshot() if lyra.budget is not None else []
@@ -74,6 +79,8 @@ async def read_report(config: Path | None, window: Window) -> Report:
             ledger.flush(5.0)
         return await asyncio.to_thread(build_report, ledger, window, caps=caps,
                                        tier_of=lambda model: tier_of_model(lyra, model))
+    finally:
+        await lyra.aclose()
 
 
 def _fail(message: str) -> typer.Exit:

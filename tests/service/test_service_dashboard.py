@@ -167,6 +167,11 @@ async def check_numbers(page: Any, report: dict[str, Any], budget: dict[str, Any
     rows = await page.locator("#table-decisions tbody tr").count()
     assert rows == len(report["decisions"]) >= 1
     assert await page.locator("#table-decisions tbody tr").first.text_content() is not None
+    accounts = report["paper_accounts"]["accounts"]  # the pipeline decision kept the quant client's account
+    assert await page.locator("#table-accounts tbody tr").count() == len(accounts) >= 1
+    first = await page.locator("#table-accounts tbody tr").first.text_content() or ""
+    assert accounts[0]["name"] in first
+    assert report["paper_accounts"]["return_on_ai_spend_unit"] in (await page.text_content("#accounts-roas") or "")
 
 
 async def check_live_refresh(page: Any, session: aiohttp.ClientSession, base: str, before: int) -> None:

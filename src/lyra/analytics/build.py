@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lyra.analytics.accounts import read_accounts
 from lyra.analytics.advice import AdviceRules, routing_advice
 from lyra.analytics.report import (
     Agreement,
@@ -39,8 +40,8 @@ def build_report(
 ) -> Report:
     """Read the window's rows and decisions (blocking: run it in a thread from async code).
 
-    With `client`, the report is that gateway client's own: its rows and decisions only, and no
-    key lines or routing advice (those describe the desk's keys, which are an operator's view).
+    With `client`, the report is that gateway client's own: its rows, decisions and paper accounts
+    only, and no key lines or routing advice (those describe the desk's keys, an operator's view).
     """
     span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts, "client": client}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
@@ -59,7 +60,7 @@ def build_report(
         caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
         advice=routing_advice(models, rules) if client is None else [],
         decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
-        simulated=ledger.simulated, client=client,
+        simulated=ledger.simulated, client=client, accounts=read_accounts(ledger.accounts, client=client),
     )
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
+from lyra.analytics.accounts import NO_ACCOUNT, AccountLine
 from lyra.analytics.report import Report, usd
+from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
 
 def _usd(nanos: int | None) -> str:
@@ -65,7 +68,49 @@ def report_tables(report: Report) -> RenderableType:
     if not report.advice:
         advice.add_row("–", "–", "no model does markedly worse than its tier's peers")
     parts.append(advice)
+    parts.append(accounts_table(report.accounts))
     return Group(*parts)
+
+
+def _money(x: float | None) -> str:
+    return "–" if x is None else f"-${-x:,.2f}" if x < 0 else f"${x:,.2f}"
+
+
+def _roas(x: float | None) -> str:
+    return "–" if x is None else f"{x:,.2f}"
+
+
+def _period(r: dict[str, Any]) -> str:
+    since, until = r.get("since"), r.get("until")
+    return "–" if since is None else f"{str(since)[:16]} .. {str(until)[:16]}"
+
+
+def accounts_table(lines: list[AccountLine]) -> RenderableType:
+    """Each paper account's results beside buy-and-hold over its own period, and what ROAS means."""
+    title = "Paper accounts (measured live)"
+    if not lines:
+        empty = _table(title, "account")
+        empty.add_row(NO_ACCOUNT)
+        return empty
+    table = _table(title, "account", "period (UTC)", "equity", "P&L", "buy & hold", "vs hold", "profitable",
+                   "day drawdown", "AI spend", "ROAS", "state")
+    for line in lines:
+        r = line.results
+        if r is None:
+            table.add_row(line.name, line.error or "–", *["–"] * 9)
+            continue
+        hold = r["buy_and_hold_pnl_usd"]
+        state = "halted" if r["halted"] else "long" if r["position_units"] > 0 else (
+            "short" if r["position_units"] < 0 else "flat")
+        closed = r["closed_trades"]
+        trades = f"{_pct(r['profitable_share'])} of {closed}" if closed else "none closed"
+        table.add_row(line.name, _period(r), _money(r["equity_usd"]), _money(r["pnl_usd"]),
+                      f"{_money(hold)} ({_pct(r['buy_and_hold_return'])})",
+                      _money(line.to_dict()["pnl_vs_buy_and_hold_usd"]), trades, _pct(r["day_drawdown"]),
+                      _usd(r["ai_spend_nanos"]), _roas(r["return_on_ai_spend"]), state)
+    table.caption = f"ROAS in {ROAS_UNIT}: {ROAS_DEFINITION}"
+    table.caption_justify = "left"
+    return table
 
 
 def print_report(report: Report, console: Console) -> None:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from lyra.analytics.accounts import AccountLine, accounts_section
 from lyra.analytics.window import Window
 from lyra.money import nanos_to_usd
 
@@ -171,6 +172,7 @@ class Report:
     decisions: list[DecisionView]
     simulated: bool = False  # the simulator's money (no key set), kept apart from real money
     client: str | None = None  # one gateway client's own report; None: the whole desk's
+    accounts: list[AccountLine] = field(default_factory=list)  # paper accounts, as stored now
 
     @property
     def success_rate(self) -> float | None:
@@ -195,6 +197,7 @@ class Report:
             "budget": [c.to_dict() for c in self.caps],
             "advice": [{"model": a.model, "tier": a.tier, "reasons": list(a.reasons)} for a in self.advice],
             "decisions": [asdict(d) | {"cost_usd": usd(d.cost_nanos)} for d in self.decisions],
+            "paper_accounts": accounts_section(self.accounts),  # as they stand now, whatever the window
         }
 
 

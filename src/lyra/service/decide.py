@@ -1,7 +1,9 @@
 """POST /v1/decide: the six-stage trading pipeline on the caller's bars or a bundled sample.
 
 Every stage's calls are charged to the calling client's own daily cap as well as to the global,
-tier and key caps; the client must be allowed every tier the pipeline uses.
+tier and key caps; the client must be allowed every tier the pipeline uses. The risk rules see
+an account: the caller's own (`account` in the body, validated, used for this decision only), or
+else the client's paper account for the symbol kept by the server (see decide_account).
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lyra.analytics.accounts import gateway_account_name
 from lyra.service.access import panel_tiers, require_tiers, task_tier
 from lyra.service.auth import Client
 from lyra.service.body import read_body
+from lyra.service.decide_account import (
+    CallerAccount,
+    PaperDesk,
+    desk_of,
+    order_of,
+    server_summary,
+    with_halt_reason,
+)
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.validate import parse_body
 from lyra.trading.data import Bars, DataError, load_bars, load_sample
-from lyra.trading.pipeline import TradingAIOrchestrator
+from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 
 MAX_BARS = 20_000
 MAX_NEWS = 50
@@ -41,6 +52,7 @@ class DecideBody(BaseModel):
     proposed_notional: float = Field(5_000.0, gt=0)
     news: list[Annotated[str, Field(max_length=MAX_NEWS_CHARS)]] = Field(default_factory=list,
                                                                         max_length=MAX_NEWS)
+    account: CallerAccount | None = None  # the caller's own account; else the server's paper account
 
     @model_validator(mode="after")
     def _one_source(self) -> DecideBody:
@@ -59,14 +71,53 @@ async def decide(request: Request) -> Response:
     await _require_budget(gateway, client)
     bars = await asyncio.to_thread(_bars, body)
     orchestrator = TradingAIOrchestrator(gateway.lyra, client=client.name)
-    try:
-        decision = await orchestrator.decide(body.symbol or bars.symbol, bars,
-                                             proposed_notional=body.proposed_notional, news=body.news)
-    except DataError as exc:
-        raise _data_error(exc, "bars") from None
-    answer = gateway.view.for_client(decision.to_dict(), client)  # a client never sees the key names
+    symbol = body.symbol or bars.symbol
+    if body.account is not None:
+        orchestrator.account = body.account.state()
+        decision = await _run(orchestrator, symbol, bars, body)
+        account = body.account.summary()
+    else:
+        decision, account = await _on_server_account(request, gateway, orchestrator, client, symbol, bars,
+                                                     body)
+    answer = with_halt_reason(decision.to_dict() | {"account": account}, orchestrator.account,
+                              gateway.lyra.settings)
+    answer = gateway.view.for_client(answer, client)  # a client never sees the key names
     return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json")
+
+
+async def _run(orchestrator: TradingAIOrchestrator, symbol: str, bars: Bars, body: DecideBody
+               ) -> TradeDecision:
+    try:
+        return await orchestrator.decide(symbol, bars, proposed_notional=body.proposed_notional,
+                                         news=body.news)
+    except DataError as exc:
+        raise _data_error(exc, "bars") from None
+
+
+async def _on_server_account(request: Request, gateway: Gateway, orchestrator: TradingAIOrchestrator,
+                             client: Client, symbol: str, bars: Bars, body: DecideBody
+                             ) -> tuple[TradeDecision, dict[str, Any]]:
+    """Decide on the client's paper account for the symbol: bars first, then the decision, then save."""
+    desk = await _desk(request, gateway)
+    name = gateway_account_name(client.name, symbol)
+    source = "sample" if body.sample is not None else "bars"
+    async with desk.hold(name):  # one request at a time per account in this process
+        opened = await asyncio.to_thread(desk.open, name, bars.frame, source)
+        orchestrator.account = opened.account.state()
+        decision = await _run(orchestrator, symbol, bars, body)
+        queued = await asyncio.to_thread(desk.save, name, opened, order_of(decision), bars.frame)
+    return decision, server_summary(name, opened, decision, queued)
+
+
+async def _desk(request: Request, gateway: Gateway) -> PaperDesk:
+    desk: PaperDesk | None = getattr(request.app.state, "paper_desk", None)
+    if desk is not None:
+        return desk
+    ledger = gateway.lyra.ledger
+    # The first look at the accounts table may connect to the database: off the event loop.
+    store = await asyncio.to_thread(lambda: ledger.accounts) if ledger is not None else None
+    return desk_of(request.app.state, gateway.lyra.settings, store)
 
 
 def pipeline_tiers(gateway: Gateway) -> set[str]:

@@ -49,6 +49,38 @@
     });
   }
 
+  function money(x) {
+    if (x === null || x === undefined) { return "–"; }
+    return (x < 0 ? "-$" : "$") + Math.abs(Number(x)).toFixed(2).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  }
+  function trades(a) { return a.closed_trades ? pct(a.profitable_share) + " of " + a.closed_trades : "none closed"; }
+  function number(x) { return x === null || x === undefined ? "–" : Number(x).toFixed(2); }
+
+  function accountState(a) {
+    if (a.halted) { return "halted"; }
+    return a.position_units > 0 ? "long" : a.position_units < 0 ? "short" : "flat";
+  }
+
+  function accounts(report) {
+    // Older reports (before paper accounts) have no section: say so rather than draw zeros.
+    var section = report.paper_accounts || { accounts: [], note: "no paper account yet" };
+    setText("accounts-note", section.note || "");
+    var el = document.getElementById("table-accounts");
+    if (el) { el.hidden = section.accounts.length === 0; }
+    table("table-accounts", ["account", "period (UTC)", "equity", "P&L", "buy & hold", "vs hold", "profitable",
+                             "day drawdown", "AI spend", "ROAS", "state"],
+      section.accounts.map(function (a) {
+        if (a.error) { return [a.name, a.error, null, null, null, null, null, null, null, null, null]; }
+        var period = a.since ? a.since.slice(0, 16).replace("T", " ") + " .. " + a.until.slice(0, 16).replace("T", " ") : null;
+        return [a.name, period, money(a.equity_usd), money(a.pnl_usd),
+                money(a.buy_and_hold_pnl_usd) + " (" + pct(a.buy_and_hold_return) + ")",
+                money(a.pnl_vs_buy_and_hold_usd), trades(a),
+                pct(a.day_drawdown), usd(a.ai_spend_nanos / 1e9), number(a.return_on_ai_spend), accountState(a)];
+      }));
+    setText("accounts-roas", section.return_on_ai_spend_definition ?
+      "ROAS, in " + section.return_on_ai_spend_unit + ": " + section.return_on_ai_spend_definition : "");
+  }
+
   function share(part, whole) { return whole ? 100 * part / whole : 0; }
 
   function caps(report, prefix) {
@@ -99,6 +131,7 @@
         return [d.seq, new Date(d.ts * 1000).toISOString().slice(0, 19).replace("T", " "), d.symbol, d.action,
                 pct(d.agreement), usd(d.cost_usd), votes.join("; ")];
       }));
+    accounts(report);
     var advice = report.advice.map(function (a) { return [a.model, a.tier, a.reasons.join("; ")]; });
     table("table-advice", ["model", "tier", "why"],
       advice.length ? advice : [["–", "–", "no model does markedly worse than its tier's peers"]]);
