@@ -36,6 +36,7 @@ from lyra.trading.backtest import (
 )
 from lyra.trading.cassette import Cassette, CassetteMiss
 from lyra.trading.data import Bars
+from lyra.trading.features import SIGNIFICANT_DIGITS
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 
@@ -51,17 +52,25 @@ class ReplayMismatch(LyraError):
 
 
 def anonymise(features: dict[str, Any]) -> dict[str, Any]:
-    """The features without date or symbol, prices rebased to 100: nothing to recall the future by."""
+    """The features without date or symbol, prices rebased to 100: nothing to recall the future by.
+
+    Every number is rounded to SIGNIFICANT_DIGITS after rebasing, so that two series that differ
+    only by a scale factor give the same values, digit for digit.
+    """
     close = features.get("close")
     scale = 100.0 / close if isinstance(close, int | float) and close > 0 else None
     out: dict[str, Any] = {}
     for name, value in features.items():
         if name in HIDDEN_FEATURES:
             continue
-        if scale is not None and name in PRICE_LEVELS and isinstance(value, int | float):
-            value = float(f"{value * scale:.6g}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = _significant(value * scale if scale is not None and name in PRICE_LEVELS else value)
         out[name] = value
     return out
+
+
+def _significant(value: float) -> float:
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}") + 0.0
 
 
 def decision_record(decision: TradeDecision) -> dict[str, Any]:
