@@ -154,6 +154,8 @@ def _cell(value: Any, kind: str) -> str:
 
 
 def _render(result: dict[str, Any]) -> None:
+    from lyra.trading.evaluate import describe_failures
+
     w = result["window"]
     title = (f"Backtest {result['symbol']} {w['start'][:10]} .. {w['end'][:10]}: {w['decisions']} decisions "
              f"every {w['every']} bars, horizon {w['horizon']}")
@@ -169,7 +171,7 @@ def _render(result: dict[str, Any]) -> None:
                       highlight=False)
     console.print(f"Sharpe and annualised return: {result['annualisation']['text']}", highlight=False)
     console.print(f"return on AI spend: {_roas_definition(result)}", highlight=False)
-    _render_failures(result["failures"])
+    console.print(describe_failures(result["failures"]), highlight=False)
     models = Table(title="Track record per panel member")
     for column in ("model", "votes", "calls", "accuracy", "Brier", "cost", "cost/correct"):
         models.add_column(column, no_wrap=True)
@@ -187,19 +189,6 @@ def _render(result: dict[str, Any]) -> None:
                       f"{cassette['replayed']} replayed, {cassette['recorded']} recorded")
     if "upstream_calls" in result:
         console.print(f"upstream calls: {result['upstream_calls']}")
-
-
-def _render_failures(failures: dict[str, Any]) -> None:
-    """How many decisions had a failed stage, by stage, error kind and budget cap."""
-    if not failures["failed_stages"]:
-        console.print(f"failed stages: none in {failures['decisions']} decisions")
-        return
-    parts = [", ".join(f"{k} {v}" for k, v in failures[key].items())
-             for key in ("by_stage", "by_kind", "by_cap")]
-    console.print(f"failed stages: {failures['failed_stages']} in {failures['failed_decisions']} of "
-                  f"{failures['decisions']} decisions ({failures['failed_share']:.1%}; allowed "
-                  f"{failures['allowed_share']:.1%}): by stage {parts[0]}; by kind {parts[1]}"
-                  + (f"; by budget cap {parts[2]}" if parts[2] else ""), highlight=False)
 
 
 def _roas_definition(result: dict[str, Any]) -> str:

@@ -433,6 +433,18 @@ def failure_message(summary: dict[str, Any]) -> str:
             + (f"; refused by budget cap {caps}" if caps else "") + f"; stages: {stages}; first: {first}")
 
 
+def describe_failures(summary: dict[str, Any]) -> str:
+    """The failed stages in one line for a table's foot: by stage, error kind and budget cap."""
+    if not summary["failed_stages"]:
+        return f"failed stages: none in {summary['decisions']} decisions"
+    parts = [", ".join(f"{k} {v}" for k, v in summary[key].items())
+             for key in ("by_stage", "by_kind", "by_cap")]
+    return (f"failed stages: {summary['failed_stages']} in {summary['failed_decisions']} of "
+            f"{summary['decisions']} decisions ({summary['failed_share']:.1%}; allowed "
+            f"{summary['allowed_share']:.1%}): by stage {parts[0]}; by kind {parts[1]}"
+            + (f"; by budget cap {parts[2]}" if parts[2] else ""))
+
+
 def _counts(items: Iterable[str]) -> dict[str, int]:
     return dict(collections.Counter(items).most_common())
 
@@ -498,6 +510,6 @@ def _call_nanos(catalog: Catalog, model: str, prompt_tokens: int, completion_tok
 
 
 __all__ = ["FULLY_INVESTED", "RETURN_ON_AI_SPEND_DEFINITION", "RETURN_ON_AI_SPEND_UNIT", "BacktestOptions",
-           "ReplayMismatch", "anonymise", "cutoff_warnings", "decision_record", "estimate_cost_nanos",
-           "failure_message", "failure_summary", "fully_invested", "pipeline_decider", "probe_lookahead",
-           "return_on_ai_spend_example", "run_backtest", "track_record", "window_bars"]
+           "ReplayMismatch", "anonymise", "cutoff_warnings", "decision_record", "describe_failures",
+           "estimate_cost_nanos", "failure_message", "failure_summary", "fully_invested", "pipeline_decider",
+           "probe_lookahead", "return_on_ai_spend_example", "run_backtest", "track_record", "window_bars"]
