@@ -120,7 +120,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
             return None
     walks = decisions * (2 if options.adaptive else 1)
     async with lyra:
-        with Progress(console=errors, transient=True, disable=quiet) as progress:
+        with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"backtesting {bars.symbol}", total=walks)
             result = await run_backtest(lyra, bars, options, cassette=cassette,
                                         on_step=lambda _: progress.advance(task))

@@ -88,7 +88,7 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
     started = time.time()
     async with lyra:
         orchestrator = TradingAIOrchestrator(lyra)
-        with Progress(console=errors, transient=True, disable=quiet) as progress:
+        with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"deciding {name}", total=len(times))
             for t in times:
                 decisions.append(await orchestrator.decide(name, series, proposed_notional=notional, at=t))
