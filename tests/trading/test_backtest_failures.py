@@ -71,6 +71,8 @@ async def test_budget_refusals_are_failed_stages_on_every_decision(engine: Lyra,
     assert None not in caps and set(summary["by_cap"]) == caps
     assert summary["exceeded"] and any(f"budget cap {cap}" in summary["message"] for cap in caps)
     assert {"market_data", "technical_analysis", "signal_generation"} <= set(summary["by_stage"])
+    assert any(w.startswith(f"{len(records)} of {len(records)} decisions had a stage refused by a budget cap")
+               for w in report["warnings"])
     [pipeline] = [s for s in report["strategies"] if s["name"] == "pipeline"]
     assert pipeline["failed_decisions"] == len(records) and pipeline["failed_share"] == 1.0
     assert all(s["failed_decisions"] is None for s in report["strategies"] if s["name"] != "pipeline")

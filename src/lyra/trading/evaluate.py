@@ -169,13 +169,16 @@ def _finish_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def budget_warnings(records: list[dict[str, Any]]) -> list[str]:
     """One line when budget caps refused stages: those decisions reflect the budget, not the market."""
-    refused = [r for r in records
-               if any(str(s.get("error", "")).startswith(("BudgetExceeded", "CostUnbounded"))
-                      for s in r.get("stages", ()))]
+    refused = [r for r in records if any(_refused(s) for s in r.get("stages", ()))]
     if not refused:
         return []
     return [f"{len(refused)} of {len(records)} decisions had a stage refused by a budget cap, so they "
             "show what the budget allowed, not what the models would say; see `lyra budget`"]
+
+
+def _refused(stage: dict[str, Any]) -> bool:
+    kinds = ("BudgetExceeded", "CostUnbounded")
+    return stage.get("error_kind") in kinds or str(stage.get("error", "")).startswith(kinds)
 
 
 def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = ("quick", "trade")

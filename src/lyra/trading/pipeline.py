@@ -100,7 +100,10 @@ class TradingAIOrchestrator:
                  client: str | None = None) -> None:
         self.lyra = lyra
         self.client = client  # a gateway client whose daily cap pays for every stage
-        self.feature_filter = feature_filter  # what the prompts may see (a backtest strips dates)
+        # What the prompts may see (a backtest strips dates and rebases prices). It is given the
+        # features at full precision and rounds what it returns, so that no digit left over from
+        # rounding at the original price level survives the rebasing.
+        self.feature_filter = feature_filter
         self.rules = RiskRules(lyra.settings.risk)
         equity = lyra.settings.risk.account_equity_usd
         self.account = account or AccountState(equity_at_day_start=equity, equity=equity)
