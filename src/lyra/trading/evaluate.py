@@ -2,8 +2,9 @@
 
 `run_backtest(lyra, bars, ...)` walks the pipeline over the bars (each decision sees only
 `bars.until(t)`, with dates stripped from its prompts by default), fills at the next bar's open,
-and reports the pipeline beside buy-and-hold and a moving-average cross on the same bars and
-fill rules. With a `Cassette` installed the model answers are recorded or replayed.
+and reports the pipeline beside buy-and-hold (at the pipeline's trade size and fully invested)
+and a moving-average cross on the same bars and fill rules, over exactly the window asked for.
+With a `Cassette` installed the model answers are recorded or replayed.
 """
 
 from __future__ import annotations
@@ -244,6 +245,18 @@ class BacktestOptions:
     max_failed_share: float | None = None  # None: the configured risk.max_failed_share
 
 
+FULLY_INVESTED = "buy_and_hold_fully_invested"
+
+
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """A strategy's walk with its label and how it sizes its trades."""
+
+    run: Run
+    label: str
+    sizing: str
+
+
 RETURN_ON_AI_SPEND_UNIT = "USD of P&L per USD of AI spend"
 RETURN_ON_AI_SPEND_DEFINITION = "P&L in USD divided by AI spend in USD"
 
@@ -359,18 +372,6 @@ async def _baseline_runs(bars: Bars, times: list[pd.Timestamp], options: Backtes
             Walked(full, "buy_and_hold (fully invested)",
                    f"fully invested: all ${equity:,.0f} of equity in the asset, fees and slippage once"),
             Walked(cross, f"ma_cross ({position})", f"{position}, long above the slow average, short below")]
-
-
-FULLY_INVESTED = "buy_and_hold_fully_invested"
-
-
-@dataclass(frozen=True, slots=True)
-class Walked:
-    """A strategy's walk with its label and how it sizes its trades."""
-
-    run: Run
-    label: str
-    sizing: str
 
 
 def _decision_row(step: Step) -> dict[str, Any]:
