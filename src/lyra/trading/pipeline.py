@@ -237,7 +237,7 @@ def raw_features_at(bars: Bars, when: Any) -> dict[str, Any]:
 
 
 def _failed(name: str, exc: LyraError, started: float) -> StageResult:
-    cap = exc.cap or None if isinstance(exc, BudgetExceeded) else None
+    cap = (exc.cap or None) if isinstance(exc, BudgetExceeded) else None
     return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
                        error_kind=type(exc).__name__, cap=cap, latency_s=time.monotonic() - started)
 
