@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +16,8 @@ from lyra.cli_config import ConfigOption, fail, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
-console = Console()
+# Piped output (logs, CI) gets a wide table instead of one wrapped at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 errors = Console(stderr=True)
 
 
@@ -29,6 +31,9 @@ FromOption = Annotated[str | None, typer.Option("--from", help="First decision t
 ToOption = Annotated[str | None, typer.Option("--to", help="Last bar of the window (default: data end)")]
 EveryOption = Annotated[int | None, typer.Option(help="Decide every N bars (default: ~100 decisions)")]
 HorizonOption = Annotated[int | None, typer.Option(help="Bars over which signals are scored (default: N)")]
+MaxFailedOption = Annotated[float | None, typer.Option(
+    "--max-failed-share", min=0.0, max=1.0,
+    help="Exit 1 when more than this share of decisions had a failed stage (default: risk.max_failed_share)")]
 
 
 def backtest_command(
@@ -50,8 +55,13 @@ def backtest_command(
     time_scale: Annotated[float, typer.Option(help="Simulator latency scale when no key is set")] = 0.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending real money")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    max_failed_share: MaxFailedOption = None,
 ) -> None:
-    """Walk forward over bars: decide with only the past, fill at the next open, report against baselines."""
+    """Walk forward over bars: decide with only the past, fill at the next open, report against baselines.
+
+    The report is written in full even when too many decisions had a failed stage (budget
+    refusals, outages); the exit status is then 1, with one line on stderr saying what failed.
+    """
     from lyra.trading.backtest import Costs, Window
     from lyra.trading.evaluate import BacktestOptions
 
@@ -60,7 +70,7 @@ def backtest_command(
         raise typer.Exit(2)
     options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
                               costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
-                              anonymise=anonymise, adaptive=adaptive)
+                              anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share)
     try:
         path = use_config(config).path
         result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,
@@ -75,10 +85,14 @@ def backtest_command(
         write_report(result, report)
     if json_output:
         console.print_json(data=result)
-        return
-    _render(result)
-    if report is not None:
-        console.print(f"report written to {report}")
+    else:
+        _render(result)
+        if report is not None:
+            console.print(f"report written to {report}")
+    failures = result["failures"]
+    if failures["exceeded"]:
+        typer.echo(f"error: {failures['message']}", err=True)
+        raise typer.Exit(1)
 
 
 async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,
@@ -89,7 +103,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     from lyra.trading.backtest import decision_times
     from lyra.trading.cassette import Cassette
     from lyra.trading.data import list_samples, load_bars, load_sample
-    from lyra.trading.evaluate import estimate_cost_nanos, run_backtest
+    from lyra.trading.evaluate import estimate_cost_nanos, run_backtest, window_bars
 
     if data is None or data.upper() in list_samples():
         bars = load_sample(data or "GOOGL")
@@ -98,7 +112,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     lyra = Lyra.from_config(config, simulator_options=SimulatorOptions(time_scale=time_scale,
                                                                         generation_lag_s=0.0))
     cassette = Cassette(replay, "replay") if replay else Cassette(record, "record") if record else None
-    decisions = len(decision_times(bars, options.window))
+    decisions = len(decision_times(window_bars(bars, options.window), options.window))
     if not lyra.config.simulated and replay is None:
         estimate = estimate_cost_nanos(lyra, decisions)
         errors.print(f"{decisions} decisions on real OpenRouter keys: at most about {format_usd(estimate)}")
@@ -106,7 +120,7 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
             return None
     walks = decisions * (2 if options.adaptive else 1)
     async with lyra:
-        with Progress(console=errors, transient=True, disable=quiet) as progress:
+        with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"backtesting {bars.symbol}", total=walks)
             result = await run_backtest(lyra, bars, options, cassette=cassette,
                                         on_step=lambda _: progress.advance(task))
@@ -124,8 +138,11 @@ _COLUMNS = (
     ("profitable_share", "profitable signals", "pct"), ("total_return", "total return", "pct"),
     ("annualised_return", "annualised return", "pct"), ("sharpe", "Sharpe", "num"),
     ("max_drawdown", "max drawdown", "pct"), ("worst_daily_drawdown", "worst daily drawdown", "pct"),
-    ("exposure", "exposure", "pct"), ("trades", "trades", "int"), ("pnl_usd", "P&L (USD)", "num"),
-    ("ai_spend_nanos", "AI spend", "usd"), ("return_on_ai_spend", "return on AI spend", "num"),
+    ("exposure", "exposure", "pct"), ("trades", "trades", "int"),
+    ("already_held", "signals already held (no trade)", "int"),
+    ("failed_decisions", "decisions with a failed stage", "int"), ("pnl_usd", "P&L (USD)", "num"),
+    ("ai_spend_nanos", "AI spend", "usd"),
+    ("return_on_ai_spend", "return on AI spend (P&L $ per $1 of AI spend)", "num"),
 )  # fmt: skip
 
 
@@ -137,19 +154,24 @@ def _cell(value: Any, kind: str) -> str:
 
 
 def _render(result: dict[str, Any]) -> None:
+    from lyra.trading.evaluate import describe_failures
+
     w = result["window"]
     title = (f"Backtest {result['symbol']} {w['start'][:10]} .. {w['end'][:10]}: {w['decisions']} decisions "
              f"every {w['every']} bars, horizon {w['horizon']}")
     table = Table(title=title + (" (simulator)" if result["simulated"] else ""))
     table.add_column("measure", no_wrap=True)
     for row in result["strategies"]:
-        table.add_column(row["name"], no_wrap=True, justify="right")
+        table.add_column(row.get("label", row["name"]), justify="right")
     for key, label, kind in _COLUMNS:
-        table.add_row(label, *(_cell(row[key], kind) for row in result["strategies"]))
+        table.add_row(label, *(_cell(row.get(key), kind) for row in result["strategies"]))
     console.print(table)
     for row in result["strategies"]:
-        if row.get("note"):
-            console.print(f"{row['name']}: {row['note']}")
+        console.print(f"{row['name']}: {row['sizing']}" + (f"; {row['note']}" if row.get("note") else ""),
+                      highlight=False)
+    console.print(f"Sharpe and annualised return: {result['annualisation']['text']}", highlight=False)
+    console.print(f"return on AI spend: {_roas_definition(result)}", highlight=False)
+    console.print(describe_failures(result["failures"]), highlight=False)
     models = Table(title="Track record per panel member")
     for column in ("model", "votes", "calls", "accuracy", "Brier", "cost", "cost/correct"):
         models.add_column(column, no_wrap=True)
@@ -160,10 +182,19 @@ def _render(result: dict[str, Any]) -> None:
                        format_usd(per) if per is not None else "-")
     console.print(models)
     for warning in result["warnings"]:
-        errors.print(f"[yellow]look-ahead risk:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     cassette = result.get("cassette")
     if cassette:
         console.print(f"cassette {cassette['path']} ({cassette['mode']}): {cassette['entries']} requests, "
                       f"{cassette['replayed']} replayed, {cassette['recorded']} recorded")
     if "upstream_calls" in result:
         console.print(f"upstream calls: {result['upstream_calls']}")
+
+
+def _roas_definition(result: dict[str, Any]) -> str:
+    from lyra.trading.evaluate import return_on_ai_spend_example
+
+    values = [s["return_on_ai_spend"] for s in result["strategies"] if s["return_on_ai_spend"] is not None]
+    value = values[0] if values else None
+    example = f" ({return_on_ai_spend_example(value)})" if value is not None else ""
+    return f"{result['return_on_ai_spend_definition']}{example}"

@@ -45,24 +45,37 @@ def run_command(
     notional: Annotated[float, typer.Option(help="Proposed trade size in USD")] = 5_000.0,
     time_scale: Annotated[float, typer.Option(help="Simulator latency scale when no key is set")] = 0.02,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    max_failed_share: Annotated[float | None, typer.Option(
+        "--max-failed-share", min=0.0, max=1.0,
+        help="Exit 1 when more than this share of decisions had a failed stage (default: "
+             "risk.max_failed_share)")] = None,
 ) -> None:
-    """Run the six-stage decision pipeline over the last N bars of a data set."""
+    """Run the six-stage decision pipeline over the last N bars of a data set.
+
+    The exit status is 1, after the full output, when more than the allowed share of decisions
+    had a failed stage (budget refusals, outages), with one line on stderr saying what failed.
+    """
     try:
         path = use_config(config).path
-        report = asyncio.run(_run(path, data, symbol, bars, notional, time_scale, quiet=json_output))
+        report = asyncio.run(_run(path, data, symbol, bars, notional, time_scale, quiet=json_output,
+                                  max_failed_share=max_failed_share))
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:
         console.print_json(data=report)
-        return
-    _render(report)
+    else:
+        _render(report)
+    if report["failures"]["exceeded"]:
+        typer.echo(f"error: {report['failures']['message']}", err=True)
+        raise typer.Exit(1)
 
 
 async def _run(config: Path | None, data: str | None, symbol: str | None, n: int, notional: float,
-               time_scale: float, *, quiet: bool) -> dict[str, Any]:
+               time_scale: float, *, quiet: bool, max_failed_share: float | None = None) -> dict[str, Any]:
     from lyra.engine import Lyra
     from lyra.simulator import SimulatorOptions
     from lyra.trading.data import DataError, load_bars, load_sample
+    from lyra.trading.evaluate import failure_summary
     from lyra.trading.pipeline import TradingAIOrchestrator
 
     if n <= 0:
@@ -75,7 +88,7 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
     started = time.time()
     async with lyra:
         orchestrator = TradingAIOrchestrator(lyra)
-        with Progress(console=errors, transient=True, disable=quiet) as progress:
+        with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"deciding {name}", total=len(times))
             for t in times:
                 decisions.append(await orchestrator.decide(name, series, proposed_notional=notional, at=t))
@@ -84,7 +97,10 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
         caps = await lyra.budget.snapshot()
         lyra.ledger.flush()
         by_model = lyra.ledger.summary(since_ts=started, by="model")
-    return _report(name, series.interval, decisions, caps, by_model, lyra.config.simulated)
+    report = _report(name, series.interval, decisions, caps, by_model, lyra.config.simulated)
+    allowed = lyra.settings.risk.max_failed_share if max_failed_share is None else max_failed_share
+    report["failures"] = failure_summary(report["decisions"], allowed_share=allowed)
+    return report
 
 
 def _load(data: str, symbol: str | None, load_bars: Any, load_sample: Any) -> Any:
@@ -111,18 +127,21 @@ def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], b
 
 
 def _render(report: dict[str, Any]) -> None:
+    from lyra.trading.evaluate import describe_failures
+
     table = Table(title=f"Decisions for {report['symbol']} ({report['interval']} bars)"
                         + (" on the built-in simulator" if report["simulated"] else ""))
-    for column in ("time", "price", "action", "conf", "agree", "risk", "notional", "cost"):
+    for column in ("time", "price", "action", "conf", "agree", "risk", "notional", "cost", "failed stages"):
         table.add_column(column, no_wrap=True)
     for d in report["decisions"]:
         when = d["time"][:10] if report["interval"] == "1d" else d["time"][:16].replace("T", " ")
         table.add_row(when, f"{d['price']:,.2f}", d["action"],
                       f"{d['confidence']:.2f}", f"{d['agreement']:.2f}", d["risk"]["verdict"],
-                      f"${d['notional_usd']:,.0f}", format_usd(d["cost_nanos"]))
+                      f"${d['notional_usd']:,.0f}", format_usd(d["cost_nanos"]), str(d["failed_stages"]))
     console.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_action"].items()))
     console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_nanos'])}")
+    console.print(describe_failures(report["failures"]), highlight=False)
     spend = Table(title="Spend today against caps")
     for column in ("cap", "spent", "limit", "used"):
         spend.add_column(column, no_wrap=True)

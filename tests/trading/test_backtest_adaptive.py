@@ -49,6 +49,6 @@ async def test_fixed_and_adaptive_weights_on_the_same_bars(engine: Lyra) -> None
     options = BacktestOptions(window=Window(start="2017-09-01", every=4), adaptive=True)
     report = await run_backtest(engine, load_sample("GOOGL"), options)
     names = [s["name"] for s in report["strategies"]]
-    assert names == ["pipeline", "pipeline_adaptive", "buy_and_hold", "ma_cross"]
+    assert names == ["pipeline", "pipeline_adaptive", "buy_and_hold", "buy_and_hold_fully_invested", "ma_cross"]
     assert len(report["decisions_adaptive"]) == len(report["decisions"])
     assert engine.settings.panels == before  # the configured weights are back

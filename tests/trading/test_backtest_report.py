@@ -72,7 +72,7 @@ def test_backtest_records_replays_and_reports(cli: typer.Typer, tmp_path: Path) 
     recorded = json.loads(out)
     assert recorded["upstream_calls"] > 0
     names = [s["name"] for s in recorded["strategies"]]
-    assert names == ["pipeline", "buy_and_hold", "ma_cross"]
+    assert names == ["pipeline", "buy_and_hold", "buy_and_hold_fully_invested", "ma_cross"]
     for key in ("accuracy", "profitable_share", "total_return", "annualised_return", "sharpe", "max_drawdown",
                 "worst_daily_drawdown", "exposure", "trades", "ai_spend_nanos", "return_on_ai_spend"):
         assert key in recorded["strategies"][0]

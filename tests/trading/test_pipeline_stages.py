@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -154,3 +155,28 @@ async def test_audit_chain_detects_edits_and_deletions(engine: Lyra, bars: Bars,
     db.commit()
     deleted = audit.verify()
     assert not deleted.ok and deleted.first_broken_seq == 2 and "missing" in deleted.reason
+
+
+async def test_a_panel_that_loses_its_quorum_to_failures_is_a_failed_stage(engine: Lyra, bars: Bars,
+                                                                           sim: Simulator) -> None:
+    """Its HOLD is what the outage left, not the models' view: it counts as failed, with the kind."""
+    for model in QUICK:
+        sim.add_fault(Fault(kind="server_error", model=model))
+    decision = await TradingAIOrchestrator(engine, audit=False).decide("GOOGL", bars)
+    signal = next(s for s in decision.stages if s.stage == "signal_generation")
+    assert signal.status == "error" and signal.failed and decision.action == "HOLD"
+    assert signal.error_kind == "NoModelAvailable"
+    assert re.match(r"[1-3] of 3 panel members failed, no quorum: ", signal.error)
+    assert f"signal_generation: {signal.error}" in decision.errors
+    skipped = [s for s in decision.stages if s.status == "skipped"]
+    assert skipped and not any(s.failed for s in skipped)
+    record = decision.to_dict()
+    assert record["failed_stages"] == sum(s["status"] == "error" for s in record["stages"]) >= 1
+
+
+async def test_one_member_down_leaves_the_panel_standing(engine: Lyra, bars: Bars, sim: Simulator) -> None:
+    sim.add_fault(Fault(kind="server_error", model=QUICK[0]))
+    decision = await TradingAIOrchestrator(engine, audit=False).decide("GOOGL", bars)
+    signal = next(s for s in decision.stages if s.stage == "signal_generation")
+    assert decision.signal is not None and decision.signal.quorum_met
+    assert signal.status == "ok" and decision.to_dict()["failed_stages"] == 0

@@ -247,6 +247,9 @@ class RiskSettings(_Strict):
     daily_drawdown_halt: float = Field(0.05, gt=0, lt=1)  # halts new entries
     emergency_stop_loss: float = Field(0.03, gt=0, lt=1)  # adverse move that closes exposure
     premium_notional_usd: Notional = 10_000  # from here: premium tier and full panel
+    # A backtest or `lyra run` fails (non-zero exit) when more than this share of its decisions had
+    # a stage that failed (a budget refusal, an outage): its figures show the failures, not the models.
+    max_failed_share: float = Field(0.10, ge=0, le=1)
 
 
 class StateSettings(_Strict):

@@ -171,6 +171,8 @@ def summarise(run: Run, bars: Bars, horizon: int, costs: Costs) -> dict[str, Any
         "fees_usd": sum(f.fee for f in run.fills),
         "ai_spend_nanos": spend,
         "return_on_ai_spend": pnl / (spend / 1_000_000_000) if spend else None,
+        "emergency_stops": sum(e.kind == "emergency_stop" for e in run.events),
+        "drawdown_halts": sum(e.kind == "drawdown_halt" for e in run.events),
     }
 
 

@@ -2,14 +2,16 @@
 
 `run_backtest(lyra, bars, ...)` walks the pipeline over the bars (each decision sees only
 `bars.until(t)`, with dates stripped from its prompts by default), fills at the next bar's open,
-and reports the pipeline beside buy-and-hold and a moving-average cross on the same bars and
-fill rules. With a `Cassette` installed the model answers are recorded or replayed.
+and reports the pipeline beside buy-and-hold (at the pipeline's trade size and fully invested)
+and a moving-average cross on the same bars and fill rules, over exactly the window asked for.
+With a `Cassette` installed the model answers are recorded or replayed.
 """
 
 from __future__ import annotations
 
+import collections
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +38,9 @@ from lyra.trading.backtest import (
     walk,
 )
 from lyra.trading.cassette import Cassette, CassetteMiss
-from lyra.trading.data import Bars
+from lyra.trading.data import Bars, DataError, as_utc
+from lyra.trading.features import SIGNIFICANT_DIGITS
+from lyra.trading.metrics import Annualisation, annualisation, curve_stats
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 
@@ -52,17 +56,25 @@ class ReplayMismatch(LyraError):
 
 
 def anonymise(features: dict[str, Any]) -> dict[str, Any]:
-    """The features without date or symbol, prices rebased to 100: nothing to recall the future by."""
+    """The features without date or symbol, prices rebased to 100: nothing to recall the future by.
+
+    Every number is rounded to SIGNIFICANT_DIGITS after rebasing, so that two series that differ
+    only by a scale factor give the same values, digit for digit.
+    """
     close = features.get("close")
     scale = 100.0 / close if isinstance(close, int | float) and close > 0 else None
     out: dict[str, Any] = {}
     for name, value in features.items():
         if name in HIDDEN_FEATURES:
             continue
-        if scale is not None and name in PRICE_LEVELS and isinstance(value, int | float):
-            value = float(f"{value * scale:.6g}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = _significant(value * scale if scale is not None and name in PRICE_LEVELS else value)
         out[name] = value
     return out
+
+
+def _significant(value: float) -> float:
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS}g}") + 0.0
 
 
 def decision_record(decision: TradeDecision) -> dict[str, Any]:
@@ -159,13 +171,16 @@ def _finish_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def budget_warnings(records: list[dict[str, Any]]) -> list[str]:
     """One line when budget caps refused stages: those decisions reflect the budget, not the market."""
-    refused = [r for r in records
-               if any(str(s.get("error", "")).startswith(("BudgetExceeded", "CostUnbounded"))
-                      for s in r.get("stages", ()))]
+    refused = [r for r in records if any(_refused(s) for s in r.get("stages", ()))]
     if not refused:
         return []
     return [f"{len(refused)} of {len(records)} decisions had a stage refused by a budget cap, so they "
             "show what the budget allowed, not what the models would say; see `lyra budget`"]
+
+
+def _refused(stage: dict[str, Any]) -> bool:
+    kinds = ("BudgetExceeded", "CostUnbounded")
+    return stage.get("error_kind") in kinds or str(stage.get("error", "")).startswith(kinds)
 
 
 def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = ("quick", "trade")
@@ -228,11 +243,59 @@ class BacktestOptions:
     notional: float = 5_000.0
     anonymise: bool = True
     adaptive: bool = False  # also walk with adaptive panel weights, to compare with the fixed ones
+    max_failed_share: float | None = None  # None: the configured risk.max_failed_share
+
+
+FULLY_INVESTED = "buy_and_hold_fully_invested"
+
+
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """A strategy's walk with its label and how it sizes its trades."""
+
+    run: Run
+    label: str
+    sizing: str
+
+
+RETURN_ON_AI_SPEND_UNIT = "USD of P&L per USD of AI spend"
+RETURN_ON_AI_SPEND_DEFINITION = "P&L in USD divided by AI spend in USD"
+
+
+def return_on_ai_spend_example(value: float) -> str:
+    """What a return on AI spend means, in words: "-7,154.66 means the strategy lost $7,154.66 ..."."""
+    verb = "lost" if value < 0 else "made"
+    return f"{value:,.2f} means the strategy {verb} ${abs(value):,.2f} for each dollar spent on models"
+
+
+def window_bars(bars: Bars, window: Window) -> Bars:
+    """The bars a backtest may use: none after the window's end, so nothing later is walked or scored."""
+    if window.end is None:
+        return bars
+    cut = bars.until(window.end)
+    if not len(cut):
+        raise DataError(f"--to {window.end}: no bar at or before {as_utc(window.end).isoformat()}; the data "
+                        f"starts at {bars.start.isoformat()}")
+    return cut
+
+
+def fully_invested() -> Decider:
+    """Baseline: the whole account equity long from the first decision (the next open) to the end."""
+
+    async def decide(known: Bars, t: pd.Timestamp, account: AccountState) -> Step:
+        return Step(time=t, action="BUY", notional_usd=account.equity)
+
+    return decide
 
 
 async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cassette: Cassette | None = None,
                        on_step: Callable[[Step], None] | None = None) -> dict[str, Any]:
-    """Walk the pipeline and both baselines over the bars and report them side by side."""
+    """Walk the pipeline and the baselines over the window's bars and report them side by side.
+
+    Nothing after the window's end is used: the bars are cut there before anything is walked,
+    so a window ending at B measures exactly what the data truncated at B would.
+    """
+    bars = window_bars(bars, options.window)
     times = decision_times(bars, options.window)
     every = _spacing(bars, times)
     horizon = options.window.horizon or every
@@ -240,57 +303,164 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
         cassette.note_time_range(times[0].isoformat(), bars.end.isoformat())
         lyra.set_interceptor(cassette.intercept)
     equity = lyra.settings.risk.account_equity_usd
-    orchestrator = TradingAIOrchestrator(lyra, audit=False,
-                                         feature_filter=anonymise if options.anonymise else None)
     started = time.monotonic()
     try:
-        decider = pipeline_decider(orchestrator, bars.symbol, options.notional)
-        risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
-        ai = await walk("pipeline", decider, bars, times, equity=equity, costs=options.costs, on_step=on_step,
-                        risk=risk, day_start_s=day_start)
-        runs = [ai]
-        if options.adaptive:
-            learner = AdaptiveWeights(horizon=horizon)
-            adaptive = pipeline_decider(orchestrator, bars.symbol, options.notional, adaptive=learner)
-            runs.append(await walk("pipeline_adaptive", adaptive, bars, times, equity=equity,
-                                   costs=options.costs, on_step=on_step, risk=risk,
-                                   day_start_s=day_start))
+        runs = await _pipeline_runs(lyra, bars, times, options, horizon, on_step)
     except CassetteMiss as exc:
         raise ReplayMismatch(str(exc)) from exc
     finally:
         if cassette is not None:
             lyra.set_interceptor(None)
     elapsed = time.monotonic() - started
-    hold = await walk("buy_and_hold", buy_and_hold(options.notional), bars, times, equity=equity,
-                      costs=options.costs)
-    cross = await walk("ma_cross", moving_average_cross(bars, options.notional), bars, times, equity=equity,
-                       costs=options.costs)
-    runs += [hold, cross]
+    runs += await _baseline_runs(bars, times, options, equity)
+    ai = runs[0].run
+    yearly = annualisation(pd.DatetimeIndex(bars.frame.index), bars.interval)
+    allowed = options.max_failed_share
+    allowed = lyra.settings.risk.max_failed_share if allowed is None else allowed
+    decisions = [_decision_row(s) for s in ai.steps]
+    strategies = [_summary(w, bars, horizon, options.costs, yearly) for w in runs]
     return {
         "symbol": bars.symbol, "interval": bars.interval, "simulated": lyra.config.simulated,
         "window": {"start": times[0].isoformat(), "end": bars.end.isoformat(), "decisions": len(times),
                    "every": every, "horizon": horizon},
         "costs": {"fee_bps": options.costs.fee_bps, "slippage_bps": options.costs.slippage_bps},
-        "notional_usd": options.notional, "anonymised": options.anonymise, "elapsed_s": round(elapsed, 3),
-        "warnings": cutoff_warnings(lyra, times[0]) + budget_warnings([s.record for s in ai.steps]),
-        "strategies": [_summary(r, bars, horizon, options.costs) for r in runs],
+        "notional_usd": options.notional, "equity_usd": equity, "anonymised": options.anonymise,
+        "elapsed_s": round(elapsed, 3), "annualisation": yearly.to_dict(),
+        "return_on_ai_spend_unit": RETURN_ON_AI_SPEND_UNIT,
+        "return_on_ai_spend_definition": RETURN_ON_AI_SPEND_DEFINITION,
+        "warnings": cutoff_warnings(lyra, times[0]) + budget_warnings(decisions),
+        "failures": failure_summary(decisions, allowed_share=allowed),
+        "strategies": strategies,
         "track_record": track_record(ai.steps, bars, horizon),
-        "decisions": [s.record for s in ai.steps],
-        "decisions_adaptive": [s.record for s in runs[1].steps] if options.adaptive else None,
-        "curves": {r.name: _curve(r.equity) for r in runs},
+        "decisions": decisions,
+        "decisions_adaptive": [_decision_row(s) for s in runs[1].run.steps] if options.adaptive else None,
+        "curves": {w.run.name: _curve(w.run.equity) for w in runs},
         "spend_curve": _spend_curve(ai.steps),
+        "events": [{"time": e.time.isoformat(), "kind": e.kind, "detail": e.detail} for e in ai.events],
         "cassette": cassette.summary() if cassette is not None else None,
     }
 
 
-def _summary(run: Run, bars: Bars, horizon: int, costs: Costs) -> dict[str, Any]:
+async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], options: BacktestOptions,
+                         horizon: int, on_step: Callable[[Step], None] | None) -> list[Walked]:
+    """The pipeline's walk (and the adaptive one), each with how it sizes its trades."""
+    equity = lyra.settings.risk.account_equity_usd
+    orchestrator = TradingAIOrchestrator(lyra, audit=False,
+                                         feature_filter=anonymise if options.anonymise else None)
+    sizing = f"proposes ${options.notional:,.0f} a trade; the risk rules may cut it"
+    # The pipeline trades under the risk rules on every bar (stops and halts intrabar); baselines do not.
+    risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
+    decider = pipeline_decider(orchestrator, bars.symbol, options.notional)
+    run = await walk("pipeline", decider, bars, times, equity=equity, costs=options.costs, on_step=on_step,
+                     risk=risk, day_start_s=day_start)
+    runs = [Walked(run, "pipeline", sizing)]
+    if options.adaptive:
+        learner = AdaptiveWeights(horizon=horizon)
+        adaptive = pipeline_decider(orchestrator, bars.symbol, options.notional, adaptive=learner)
+        run = await walk("pipeline_adaptive", adaptive, bars, times, equity=equity, costs=options.costs,
+                         on_step=on_step, risk=risk, day_start_s=day_start)
+        runs.append(Walked(run, "pipeline_adaptive", sizing))
+    return runs
+
+
+async def _baseline_runs(bars: Bars, times: list[pd.Timestamp], options: BacktestOptions, equity: float
+                         ) -> list[Walked]:
+    """Buy-and-hold at the pipeline's trade size and fully invested, and the MA cross, on the same fills."""
+    notional, costs = options.notional, options.costs
+    position = f"${notional:,.0f} position"
+    hold = await walk("buy_and_hold", buy_and_hold(notional), bars, times, equity=equity, costs=costs)
+    full = await walk(FULLY_INVESTED, fully_invested(), bars, times, equity=equity, costs=costs)
+    cross = await walk("ma_cross", moving_average_cross(bars, notional), bars, times, equity=equity,
+                       costs=costs)
+    return [Walked(hold, f"buy_and_hold ({position})",
+                   f"{position} (the pipeline's proposed size) in a ${equity:,.0f} account"),
+            Walked(full, "buy_and_hold (fully invested)",
+                   f"fully invested: all ${equity:,.0f} of equity in the asset, fees and slippage once"),
+            Walked(cross, f"ma_cross ({position})", f"{position}, long above the slow average, short below")]
+
+
+def _decision_row(step: Step) -> dict[str, Any]:
+    """A decision's record, flagged when its BUY or SELL traded nothing: the position was already so."""
+    return {**step.record, "already_held": step.already_held}
+
+
+def _summary(walked: Walked, bars: Bars, horizon: int, costs: Costs, yearly: Annualisation) -> dict[str, Any]:
+    run = walked.run
     row = summarise(run, bars, horizon, costs)
+    row.update(curve_stats(run.equity, run.units, bars.interval, per_year=yearly.bars_per_year))
+    row["label"], row["sizing"] = walked.label, walked.sizing
+    row["already_held"] = sum(s.already_held for s in run.steps)
+    pipeline = run.name.startswith("pipeline")
+    failed = sum(1 for s in run.steps if _failed_stages(s.record)) if pipeline else None
+    row["failed_decisions"] = failed
+    row["failed_share"] = failed / len(run.steps) if failed is not None and run.steps else None
+    row["return_on_ai_spend_unit"] = RETURN_ON_AI_SPEND_UNIT
     if run.name == "pipeline_adaptive":
         # It asks the fixed run's questions again; the engine's cache answers many of them for
         # free, so its spend is not comparable and its return on spend would flatter it.
         row["return_on_ai_spend"] = None
         row["note"] = "AI spend understated: answers shared with the fixed-weight run through the cache"
     return row
+
+
+def _failed_stages(record: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in record.get("stages", ()) if s.get("status") == "error"]
+
+
+def failure_summary(records: list[dict[str, Any]], *, allowed_share: float) -> dict[str, Any]:
+    """Failed stages (status "error"; skipped is not failure) per decision, stage, error kind and cap.
+
+    `exceeded` is True when the share of decisions with a failed stage is above `allowed_share`;
+    `message` then says in one line what failed and why (for budget refusals, which cap).
+    """
+    failed = [_failed_stages(r) for r in records]
+    stages = [s for f in failed for s in f]
+    n, hit = len(records), sum(1 for f in failed if f)
+    share = hit / n if n else 0.0
+    first = next((f"{s['stage']}: {s.get('error', '')}" for s in stages), None)
+    summary: dict[str, Any] = {
+        "decisions": n, "failed_decisions": hit, "failed_share": share, "failed_stages": len(stages),
+        "by_stage": _counts(s["stage"] for s in stages),
+        "by_kind": _counts(s.get("error_kind") or _kind_of(str(s.get("error", ""))) for s in stages),
+        "by_cap": _counts(s["cap"] for s in stages if s.get("cap")),
+        "first_error": first, "allowed_share": allowed_share, "exceeded": share > allowed_share,
+    }
+    summary["message"] = failure_message(summary) if summary["exceeded"] else None
+    return summary
+
+
+def failure_message(summary: dict[str, Any]) -> str:
+    """One line: how many decisions failed, against what was allowed, by kind, cap and stage."""
+    kinds = ", ".join(f"{kind} {count}" for kind, count in summary["by_kind"].items())
+    caps = ", ".join(f"{cap} {count}" for cap, count in summary["by_cap"].items())
+    stages = ", ".join(f"{stage} {count}" for stage, count in summary["by_stage"].items())
+    first = " ".join(str(summary["first_error"] or "").split())
+    first = first if len(first) <= 240 else first[:239] + "…"
+    return (f"{summary['failed_decisions']} of {summary['decisions']} decisions "
+            f"({summary['failed_share']:.1%}) had a failed stage, more than the "
+            f"{summary['allowed_share']:.1%} allowed (max_failed_share): {kinds}"
+            + (f"; refused by budget cap {caps}" if caps else "") + f"; stages: {stages}; first: {first}")
+
+
+def describe_failures(summary: dict[str, Any]) -> str:
+    """The failed stages in one line for a table's foot: by stage, error kind and budget cap."""
+    if not summary["failed_stages"]:
+        return f"failed stages: none in {summary['decisions']} decisions"
+    parts = [", ".join(f"{k} {v}" for k, v in summary[key].items())
+             for key in ("by_stage", "by_kind", "by_cap")]
+    return (f"failed stages: {summary['failed_stages']} in {summary['failed_decisions']} of "
+            f"{summary['decisions']} decisions ({summary['failed_share']:.1%}; allowed "
+            f"{summary['allowed_share']:.1%}): by stage {parts[0]}; by kind {parts[1]}"
+            + (f"; by budget cap {parts[2]}" if parts[2] else ""))
+
+
+def _counts(items: Iterable[str]) -> dict[str, int]:
+    return dict(collections.Counter(items).most_common())
+
+
+def _kind_of(error: str) -> str:
+    head = error.split(":", 1)[0]
+    return head if head.isidentifier() else "Error"
 
 
 def _spacing(bars: Bars, times: list[pd.Timestamp]) -> int:
@@ -348,5 +518,7 @@ def _call_nanos(catalog: Catalog, model: str, prompt_tokens: int, completion_tok
     return info.cost_nanos(prompt_tokens, completion_tokens, round_up=True) if info is not None else 0
 
 
-__all__ = ["BacktestOptions", "ReplayMismatch", "anonymise", "cutoff_warnings", "decision_record",
-           "estimate_cost_nanos", "pipeline_decider", "probe_lookahead", "run_backtest", "track_record"]
+__all__ = ["FULLY_INVESTED", "RETURN_ON_AI_SPEND_DEFINITION", "RETURN_ON_AI_SPEND_UNIT", "BacktestOptions",
+           "ReplayMismatch", "anonymise", "cutoff_warnings", "decision_record", "describe_failures",
+           "estimate_cost_nanos", "failure_message", "failure_summary", "fully_invested", "pipeline_decider",
+           "probe_lookahead", "return_on_ai_spend_example", "run_backtest", "track_record", "window_bars"]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
+import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -13,10 +16,10 @@ import orjson
 
 from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
-from lyra.errors import LyraError
+from lyra.errors import BudgetExceeded, LyraError
 from lyra.trading import prompts
 from lyra.trading.data import Bars
-from lyra.trading.features import features_at
+from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
 from lyra.types import Completion
 
@@ -35,11 +38,18 @@ class StageResult:
     status: StageStatus = "ok"
     output: Any = None
     error: str = ""
+    error_kind: str = ""  # the exception's class name (BudgetExceeded, NoModelAvailable, ...) when it failed
+    cap: str | None = None  # the budget cap that refused it (global, tier:fast, key:premium, ...)
+
+    @property
+    def failed(self) -> bool:
+        """True when the stage was asked and had no answer (skipped stages were never asked)."""
+        return self.status == "error"
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_nanos": self.cost_nanos,
                 "latency_s": round(self.latency_s, 4), "status": self.status, "output": self.output,
-                "error": self.error}
+                "error": self.error, "error_kind": self.error_kind, "cap": self.cap}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -77,6 +87,7 @@ class TradeDecision:
             "final": self.final.to_dict() if self.final else None,
             "stages": [s.to_dict() for s in self.stages], "features": self.features,
             "audit_seq": self.audit_seq, "errors": self.errors,
+            "failed_stages": sum(s.failed for s in self.stages),
         }
 
 
@@ -89,7 +100,10 @@ class TradingAIOrchestrator:
                  client: str | None = None) -> None:
         self.lyra = lyra
         self.client = client  # a gateway client whose daily cap pays for every stage
-        self.feature_filter = feature_filter  # what the prompts may see (a backtest strips dates)
+        # What the prompts may see (a backtest strips dates and rebases prices). It is given the
+        # features at full precision and rounds what it returns, so that no digit left over from
+        # rounding at the original price level survives the rebasing.
+        self.feature_filter = feature_filter
         self.rules = RiskRules(lyra.settings.risk)
         equity = lyra.settings.risk.account_equity_usd
         self.account = account or AccountState(equity_at_day_start=equity, equity=equity)
@@ -113,11 +127,14 @@ class TradingAIOrchestrator:
         return await _panel_stage("signal_generation", lambda: self.lyra.consensus(client=self.client,
             messages=prompts.signal(features, news), panel=self.signal_panel, cascade=False))
 
-    async def assess_trade_risk(self, features: dict[str, Any], *, action: str, notional_usd: float
-                                ) -> tuple[StageResult, Verdict | None, float | None]:
-        """Stage 4: the premium tier's view of the trade, as a structured verdict."""
-        account = {"equity": self.account.equity, "drawdown": round(self.account.drawdown, 4),
-                   "position_units": self.account.position.units}
+    async def assess_trade_risk(
+        self, features: dict[str, Any], *, action: str, notional_usd: float, price: float | None = None
+    ) -> tuple[StageResult, Verdict | None, float | None]:
+        """Stage 4: the premium tier's view of the trade, as a structured verdict.
+
+        `price` is the real last close (the features' close may be rebased), to value the position.
+        """
+        account = account_block(self.account, price if price is not None else _float(features.get("close")))
         result = await run_stage("risk_assessment", lambda: self.lyra.complete(client=self.client,
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
@@ -140,7 +157,7 @@ class TradingAIOrchestrator:
         started = time.monotonic()
         when = at if at is not None else bars.end
         known = features_at(bars, when)
-        features = self.feature_filter(dict(known)) if self.feature_filter is not None else known
+        features = known if self.feature_filter is None else self.feature_filter(raw_features_at(bars, when))
         price, atr = float(known["close"]), _float(known.get("atr"))
         analysis, (signal_stage, signal) = await asyncio.gather(
             self.analyze_market_conditions(features), self.generate_trading_signals(features, news))
@@ -151,7 +168,7 @@ class TradingAIOrchestrator:
         final: Consensus | None = None
         if wanted in ("BUY", "SELL"):
             (risk_stage, verdict, cap), (final_stage, final) = await asyncio.gather(
-                self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional),
+                self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional, price=price),
                 _panel_stage("final_decision", lambda: self.lyra.consensus(client=self.client,
                     messages=prompts.signal(features, news), panel=self.final_panel,
                     notional=proposed_notional)))
@@ -191,14 +208,47 @@ class TradingAIOrchestrator:
             client=self.client, tier="fast", max_tokens=150, messages=messages))
 
 
+def account_block(account: AccountState, price: float | None) -> dict[str, Any]:
+    """The account as the risk prompt shows it: equity, drawdown and the position as a share of equity.
+
+    Never the position's units: units beside a dollar notional give away the price level, and
+    with it the asset and the era that anonymised prompts hide.
+    """
+    units = account.position.units
+    share = units * price / account.equity if price is not None and account.equity > 0 else 0.0
+    return {"equity": round(account.equity), "drawdown": round(account.drawdown, 4),
+            "position_share_of_equity": round(share, 4) + 0.0}
+
+
+def raw_features_at(bars: Bars, when: Any) -> dict[str, Any]:
+    """The features at `when` at full precision: a filter that rebases them rounds after rebasing.
+
+    Rounding first (as `features_at` does for prompts sent as they are) would leave digits in the
+    rebased values that depend on the original price level.
+    """
+    known = bars.until(when)
+    row = compute_features(known).iloc[-1]
+    out: dict[str, Any] = {"time": str(known.end.isoformat()), "close": float(known.frame["close"].iloc[-1])}
+    for name in FEATURE_NAMES:
+        value = float(row[name])
+        if math.isfinite(value):
+            out[name] = value
+    return out
+
+
+def _failed(name: str, exc: LyraError, started: float) -> StageResult:
+    cap = (exc.cap or None) if isinstance(exc, BudgetExceeded) else None
+    return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
+                       error_kind=type(exc).__name__, cap=cap, latency_s=time.monotonic() - started)
+
+
 async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
     """One stage's call, with what it cost and how long it took; an engine error is a failed stage."""
     started = time.monotonic()
     try:
         c = await call()
     except LyraError as exc:
-        return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
-                           latency_s=time.monotonic() - started)
+        return _failed(name, exc, started)
     return StageResult(stage=name, tier=c.tier, model=c.model, cost_nanos=c.total_cost_nanos,
                        latency_s=c.latency_s, output=c.text)
 
@@ -210,12 +260,41 @@ async def _panel_stage(
     try:
         c = await call()
     except LyraError as exc:
-        return StageResult(stage=name, status="error", error=f"{type(exc).__name__}: {exc}"[:300],
-                           latency_s=time.monotonic() - started), None
+        return _failed(name, exc, started), None
     voted = [v.served_model or v.model for v in c.votes if v.status == "vote"]
-    return StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
-                       cost_nanos=c.cost_nanos, latency_s=c.latency_s,
-                       output={"action": c.action, "score": round(c.score, 4), "reason": c.reason}), c
+    result = StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
+                         cost_nanos=c.cost_nanos, latency_s=c.latency_s,
+                         output={"action": c.action, "score": round(c.score, 4), "reason": c.reason})
+    _mark_member_failures(result, c)
+    return result, c
+
+
+_CAP_IN_MESSAGE = re.compile(r"budget cap (\S+) reached")
+
+
+def _mark_member_failures(result: StageResult, consensus: Consensus) -> None:
+    """A panel that missed its quorum because members failed (not abstained) is a failed stage.
+
+    Its HOLD is what the outage or the budget left, not the models' view.
+    """
+    lost = [v for v in consensus.votes if v.status in ("error", "dropped")]
+    if consensus.quorum_met or not lost:
+        return
+    first = lost[0]
+    kinds = collections.Counter(_member_kind(v.status, v.reason) for v in lost)
+    caps = [m.group(1) for v in lost if (m := _CAP_IN_MESSAGE.search(v.reason))]
+    result.status = "error"
+    result.error_kind = kinds.most_common(1)[0][0]
+    result.cap = caps[0] if caps else None
+    result.error = (f"{len(lost)} of {len(consensus.votes)} panel members failed, no quorum: "
+                    f"{first.model}: {first.reason}")[:300]
+
+
+def _member_kind(status: str, reason: str) -> str:
+    if status == "dropped":
+        return "PanelDeadline"
+    head = reason.split(":", 1)[0]
+    return head if head.isidentifier() else "Error"
 
 
 def _parse_risk(result: StageResult) -> tuple[Verdict | None, float | None]:

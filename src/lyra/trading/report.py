@@ -76,33 +76,79 @@ def render(result: dict[str, Any]) -> str:
     curves: dict[str, Series] = result["curves"]
     w, costs = result["window"], result["costs"]
     title = f"Lyra backtest: {result['symbol']} {w['start'][:10]} .. {w['end'][:10]}"
-    rows = "".join(
-        f"<tr><td>{html.escape(s['name'])}</td><td>{_pct(s['accuracy'])}</td><td>{_pct(s['profitable_share'])}"
-        f"</td><td>{_pct(s['total_return'])}</td><td>{_pct(s['annualised_return'])}</td><td>{s['sharpe']:.2f}"
-        f"</td><td>{_pct(s['max_drawdown'])}</td><td>{_pct(s['worst_daily_drawdown'])}</td>"
-        f"<td>{_pct(s['exposure'])}</td><td>{s['trades']}</td>"
-        f"<td>${s['ai_spend_nanos'] / 1e9:,.4f}</td></tr>"
-        for s in result["strategies"])
+    rows = "".join(_strategy_row(s) for s in result["strategies"])
     spend = [[t, v / 1e9] for t, v in result["spend_curve"]]
     accuracy = {r["model"]: r["accuracy"] for r in result["track_record"]}
     warnings = "".join(f"<li>{html.escape(x)}</li>" for x in result["warnings"])
+    yearly = html.escape(result.get("annualisation", {}).get("text", ""))
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}}td,th{{padding:2px 8px;
-text-align:right}}td:first-child{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(even)
+text-align:right}}td:first-child,td.sizing{{text-align:left}}table{{border-collapse:collapse}}tr:nth-child(even)
 {{background:#f0f0f0}}</style></head><body><h1>{html.escape(title)}</h1>
 <p>{w['decisions']} decisions every {w['every']} bars, signals scored over {w['horizon']} bars;
 fills at the next bar's open with {costs['fee_bps']} bps fees and {costs['slippage_bps']} bps slippage;
 prompts {'anonymised' if result['anonymised'] else 'with dates'}{'; simulated models' if result['simulated']
-else ''}.</p>
-<table><tr><th>strategy</th><th>signal accuracy</th><th>profitable</th><th>total</th><th>annual</th>
-<th>Sharpe</th><th>max DD</th><th>worst day</th><th>exposure</th><th>trades</th><th>AI spend</th></tr>{rows}
+else ''}. Sharpe and annual return: {yearly}.</p>
+<table><tr><th>strategy</th><th>sizing</th><th>signal accuracy</th><th>profitable</th><th>total</th>
+<th>annual</th><th>Sharpe</th><th>max DD</th><th>worst day</th><th>exposure</th><th>trades</th>
+<th>already held</th><th>failed decisions</th><th>AI spend</th>
+<th>return on AI spend (P&amp;L $ per $1 of AI spend)<sup>1</sup></th></tr>{rows}
 </table>
+<p><small><sup>1</sup> {html.escape(_roas_footnote(result))}. "already held": BUY or SELL signals that
+traded nothing because the position was already that way. "failed decisions": decisions with a stage
+that failed (a budget refusal, an outage); such a decision holds, whatever the models would have said.
+</small></p>
+{_failures(result.get("failures"))}
 {line_chart("Equity", curves)}
 {line_chart("Drawdown", {k: drawdowns(v) for k, v in curves.items()}, percent=True)}
 {line_chart("Cumulative AI spend (USD)", {"pipeline": spend})}
 {bar_chart("Accuracy per panel member (BUY/SELL votes)", accuracy)}
-<h2>Look-ahead warnings</h2><ul>{warnings or "<li>none</li>"}</ul></body></html>
+<h2>Warnings</h2><ul>{warnings or "<li>none</li>"}</ul></body></html>
 """
+
+
+def _strategy_row(s: dict[str, Any]) -> str:
+    failed = s.get("failed_decisions")
+    roas = s.get("return_on_ai_spend")
+    return (f"<tr><td>{html.escape(s.get('label', s['name']))}</td>"
+            f"<td class='sizing'>{html.escape(s.get('sizing', ''))}</td><td>{_pct(s['accuracy'])}</td>"
+            f"<td>{_pct(s['profitable_share'])}</td><td>{_pct(s['total_return'])}</td>"
+            f"<td>{_pct(s['annualised_return'])}</td><td>{s['sharpe']:.2f}</td><td>{_pct(s['max_drawdown'])}</td>"
+            f"<td>{_pct(s['worst_daily_drawdown'])}</td><td>{_pct(s['exposure'])}</td><td>{s['trades']}</td>"
+            f"<td>{s.get('already_held', 0)}</td><td>{'-' if failed is None else failed}</td>"
+            f"<td>${s['ai_spend_nanos'] / 1e9:,.4f}</td>"
+            f"<td>{'-' if roas is None else f'{roas:,.2f}'}</td></tr>")
+
+
+def _roas_footnote(result: dict[str, Any]) -> str:
+    """The definition of return on AI spend, with what the pipeline's figure means in words."""
+    from lyra.trading.evaluate import RETURN_ON_AI_SPEND_DEFINITION, return_on_ai_spend_example
+
+    text = result.get("return_on_ai_spend_definition", RETURN_ON_AI_SPEND_DEFINITION)
+    values = [s["return_on_ai_spend"] for s in result["strategies"]]
+    value = next((v for v in values if v is not None), None)
+    return f"{text}; {return_on_ai_spend_example(float(value))}" if value is not None else text
+
+
+def _failures(failures: dict[str, Any] | None) -> str:
+    """The failed stages of the pipeline's decisions, by stage, kind and budget cap."""
+    if not failures:
+        return ""
+    head = (f"<h2>Failed stages</h2><p>{failures['failed_decisions']} of {failures['decisions']} "
+            f"decisions ({failures['failed_share']:.1%}) had a failed stage ({failures['failed_stages']} "
+            f"stages in all); at most {failures['allowed_share']:.1%} allowed.</p>")
+    if failures.get("message"):
+        head += f"<p><strong>{html.escape('This run failed: ' + failures['message'])}</strong></p>"
+    parts = (("stage", "by_stage"), ("error kind", "by_kind"), ("budget cap", "by_cap"))
+    tables = "".join(_count_table(title, failures.get(key) or {}) for title, key in parts)
+    return head + tables
+
+
+def _count_table(title: str, counts: dict[str, int]) -> str:
+    if not counts:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in counts.items())
+    return f"<table><tr><th>{html.escape(title)}</th><th>failed</th></tr>{rows}</table>"
 
 
 def _ns(t: Any) -> int:
