@@ -49,6 +49,9 @@ def run_command(
         "--max-failed-share", min=0.0, max=1.0,
         help="Exit 1 when more than this share of decisions had a failed stage (default: "
              "risk.max_failed_share)")] = None,
+    account: Annotated[str | None, typer.Option(
+        help="Trade this paper account kept in the ledger (resumed and saved); default: a new one "
+             "for this run")] = None,
 ) -> None:
     """Run the six-stage decision pipeline over the last N bars of a data set.
 
@@ -58,7 +61,7 @@ def run_command(
     try:
         path = use_config(config).path
         report = asyncio.run(_run(path, data, symbol, bars, notional, time_scale, quiet=json_output,
-                                  max_failed_share=max_failed_share))
+                                  max_failed_share=max_failed_share, account_name=account))
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:
@@ -71,11 +74,13 @@ def run_command(
 
 
 async def _run(config: Path | None, data: str | None, symbol: str | None, n: int, notional: float,
-               time_scale: float, *, quiet: bool, max_failed_share: float | None = None) -> dict[str, Any]:
+               time_scale: float, *, quiet: bool, max_failed_share: float | None = None,
+               account_name: str | None = None) -> dict[str, Any]:
     from lyra.engine import Lyra
     from lyra.simulator import SimulatorOptions
     from lyra.trading.data import DataError, load_bars, load_sample
     from lyra.trading.evaluate import failure_summary
+    from lyra.trading.paper import ROAS_DEFINITION, PaperBook, results
     from lyra.trading.pipeline import TradingAIOrchestrator
 
     if n <= 0:
@@ -88,11 +93,22 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
     started = time.time()
     async with lyra:
         orchestrator = TradingAIOrchestrator(lyra)
+        book = PaperBook(lyra.settings, lyra.ledger.accounts if account_name and lyra.ledger else None)
+        paper = book.open(account_name or f"run:{name}")
+        tape = PaperTape(paper, series.frame)
         with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"deciding {name}", total=len(times))
             for t in times:
-                decisions.append(await orchestrator.decide(name, series, proposed_notional=notional, at=t))
+                fresh = tape.advance_to(t)  # every bar up to t, once and in order: fills, stops, halts
+                orchestrator.account = paper.state()
+                decision = await orchestrator.decide(name, series, proposed_notional=notional, at=t)
+                if fresh:
+                    paper.order(decision.action, decision.notional_usd)  # fills at the next bar's open
+                    paper.record_decision(decision.cost_nanos)
+                decisions.append(decision)
                 progress.advance(task)
+        if account_name:
+            book.save(account_name, paper)
         assert lyra.budget is not None and lyra.ledger is not None
         caps = await lyra.budget.snapshot()
         lyra.ledger.flush()
@@ -100,7 +116,34 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
     report = _report(name, series.interval, decisions, caps, by_model, lyra.config.simulated)
     allowed = lyra.settings.risk.max_failed_share if max_failed_share is None else max_failed_share
     report["failures"] = failure_summary(report["decisions"], allowed_share=allowed)
+    report["account"] = {"name": account_name or f"run:{name}", "stored": account_name is not None,
+                         **results(paper), "return_on_ai_spend_definition": ROAS_DEFINITION,
+                         "events": [{"time": e.time.isoformat(), "kind": e.kind, "detail": e.detail}
+                                    for e in paper.events]}
     return report
+
+
+class PaperTape:
+    """Feeds a paper account the bars of a frame up to a time, each once and in order."""
+
+    def __init__(self, account: Any, frame: Any) -> None:
+        self.account = account
+        self.frame = frame
+
+    def advance_to(self, t: Any) -> bool:
+        """Run every unseen bar up to t; True when t itself is new to the account (it may trade)."""
+        from lyra.trading.account import bar_prices
+
+        last = self.account.last_time
+        for i in range(len(self.frame)):
+            when = self.frame.index[i]
+            if when > t:
+                break
+            if last is None and when < t:
+                continue  # a new account opens at its first decision's bar
+            if last is None or when > last:
+                self.account.bar(bar_prices(self.frame, i))
+        return bool(self.account.last_time == t and (last is None or t > last))
 
 
 def _load(data: str, symbol: str | None, load_bars: Any, load_sample: Any) -> Any:
@@ -142,6 +185,7 @@ def _render(report: dict[str, Any]) -> None:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_action"].items()))
     console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_nanos'])}")
     console.print(describe_failures(report["failures"]), highlight=False)
+    _render_account(report["account"])
     spend = Table(title="Spend today against caps")
     for column in ("cap", "spent", "limit", "used"):
         spend.add_column(column, no_wrap=True)
@@ -160,6 +204,20 @@ def _render(report: dict[str, Any]) -> None:
                        f"{p95:.0f} ms" if p95 is not None else "-", str(row["errors"]))
     console.print(models)
     console.print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:10]))
+
+
+def _render_account(account: dict[str, Any]) -> None:
+    """The paper account the decisions traded: P&L beside buy-and-hold, against what the models cost."""
+    hold = account["buy_and_hold_return"]
+    roas = account["return_on_ai_spend"]
+    console.print(
+        f"paper account {account['name']}{' (kept in the ledger)' if account['stored'] else ''}: "
+        f"equity ${account['equity_usd']:,.2f}, P&L ${account['pnl_usd']:,.2f} "
+        f"(realised ${account['realised_pnl_usd']:,.2f}, unrealised ${account['unrealised_pnl_usd']:,.2f}), "
+        f"{account['fills']} fills, {account['emergency_stops']} emergency stops, "
+        f"{account['drawdown_halts']} drawdown halts; buy-and-hold over the same bars "
+        f"{'-' if hold is None else f'{hold:+.2%}'}; return on AI spend "
+        f"{'-' if roas is None else f'{roas:,.2f}'} ({account['return_on_ai_spend_unit']})", highlight=False)
 
 
 def _amount(value: int, money: bool) -> str:
