@@ -61,7 +61,7 @@ def gateway(upstream: str, folder: Path, state: str | None) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LYRA_", "OPENROUTER_"))}
     env |= {"OPENROUTER_API_KEY": UPSTREAM_KEY, "LYRA_OPENROUTER_BASE_URL": upstream,
             "LYRA_LEDGER_URL": f"sqlite:///{folder / 'ledger.db'}", "XDG_DATA_HOME": str(folder)}
-    proc = subprocess.Popen([sys.executable, "-m", "lyra.cli_serve", "--config", str(config),
+    proc = subprocess.Popen([sys.executable, "-m", "lyra.cli.serve", "--config", str(config),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

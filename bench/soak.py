@@ -175,7 +175,7 @@ def start_lyra(upstream: str, folder: Path) -> Server:
     port = free_port()
     env = _child_env(OPENROUTER_API_KEY=UPSTREAM_KEY, LYRA_OPENROUTER_BASE_URL=upstream,
                      LYRA_LEDGER_URL=f"sqlite:///{folder / 'ledger.db'}", XDG_DATA_HOME=str(folder))
-    argv = [sys.executable, "-m", "lyra.cli_serve", "--config", str(config), "--port", str(port)]
+    argv = [sys.executable, "-m", "lyra.cli.serve", "--config", str(config), "--port", str(port)]
     return _spawn("lyra", argv, env, folder, port)
 
 

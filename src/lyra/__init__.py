@@ -1,5 +1,7 @@
 """Lyra: AI model orchestration for trading on OpenRouter."""
 
+
+from lyra import _moved
 from lyra.catalog.models import Catalog, ModelInfo, load_catalog
 from lyra.config import LoadedConfig, Settings, load_config
 from lyra.engine import CompletionStream, Lyra
@@ -19,6 +21,8 @@ from lyra.errors import (
 from lyra.types import Attempt, Completion
 
 __version__ = "0.1.0"
+
+_moved.install()  # old import paths of modules that moved into packages still resolve, with a warning
 
 __all__ = [
     "Attempt",

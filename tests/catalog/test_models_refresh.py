@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lyra.catalog.models import load_catalog
-from lyra.cli import app
+from lyra.cli.commands import app
 from lyra.paths import listing_cache_path
 from lyra.simulator import Simulator
 from support import engine_env

@@ -26,7 +26,7 @@ from support import KEY_NAMES, kill_and_reap, test_token
 START_DEADLINE_S = 60.0
 STOP_DEADLINE_S = 30.0
 POLL_S = 0.05
-_CLI = "import sys; from lyra.cli import main; sys.argv[0] = 'lyra'; main()"
+_CLI = "import sys; from lyra.cli.commands import main; sys.argv[0] = 'lyra'; main()"
 
 
 async def poll_until(check: Callable[[], Awaitable[bool]], *, deadline_s: float, what: str) -> None:
@@ -164,7 +164,7 @@ LaunchGateway = Callable[..., Awaitable[GatewayProcess]]
 
 
 def serve_command(config: Path, port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "lyra.cli_serve", "--config", str(config), "--port", str(port), *args]
+    return [sys.executable, "-m", "lyra.cli.serve", "--config", str(config), "--port", str(port), *args]
 
 
 async def start_gateway(config: Path, env: dict[str, str], log: Path, *args: str) -> GatewayProcess:

@@ -10,8 +10,8 @@ from lyra.catalog.models import load_catalog
 from lyra.config import example_config_text, load_config
 from lyra.days import DAY_S, Session, parse_session, session_seconds
 from lyra.errors import ConfigError
-from lyra.plan import build_plan
-from lyra.schedule import session_length_s
+from lyra.ops.plan import build_plan
+from lyra.ops.schedule import session_length_s
 
 
 @pytest.mark.parametrize(("text", "session", "length_s", "overnight"), [

@@ -114,7 +114,7 @@ class _PortTaken(RuntimeError):
 async def _start_server(config: Path, env: dict[str, str], *args: str) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lyra.cli_serve", "--config", str(config), "--port", str(port), *args,
+        sys.executable, "-m", "lyra.cli.serve", "--config", str(config), "--port", str(port), *args,
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     root = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_S

@@ -8,7 +8,8 @@ import re
 import typer
 from typer.testing import CliRunner
 
-from lyra import cli_serve, tokens_cli
+from lyra.cli import serve as cli_serve
+from lyra.cli import tokens as tokens_cli
 from lyra.config import example_config_text, parse_settings
 from lyra.service.auth import ClientAuth
 

@@ -15,7 +15,7 @@ from quant_support import QUANT_TOKEN, quant_gateway
 from test_service_secrets import secret_fragments
 from typer.testing import CliRunner
 
-from lyra import cli_report
+from lyra.cli import report as cli_report
 from lyra.simulator import Simulator
 from support import engine_env
 

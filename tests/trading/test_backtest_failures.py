@@ -12,8 +12,8 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli_backtest import register as register_backtest
-from lyra.cli_trading import register as register_run
+from lyra.cli.backtest import register as register_backtest
+from lyra.cli.trading import register as register_run
 from lyra.trading.backtest import Window
 from lyra.trading.data import Bars
 from lyra.trading.evaluate import BacktestOptions, failure_summary, run_backtest

@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lyra.cli_backtest import register
+from lyra.cli.backtest import register
 from lyra.simulator import Simulator
 from lyra.trading.backtest import Step, Vote
 from lyra.trading.data import load_sample

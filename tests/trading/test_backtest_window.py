@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli_backtest import register
+from lyra.cli.backtest import register
 from lyra.trading.backtest import Window
 from lyra.trading.data import Bars, load_bars, load_sample
 from lyra.trading.evaluate import FULLY_INVESTED, BacktestOptions, run_backtest

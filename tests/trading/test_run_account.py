@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from lyra.cli import app
+from lyra.cli.commands import app
 from lyra.ledger import Ledger, default_url
 from lyra.trading.data import load_sample
 

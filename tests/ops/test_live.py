@@ -23,7 +23,7 @@ from rich.console import Console
 
 from lyra import Lyra
 from lyra.ledger import USAGE_TABLE, Ledger
-from lyra.live import (
+from lyra.ops.live import (
     JobState,
     LiveRunner,
     ReplayClock,
@@ -32,9 +32,9 @@ from lyra.live import (
     run_replay_day,
     summary,
 )
-from lyra.live_view import render_status
-from lyra.plan import build_plan
-from lyra.schedule import Job
+from lyra.ops.live_view import render_status
+from lyra.ops.plan import build_plan
+from lyra.ops.schedule import Job
 from lyra.simulator import Fault, Simulator
 from support import engine_env
 
@@ -229,7 +229,7 @@ def test_sigterm_leaves_a_consistent_ledger(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "lyra.cli_live",
+            "lyra.cli.live",
             "live",
             "--replay",
             "EURUSD",
@@ -289,7 +289,7 @@ def _has_rows(db: Path) -> bool:
 
 def test_ccxt_source_fails_cleanly_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     from lyra.errors import ConfigError
-    from lyra.live import CcxtMarket
+    from lyra.ops.live import CcxtMarket
 
     monkeypatch.setitem(sys.modules, "ccxt", None)  # as if the extra were not installed
     with pytest.raises(ConfigError, match=r"--ccxt needs the ccxt extra: pip install"):
@@ -300,7 +300,7 @@ def test_live_command_needs_one_source() -> None:
     import typer
     from typer.testing import CliRunner
 
-    from lyra.cli_live import register
+    from lyra.cli.live import register
 
     app = typer.Typer()
     register(app)
@@ -312,7 +312,7 @@ def test_live_command_needs_one_source() -> None:
 
 
 async def test_each_symbols_decision_uses_its_own_market_analysis(lyra: Lyra) -> None:
-    from lyra.live import LiveOrchestrator
+    from lyra.ops.live import LiveOrchestrator
     from lyra.trading.pipeline import StageResult
 
     orchestrator = LiveOrchestrator(lyra, final_panel="quick", audit=False)

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from lyra.caps import CapScope
-from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LedgerUnavailable, LyraError
 from lyra.money import format_usd
 

@@ -13,7 +13,7 @@ from lyra.config import Settings, TaskSettings
 from lyra.days import cadence_seconds, format_every
 from lyra.ledger import Ledger
 from lyra.money import format_usd, nanos_to_usd, usd_to_nanos
-from lyra.schedule import session_length_s, ticks_in
+from lyra.ops.schedule import session_length_s, ticks_in
 
 HISTORY_S = 7 * 86_400
 EXECUTION_MAX_TOKENS = 150  # what the pipeline's execution-monitoring stage asks for

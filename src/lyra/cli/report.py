@@ -12,7 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import json_default
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from lyra.catalog.models import load_catalog
-from lyra.cli_config import ConfigOption, fail, use_config
+from lyra.cli.common import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.engine import Lyra
 from lyra.errors import LyraError
@@ -108,6 +108,6 @@ def log_config(*, verbose: bool) -> dict[str, Any]:
     }
 
 
-if __name__ == "__main__":  # `python -m lyra.cli_serve ...`, the same command outside the `lyra` group
+if __name__ == "__main__":  # `python -m lyra.cli.serve ...`, the same command outside the `lyra` group
     typer.run(serve)
     sys.exit(0)

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from lyra.live import LiveRunner, account_report
+from lyra.ops.live import LiveRunner, account_report
 from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
 

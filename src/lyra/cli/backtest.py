@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from lyra.cli_config import ConfigOption, fail, use_config
+from lyra.cli.common import ConfigOption, fail, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
 

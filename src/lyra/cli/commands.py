@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lyra.catalog.models import load_catalog
-from lyra.cli_config import ConfigOption, fail, use_config
+from lyra.cli.common import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
@@ -69,7 +69,7 @@ def demo(
     time_scale: Annotated[float, typer.Option(help="Simulator latency scale (1 = real)")] = 0.05,
 ) -> None:
     """A few real routed calls per trading task, printed as a table."""
-    from lyra.demo import run_demo
+    from lyra.cli.demo import run_demo
 
     try:
         path = use_config(config).path
@@ -112,7 +112,7 @@ def models(
                           f"{m.context:,}", f"{m.max_output:,}", status)
         console.print(table)
         return
-    from lyra.demo import live_listing
+    from lyra.cli.demo import live_listing
 
     try:
         loaded = load_config(use_config(config))
@@ -136,7 +136,7 @@ def models(
 
 def _refresh_listing(config: ConfigOption) -> None:
     from lyra.catalog.models import load_listing_cache, save_listing_cache
-    from lyra.demo import live_listing
+    from lyra.cli.demo import live_listing
     from lyra.paths import listing_cache_path
     from lyra.redact import mask_url
 
@@ -167,7 +167,7 @@ def consensus(
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Ask a consensus panel for a trading decision and show every vote."""
-    from lyra.demo import run_consensus
+    from lyra.cli.demo import run_consensus
 
     try:
         path = use_config(config).path
@@ -206,15 +206,10 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra import cli_backtest, cli_budget, cli_live, cli_report, cli_serve, cli_trading, tokens_cli
+    from lyra.cli import backtest, budget, live, report, serve, tokens, trading
 
-    cli_trading.register(app)
-    cli_backtest.register(app)
-    cli_live.register(app)
-    cli_budget.register(app)
-    cli_report.register(app)
-    cli_serve.register(app)
-    tokens_cli.register(app)
+    for commands in (trading, backtest, live, budget, report, serve, tokens):
+        commands.register(app)
 
 
 _register_commands()

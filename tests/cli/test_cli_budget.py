@@ -16,7 +16,7 @@ import typer
 from typer.testing import CliRunner, Result
 
 from lyra import Lyra, LyraError
-from lyra.cli_budget import parse_since, register
+from lyra.cli.budget import parse_since, register
 from lyra.days import budget_day
 from lyra.ledger import Ledger
 from lyra.simulator import Fault, Simulator
@@ -237,7 +237,7 @@ def test_budget_shows_each_tiers_end_of_day_forecast(recorded: Recorded) -> None
 
 def test_budget_caption_names_a_tier_on_pace_to_pass_its_cap() -> None:
     from lyra.budget.governor import CapLine
-    from lyra.cli_budget import BudgetView, budget_table
+    from lyra.cli.budget import BudgetView, budget_table
 
     lines = [CapLine("tier:advanced", 70_000_000_000, 30_000_000_000, 0), CapLine("tier:fast", 20_000_000_000, 1, 0)]
     view = BudgetView("2026-11-25", lines, 0, {"advanced": 90_000_000_000, "fast": 5})

@@ -13,9 +13,9 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli_live import register
+from lyra.cli.live import register
 from lyra.errors import LyraError
-from lyra.monitoring import HealthMonitor, Thresholds, alerts_for, run_doctor
+from lyra.ops.monitoring import HealthMonitor, Thresholds, alerts_for, run_doctor
 from lyra.simulator import Fault, Simulator
 from support import TOKENS, engine_env
 
@@ -44,13 +44,13 @@ async def test_health_task_alerts_and_records_the_fast_models_comment(
     with pytest.raises(LyraError):  # three attempts fail, and the breaker opens
         await lyra.complete(model="deepseek/deepseek-chat", messages=[{"role": "user", "content": "hi"}])
     await lyra.complete(task="market_analysis", messages=[{"role": "user", "content": "trend?"}])
-    with caplog.at_level(logging.WARNING, logger="lyra.monitoring"):
+    with caplog.at_level(logging.WARNING, logger="lyra.ops.monitoring"):
         report = await monitor.run_once(window_sim_s=900)
     assert report.metrics["attempt_errors"] == 3
     assert report.metrics["error_rate_by_model"]["deepseek/deepseek-chat"] == 1.0
     assert any(a.startswith("error rate") for a in report.alerts)
     assert "circuit open for deepseek/deepseek-chat" in report.alerts
-    assert any("health: error rate" in r.getMessage() for r in caplog.records if r.name == "lyra.monitoring")
+    assert any("health: error rate" in r.getMessage() for r in caplog.records if r.name == "lyra.ops.monitoring")
     assert report.comment and not report.comment_error
     assert lyra.ledger is not None
     lyra.ledger.flush()

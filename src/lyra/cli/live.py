@@ -12,12 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from lyra.catalog.models import load_catalog
-from lyra.cli_config import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.config import load_config
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.ledger import Ledger, default_url
-from lyra.live import (
+from lyra.money import format_usd, json_default
+from lyra.ops.live import (
     CcxtMarket,
     Clock,
     LiveRunner,
@@ -28,10 +29,9 @@ from lyra.live import (
     run_replay_day,
     summary,
 )
-from lyra.live_view import status_panel
-from lyra.money import format_usd, json_default
-from lyra.plan import Plan, build_plan
-from lyra.schedule import session_length_s
+from lyra.ops.live_view import status_panel
+from lyra.ops.plan import Plan, build_plan
+from lyra.ops.schedule import session_length_s
 
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON")]
 CLOCKS = ("paced", "simulated")
@@ -159,7 +159,7 @@ def doctor_command(
     ask: Annotated[bool, typer.Option(help="ask a fast model for a summary")] = True,
 ) -> None:
     """Analyse Lyra's recent warnings and errors: findings computed in code, then a fast model's summary."""
-    from lyra.monitoring import run_doctor
+    from lyra.ops.monitoring import run_doctor
 
     try:
         path = use_config(config).path
@@ -213,7 +213,7 @@ async def run_live_command(
 
 
 def main() -> None:
-    """Run these commands alone (`python -m lyra.cli_live live ...`)."""
+    """Run these commands alone (`python -m lyra.cli.live live ...`)."""
     app = typer.Typer(no_args_is_help=True)
     register(app)
     app()

@@ -27,9 +27,9 @@ from lyra.consensus.panel import Consensus, MemberVote, with_instructions
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
-from lyra.monitoring import HealthMonitor
+from lyra.ops.monitoring import HealthMonitor
+from lyra.ops.schedule import Job, periodic_jobs, session_length_s
 from lyra.routing.retry import CircuitBreaker
-from lyra.schedule import Job, periodic_jobs, session_length_s
 from lyra.trading import prompts
 from lyra.trading.account import AccountEvent, BarPrices, PaperAccount, bar_prices
 from lyra.trading.data import Bars, list_samples, load_bars, load_sample
@@ -39,7 +39,7 @@ from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestra
 from lyra.trading.risk import AccountState
 from lyra.types import Completion
 
-log = get_logger("lyra.live")
+log = get_logger("lyra.ops.live")
 WARMUP_BARS = 60  # history a replayed symbol starts with, so that every indicator is defined
 WINDOW_BARS = 120  # bars handed to the features at each tick
 ACCOUNT_TASK = "paper_account"  # the per-bar step that runs each new bar through a symbol's account

@@ -23,7 +23,7 @@ from rich.console import Console
 
 from lyra import Lyra
 from lyra.consensus.decision import DECISION_RESPONSE_FORMAT
-from lyra.live import (
+from lyra.ops.live import (
     ACCOUNT_TASK,
     LiveOrchestrator,
     LiveRunner,
@@ -32,7 +32,7 @@ from lyra.live import (
     load_replay,
     run_replay_day,
 )
-from lyra.live_view import render_status
+from lyra.ops.live_view import render_status
 from lyra.simulator import Simulator
 from lyra.trading.account import AccountEvent, BarPrices, PaperAccount
 from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
@@ -155,7 +155,7 @@ async def test_the_stopped_line_reports_the_account(sim: Simulator, live_config:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LYRA_KEY_", "OPENROUTER"))}
     env |= engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "lyra.cli_live", "live", "--replay", "EURUSD", "--clock", "simulated",
+        sys.executable, "-m", "lyra.cli.live", "live", "--replay", "EURUSD", "--clock", "simulated",
         "--days", "0.25", "--no-panel", "--config", str(config),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
     out, err = await asyncio.wait_for(proc.communicate(), HANG_S)
@@ -179,7 +179,7 @@ def test_the_simulated_clock_is_for_replays_only(tmp_path: Path) -> None:
     import typer
     from typer.testing import CliRunner
 
-    from lyra.cli_live import register
+    from lyra.cli.live import register
 
     app = typer.Typer()
     register(app)

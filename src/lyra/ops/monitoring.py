@@ -20,7 +20,7 @@ from lyra.money import format_usd, usd_to_nanos
 if TYPE_CHECKING:
     from lyra.engine import Lyra
 
-log = get_logger("lyra.monitoring")
+log = get_logger("lyra.ops.monitoring")
 _LOG_LEVELS = ("WARNING", "ERROR", "CRITICAL")
 
 

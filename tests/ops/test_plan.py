@@ -11,11 +11,11 @@ import typer
 from typer.testing import CliRunner
 
 from lyra.catalog.models import load_catalog
-from lyra.cli_live import register
+from lyra.cli.live import register
 from lyra.config import example_config_text, parse_settings
 from lyra.errors import ConfigError
 from lyra.ledger import Ledger, LedgerRow
-from lyra.plan import build_plan
+from lyra.ops.plan import build_plan
 
 
 def _plan(text: str | None = None, ledger: Ledger | None = None):  # type: ignore[no-untyped-def]

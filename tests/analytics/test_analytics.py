@@ -210,7 +210,7 @@ def test_lyra_report_shows_the_paper_accounts_without_starting_the_simulator(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from typer.testing import CliRunner
 
-    from lyra.cli import app
+    from lyra.cli.commands import app
     from lyra.simulator import Simulator
     from support import fast_config_text
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from lyra.cli import app
+from lyra.cli.commands import app
 from support import fast_config_text
 
 runner = CliRunner()
