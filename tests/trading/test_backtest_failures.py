@@ -129,8 +129,7 @@ def test_the_allowed_share_is_an_option(cli: typer.Typer, starved: Path) -> None
 
 def test_the_allowed_share_is_a_setting(cli: typer.Typer, tmp_path: Path) -> None:
     path = tmp_path / "lenient.toml"
-    path.write_text(budget_config_text(daily=0.000001, **{"premium_notional_usd = 10_000":
-                                                          "premium_notional_usd = 10_000\nmax_failed_share = 1"}))
+    path.write_text(budget_config_text(daily=0.000001, **{"max_failed_share = 0.10": "max_failed_share = 1"}))
     result = CliRunner().invoke(cli, ["backtest", "--config", str(path), *WINDOW, "--json"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["failures"]["allowed_share"] == 1.0
