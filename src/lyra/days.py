@@ -10,20 +10,26 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-_UNITS = {"s": 1, "m": 60, "h": 3600}
+HOUR_S = 3_600
 DAY_S = 86_400
+WEEK_S = 7 * DAY_S
+YEAR_S = 31_557_600  # a Julian year, 365.25 days: what annual rates are measured against
+MONTH_S = YEAR_S // 12  # an average month, 30.4375 days
+# Seconds per unit of a cadence ("5m") or a bar interval ("1M" is a month, "m" a minute).
+UNIT_SECONDS = {"s": 1, "m": 60, "h": HOUR_S, "d": DAY_S, "w": WEEK_S, "M": MONTH_S}
+_CADENCE_UNITS = ("s", "m", "h")
 
 
 def cadence_seconds(every: str) -> int | None:
     """Seconds between runs for "30s", "5m" or "1h"; None for events such as "before_trade"."""
-    if len(every) < 2 or every[-1] not in _UNITS or not every[:-1].isdigit():
+    if len(every) < 2 or every[-1] not in _CADENCE_UNITS or not every[:-1].isdigit():
         return None
-    return int(every[:-1]) * _UNITS[every[-1]]
+    return int(every[:-1]) * UNIT_SECONDS[every[-1]]
 
 
 def format_every(seconds: int) -> str:
     """The shortest cadence string for a number of seconds ("2m", "90s", "1h")."""
-    for unit, size in (("h", 3600), ("m", 60)):
+    for unit, size in (("h", HOUR_S), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
@@ -71,7 +77,7 @@ def parse_session(session_utc: str) -> Session:
 def _clock_seconds(hours: int, minutes: int) -> int:
     if hours > 24 or minutes > 59 or (hours == 24 and minutes):
         raise ValueError(f"{hours:02d}:{minutes:02d} is not a time of day; use 00:00 to 24:00")
-    return hours * 3600 + minutes * 60
+    return hours * HOUR_S + minutes * 60
 
 
 def session_seconds(session_utc: str) -> tuple[int, int]:
@@ -92,5 +98,18 @@ def day_bounds(day: str, start_hour: int = 0) -> tuple[float, float]:
     return start.timestamp(), (start + timedelta(days=1)).timestamp()
 
 
-__all__ = ["DAY_S", "Session", "budget_day", "cadence_seconds", "day_bounds", "format_every", "parse_session",
-           "session_seconds"]
+__all__ = [
+    "DAY_S",
+    "HOUR_S",
+    "MONTH_S",
+    "UNIT_SECONDS",
+    "WEEK_S",
+    "YEAR_S",
+    "Session",
+    "budget_day",
+    "cadence_seconds",
+    "day_bounds",
+    "format_every",
+    "parse_session",
+    "session_seconds",
+]

@@ -58,3 +58,14 @@ def test_a_bad_session_is_refused_when_the_file_loads(tmp_path: Path) -> None:
     path.write_text(example_config_text().replace('session_utc = "00:00-24:00"', 'session_utc = "18:00-18:00"'))
     with pytest.raises(ConfigError, match=r"schedule\.session_utc: '18:00-18:00' is empty"):
         load_config(path, environ={})
+
+
+def test_one_table_of_units_for_cadences_intervals_and_years() -> None:
+    from lyra.days import MONTH_S, UNIT_SECONDS, YEAR_S, cadence_seconds
+    from lyra.trading.intervals import _interval_delta
+    from lyra.trading.metrics import periods_per_year
+
+    assert cadence_seconds("5m") == 5 * UNIT_SECONDS["m"] and cadence_seconds("1d") is None  # cadences: s, m, h
+    assert MONTH_S * 12 == YEAR_S and MONTH_S == 30.4375 * 86_400
+    assert _interval_delta("1M").total_seconds() == MONTH_S  # a bar interval and an annual rate agree on a month
+    assert periods_per_year("1M") == 12 and periods_per_year("1h") == YEAR_S / 3_600

@@ -18,12 +18,12 @@ import orjson
 import pytest
 from gateway_support import MESSAGES, OPS_TOKEN
 from quant_support import QUANT_TOKEN, quant_gateway
+from test_analytics import TIERS, fill
 from test_service_secrets import secret_fragments
 
 from lyra import analytics
 from lyra.ledger import Ledger
 from lyra.simulator import Simulator
-from test_analytics import TIERS, fill
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

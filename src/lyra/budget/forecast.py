@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from lyra.days import budget_day, day_bounds
+from lyra.days import DAY_S, budget_day, day_bounds
 from lyra.ledger.records import SpendTotals
 
-DAY_SECONDS = 86_400.0
+DAY_SECONDS = float(DAY_S)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ from typing import Any
 
 from lyra.catalog.models import Catalog
 from lyra.config import Settings, TaskSettings
-from lyra.days import cadence_seconds, format_every
+from lyra.days import DAY_S, cadence_seconds, format_every
 from lyra.ledger import Ledger
 from lyra.money import format_usd, nanos_to_usd, usd_to_nanos
 from lyra.ops.schedule import session_length_s, ticks_in
 
-HISTORY_S = 7 * 86_400
+HISTORY_S = 7 * DAY_S
 EXECUTION_MAX_TOKENS = 150  # what the pipeline's execution-monitoring stage asks for
 HEALTH_TOKENS = (200, 100)  # the metrics JSON and a two-sentence comment
 

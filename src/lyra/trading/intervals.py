@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pandas as pd
 
+from lyra.days import DAY_S, UNIT_SECONDS
 from lyra.trading.datatable import DataError, _Table
 
 _INTERVAL = re.compile(r"^(\d+)(s|m|h|d|w|M)$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 30 * 86400}
 
 
 def _check_interval(interval: str, source: str) -> str:
@@ -26,7 +26,7 @@ def _check_interval(interval: str, source: str) -> str:
 def _interval_delta(interval: str) -> pd.Timedelta:
     match = _INTERVAL.match(interval)
     assert match is not None
-    return pd.Timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    return pd.Timedelta(seconds=int(match.group(1)) * UNIT_SECONDS[match.group(2)])
 
 
 def _infer_interval(table: _Table, times: pd.DatetimeIndex) -> str:
@@ -37,11 +37,11 @@ def _infer_interval(table: _Table, times: pd.DatetimeIndex) -> str:
         )
     steps, counts = np.unique(np.diff(times.asi8), return_counts=True)
     seconds = max(1, round(int(steps[int(np.argmax(counts))]) / 1e9))
-    if 28 * 86400 <= seconds <= 31 * 86400:
+    if 28 * DAY_S <= seconds <= 31 * DAY_S:
         return "1M"
     for unit in ("w", "d", "h", "m"):
-        if seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+        if seconds % UNIT_SECONDS[unit] == 0:
+            return f"{seconds // UNIT_SECONDS[unit]}{unit}"
     return f"{seconds}s"
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_SECONDS_PER_YEAR = 365.25 * 86400
+from lyra.days import DAY_S, UNIT_SECONDS, YEAR_S
+
 _TRADING_DAYS = 252
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "w": 604800, "M": 30.4375 * 86400}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,7 +43,7 @@ def periods_per_year(interval: str) -> float:
     count, unit = int(match.group(1)), match.group(2)
     if unit == "d":
         return _TRADING_DAYS / count
-    return _SECONDS_PER_YEAR / (count * _UNIT_SECONDS[unit])
+    return YEAR_S / (count * UNIT_SECONDS[unit])
 
 
 MIN_MEASURED_DAYS = 30  # a shorter span says too little about how many bars a year the data has
@@ -78,8 +78,8 @@ def annualisation(index: pd.DatetimeIndex, interval: str) -> Annualisation:
     """
     if len(index) >= 2:
         seconds = (index[-1] - index[0]).total_seconds()
-        if seconds >= MIN_MEASURED_DAYS * 86400:
-            return Annualisation(bars_per_year=(len(index) - 1) / (seconds / _SECONDS_PER_YEAR),
+        if seconds >= MIN_MEASURED_DAYS * DAY_S:
+            return Annualisation(bars_per_year=(len(index) - 1) / (seconds / YEAR_S),
                                  measured=True, interval=interval)
     return Annualisation(bars_per_year=periods_per_year(interval), measured=False, interval=interval)
 
@@ -115,7 +115,7 @@ def sharpe(equity: pd.Series, interval: str, *, per_year: float | None = None) -
 
 def annualised(total_return: float, start: pd.Timestamp, end: pd.Timestamp) -> float:
     """Compound annual growth over the calendar span (0 for a span under a day)."""
-    years = (end - start).total_seconds() / _SECONDS_PER_YEAR
+    years = (end - start).total_seconds() / YEAR_S
     if years < 1 / 365 or total_return <= -1:
         return 0.0 if years < 1 / 365 else -1.0
     return float((1 + total_return) ** (1 / years) - 1)
