@@ -13,6 +13,7 @@ from lyra.simulator import Fault, Simulator
 from lyra.trading.data import Bars
 from lyra.trading.pipeline import TradingAIOrchestrator
 from lyra.trading.risk import AccountState, Position
+from lyra.trading.stages import STAGES, single_calls
 from support import ACTIVE_SIGNALS
 
 QUICK = ("google/gemini-2.5-flash-lite", "openai/gpt-4o-mini", "anthropic/claude-3-haiku")
@@ -40,6 +41,11 @@ async def test_six_stages_use_the_configured_tiers(engine: Lyra, bars: Bars) -> 
     assert stages["final_decision"].tier in {"panel:quick", "panel:trade"}
     if decision.action != "HOLD":
         assert stages["execution_monitoring"].tier == "fast"
+    # The table every reader of the pipeline uses says the same, in the same order.
+    assert [s.name for s in STAGES] == list(stages)
+    assert {one.name: one.routed_tier(engine.settings) for one in single_calls()} == {
+        "market_data": "fast", "technical_analysis": "advanced", "risk_assessment": "premium",
+        "execution_monitoring": "fast"}
 
 
 async def test_large_notional_goes_to_the_full_panel(engine: Lyra, bars: Bars) -> None:

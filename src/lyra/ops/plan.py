@@ -14,9 +14,10 @@ from lyra.days import DAY_S, cadence_seconds, format_every
 from lyra.ledger import Ledger
 from lyra.money import format_usd, nanos_to_usd, usd_to_nanos
 from lyra.ops.schedule import session_length_s, ticks_in
+from lyra.trading.stages import stage
 
 HISTORY_S = 7 * DAY_S
-EXECUTION_MAX_TOKENS = 150  # what the pipeline's execution-monitoring stage asks for
+EXECUTION_MAX_TOKENS = stage("execution_monitoring").max_tokens or 150  # what that stage asks for
 HEALTH_TOKENS = (200, 100)  # the metrics JSON and a two-sentence comment
 
 

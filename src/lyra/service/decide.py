@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra.analytics.accounts import gateway_account_name
-from lyra.service.access import panel_tiers, require_tiers, task_tier
+from lyra.service.access import panel_tiers, require_tiers
 from lyra.service.auth import Client
 from lyra.service.body import read_body
 from lyra.service.decide_account import (
@@ -34,6 +34,7 @@ from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.validate import parse_body
 from lyra.trading.data import Bars, DataError, load_bars, load_sample
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
+from lyra.trading.stages import STAGES, stage_tiers
 
 MAX_BARS = 20_000
 MAX_NEWS = 50
@@ -123,9 +124,8 @@ async def _desk(request: Request, gateway: Gateway) -> PaperDesk:
 def pipeline_tiers(gateway: Gateway) -> set[str]:
     """The tiers the pipeline's stages and panels are charged to."""
     lyra, settings = gateway.lyra, gateway.lyra.settings
-    tiers = {"fast"} | {t for name in ("market_analysis", "risk_assessment")
-                        if (t := task_tier(settings, name)) is not None}
-    for panel in ("quick", "trade"):
+    tiers = stage_tiers(settings)
+    for panel in (s.panel for s in STAGES if s.panel is not None):
         if panel in settings.panels:
             tiers |= panel_tiers(lyra, panel)
     return tiers

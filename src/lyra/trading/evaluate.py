@@ -43,6 +43,7 @@ from lyra.trading.features import SIGNIFICANT_DIGITS
 from lyra.trading.metrics import Annualisation, annualisation, curve_stats
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
+from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, Stage, single_calls, stage_models
 
 HIDDEN_FEATURES = ("time", "symbol")
 # Absolute price levels name the asset and the era as surely as a date does: they are rebased so
@@ -183,18 +184,14 @@ def _refused(stage: dict[str, Any]) -> bool:
     return stage.get("error_kind") in kinds or str(stage.get("error", "")).startswith(kinds)
 
 
-def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = ("quick", "trade")
+def cutoff_warnings(lyra: Lyra, start: pd.Timestamp, *, panels: tuple[str, ...] = (SIGNAL_PANEL, FINAL_PANEL)
                     ) -> list[str]:
     """One line per model the pipeline may ask whose training data reaches past the window's start."""
     s = lyra.settings
     names = {n for n in panels if n in s.panels}
     names |= {s.panels[n].escalate_from or n for n in names}
     models = {m.model for n in names if n in s.panels for m in s.panels[n].members}
-    for task in (s.tasks.get("market_analysis"), s.tasks.get("risk_assessment")):
-        if task is not None:
-            models |= set(task.models or s.tiers[task.tier].models)
-    if "fast" in s.tiers:
-        models |= set(s.tiers["fast"].models)
+    models |= stage_models(s)
     return [f"{model}: knowledge cutoff {cutoff} is after the window start {start.date()}; it may "
             f"remember what happened next" for model, cutoff in _cutoffs(lyra.catalog, models)
             if pd.Timestamp(cutoff, tz="UTC") > start]
@@ -484,24 +481,15 @@ def _spend_curve(steps: list[Step]) -> list[list[Any]]:
 
 
 
-def estimate_cost_nanos(lyra: Lyra, decisions: int, *, signal_panel: str = "quick",
-                         final_panel: str = "trade") -> int:
+def estimate_cost_nanos(lyra: Lyra, decisions: int, *, signal_panel: str = SIGNAL_PANEL,
+                        final_panel: str = FINAL_PANEL) -> int:
     """An upper bound of what a backtest will spend: every stage of every decision, at listed prices.
 
     It assumes each decision proposes a trade (risk, final panel and monitoring all run) and that
     the final panel escalates; cache hits and holds make the real figure lower.
     """
     s = lyra.settings
-    per_decision = 0
-    for task_name, count in (("market_analysis", 1), ("risk_assessment", 1)):
-        task = s.tasks.get(task_name)
-        if task is not None:
-            model = (task.models or s.tiers[task.tier].models)[0]
-            per_decision += count * _call_nanos(lyra.catalog, model, task.expected_prompt_tokens,
-                                                 task.expected_completion_tokens)
-    fast = s.tiers.get("fast")
-    if fast is not None:
-        per_decision += 2 * _call_nanos(lyra.catalog, fast.models[0], 700, 200)
+    per_decision = sum(_stage_nanos(lyra, one) for one in single_calls())
     for name in dict.fromkeys((signal_panel, final_panel)):
         panel = s.panels.get(name)
         if panel is None:
@@ -511,6 +499,19 @@ def estimate_cost_nanos(lyra: Lyra, decisions: int, *, signal_panel: str = "quic
         per_decision += sum(_call_nanos(lyra.catalog, m.model, prompt, panel.max_tokens)
                             for m in panel.members)
     return per_decision * decisions
+
+
+def _stage_nanos(lyra: Lyra, one: Stage) -> int:
+    """One single-call stage at its first model's list price: its task's expected tokens, or its own."""
+    s = lyra.settings
+    task = s.tasks.get(one.task) if one.task is not None else None
+    tier = one.routed_tier(s)
+    models = (task.models if task is not None else ()) or (s.tiers[tier].models if tier in s.tiers else [])
+    if not models:
+        return 0
+    prompt = task.expected_prompt_tokens if task is not None else 700
+    completion = one.max_tokens or (task.expected_completion_tokens if task is not None else 200)
+    return _call_nanos(lyra.catalog, models[0], prompt, completion)
 
 
 def _call_nanos(catalog: Catalog, model: str, prompt_tokens: int, completion_tokens: int) -> int:

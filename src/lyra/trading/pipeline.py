@@ -21,6 +21,7 @@ from lyra.trading import prompts
 from lyra.trading.data import Bars
 from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
+from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, stage
 from lyra.types import Completion
 
 StageStatus = Literal["ok", "error", "skipped"]
@@ -94,8 +95,8 @@ class TradeDecision:
 class TradingAIOrchestrator:
     """The origin document's orchestrator: market analysis, signals, risk, validation, decisions."""
 
-    def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = "quick",
-                 final_panel: str = "trade", audit: bool = True,
+    def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = SIGNAL_PANEL,
+                 final_panel: str = FINAL_PANEL, audit: bool = True,
                  feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
                  client: str | None = None) -> None:
         self.lyra = lyra
@@ -113,11 +114,13 @@ class TradingAIOrchestrator:
 
     async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
         """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
+        data, analysis = stage("market_data"), stage("technical_analysis")
         summary, technical = await asyncio.gather(
-            run_stage("market_data", lambda: self.lyra.complete(client=self.client,
-                tier="fast", messages=prompts.market_summary(features), max_tokens=200)),
-            run_stage("technical_analysis", lambda: self.lyra.complete(client=self.client,
-                task="market_analysis", messages=prompts.technical_analysis(features))),
+            run_stage(data.name, lambda: self.lyra.complete(client=self.client, tier=data.tier,
+                task=data.task, messages=prompts.market_summary(features), max_tokens=data.max_tokens)),
+            run_stage(analysis.name, lambda: self.lyra.complete(client=self.client, tier=analysis.tier,
+                task=analysis.task, messages=prompts.technical_analysis(features),
+                max_tokens=analysis.max_tokens)),
         )
         return [summary, technical]
 
@@ -204,8 +207,10 @@ class TradingAIOrchestrator:
         if risk.action == "HOLD":
             return StageResult(stage="execution_monitoring", status="skipped", output="nothing to execute")
         messages = prompts.execution_monitoring(features, action=risk.action, notional_usd=risk.notional_usd)
-        return await run_stage("execution_monitoring", lambda: self.lyra.complete(
-            client=self.client, tier="fast", max_tokens=150, messages=messages))
+        monitor = stage("execution_monitoring")
+        return await run_stage(monitor.name, lambda: self.lyra.complete(
+            client=self.client, tier=monitor.tier, task=monitor.task, max_tokens=monitor.max_tokens,
+            messages=messages))
 
 
 def account_block(account: AccountState, price: float | None) -> dict[str, Any]:
