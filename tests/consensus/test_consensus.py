@@ -154,3 +154,15 @@ async def test_budgets_apply_to_each_member(sim: Simulator, config_path: Callabl
     assert c.action == "HOLD" and c.early_exit
     assert all(v.cost_nanos == 0 for v in c.votes if v.model in refused)
     assert c.cost_nanos == sum(v.cost_nanos for v in c.votes)
+
+
+def test_a_consensus_of_one_is_its_vote() -> None:
+    from lyra.consensus.panel import Consensus, MemberVote
+
+    vote = MemberVote(model="x-ai/grok-4.6", key="", weight=1.0, status="vote", action="BUY", confidence=0.7,
+                      rationale="trend", cost_nanos=1_234, latency_s=0.5)
+    one = Consensus.of_one(vote, panel="task:signal_generation")
+    assert (one.action, one.score, one.agreement, one.reason, one.cost_nanos) == ("BUY", 0.7, 1.0, "trend", 1_234)
+    assert one.rule == "single" and one.votes == [vote] and one.quorum_met
+    with pytest.raises(ValueError, match="needs a vote"):
+        Consensus.of_one(dataclasses.replace(vote, status="abstain", action=None), panel="p")

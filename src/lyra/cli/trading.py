@@ -100,8 +100,8 @@ async def _run(config: Path | None, data: str | None, symbol: str | None, n: int
             task = progress.add_task(f"deciding {name}", total=len(times))
             for t in times:
                 fresh = tape.advance_to(t)  # every bar up to t, once and in order: fills, stops, halts
-                orchestrator.account = paper.state()
-                decision = await orchestrator.decide(name, series, proposed_notional=notional, at=t)
+                decision = await orchestrator.decide(name, series, proposed_notional=notional, at=t,
+                                                     account=paper.state())
                 if fresh:
                     paper.order(decision.action, decision.notional_usd)  # fills at the next bar's open
                     paper.record_decision(decision.cost_nanos)

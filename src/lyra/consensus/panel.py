@@ -70,6 +70,15 @@ class Consensus:
     escalated_from: Consensus | None = None
     supports: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def of_one(cls, vote: MemberVote, *, panel: str) -> Consensus:
+        """The decision of a single voter (a task routed to one model): its vote is the outcome."""
+        if vote.status != "vote" or vote.action is None:
+            raise ValueError("a consensus of one needs a vote with an action")
+        return cls(panel=panel, rule="single", action=vote.action, score=vote.confidence, agreement=1.0,
+                   threshold=0.0, quorum_met=True, reason=vote.rationale, votes=[vote],
+                   cost_nanos=vote.cost_nanos, latency_s=vote.latency_s)
+
     @property
     def abstentions(self) -> list[MemberVote]:
         return [v for v in self.votes if v.status != "vote"]

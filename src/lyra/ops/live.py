@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import heapq
 import itertools
 import signal
@@ -35,7 +34,13 @@ from lyra.trading.account import AccountEvent, BarPrices, PaperAccount, bar_pric
 from lyra.trading.data import Bars, list_samples, load_bars, load_sample
 from lyra.trading.features import features_at
 from lyra.trading.paper import ROAS_DEFINITION, PaperBook, results
-from lyra.trading.pipeline import StageResult, TradeDecision, TradingAIOrchestrator, run_stage
+from lyra.trading.pipeline import (
+    DecisionContext,
+    StageResult,
+    TradeDecision,
+    TradingAIOrchestrator,
+    run_stage,
+)
 from lyra.trading.risk import AccountState
 from lyra.types import Completion
 
@@ -43,10 +48,6 @@ log = get_logger("lyra.ops.live")
 WARMUP_BARS = 60  # history a replayed symbol starts with, so that every indicator is defined
 WINDOW_BARS = 120  # bars handed to the features at each tick
 ACCOUNT_TASK = "paper_account"  # the per-bar step that runs each new bar through a symbol's account
-_SYMBOL: contextvars.ContextVar[str] = contextvars.ContextVar("lyra_live_symbol", default="")
-# The account a tick decides on: the orchestrator is shared by the ticks of every symbol.
-_ACCOUNT: contextvars.ContextVar[AccountState | None] = contextvars.ContextVar("lyra_live_account",
-                                                                               default=None)
 
 
 class Clock(Protocol):
@@ -320,17 +321,9 @@ class LiveOrchestrator(TradingAIOrchestrator):
         super().__init__(lyra, **kwargs)
         self.analysis: dict[str, StageResult] = {}
 
-    @property
-    def account(self) -> AccountState:
-        """The account of the symbol this tick decides for, or the fixed one outside a tick."""
-        return _ACCOUNT.get() or self._fixed_account
-
-    @account.setter
-    def account(self, value: AccountState) -> None:
-        self._fixed_account = value
-
-    async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
-        found = self.analysis.get(_SYMBOL.get())
+    async def analyze_market_conditions(self, features: dict[str, Any],
+                                        context: DecisionContext | None = None) -> list[StageResult]:
+        found = self.analysis.get(context.symbol) if context is not None else None
         return (
             [found]
             if found
@@ -338,7 +331,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
         )
 
     async def generate_trading_signals(
-        self, features: dict[str, Any], news: Sequence[str] = ()
+        self, features: dict[str, Any], news: Sequence[str] = (), context: DecisionContext | None = None
     ) -> tuple[StageResult, Consensus | None]:
         messages = with_instructions(prompts.signal(features, news))
         stage = await run_stage(
@@ -365,27 +358,13 @@ class LiveOrchestrator(TradingAIOrchestrator):
             cost_nanos=stage.cost_nanos,
             latency_s=stage.latency_s,
         )
-        return stage, Consensus(
-            panel="task:signal_generation",
-            rule="single",
-            action=parsed.action,
-            score=parsed.confidence,
-            agreement=1.0,
-            threshold=0.0,
-            quorum_met=True,
-            reason=parsed.rationale,
-            votes=[vote],
-            cost_nanos=stage.cost_nanos,
-            latency_s=stage.latency_s,
-        )
+        return stage, Consensus.of_one(vote, panel="task:signal_generation")
 
     async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float,
                          account: AccountState | None = None) -> TradeDecision:
-        """Decide for one symbol on its own account; context variables, as ticks of several symbols run
-        at once (each tick is a task with its own context)."""
-        _SYMBOL.set(symbol)
-        _ACCOUNT.set(account)
-        return await self.decide(symbol, bars, proposed_notional=notional, at=at)
+        """Decide for one symbol on its own account (ticks of several symbols run at once: each
+        decision carries its own symbol and account to the stages)."""
+        return await self.decide(symbol, bars, proposed_notional=notional, at=at, account=account)
 
 
 class LiveRunner:

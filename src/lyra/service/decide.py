@@ -34,6 +34,7 @@ from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.validate import parse_body
 from lyra.trading.data import Bars, DataError, load_bars, load_sample
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
+from lyra.trading.risk import AccountState
 from lyra.trading.stages import STAGES, stage_tiers
 
 MAX_BARS = 20_000
@@ -74,41 +75,40 @@ async def decide(request: Request) -> Response:
     orchestrator = TradingAIOrchestrator(gateway.lyra, client=client.name)
     symbol = body.symbol or bars.symbol
     if body.account is not None:
-        orchestrator.account = body.account.state()
-        decision = await _run(orchestrator, symbol, bars, body)
+        ruled_on = body.account.state()
+        decision = await _run(orchestrator, symbol, bars, body, ruled_on)
         account = body.account.summary()
     else:
-        decision, account = await _on_server_account(request, gateway, orchestrator, client, symbol, bars,
-                                                     body)
-    answer = with_halt_reason(decision.to_dict() | {"account": account}, orchestrator.account,
-                              gateway.lyra.settings)
+        decision, account, ruled_on = await _on_server_account(request, gateway, orchestrator, client, symbol,
+                                                               bars, body)
+    answer = with_halt_reason(decision.to_dict() | {"account": account}, ruled_on, gateway.lyra.settings)
     answer = gateway.view.for_client(answer, client)  # a client never sees the key names
     return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json")
 
 
-async def _run(orchestrator: TradingAIOrchestrator, symbol: str, bars: Bars, body: DecideBody
-               ) -> TradeDecision:
+async def _run(orchestrator: TradingAIOrchestrator, symbol: str, bars: Bars, body: DecideBody,
+               account: AccountState) -> TradeDecision:
     try:
         return await orchestrator.decide(symbol, bars, proposed_notional=body.proposed_notional,
-                                         news=body.news)
+                                         news=body.news, account=account)
     except DataError as exc:
         raise _data_error(exc, "bars") from None
 
 
 async def _on_server_account(request: Request, gateway: Gateway, orchestrator: TradingAIOrchestrator,
                              client: Client, symbol: str, bars: Bars, body: DecideBody
-                             ) -> tuple[TradeDecision, dict[str, Any]]:
+                             ) -> tuple[TradeDecision, dict[str, Any], AccountState]:
     """Decide on the client's paper account for the symbol: bars first, then the decision, then save."""
     desk = await _desk(request, gateway)
     name = gateway_account_name(client.name, symbol)
     source = "sample" if body.sample is not None else "bars"
     async with desk.hold(name):  # one request at a time per account in this process
         opened = await asyncio.to_thread(desk.open, name, bars.frame, source)
-        orchestrator.account = opened.account.state()
-        decision = await _run(orchestrator, symbol, bars, body)
+        ruled_on = opened.account.state()
+        decision = await _run(orchestrator, symbol, bars, body, ruled_on)
         queued = await asyncio.to_thread(desk.save, name, opened, order_of(decision), bars.frame)
-    return decision, server_summary(name, opened, decision, queued)
+    return decision, server_summary(name, opened, decision, queued), ruled_on
 
 
 async def _desk(request: Request, gateway: Gateway) -> PaperDesk:

@@ -104,12 +104,13 @@ def pipeline_decider(orchestrator: TradingAIOrchestrator, symbol: str, notional:
     panels = (orchestrator.signal_panel, orchestrator.final_panel)
 
     async def decide(known: Bars, t: pd.Timestamp, account: AccountState) -> Step:
-        orchestrator.account = account
         if adaptive is None:
-            decision = await orchestrator.decide(symbol, known, proposed_notional=notional, at=t)
+            decision = await orchestrator.decide(symbol, known, proposed_notional=notional, at=t,
+                                                     account=account)
         else:
             with panel_weights(orchestrator.lyra.settings, panels, adaptive.at(known.frame)):
-                decision = await orchestrator.decide(symbol, known, proposed_notional=notional, at=t)
+                decision = await orchestrator.decide(symbol, known, proposed_notional=notional, at=t,
+                                                     account=account)
         step = Step(time=pd.Timestamp(decision.time), action=decision.action,
                     notional_usd=decision.notional_usd, cost_nanos=decision.cost_nanos,
                     votes=_votes(decision), record=decision_record(decision))

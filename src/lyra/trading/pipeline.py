@@ -92,6 +92,15 @@ class TradeDecision:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class DecisionContext:
+    """One decision's own inputs, handed to every stage: what it is for and the account it is ruled on."""
+
+    symbol: str
+    account: AccountState
+    news: tuple[str, ...] = ()
+
+
 class TradingAIOrchestrator:
     """The origin document's orchestrator: market analysis, signals, risk, validation, decisions."""
 
@@ -112,7 +121,8 @@ class TradingAIOrchestrator:
         self.final_panel = final_panel
         self.audit = audit
 
-    async def analyze_market_conditions(self, features: dict[str, Any]) -> list[StageResult]:
+    async def analyze_market_conditions(self, features: dict[str, Any],
+                                        context: DecisionContext | None = None) -> list[StageResult]:
         """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
         data, analysis = stage("market_data"), stage("technical_analysis")
         summary, technical = await asyncio.gather(
@@ -124,20 +134,23 @@ class TradingAIOrchestrator:
         )
         return [summary, technical]
 
-    async def generate_trading_signals(self, features: dict[str, Any], news: Sequence[str] = ()
+    async def generate_trading_signals(self, features: dict[str, Any], news: Sequence[str] = (),
+                                       context: DecisionContext | None = None
                                        ) -> tuple[StageResult, Consensus | None]:
         """Stage 3: the signal panel's consensus on the features (and fenced news)."""
         return await _panel_stage("signal_generation", lambda: self.lyra.consensus(client=self.client,
             messages=prompts.signal(features, news), panel=self.signal_panel, cascade=False))
 
     async def assess_trade_risk(
-        self, features: dict[str, Any], *, action: str, notional_usd: float, price: float | None = None
+        self, features: dict[str, Any], *, action: str, notional_usd: float, price: float | None = None,
+        context: DecisionContext | None = None,
     ) -> tuple[StageResult, Verdict | None, float | None]:
         """Stage 4: the premium tier's view of the trade, as a structured verdict.
 
         `price` is the real last close (the features' close may be rebased), to value the position.
         """
-        account = account_block(self.account, price if price is not None else _float(features.get("close")))
+        held = context.account if context is not None else self.account
+        account = account_block(held, price if price is not None else _float(features.get("close")))
         result = await run_stage("risk_assessment", lambda: self.lyra.complete(client=self.client,
             task="risk_assessment", response_format=prompts.RISK_SCHEMA,
             messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
@@ -155,15 +168,23 @@ class TradingAIOrchestrator:
         return result
 
     async def decide(self, symbol: str, bars: Bars, *, proposed_notional: float = 5_000.0,
-                     news: Sequence[str] = (), at: Any = None) -> TradeDecision:
-        """Run the six stages on the bars known at `at` (default: the last bar)."""
+                     news: Sequence[str] = (), at: Any = None, account: AccountState | None = None
+                     ) -> TradeDecision:
+        """Run the six stages on the bars known at `at` (default: the last bar).
+
+        `account` is the book this decision is ruled on (default: the orchestrator's own); it travels
+        to every stage in a `DecisionContext`, so one orchestrator can decide for several accounts
+        at once.
+        """
         started = time.monotonic()
+        context = DecisionContext(symbol=symbol, account=account or self.account, news=tuple(news))
         when = at if at is not None else bars.end
         known = features_at(bars, when)
         features = known if self.feature_filter is None else self.feature_filter(raw_features_at(bars, when))
         price, atr = float(known["close"]), _float(known.get("atr"))
         analysis, (signal_stage, signal) = await asyncio.gather(
-            self.analyze_market_conditions(features), self.generate_trading_signals(features, news))
+            self.analyze_market_conditions(features, context),
+            self.generate_trading_signals(features, news, context))
         stages = [*analysis, signal_stage]
         wanted: FinalAction = signal.action if signal is not None else "HOLD"
         verdict: Verdict | None = None
@@ -171,7 +192,8 @@ class TradingAIOrchestrator:
         final: Consensus | None = None
         if wanted in ("BUY", "SELL"):
             (risk_stage, verdict, cap), (final_stage, final) = await asyncio.gather(
-                self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional, price=price),
+                self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional, price=price,
+                                       context=context),
                 _panel_stage("final_decision", lambda: self.lyra.consensus(client=self.client,
                     messages=prompts.signal(features, news), panel=self.final_panel,
                     notional=proposed_notional)))
@@ -184,7 +206,7 @@ class TradingAIOrchestrator:
         failed = review is not None and review.status == "error"
         missing = (review.error or "no answer") if review is not None and failed else None
         risk = self.rules.rule(signal=wanted, proposed_notional_usd=proposed_notional, price=price, atr=atr,
-                               account=self.account, model_verdict=verdict, model_max_notional_usd=cap,
+                               account=context.account, model_verdict=verdict, model_max_notional_usd=cap,
                                review_missing=missing)
         stages.append(await self._monitor(features, risk))
         deciding = final or signal
