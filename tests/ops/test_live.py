@@ -213,7 +213,7 @@ async def test_a_paced_clock_wakes_early_when_stopped() -> None:
     stop.set()
     clock = ReplayClock(1.0)
     await asyncio.wait_for(clock.sleep_until(3600, stop=stop), HANG_S)  # not an hour
-    with pytest.raises(Exception, match="--speed must be above 0"):
+    with pytest.raises(Exception, match="speed must be above 0"):
         ReplayClock(0)
 
 
@@ -292,7 +292,7 @@ def test_ccxt_source_fails_cleanly_without_the_extra(monkeypatch: pytest.MonkeyP
     from lyra.ops.live import CcxtMarket
 
     monkeypatch.setitem(sys.modules, "ccxt", None)  # as if the extra were not installed
-    with pytest.raises(ConfigError, match=r"--ccxt needs the ccxt extra: pip install"):
+    with pytest.raises(ConfigError, match=r"the ccxt market needs the ccxt extra: pip install"):
         CcxtMarket("binance")
 
 

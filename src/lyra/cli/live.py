@@ -180,6 +180,8 @@ async def run_live_command(
         raise ConfigError(f"--clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
     if clock == "simulated" and ccxt is not None:
         raise ConfigError("--clock simulated needs --replay: an exchange's bars arrive in real time")
+    if speed <= 0:
+        raise ConfigError(f"--speed must be above 0, got {speed:g}")
     stop = asyncio.Event()
     install_signal_handlers(stop)
     async with Lyra.from_config(config) as lyra:

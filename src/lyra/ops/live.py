@@ -78,7 +78,7 @@ class ReplayClock:
     def __init__(self, speed: float, *, start_s: float = 0.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         if speed <= 0:
-            raise ConfigError(f"--speed must be above 0, got {speed}")
+            raise ConfigError(f"a paced clock's speed must be above 0, got {speed}")
         self.speed = speed
         self._start = start_s
         self._monotonic = monotonic
@@ -197,6 +197,7 @@ class Market(Protocol):
     """Bars of each symbol as known at a session time, and the closed bars a paper account has not seen."""
 
     bar_s: float  # the session seconds between two bars
+    fetches: bool  # reading it goes over the network (run it off the event loop)
 
     def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]: ...
 
@@ -213,6 +214,8 @@ class ReplayMarket:
     account's tape does not (its time would run backwards): it stops at the file's last bar, and a
     decision on a wrapped window trades nothing.
     """
+
+    fetches = False
 
     def __init__(
         self, bars: Bars, symbols: Sequence[str], *, bar_s: float = 60.0, offset_bars: int = 137
@@ -265,12 +268,14 @@ class CcxtMarket:
     """
 
     bar_s = 60.0
+    fetches = True
 
     def __init__(self, exchange: str) -> None:
         try:
             import ccxt  # noqa: F401
         except ImportError:
-            raise ConfigError("--ccxt needs the ccxt extra: pip install 'lyra-orchestrator[ccxt]'") from None
+            raise ConfigError("the ccxt market needs the ccxt extra: "
+                              "pip install 'lyra-orchestrator[ccxt]'") from None
         self.exchange = exchange
 
     def _closed(self, symbol: str) -> Bars:
@@ -515,7 +520,7 @@ class LiveRunner:
         return done is None or account.last_time > done
 
     async def _tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
-        if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
+        if self.market.fetches:  # a network fetch: keep it off the event loop
             return await asyncio.to_thread(self.market.tape, symbol, at_s, after)
         return self.market.tape(symbol, at_s, after)
 
@@ -559,7 +564,7 @@ class LiveRunner:
     # -- the tasks -------------------------------------------------------------------------
 
     async def _features(self, symbol: str, at_s: float) -> tuple[Bars, Any, dict[str, Any]]:
-        if isinstance(self.market, CcxtMarket):  # a network fetch: keep it off the event loop
+        if self.market.fetches:  # a network fetch: keep it off the event loop
             bars, at = await asyncio.to_thread(self.market.window, symbol, at_s)
         else:
             bars, at = self.market.window(symbol, at_s)
