@@ -418,3 +418,14 @@ def test_summary_latency_stats_equal_a_sort_of_every_ok_request(tmp_path: Path, 
         assert line["p50_latency_ms"] == percentile(values, 0.50)
         assert line["p95_latency_ms"] == percentile(values, 0.95)
         assert line["avg_latency_ms"] == (sum(values) / len(values) if values else None)
+
+
+def test_a_summary_line_is_typed_and_still_reads_as_it_did(make_ledger: MakeLedger) -> None:
+    from lyra.ledger import SummaryLine
+
+    [first, *_] = loaded(make_ledger).summary(since_ts=0, by="model")
+    assert isinstance(first, SummaryLine)
+    assert first.tokens == first.prompt_tokens + first.completion_tokens
+    assert first["cost_nanos"] == first.cost_nanos and dict(first) == first.to_dict()
+    with pytest.raises(KeyError):
+        first["no_such_field"]

@@ -21,7 +21,8 @@ from lyra.analytics.report import (
 )
 from lyra.analytics.window import Window
 from lyra.budget.governor import CapLine
-from lyra.ledger import AuditRecord, Ledger
+from lyra.caps import Cap as CapId
+from lyra.ledger import AuditRecord, Ledger, SummaryLine
 
 SIGNAL_ACTIONS = frozenset({"BUY", "SELL"})
 MAX_DECISIONS = 5_000
@@ -46,8 +47,8 @@ def build_report(
     span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts, "client": client}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
     keys = ([] if client is not None else
-            [_key(line, caps) for line in ledger.summary(by="key", **span) if line["group"] is not None])
-    days = [Spend(str(line["group"]), _int(line["cost_nanos"]), _int(line["requests"]))
+            [_key(line, caps) for line in ledger.summary(by="key", **span) if line.group is not None])
+    days = [Spend(str(line.group), line.cost_nanos, line.requests)
             for line in ledger.summary(by="day", **span)]
     cost = sum(d.cost_nanos for d in days)
     records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts
@@ -72,25 +73,23 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _model(line: dict[str, object], tier_of: Callable[[str], str]) -> ModelStats:
-    name = str(line["group"]) if line["group"] is not None else "(none)"
+def _model(line: SummaryLine, tier_of: Callable[[str], str]) -> ModelStats:
+    name = line.group if line.group is not None else "(none)"
     return ModelStats(
-        model=name, tier=tier_of(name), requests=_int(line["requests"]), errors=_int(line["errors"]),
-        attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
-        cached=_int(line["cached"]), cost_nanos=_int(line["cost_nanos"]),
-        tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
-        avg_latency_ms=_float(line["avg_latency_ms"]), p50_latency_ms=_float(line["p50_latency_ms"]),
-        p95_latency_ms=_float(line["p95_latency_ms"]))
+        model=name, tier=tier_of(name), requests=line.requests, errors=line.errors, attempts=line.attempts,
+        attempt_errors=line.attempt_errors, cached=line.cached, cost_nanos=line.cost_nanos,
+        tokens=line.tokens,
+        avg_latency_ms=line.avg_latency_ms, p50_latency_ms=line.p50_latency_ms,
+        p95_latency_ms=line.p95_latency_ms)
 
 
-def _key(line: dict[str, object], caps: Sequence[CapLine]) -> KeyStats:
-    name = str(line["group"])
-    usd_cap = next((c for c in caps if c.name == f"key:{name}"), None)
-    token_cap = next((c for c in caps if c.name == f"key_tokens:{name}"), None)
+def _key(line: SummaryLine, caps: Sequence[CapLine]) -> KeyStats:
+    name = str(line.group)
+    usd_cap = next((c for c in caps if c.cap == CapId.key(name)), None)
+    token_cap = next((c for c in caps if c.cap == CapId.key_tokens(name)), None)
     return KeyStats(
-        key=name, attempts=_int(line["attempts"]), attempt_errors=_int(line["attempt_errors"]),
-        cost_nanos=_int(line["cost_nanos"]),
-        tokens=_int(line["prompt_tokens"]) + _int(line["completion_tokens"]),
+        key=name, attempts=line.attempts, attempt_errors=line.attempt_errors, cost_nanos=line.cost_nanos,
+        tokens=line.tokens,
         today_spent_nanos=usd_cap.committed if usd_cap else None,
         cap_nanos=usd_cap.limit if usd_cap else None,
         today_tokens=token_cap.committed if token_cap else None,

@@ -24,6 +24,7 @@ from lyra.money import format_usd
 
 if TYPE_CHECKING:
     from lyra.budget.governor import CapLine
+    from lyra.ledger import SummaryLine
 
 console = Console()
 errors = Console(stderr=True)
@@ -201,7 +202,7 @@ class UsageReport:
     since: datetime
     by: str
     ledger: str  # the ledger's URL, password masked
-    rows: list[dict[str, object]]
+    rows: list[SummaryLine]
     simulated: bool = False  # simulator money (no key set), kept apart from real money
 
 
@@ -244,7 +245,8 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
         report = read_usage(use_config(config).path, start, by)
     if as_json:
         _print_json({"since": report.since.isoformat(), "by": report.by, "ledger": report.ledger,
-                     "money": MONEY_SIMULATED if report.simulated else MONEY_REAL, "rows": report.rows})
+                     "money": MONEY_SIMULATED if report.simulated else MONEY_REAL,
+                     "rows": [row.to_dict() for row in report.rows]})
     else:
         console.print(usage_table(report))
 
@@ -264,28 +266,16 @@ def usage_table(report: UsageReport) -> Table:
     table.add_column("p50 ms", justify="right", no_wrap=True)
     table.add_column("p95 ms", justify="right", no_wrap=True)
     for row in report.rows:
-        counts = (f"{_int(row, name):,}" for name in ("requests", "errors"))
-        cost = format_usd(_int(row, "cost_nanos"))
-        table.add_row(_group(row["group"]), *counts, f"{_tokens(row):,}", cost,
-                      _latency(row["p50_latency_ms"]), _latency(row["p95_latency_ms"]))
+        table.add_row(_group(row.group), f"{row.requests:,}", f"{row.errors:,}", f"{row.tokens:,}",
+                      format_usd(row.cost_nanos), _latency(row.p50_latency_ms), _latency(row.p95_latency_ms))
     if not report.rows:
         table.add_row("(nothing recorded in this window)", *[""] * 6)
     return table
 
 
-def _int(row: dict[str, object], key: str) -> int:
-    value = row[key]
-    return value if isinstance(value, int) else 0
-
-
-def _tokens(row: dict[str, object]) -> int:
-    return _int(row, "prompt_tokens") + _int(row, "completion_tokens")
-
-
-def _totals(rows: Sequence[dict[str, object]]) -> dict[str, int]:
-    summed = ("requests", "errors", "cost_nanos")
-    totals = {key: sum(_int(r, key) for r in rows) for key in summed}
-    return totals | {"tokens": sum(_tokens(r) for r in rows)}
+def _totals(rows: Sequence[SummaryLine]) -> dict[str, int]:
+    return {"requests": sum(r.requests for r in rows), "errors": sum(r.errors for r in rows),
+            "cost_nanos": sum(r.cost_nanos for r in rows), "tokens": sum(r.tokens for r in rows)}
 
 
 def _group(value: object) -> Text:

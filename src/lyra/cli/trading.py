@@ -7,7 +7,7 @@ import collections
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
+
+if TYPE_CHECKING:
+    from lyra.ledger import SummaryLine
 
 # Piped output (logs, CI) gets a wide table instead of one truncated to 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -154,7 +157,7 @@ def _load(data: str, symbol: str | None, load_bars: Any, load_sample: Any) -> An
     return load_bars(data, symbol=symbol)
 
 
-def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], by_model: list[dict[str, Any]],
+def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], by_model: list[SummaryLine],
             simulated: bool) -> dict[str, Any]:
     return {
         "symbol": symbol, "interval": interval, "simulated": simulated,
@@ -163,8 +166,8 @@ def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], b
         "cost_nanos": sum(d.cost_nanos for d in decisions),
         "caps": [{"name": c.name, "limit": c.limit, "committed": c.committed, "unit": c.unit}
                  for c in caps if c.committed or c.name == "global" or c.name.startswith("tier:")],
-        "latency_by_model": [{"model": r["group"], "requests": r["requests"], "avg_ms": r["avg_latency_ms"],
-                              "p95_ms": r["p95_latency_ms"], "errors": r["errors"]} for r in by_model],
+        "latency_by_model": [{"model": r.group, "requests": r.requests, "avg_ms": r.avg_latency_ms,
+                              "p95_ms": r.p95_latency_ms, "errors": r.errors} for r in by_model],
         "errors": [e for d in decisions for e in d.errors],
     }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditRecord, AuditTrail, ChainCheck
 from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
-from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals
+from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals, SummaryLine
 from lyra.ledger.schema import USAGE_TABLE
 from lyra.ledger.store import ENV_URL, Ledger, data_folder, default_url
 
@@ -22,6 +22,7 @@ __all__ = [
     "Ledger",
     "LedgerRow",
     "SpendTotals",
+    "SummaryLine",
     "data_folder",
     "default_url",
     "percentile",

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, case, func, select
 
-from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
+from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals, SummaryLine
 from lyra.ledger.schema import UtcDay, usage
 
 SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day")
@@ -59,7 +59,7 @@ def _group_expression(by: str) -> ColumnElement[Any]:
 
 
 def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str,
-            simulated: bool = False, client: str | None = None) -> list[dict[str, object]]:
+            simulated: bool = False, client: str | None = None) -> list[SummaryLine]:
     """Per group: request, attempt and error counts, billed tokens and cost, latency of ok requests.
 
     Tokens and cost come from attempt rows (what was billed); `requests`, `errors` (failed
@@ -99,29 +99,31 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
         .where(*window)
         .group_by(group)
     )
-    lines: dict[object, dict[str, object]] = {}
     names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
              "cost_nanos", "cached")
+    counts: dict[object, dict[str, int]] = {}
     for grp, *sums in conn.execute(totals):
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
-        lines[grp] = {"group": grp} | {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
-        lines[grp] |= {"avg_latency_ms": None, "p50_latency_ms": None, "p95_latency_ms": None}
+        counts[grp] = {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
     # Each row carries its group's size, counted in the same statement (so in the same snapshot).
     size = func.count().over(partition_by=_group_expression(by))
     ordered = select(group, c.latency_ms, size).where(*window, timed).order_by(group, c.latency_ms)
-    for grp, (avg, p50, p95) in _latency_stats(conn, ordered).items():
-        if grp in lines:
-            lines[grp] |= {"avg_latency_ms": avg, "p50_latency_ms": p50, "p95_latency_ms": p95}
-
+    latency = _latency_stats(conn, ordered)
+    lines = [_line(grp, sums, latency.get(grp)) for grp, sums in counts.items()]
     if by == "day":
-        return sorted(lines.values(), key=lambda line: str(line["group"]))
-    return sorted(lines.values(), key=_by_cost_then_requests)
+        return sorted(lines, key=lambda line: str(line.group))
+    return sorted(lines, key=lambda line: (-line.cost_nanos, -line.requests, str(line.group)))
 
 
-def _by_cost_then_requests(line: dict[str, object]) -> tuple[int, int, str]:
-    cost, requests = line["cost_nanos"], line["requests"]
-    assert isinstance(cost, int) and isinstance(requests, int)
-    return (-cost, -requests, str(line["group"]))
+def _line(group: object, sums: dict[str, int],
+          latency: tuple[float, float | None, float | None] | None) -> SummaryLine:
+    avg, p50, p95 = latency if latency is not None else (None, None, None)
+    return SummaryLine(group=None if group is None else str(group), requests=sums["requests"],
+                       attempts=sums["attempts"], errors=sums["errors"],
+                       attempt_errors=sums["attempt_errors"],
+                       prompt_tokens=sums["prompt_tokens"], completion_tokens=sums["completion_tokens"],
+                       cost_nanos=sums["cost_nanos"], cached=sums["cached"], avg_latency_ms=avg,
+                       p50_latency_ms=p50, p95_latency_ms=p95)
 
 
 def _latency_stats(conn: Connection, ordered: Select[Any]

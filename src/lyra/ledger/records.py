@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 
 KINDS = ("attempt", "request")
 STATUSES = ("ok", "error", "skipped")
@@ -60,3 +60,47 @@ class SpendTotals:
 
 
 __all__ = ["KINDS", "ROW_FIELDS", "STATUSES", "LedgerRow", "SpendTotals"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SummaryLine:
+    """One group of a ledger summary (a model, key, task, tier, client or UTC day).
+
+    Tokens and cost come from attempt rows (what was billed); `requests`, `errors` (failed
+    requests), `cached` and the latencies (of successful requests, in milliseconds; None when
+    there were none) come from request rows; `attempt_errors` counts failed attempts.
+    """
+
+    group: str | None
+    requests: int = 0
+    attempts: int = 0
+    errors: int = 0
+    attempt_errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_nanos: int = 0
+    cached: int = 0
+    avg_latency_ms: float | None = None
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, object]:
+        """The line as JSON values (the shape `lyra usage --json` and `/v1/usage` print)."""
+        return asdict(self)
+
+    # Scripts written when summary lines were dicts read them as mappings: `line["cost_nanos"]`,
+    # `dict(line)`. Both still work.
+    def keys(self) -> tuple[str, ...]:
+        return _SUMMARY_FIELDS
+
+    def __getitem__(self, name: str) -> object:
+        if name not in _SUMMARY_FIELDS:
+            raise KeyError(name)
+        return getattr(self, name)
+
+
+_SUMMARY_FIELDS = tuple(f.name for f in fields(SummaryLine))

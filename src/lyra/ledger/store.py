@@ -16,7 +16,7 @@ from lyra.errors import LedgerUnavailable
 from lyra.ledger import queries
 from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditTrail
-from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals
+from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals, SummaryLine
 from lyra.ledger.schema import (
     USAGE_TABLE,
     create_ledger_engine,
@@ -186,7 +186,7 @@ class Ledger:
             return queries.spend_between(conn, start_ts, end_ts, simulated=self.simulated)
 
     def summary(self, *, since_ts: float, by: str, until_ts: float | None = None,
-                client: str | None = None) -> list[dict[str, object]]:
+                client: str | None = None) -> list[SummaryLine]:
         """One line per model, key, task, tier, client or UTC day: counts, tokens, cost and latency.
 
         Each line has group, requests, attempts, errors (failed requests), attempt_errors,

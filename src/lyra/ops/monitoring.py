@@ -57,12 +57,12 @@ def window_metrics(
     latencies: list[float] = []
     worst: dict[str, float] = {}
     for line in ledger.summary(since_ts=since_ts, until_ts=until_ts, by="model"):
-        a, e, c = (int(line[k]) for k in ("attempts", "attempt_errors", "cost_nanos"))  # type: ignore[call-overload]
-        attempts, errors, cost = attempts + a, errors + e, cost + c
-        if a:
-            worst[str(line["group"])] = round(e / a, 4)
-        if isinstance(line["avg_latency_ms"], float):
-            latencies.append(line["avg_latency_ms"])
+        attempts, errors = attempts + line.attempts, errors + line.attempt_errors
+        cost += line.cost_nanos
+        if line.attempts:
+            worst[str(line.group)] = round(line.attempt_errors / line.attempts, 4)
+        if line.avg_latency_ms is not None:
+            latencies.append(line.avg_latency_ms)
     day_pace = usd_to_nanos(daily_usd) * window_sim_s / 86_400
     return {
         "attempts": attempts,

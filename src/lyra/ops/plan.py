@@ -159,13 +159,10 @@ def measured_tokens(ledger: Ledger, *, now: float | None = None) -> dict[str, To
     since = (now if now is not None else time.time()) - HISTORY_S
     found: dict[str, Tokens] = {}
     for line in ledger.summary(since_ts=since, by="task"):
-        task, attempts, errors = line["group"], line["attempts"], line["attempt_errors"]
-        prompt, completion = line["prompt_tokens"], line["completion_tokens"]
-        assert isinstance(attempts, int) and isinstance(errors, int)
-        assert isinstance(prompt, int) and isinstance(completion, int)
-        ok = attempts - errors
-        if isinstance(task, str) and ok > 0 and prompt > 0:
-            found[task] = Tokens(round(prompt / ok), round(completion / ok), "ledger")
+        ok = line.attempts - line.attempt_errors
+        if line.group is not None and ok > 0 and line.prompt_tokens > 0:
+            found[line.group] = Tokens(round(line.prompt_tokens / ok), round(line.completion_tokens / ok),
+                                       "ledger")
     return found
 
 

@@ -52,7 +52,7 @@ def _summary(ledger: Ledger, since: float, by: str, client: str | None) -> list[
     """Commit queued rows first, so the answer includes the requests just made."""
     with contextlib.suppress(TimeoutError):  # a slow database: answer with what is committed
         ledger.flush(_FLUSH_TIMEOUT_S)
-    return ledger.summary(since_ts=since, by=by, client=client)
+    return [line.to_dict() for line in ledger.summary(since_ts=since, by=by, client=client)]
 
 
 async def budget(request: Request) -> Response:
