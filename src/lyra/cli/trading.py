@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from lyra.caps import CapScope
 from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
@@ -165,7 +166,7 @@ def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], b
         "by_action": dict(collections.Counter(d.action for d in decisions)),
         "cost_nanos": sum(d.cost_nanos for d in decisions),
         "caps": [{"name": c.name, "limit": c.limit, "committed": c.committed, "unit": c.unit}
-                 for c in caps if c.committed or c.name == "global" or c.name.startswith("tier:")],
+                 for c in caps if c.committed or c.cap.scope in (CapScope.GLOBAL, CapScope.TIER)],
         "latency_by_model": [{"model": r.group, "requests": r.requests, "avg_ms": r.avg_latency_ms,
                               "p95_ms": r.p95_latency_ms, "errors": r.errors} for r in by_model],
         "errors": [e for d in decisions for e in d.errors],

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from lyra.caps import CapScope
 from lyra.ops.live import LiveRunner, account_report
 from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
@@ -66,7 +67,7 @@ def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
     for column in ("cap", "spent", "limit"):
         spend.add_column(column)
     for cap in caps:
-        if cap.unit == "usd" and (cap.committed or cap.name == "global"):
+        if cap.unit == "usd" and (cap.committed or cap.cap.scope is CapScope.GLOBAL):
             spend.add_row(cap.name, format_usd(cap.committed), format_usd(cap.limit))
     roas = f"return on AI spend ({ROAS_UNIT}): {ROAS_DEFINITION}"
     notes = [*runner.status.events[-3:], *runner.status.errors[-5:]]

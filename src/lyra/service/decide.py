@@ -31,6 +31,7 @@ from lyra.service.decide_account import (
 )
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import Gateway, gateway_of
+from lyra.service.tenancy import own_cap_name
 from lyra.service.validate import parse_body
 from lyra.trading.data import Bars, DataError, load_bars, load_sample
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
@@ -136,7 +137,7 @@ async def _require_budget(gateway: Gateway, client: Client) -> None:
     if governor is None:
         return
     caps = await governor.snapshot()
-    mine = next((cap for cap in caps if cap.name == f"client:{client.name}"), None)
+    mine = next((cap for cap in caps if cap.name == own_cap_name(client)), None)
     if mine is not None and mine.remaining <= 0:
         raise ApiError(402, f"client {client.name!r} has no budget left today", type="insufficient_quota",
                        code="budget_exceeded")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lyra.budget.governor import CapLine
+from lyra.caps import Cap
 from lyra.errors import BudgetExceeded, LyraError
 from lyra.money import format_usd, usd_json
 from lyra.service.auth import Client
@@ -21,7 +22,8 @@ from lyra.service.errors import ApiError, from_lyra_error
 
 
 def own_cap_name(client: Client) -> str:
-    return f"client:{client.name}"
+    """The label of the client's own daily cap."""
+    return Cap.client(client.name).label
 
 
 def visible_caps(caps: Sequence[CapLine], client: Client) -> list[CapLine]:
