@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import typer
 
 from lyra import Lyra
 from lyra.simulator import Simulator
@@ -42,3 +43,15 @@ async def engine(sim: Simulator, config_path: Callable[..., Path], tmp_path: Pat
     edits = getattr(request.module, "ENGINE_EDITS", {})
     async with Lyra.from_config(config_path(**edits), environ=env) as lyra:
         yield lyra
+
+
+@pytest.fixture
+def cli() -> typer.Typer:
+    """`lyra backtest` and `lyra run`, as the `lyra` command has them."""
+    from lyra.cli.backtest import register as register_backtest
+    from lyra.cli.trading import register as register_run
+
+    app = typer.Typer()
+    register_backtest(app)
+    register_run(app)
+    return app

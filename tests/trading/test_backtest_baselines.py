@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli.backtest import register
 from lyra.trading.backtest import Costs, Window
 from lyra.trading.data import Bars, load_bars, load_sample
 from lyra.trading.evaluate import FULLY_INVESTED, BacktestOptions, run_backtest
@@ -79,17 +78,6 @@ async def test_every_strategy_says_how_it_is_sized_in_the_json_the_table_and_the
     for s in report["strategies"]:
         assert s["label"] in page and s["sizing"].replace("'", "&#x27;") in page
 
-
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:
-        pass
-
-    return app
 
 
 def test_the_table_labels_each_strategy_with_its_sizing(cli: typer.Typer) -> None:

@@ -12,8 +12,6 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli.backtest import register as register_backtest
-from lyra.cli.trading import register as register_run
 from lyra.trading.backtest import Window
 from lyra.trading.data import Bars
 from lyra.trading.evaluate import BacktestOptions, failure_summary, run_backtest
@@ -77,13 +75,6 @@ async def test_budget_refusals_are_failed_stages_on_every_decision(engine: Lyra,
     assert pipeline["failed_decisions"] == len(records) and pipeline["failed_share"] == 1.0
     assert all(s["failed_decisions"] is None for s in report["strategies"] if s["name"] != "pipeline")
 
-
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    register_backtest(app)
-    register_run(app)
-    return app
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lyra.cli.backtest import register
 from lyra.simulator import Simulator
 from lyra.trading.backtest import Step, Vote
 from lyra.trading.data import load_sample
@@ -21,17 +20,6 @@ from support import decided_trades, engine_env
 
 WINDOW = ["--from", "2018-03-01", "--every", "10"]
 
-
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:  # a second command keeps `backtest` a named subcommand
-        pass
-
-    return app
 
 
 def invoke(app: typer.Typer, *args: str, input: str | None = None) -> tuple[int, str, str]:

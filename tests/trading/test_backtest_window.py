@@ -13,7 +13,6 @@ import typer
 from typer.testing import CliRunner
 
 from lyra import Lyra
-from lyra.cli.backtest import register
 from lyra.trading.backtest import Window
 from lyra.trading.data import Bars, load_bars, load_sample
 from lyra.trading.evaluate import FULLY_INVESTED, BacktestOptions, run_backtest
@@ -116,17 +115,6 @@ async def test_hourly_fx_is_annualised_with_its_own_bars_a_year(engine: Lyra) ->
     calendar = returns.mean() / returns.std(ddof=1) * math.sqrt(periods_per_year("1h"))
     assert abs(full["sharpe"]) < abs(calendar)  # no longer overstated by calendar hours
 
-
-@pytest.fixture
-def cli() -> typer.Typer:
-    app = typer.Typer()
-    register(app)
-
-    @app.command("noop")
-    def noop() -> None:
-        pass
-
-    return app
 
 
 def test_the_cli_reports_the_window_it_measured(cli: typer.Typer) -> None:
