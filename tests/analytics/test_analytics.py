@@ -13,15 +13,12 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from ledger_fill import DAY1, DAY2, TIERS, fill
 from lyra import analytics
 from lyra.analytics import AdviceRules, ModelStats, WindowError, build_report, routing_advice
 from lyra.budget.governor import CapLine
-from lyra.ledger import Ledger, LedgerRow
+from lyra.ledger import Ledger
 from lyra.money import json_default
-
-DAY1 = datetime(2025, 1, 30, 12, tzinfo=UTC).timestamp()
-DAY2 = datetime(2025, 2, 1, 9, tzinfo=UTC).timestamp()
-TIERS = {"fast/a": "fast", "fast/b": "fast", "fast/c": "fast", "premium/x": "premium"}
 
 
 @pytest.fixture
@@ -32,32 +29,11 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger.close()
 
 
-def request(ledger: Ledger, ts: float, model: str, key: str, *, latency: float, cost: int,
-            ok: bool = True) -> None:
-    """One request with one attempt, as the router records it."""
-    rid = f"r{ts}{model}{latency}{cost}"
-    status = "ok" if ok else "error"
-    common = {"ts": ts, "request_id": rid, "tier": TIERS[model], "served_model": model, "key_name": key,
-              "cost_nanos": cost if ok else 0, "latency_ms": latency, "status": status,
-              "prompt_tokens": 100, "completion_tokens": 20}
-    ledger.write(LedgerRow(kind="attempt", **common))
-    ledger.write(LedgerRow(kind="request", **common))
-
-
 def decision(ledger: Ledger, action: str, votes: list[tuple[str, str]], agreement: float, cost: int) -> None:
     panel = {"panel": "trade", "action": action, "agreement": agreement,
              "votes": [{"model": m, "served_model": m, "status": "vote", "action": a, "confidence": 0.8,
                         "weight": 0.5} for m, a in votes]}
     ledger.audit.append({"signal": panel, "final": None}, symbol="GOOGL", action=action, cost_nanos=cost)
-
-
-def fill(ledger: Ledger) -> None:
-    for i in range(6):
-        request(ledger, DAY1 + i, "fast/a", "xai", latency=100 + i, cost=1_000)
-        request(ledger, DAY1 + i, "fast/b", "xai", latency=110 + i, cost=1_200)
-        request(ledger, DAY2 + i, "fast/c", "codex", latency=400 + i, cost=5_000, ok=i < 3)
-    request(ledger, DAY2, "premium/x", "premium", latency=2000, cost=90_000)
-    ledger.flush(5)
 
 
 def test_a_window_is_a_span_back_from_now_or_one_utc_day() -> None:

@@ -18,9 +18,9 @@ import orjson
 import pytest
 from gateway_support import MESSAGES, OPS_TOKEN
 from quant_support import QUANT_TOKEN, quant_gateway
-from test_analytics import TIERS, fill
 from test_service_secrets import secret_fragments
 
+from ledger_fill import TIERS, fill
 from lyra import analytics
 from lyra.ledger import Ledger
 from lyra.simulator import Simulator

@@ -109,7 +109,23 @@ async def test_a_missing_token_is_a_401_before_the_body_is_read(http: tuple[aioh
     async with session.post(f"{base}/chat/completions", data=b"not even json") as r:
         assert r.status == 401
         assert r.headers["WWW-Authenticate"] == "Bearer"
-        assert error_of(await r.json())["code"] == "invalid_api_key"
+        error = error_of(await r.json())
+        assert error["code"] == "invalid_api_key" and error["type"] == "authentication_error"
+
+
+async def test_every_answer_carries_a_request_id(http: tuple[aiohttp.ClientSession, str]) -> None:
+    session, base = http
+    seen = set()
+    for method, path, headers in (("POST", "/chat/completions", {}), ("GET", "/embeddings", AUTH),
+                                  ("GET", "/models", AUTH)):
+        async with session.request(method, f"{base}{path}", headers=headers) as r:
+            assert r.headers["x-request-id"].startswith("req-"), (path, r.status)
+            seen.add(r.headers["x-request-id"])
+    assert len(seen) == 3  # one per answer
+    async with session.get(f"{base}/models", headers={**AUTH, "x-request-id": "desk-7f3a:42"}) as r:
+        assert r.headers["x-request-id"] == "desk-7f3a:42"  # the caller's own, echoed
+    async with session.get(f"{base}/models", headers={**AUTH, "x-request-id": "bad id\twith\tspaces"}) as r:
+        assert r.headers["x-request-id"].startswith("req-")  # not a plain token: a new one
 
 
 async def test_an_unknown_route_answers_in_the_same_error_shape(http: tuple[aiohttp.ClientSession, str]) -> None:

@@ -50,4 +50,6 @@ class ClientAuth:
 
 
 def _unauthorized(message: str) -> ApiError:
-    return ApiError(401, message, code="invalid_api_key")
+    # OpenAI's type for a bad or missing key: clients (LiteLLM, the openai SDK) map it to their
+    # authentication error, not to a bad request.
+    return ApiError(401, message, type="authentication_error", code="invalid_api_key")

@@ -4,17 +4,31 @@ and answering an unexpected exception without dropping the client's connection."
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lyra.ids import new_id
 from lyra.log import get_logger
 from lyra.observe.metrics import Metrics
 from lyra.service.errors import from_unexpected
 
 access_log = get_logger("lyra.service.access")
+# A caller's own request id is echoed when it is a plain token (letters, digits, - _ . :), up to 128.
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_of(scope: Scope) -> str:
+    """The caller's `x-request-id` when it is a plain token, else a new one: every answer carries it."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            text = bytes(value).decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return f"req-{new_id()}"
 
 
 class ObserveRequests:
@@ -35,10 +49,14 @@ class ObserveRequests:
         started = time.perf_counter()
         status = 500
 
+        request_id = request_id_of(scope)
+
         async def observe_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"x-request-id", request_id.encode())]}
             await send(message)
 
         try:
