@@ -29,7 +29,7 @@ from lyra.routing.keys import KeyPool
 from lyra.routing.limits import RateLimiter
 from lyra.routing.policy import RoutePolicy
 from lyra.routing.retry import Backoff, CircuitBreaker
-from lyra.routing.router import Recorder, Router
+from lyra.routing.router import Recorder, Router, StreamProgress
 from lyra.state import StateBackend, open_backend
 from lyra.types import CacheMode, Completion, CompletionRequest, Message, RequestOptions
 
@@ -409,7 +409,13 @@ class CompletionStream:
 
     def __init__(self, router: Router, request: CompletionRequest) -> None:
         self._sink: list[Completion] = []
-        self._pieces = router.stream(request, self._sink)
+        self._progress = StreamProgress()
+        self._pieces = router.stream(request, self._sink, self._progress)
+
+    @property
+    def model(self) -> str | None:
+        """The model serving the stream, known from its first chunk (before the first text)."""
+        return self._progress.model
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._pieces

@@ -45,9 +45,10 @@ async def test_model_may_name_a_tier_or_a_task(desk: openai.AsyncOpenAI, name: s
 async def test_a_streamed_completion_arrives_in_chunks_with_usage_at_the_end(desk: openai.AsyncOpenAI) -> None:
     stream = await desk.chat.completions.create(model="tier:fast", messages=MESSAGES,
                                                 max_tokens=80, stream=True)
-    pieces, usage, finish = [], None, None
+    pieces, usage, finish, models = [], None, None, set()
     async for chunk in stream:
         assert chunk.object == "chat.completion.chunk"
+        models.add(chunk.model)
         for choice in chunk.choices:
             pieces.append(choice.delta.content or "")
             finish = choice.finish_reason or finish
@@ -57,6 +58,15 @@ async def test_a_streamed_completion_arrives_in_chunks_with_usage_at_the_end(des
     assert finish in ("stop", "length")
     assert usage is not None and usage.completion_tokens > 0
     assert usage.model_dump()["cost"] > 0
+    [served] = models  # the served model on every chunk, never the target `tier:fast`
+    assert "/" in served
+
+
+async def test_a_seeded_stream_with_provider_preferences_still_streams(desk: openai.AsyncOpenAI) -> None:
+    stream = await desk.chat.completions.create(model="tier:fast", messages=MESSAGES, max_tokens=80, stream=True,
+                                                seed=7, extra_body={"provider": {"sort": "price"}})
+    texts = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+    assert len(texts) > 1  # piece by piece, not one burst at the end
 
 
 async def test_structured_output_passes_the_json_schema_through(desk: openai.AsyncOpenAI) -> None:
@@ -69,7 +79,7 @@ async def test_structured_output_passes_the_json_schema_through(desk: openai.Asy
     assert decision["action"] in ("buy", "sell", "hold")
 
 
-async def test_structured_output_when_streamed_arrives_whole(desk: openai.AsyncOpenAI) -> None:
+async def test_structured_output_streams_and_parses(desk: openai.AsyncOpenAI) -> None:
     stream = await desk.chat.completions.create(
         model="openai/gpt-4o-mini", messages=MESSAGES, max_tokens=200, stream=True,
         response_format={"type": "json_schema", "json_schema": {"name": "decision", "schema": DECISION_SCHEMA}})

@@ -94,6 +94,13 @@ class Answer:
 
 
 @dataclass(slots=True)
+class StreamProgress:
+    """What a stream's caller can know before it ends: the model serving the current attempt."""
+
+    model: str | None = None
+
+
+@dataclass(slots=True)
 class AttemptRun:
     """One attempt in flight: when it began, whether text reached the caller, the generation id."""
 
@@ -166,12 +173,19 @@ class Router:
             pass  # a non-streamed attempt yields no text
         return sink[0]
 
-    def stream(self, request: CompletionRequest, sink: list[Completion]) -> AsyncIterator[str]:
+    def stream(self, request: CompletionRequest, sink: list[Completion],
+               progress: StreamProgress | None = None) -> AsyncIterator[str]:
         """Yield text as it arrives; retries happen only before the first piece of text.
 
-        The final Completion is appended to `sink` when the stream ends.
+        The final Completion is appended to `sink` when the stream ends; `progress.model` names the
+        model serving the attempt under way from its first chunk on, before any text is yielded.
         """
-        return self._drive(request, self._stream_attempt, sink)
+        watched = progress or StreamProgress()
+
+        def call(ctx: AttemptContext, timeout_s: float, run: AttemptRun) -> AsyncIterator[str | Answer]:
+            return self._stream_attempt(ctx, timeout_s, run, watched)
+
+        return self._drive(request, call, sink)
 
     async def _drive(self, request: CompletionRequest, call: AttemptCall,
                      sink: list[Completion]) -> AsyncIterator[str]:
@@ -221,14 +235,16 @@ class Router:
         yield Answer(text=result.text, usage=result.usage, served=result.model, provider=result.provider,
                      generation_id=result.id, finish_reason=result.finish_reason)
 
-    async def _stream_attempt(self, ctx: AttemptContext, timeout_s: float,
-                              run: AttemptRun) -> AsyncIterator[str | Answer]:
+    async def _stream_attempt(self, ctx: AttemptContext, timeout_s: float, run: AttemptRun,
+                              progress: StreamProgress) -> AsyncIterator[str | Answer]:
         pieces: list[str] = []
         meta: dict[str, Any] = {}
         usage_seen: Usage | None = None
         async for delta in self.transport.stream(self._body(ctx, stream=True),
                                                  api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s):
-            meta.setdefault("model", delta.model)
+            if "model" not in meta:
+                meta["model"] = delta.model
+                progress.model = delta.model or ctx.model.id
             meta.setdefault("provider", delta.provider)
             if run.generation_id is None:
                 run.generation_id = delta.id

@@ -26,18 +26,12 @@ async def chat_completions(request: Request) -> Response:
     client = await gateway.admit(request)
     call = parse_chat(await read_body(request, gateway.options), gateway.options)
     target = gateway.targets.resolve(call.model, client, call.max_tokens)
-    # The engine streams plain text only; structured or seeded requests are answered whole and
-    # sent as one chunk, so a streaming client still gets what it asked for.
-    if call.stream and call.response_format is None and call.seed is None and call.provider is None:
+    if call.stream:
         return await _stream(gateway, call, target, client)
     completion = await gateway.lyra.complete(
         messages=call.messages, task=target.task, tier=target.tier, model=target.model,
         max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
         provider=call.provider, seed=call.seed, client=client.name)
-    if call.stream:
-        writer = ChunkWriter(completion.model)
-        body = writer.text(completion.text) + writer.end(completion)
-        return Response(body, media_type="text/event-stream", headers=_SSE_HEADERS)
     return Response(chat_completion(completion), media_type="application/json")
 
 
@@ -45,13 +39,15 @@ async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Clie
     """Start the stream before answering, so a refusal or failure still gets its own status."""
     stream = gateway.lyra.stream(
         messages=call.messages, task=target.task, tier=target.tier, model=target.model,
-        max_tokens=call.max_tokens, temperature=call.temperature, client=client.name)
+        max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
+        provider=call.provider, seed=call.seed, client=client.name)
     pieces = aiter(stream)
     try:
         first: str | None = await anext(pieces)
     except StopAsyncIteration:
         first = None
-    return _sse(_events(ChunkWriter(call.model), first, pieces, stream, client, gateway.view))
+    # Every chunk names the served model (known from the upstream's first chunk), not the target.
+    return _sse(_events(ChunkWriter(stream.model or call.model), first, pieces, stream, client, gateway.view))
 
 
 async def _events(writer: ChunkWriter, first: str | None, pieces: AsyncIterator[str],
