@@ -164,3 +164,24 @@ async def test_the_sync_sdk_works_too(gateway: str) -> None:
             return reply.choices[0].message.content or ""
 
     assert await asyncio.to_thread(call)
+
+
+async def test_models_list_in_openrouters_shape_and_only_what_the_client_may_use(
+        desk: openai.AsyncOpenAI, gateway: str) -> None:
+    from decimal import Decimal
+
+    listed = [m.model_dump() for m in (await desk.models.list()).data]
+    models = [m for m in listed if "/" in m["id"]]
+    assert models and all(m["created"] > 0 for m in models)
+    assert {m["tier"] for m in models} <= {"fast", "advanced"}  # desk's tiers; no premium model shown
+    assert not any(m["id"].startswith("tier:premium") for m in listed)
+    mini = next(m for m in models if m["id"] == "openai/gpt-4o-mini")
+    assert Decimal(mini["pricing"]["prompt"]) * 1_000_000 == Decimal("0.15")  # USD per token, as a string
+    assert "e" not in mini["pricing"]["prompt"].lower()
+    one = await desk.models.retrieve("openai/gpt-4o-mini")
+    assert one.model_dump() == mini
+    with pytest.raises(openai.NotFoundError):
+        await desk.models.retrieve("anthropic/claude-opus-4.8")  # a premium model: not desk's to use
+    async with openai.AsyncOpenAI(api_key=SLOW_TOKEN, base_url=gateway, max_retries=0) as every_tier:
+        wider = [m.id for m in (await every_tier.models.list()).data]
+    assert "anthropic/claude-opus-4.8" in wider

@@ -32,6 +32,7 @@ ROUTES = [
     Route("/v1/consensus", consensus.consensus, methods=["POST"]),
     Route("/v1/decide", decide.decide, methods=["POST"]),
     Route("/v1/models", models.list_models, methods=["GET"]),
+    Route("/v1/models/{model_id:path}", models.get_model, methods=["GET"]),
     Route("/v1/usage", usage.usage, methods=["GET"]),
     Route("/v1/budget", usage.budget, methods=["GET"]),
     Route("/v1/report", report.report, methods=["GET"]),
