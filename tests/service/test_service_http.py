@@ -226,3 +226,18 @@ async def test_a_client_hanging_up_mid_stream_frees_its_budget_hold(tmp_path: Pa
                 await asyncio.sleep(0.01)
             assert caps["client:desk"].reserved == 0
             assert caps["global"].reserved == 0
+
+
+async def test_a_cached_answer_says_so_and_a_request_can_ask_for_a_fresh_one(
+        http: tuple[aiohttp.ClientSession, str], sim: Simulator) -> None:
+    session, base = http
+    body = orjson.dumps({"model": "task:market_analysis", "messages": MESSAGES, "max_tokens": 32})
+    headers = AUTH | {"Content-Type": "application/json"}
+    statuses, calls = [], []
+    for extra in ({}, {}, {"Cache-Control": "no-cache"}):
+        async with session.post(f"{base}/chat/completions", data=body, headers=headers | extra) as r:
+            assert r.status == 200
+            statuses.append(r.headers["Cache-Status"])
+        calls.append(sim.stats.calls)
+    assert statuses == ["lyra; fwd=miss", "lyra; hit", "lyra; fwd=bypass"]
+    assert calls[1] == calls[0] and calls[2] == calls[1] + 1  # the hit cost no call; the bypass did

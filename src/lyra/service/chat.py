@@ -18,7 +18,8 @@ from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.target import Target
 from lyra.service.tenancy import ClientView, error_for
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# A stream is never answered from the cache.
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Cache-Status": "lyra; fwd=bypass"}
 
 
 async def chat_completions(request: Request) -> Response:
@@ -28,11 +29,26 @@ async def chat_completions(request: Request) -> Response:
     target = gateway.targets.resolve(call.model, client, call.max_tokens)
     if call.stream:
         return await _stream(gateway, call, target, client)
+    bypass = wants_fresh(request)
     completion = await gateway.lyra.complete(
         messages=call.messages, task=target.task, tier=target.tier, model=target.model,
         max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
-        provider=call.provider, seed=call.seed, client=client.name)
-    return Response(chat_completion(completion), media_type="application/json")
+        provider=call.provider, seed=call.seed, client=client.name, cache="bypass" if bypass else "use")
+    return Response(chat_completion(completion), media_type="application/json",
+                    headers={"Cache-Status": cache_status(completion.cached, bypass=bypass)})
+
+
+def wants_fresh(request: Request) -> bool:
+    """A request that asks not to be answered from the cache (`Cache-Control: no-cache` or `no-store`)."""
+    directives = {d.strip().lower() for d in request.headers.get("cache-control", "").split(",")}
+    return bool(directives & {"no-cache", "no-store"})
+
+
+def cache_status(cached: bool, *, bypass: bool) -> str:
+    """The RFC 9211 Cache-Status of an answer: served from Lyra's cache, or forwarded upstream and why."""
+    if cached:
+        return "lyra; hit"
+    return "lyra; fwd=bypass" if bypass else "lyra; fwd=miss"
 
 
 async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Client) -> Response:
