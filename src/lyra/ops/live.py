@@ -10,28 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import signal
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
 from lyra.consensus.panel import Consensus, MemberVote, with_instructions
 from lyra.engine import Lyra
-from lyra.errors import ConfigError, LyraError
+from lyra.errors import LyraError
 from lyra.log import get_logger
+from lyra.ops.clock import Clock, ReplayClock, SimulatedClock
+from lyra.ops.market import CcxtMarket, Market, ReplayMarket, load_replay
 from lyra.ops.monitoring import HealthMonitor
 from lyra.ops.schedule import Job, periodic_jobs, session_length_s
 from lyra.routing.retry import CircuitBreaker
 from lyra.trading import prompts
-from lyra.trading.account import AccountEvent, BarPrices, PaperAccount, bar_prices
-from lyra.trading.data import Bars, list_samples, load_bars, load_sample
+from lyra.trading.account import AccountEvent, BarPrices, PaperAccount
+from lyra.trading.data import Bars
 from lyra.trading.features import features_at
 from lyra.trading.paper import ROAS_DEFINITION, PaperBook, results
 from lyra.trading.pipeline import (
@@ -45,251 +43,7 @@ from lyra.trading.risk import AccountState
 from lyra.types import Completion
 
 log = get_logger("lyra.ops.live")
-WARMUP_BARS = 60  # history a replayed symbol starts with, so that every indicator is defined
-WINDOW_BARS = 120  # bars handed to the features at each tick
 ACCOUNT_TASK = "paper_account"  # the per-bar step that runs each new bar through a symbol's account
-
-
-class Clock(Protocol):
-    """Seconds since the start of the session, a way to wait for a later one, and the work it runs.
-
-    `simulated` is True when the clock's time moves only as the work it watches waits on it (a
-    tick then takes no session time, so one in flight at the session's end is let finish).
-    """
-
-    simulated: bool
-
-    def now(self) -> float: ...
-
-    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
-        """Return once the clock reads `at_s`, or as soon as `stop` is set."""
-        ...
-
-    def watch(self, task: asyncio.Task[Any]) -> None:
-        """Count `task` as work in progress on this clock until it finishes."""
-        ...
-
-
-class ReplayClock:
-    """A paced clock: `speed` simulated seconds pass per real second, whatever the work does."""
-
-    simulated = False
-
-    def __init__(self, speed: float, *, start_s: float = 0.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        if speed <= 0:
-            raise ConfigError(f"a paced clock's speed must be above 0, got {speed}")
-        self.speed = speed
-        self._start = start_s
-        self._monotonic = monotonic
-        self._real0 = monotonic()
-
-    def now(self) -> float:
-        return self._start + (self._monotonic() - self._real0) * self.speed
-
-    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
-        delay = max(0.0, (at_s - self.now()) / self.speed)
-        if stop is None:
-            await asyncio.sleep(delay)
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-
-    def watch(self, task: asyncio.Task[Any]) -> None:
-        """Real time does not wait for work."""
-
-
-class SimulatedClock:
-    """Simulated time that moves only when the work it watches is waiting on it.
-
-    Time jumps to the earliest wake-up once every watched task (each tick of a runner) is asleep
-    on this clock or finished, so a tick's own work, network calls included, takes no simulated
-    time however slow the machine is; a tick overlaps the next one only by sleeping on the clock.
-    Work blocked on anything else holds time still. At one instant, watched work wakes before the
-    tasks that only wait on the clock (the runner), so these see that work's outcome. A task that
-    waits on the clock awaits `sleep_until` itself: through a wrapper task (`asyncio.wait_for`) it
-    would be running again only after the clock had already moved on.
-    """
-
-    simulated = True
-
-    def __init__(self, *, start_s: float = 0.0) -> None:
-        self._now = start_s
-        self._sleepers: list[tuple[float, int, asyncio.Task[Any], asyncio.Future[None]]] = []
-        self._order = itertools.count()
-        self._watched: set[asyncio.Task[Any]] = set()
-        self._asleep: set[asyncio.Task[Any]] = set()
-        self._waking: set[asyncio.Task[Any]] = set()  # woken, not yet running again
-        self._check_due = False
-
-    def now(self) -> float:
-        return self._now
-
-    def watch(self, task: asyncio.Task[Any]) -> None:
-        if task.done() or task in self._watched:
-            return
-        self._watched.add(task)
-        task.add_done_callback(self._finished)
-
-    async def sleep_until(self, at_s: float, *, stop: asyncio.Event | None = None) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        if at_s <= self._now or (stop is not None and stop.is_set()):
-            await asyncio.sleep(0)
-            return
-        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (at_s, next(self._order), task, wake))
-        self._asleep.add(task)
-        stopper = None if stop is None else asyncio.ensure_future(self._wake_on(stop, task, wake))
-        self._schedule_check()
-        try:
-            await wake
-        finally:
-            self._asleep.discard(task)
-            self._waking.discard(task)
-            if not wake.done():
-                wake.cancel()
-            if stopper is not None:
-                stopper.cancel()
-            self._schedule_check()
-
-    async def _wake_on(
-        self, stop: asyncio.Event, task: asyncio.Task[Any], wake: asyncio.Future[None]
-    ) -> None:
-        await stop.wait()
-        self._wake(task, wake)
-
-    def _wake(self, task: asyncio.Task[Any], wake: asyncio.Future[None]) -> None:
-        if not wake.done():
-            self._asleep.discard(task)
-            self._waking.add(task)
-            wake.set_result(None)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._watched.discard(task)
-        self._schedule_check()
-
-    def _schedule_check(self) -> None:
-        if not self._check_due:
-            self._check_due = True
-            asyncio.get_running_loop().call_soon(self._advance)
-
-    def _advance(self) -> None:
-        self._check_due = False
-        while self._sleepers and self._sleepers[0][3].done():
-            heapq.heappop(self._sleepers)  # stopped or cancelled early
-        if not self._sleepers or self._waking or not self._watched <= self._asleep:
-            return  # nothing to wake, or work still in progress
-        at_s = self._sleepers[0][0]
-        due: list[tuple[float, int, asyncio.Task[Any], asyncio.Future[None]]] = []
-        while self._sleepers and self._sleepers[0][0] <= at_s:
-            due.append(heapq.heappop(self._sleepers))
-        work = [entry for entry in due if entry[2] in self._watched]
-        for entry in due:
-            if work and entry[2] not in self._watched:
-                heapq.heappush(self._sleepers, entry)  # after the work due at this instant
-        self._now = max(self._now, at_s)
-        for _, _, task, wake in work or due:
-            self._wake(task, wake)
-
-
-class Market(Protocol):
-    """Bars of each symbol as known at a session time, and the closed bars a paper account has not seen."""
-
-    bar_s: float  # the session seconds between two bars
-    fetches: bool  # reading it goes over the network (run it off the event loop)
-
-    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]: ...
-
-    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
-        """The bars known at `at_s` that come after `after` (None: from the current bar), in order."""
-        ...
-
-
-class ReplayMarket:
-    """A recorded data set replayed: bar i of the file is the bar of session minute i (per `bar_s`).
-
-    Each configured symbol replays the same file from its own offset, so that symbols differ. The
-    decision windows wrap around to the file's start when a long session runs past its end; the
-    account's tape does not (its time would run backwards): it stops at the file's last bar, and a
-    decision on a wrapped window trades nothing.
-    """
-
-    fetches = False
-
-    def __init__(
-        self, bars: Bars, symbols: Sequence[str], *, bar_s: float = 60.0, offset_bars: int = 137
-    ) -> None:
-        if len(bars) < WARMUP_BARS + 2:
-            raise ConfigError(
-                f"{bars.symbol}: {len(bars)} bars are too few to replay; need {WARMUP_BARS + 2}"
-            )
-        if bar_s <= 0:
-            raise ConfigError(f"replay bar spacing must be above 0 s, got {bar_s}")
-        self.bars = bars
-        self.bar_s = bar_s
-        self.offsets = {s: WARMUP_BARS + i * offset_bars for i, s in enumerate(symbols)}
-
-    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
-        usable = len(self.bars) - WARMUP_BARS
-        index = WARMUP_BARS + (self._unwrapped(symbol, at_s) - WARMUP_BARS) % usable
-        frame = self.bars.frame.iloc[max(0, index - WINDOW_BARS) : index + 1]
-        window = Bars(frame=frame, symbol=symbol, interval=self.bars.interval)
-        return window, window.end
-
-    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
-        frame = self.bars.frame
-        now = self._unwrapped(symbol, at_s)
-        first = now if after is None else int(frame.index.searchsorted(after, side="right"))
-        first = max(first, self.offsets.get(symbol, WARMUP_BARS))
-        last = min(now, len(frame) - 1)  # the tape ends with the file
-        return [bar_prices(frame, i) for i in range(first, last + 1)]
-
-    def _unwrapped(self, symbol: str, at_s: float) -> int:
-        """The file index of session time `at_s`, before wrapping around."""
-        return self.offsets.get(symbol, WARMUP_BARS) + int(max(0.0, at_s) // self.bar_s)
-
-
-def load_replay(source: str, symbols: Sequence[str]) -> ReplayMarket:
-    """A replay of a bundled sample (by name) or of a bars file."""
-    if source.upper() in list_samples():
-        return ReplayMarket(load_sample(source), symbols)
-    if not Path(source).exists():
-        raise ConfigError(
-            f"--replay: {source!r} is neither a file nor a sample ({', '.join(list_samples())})"
-        )
-    return ReplayMarket(load_bars(source), symbols)
-
-
-class CcxtMarket:
-    """Live 1-minute bars from an exchange through ccxt (the `ccxt` extra).
-
-    The exchange's last bar is still forming: decisions and the account both read closed bars only.
-    """
-
-    bar_s = 60.0
-    fetches = True
-
-    def __init__(self, exchange: str) -> None:
-        try:
-            import ccxt  # noqa: F401
-        except ImportError:
-            raise ConfigError("the ccxt market needs the ccxt extra: "
-                              "pip install 'lyra-orchestrator[ccxt]'") from None
-        self.exchange = exchange
-
-    def _closed(self, symbol: str) -> Bars:
-        bars = load_bars(f"ccxt:{self.exchange}:{symbol}:1m", limit=WINDOW_BARS + 1)
-        return Bars(frame=bars.frame.iloc[:-1], symbol=bars.symbol, interval=bars.interval)
-
-    def window(self, symbol: str, at_s: float) -> tuple[Bars, Any]:
-        bars = self._closed(symbol)
-        return bars, bars.end
-
-    def tape(self, symbol: str, at_s: float, after: pd.Timestamp | None) -> list[BarPrices]:
-        frame = self._closed(symbol).frame
-        first = len(frame) - 1 if after is None else int(frame.index.searchsorted(after, side="right"))
-        return [bar_prices(frame, i) for i in range(max(0, first), len(frame))]
 
 
 @dataclass(slots=True)
