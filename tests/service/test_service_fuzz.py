@@ -16,6 +16,7 @@ import copy
 import http.client
 import json
 import math
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,8 +73,7 @@ class Served:
     async def _serve(self) -> None:
         self.stop = asyncio.Event()
         path = self.tmp_path / "lyra.toml"
-        # The quant client's section is the last: a rate limit of its own that the examples stay under.
-        path.write_text(quant_config_text(quant_usd=1000.0) + "requests_per_min = 1000000\n")
+        path.write_text(fuzz_config_text())
         async with Simulator(options=SimulatorOptions(time_scale=0.0, generation_lag_s=0.0)) as sim:
             environ = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{self.tmp_path / 'ledger.db'}"}
             async with guarded(create_app(Lyra.from_config(path, environ=environ))) as url:
@@ -98,6 +98,29 @@ def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield served.port
     finally:
         served.close()
+
+
+def fuzz_config_text() -> str:
+    """The quant gateway's config, with room for every example.
+
+    The property is about the answer's shape, not about budgets: dollar and token caps high enough
+    that hundreds of examples (a timed-out attempt is booked at its worst case, and a mutated
+    `max_tokens` makes that large) never exhaust a key, and timeouts long enough that a loaded
+    machine does not turn a valid base into a timeout. The quant client's section is the last, so the rate limit
+    appended is its own.
+    """
+    text = quant_config_text(quant_usd=1000.0)
+    text = re.sub(r"daily_tokens = [\d_]+", "daily_tokens = 1_000_000_000_000", text)
+    text = re.sub(r"daily_usd = [\d_.]+", "daily_usd = 1_000_000", text)
+    text = re.sub(r"timeout_s = [\d.]+", "timeout_s = 60", text)
+    return text + "requests_per_min = 1000000\n"
+
+
+def test_the_unmutated_bodies_are_served(port: int) -> None:
+    """The bases the fuzz mutates are valid, so a mutation is what makes a request fail."""
+    for path, body in (("/v1/chat/completions", CHAT), ("/v1/consensus", CONSENSUS), ("/v1/decide", DECIDE)):
+        status, answer = post(port, path, json.dumps(body).encode())
+        assert status == 200, (path, answer[:500])
 
 
 def post(port: int, path: str, raw: bytes) -> tuple[int, bytes]:
@@ -268,10 +291,3 @@ def test_a_mutated_consensus_body_is_never_a_5xx(port: int, data: st.DataObject)
 def test_a_mutated_decide_body_is_never_a_5xx(port: int, data: st.DataObject) -> None:
     raw = mutated(DECIDE, data)
     assert_never_5xx_and_error_shaped(*post(port, "/v1/decide", raw), raw)
-
-
-def test_the_unmutated_bodies_are_served(port: int) -> None:
-    """The bases the fuzz mutates are valid, so a mutation is what makes a request fail."""
-    for path, body in (("/v1/chat/completions", CHAT), ("/v1/consensus", CONSENSUS), ("/v1/decide", DECIDE)):
-        status, answer = post(port, path, json.dumps(body).encode())
-        assert status == 200, (path, answer[:500])
