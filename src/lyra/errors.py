@@ -96,6 +96,10 @@ class FailureKind(StrEnum):
     MODEL_UNAVAILABLE = "model_unavailable"  # unknown, retired or unroutable model
     MODERATION = "moderation"  # 403 flagged input: retrying will not help
     BAD_REQUEST = "bad_request"  # 400 and friends: the request itself is wrong
+    IN_FLIGHT_BUDGET = "in_flight_budget"  # 402 in_flight_budget_exhausted: wait Retry-After, same key
+    WEIGHT_EXCEEDS_BUDGET = "weight_exceeds_budget"  # 402: this request alone is too big: a cheaper model
+    GUARDRAIL_BUDGET = "guardrail_budget"  # 403 guardrail budget spent: this key is done until resets_at
+    WORKSPACE_BUDGET = "workspace_budget"  # 403 workspace budget spent: every key of it is, so give up
 
 
 class UpstreamError(LyraError):
@@ -121,6 +125,12 @@ class UpstreamError(LyraError):
         key_name: str | None = None,
         rate_limit_reset: float | None = None,
         maybe_billed: bool = False,
+        limit_source: str | None = None,
+        limit_period: str | None = None,
+        resets_at: float | None = None,
+        availability_code: str | None = None,
+        fallback_models: tuple[str, ...] = (),
+        provider_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -135,6 +145,15 @@ class UpstreamError(LyraError):
         self.rate_limit_reset = rate_limit_reset
         # True when the request may have reached the provider and been billed (timeouts, drops).
         self.maybe_billed = maybe_billed
+        # OpenRouter's budgets: which one refused (`metadata.limit_source`, e.g. "openrouter_key_limit"),
+        # its period ("daily", "weekly", "monthly", "total" or "lifetime") and when it resets (epoch s).
+        self.limit_source = limit_source
+        self.limit_period = limit_period
+        self.resets_at = resets_at
+        # `error.availability`: its code (any string, known or not) and the models it suggests instead.
+        self.availability_code = availability_code
+        self.fallback_models = fallback_models
+        self.provider_code = provider_code
 
     def __repr__(self) -> str:
         return (

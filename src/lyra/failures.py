@@ -25,6 +25,9 @@ class FailureAction(StrEnum):
     RETRY = "retry"  # back off and try again (the same model, any key)
     RETRY_OTHER_KEY = "retry_other_key"  # back off and try again on another key if there is one
     RAISE = "raise"  # retrying cannot help: give up with this error
+    WAIT_SAME_KEY = "wait_same_key"  # wait Retry-After, then the same key again (if the deadline allows)
+    STEP_DOWN = "step_down"  # this request is too heavy here: only candidates with a smaller worst case
+    RETIRE_KEY_AND_RAISE = "retire_key_and_raise"  # the key is done until the reset, so is every other
 
 
 DEFAULT_ACTIONS: Mapping[FailureKind, FailureAction] = MappingProxyType({
@@ -40,8 +43,12 @@ DEFAULT_ACTIONS: Mapping[FailureKind, FailureAction] = MappingProxyType({
     FailureKind.MALFORMED: FailureAction.RETRY,
     FailureKind.MODERATION: FailureAction.RAISE,
     FailureKind.BAD_REQUEST: FailureAction.RAISE,
+    FailureKind.IN_FLIGHT_BUDGET: FailureAction.WAIT_SAME_KEY,
+    FailureKind.WEIGHT_EXCEEDS_BUDGET: FailureAction.STEP_DOWN,
+    FailureKind.GUARDRAIL_BUDGET: FailureAction.RETIRE_KEY,
+    FailureKind.WORKSPACE_BUDGET: FailureAction.RETIRE_KEY_AND_RAISE,
 })
-_RETRIES = frozenset({FailureAction.RETRY, FailureAction.RETRY_OTHER_KEY})
+_RETRIES = frozenset({FailureAction.RETRY, FailureAction.RETRY_OTHER_KEY, FailureAction.WAIT_SAME_KEY})
 
 
 @dataclass(frozen=True, slots=True)

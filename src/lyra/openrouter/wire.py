@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -184,19 +186,96 @@ def error_from_payload(
     err.code = code
     err.error_type = metadata.get("error_type") if isinstance(metadata.get("error_type"), str) else None
     err.provider = provider or _str_or_none(metadata.get("provider_name"))
-    availability = error.get("availability")
-    if isinstance(availability, Mapping):
-        if err.retry_after is None and isinstance(availability.get("retry_after"), int | float):
-            err.retry_after = float(availability["retry_after"])
-        if availability.get("code") in {"model_not_found", "model_deprecated", "no_endpoints",
-                                        "free_variant_ended", "constraint_filtered"}:
-            err.kind, err.retryable = FailureKind.MODEL_UNAVAILABLE, False
+    err.provider_code = _str_or_none(metadata.get("provider_code"))
+    _apply_budget(err, effective, message, metadata)
+    if err.kind not in _KEY_KINDS:
+        _apply_availability(err, error.get("availability"))
     echoed = metadata.get("headers")
     if isinstance(echoed, Mapping) and err.rate_limit_reset is None:
         err.rate_limit_reset = _reset_epoch_s(echoed.get("X-RateLimit-Reset"))
     if "free-models-per-day" in message:
         err.kind, err.retryable = FailureKind.RATE_LIMIT_DAILY, False
     return err
+
+
+# Failures about the key or the account: an availability block never turns them into a model's fault.
+_KEY_KINDS = frozenset({
+    FailureKind.AUTH, FailureKind.KEY_LIMIT, FailureKind.PAYMENT, FailureKind.IN_FLIGHT_BUDGET,
+    FailureKind.WEIGHT_EXCEEDS_BUDGET, FailureKind.GUARDRAIL_BUDGET, FailureKind.WORKSPACE_BUDGET,
+})
+# Availability codes that mean the model cannot serve, when the body does not say `retryable`.
+_GONE_CODES = frozenset({"model_not_found", "model_deprecated", "no_endpoints", "free_variant_ended",
+                         "constraint_filtered", "wrong_endpoint", "privacy_restricted", "region_restricted"})
+_PERIOD = re.compile(r"\b(daily|weekly|monthly|total|lifetime) (?:limit|budget)\b", re.IGNORECASE)
+
+
+def _apply_budget(err: UpstreamError, status: int, message: str, metadata: Mapping[str, Any]) -> None:
+    """OpenRouter's budgets (limits page): which one refused, its period, its reset, and the kind.
+
+    402 `reason` in_flight_budget_exhausted (retry after Retry-After) or weight_exceeds_budget (this
+    request alone is too big); 403 `limit_source` openrouter_key_limit, openrouter_guardrail_budget or
+    openrouter_workspace_budget, with `resets_at`. Values Lyra does not know leave the kind as it was.
+    """
+    source = _str_or_none(metadata.get("limit_source"))
+    reason = metadata.get("reason")
+    err.limit_source = source
+    err.resets_at = _epoch_s(metadata.get("resets_at"))
+    found = _PERIOD.search(message)
+    err.limit_period = found.group(1).lower() if found else None
+    lowered = message.lower()
+    if status == 402:
+        if reason == "in_flight_budget_exhausted" or source == "openrouter_in_flight_budget":
+            err.kind, err.retryable = FailureKind.IN_FLIGHT_BUDGET, True
+        elif reason == "weight_exceeds_budget":
+            err.kind, err.retryable = FailureKind.WEIGHT_EXCEEDS_BUDGET, False
+        elif source == "openrouter_key_limit":
+            err.kind, err.retryable = FailureKind.KEY_LIMIT, False
+    elif status == 403:
+        if source == "openrouter_workspace_budget" or (
+                source is None and "workspace" in lowered and "budget" in lowered):
+            err.kind, err.retryable = FailureKind.WORKSPACE_BUDGET, False
+        elif source == "openrouter_guardrail_budget":
+            err.kind, err.retryable = FailureKind.GUARDRAIL_BUDGET, False
+        elif source == "openrouter_key_limit":
+            err.kind, err.retryable = FailureKind.KEY_LIMIT, False
+
+
+def _apply_availability(err: UpstreamError, availability: Any) -> None:
+    """`error.availability`: honour `retryable` and `retry_after`, keep `code` and `fallback_models`.
+
+    `retryable: false` means this model will not serve (the router moves on); `true` makes an error
+    that would otherwise be final retryable. A code Lyra does not know is kept, never refused.
+    """
+    if not isinstance(availability, Mapping):
+        return
+    code = _str_or_none(availability.get("code"))
+    err.availability_code = code
+    fallbacks = availability.get("fallback_models")
+    if isinstance(fallbacks, list):
+        err.fallback_models = tuple(m for m in fallbacks if isinstance(m, str) and m)
+    wait = availability.get("retry_after")
+    if err.retry_after is None and isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+        err.retry_after = float(wait)
+    retryable = availability.get("retryable")
+    if retryable is False or (retryable is not True and code in _GONE_CODES):
+        err.kind, err.retryable = FailureKind.MODEL_UNAVAILABLE, False
+    elif retryable is True:
+        err.retryable = True
+        if err.kind in (FailureKind.MODEL_UNAVAILABLE, FailureKind.BAD_REQUEST, FailureKind.MODERATION):
+            err.kind = FailureKind.SERVER
+
+
+def _epoch_s(value: Any) -> float | None:
+    """`resets_at` as epoch seconds: an ISO 8601 time, or a number of seconds or milliseconds."""
+    if isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return _reset_epoch_s(value)
+    return None
 
 
 def _error_for_status(
@@ -327,7 +406,9 @@ def decode_chunk(data: str) -> StreamDelta | None:
         err = error_from_payload(200, source, {}, provider=payload.get("provider"))
         raise StreamInterrupted(str(err), status=err.status, kind=err.kind, code=err.code,
                                 error_type=err.error_type, provider=err.provider,
-                                retryable=err.retryable, retry_after=err.retry_after)
+                                retryable=err.retryable, retry_after=err.retry_after,
+                                availability_code=err.availability_code, fallback_models=err.fallback_models,
+                                provider_code=err.provider_code)
     delta = choice.get("delta") or {}
     content = delta.get("content") if isinstance(delta, Mapping) else None
     return StreamDelta(

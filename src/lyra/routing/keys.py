@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,25 @@ def next_day_start(now: float, day_starts_utc_hour: int = 0) -> float:
     if start <= moment:
         start += timedelta(days=1)
     return start.timestamp()
+
+
+def limit_period_end(now: float, period: str | None) -> float:
+    """When an OpenRouter limit of this period resets (UTC): the next midnight, Monday or 1st.
+
+    OpenRouter's key limits and budgets reset at midnight UTC (`limit_reset` daily, weekly on
+    Monday, monthly on the 1st); a total or lifetime one never does (infinity). A period Lyra does
+    not know, or none, is taken as the UTC day.
+    """
+    if period in ("total", "lifetime"):
+        return math.inf
+    moment = datetime.fromtimestamp(now, UTC)
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "weekly":
+        return (midnight + timedelta(days=7 - midnight.weekday())).timestamp()
+    if period == "monthly":
+        year, month = (midnight.year + 1, 1) if midnight.month == 12 else (midnight.year, midnight.month + 1)
+        return midnight.replace(year=year, month=month, day=1).timestamp()
+    return (midnight + timedelta(days=1)).timestamp()
 
 
 @dataclass(slots=True)
@@ -112,6 +132,22 @@ class KeyPool:
         state = self._states[name]
         state.retired_until, state.reason = state.day_end, reason
         log.warning("key %s retired for the day: %s", name, reason)
+
+    def retire_until(self, name: str, until: float, reason: str) -> None:
+        """Take a key out of use until `until` (epoch s; infinity: for as long as this process runs).
+
+        For a limit of OpenRouter's own (the key's limit, a guardrail or workspace budget), which
+        resets on its own clock rather than at the end of Lyra's budget day.
+        """
+        state = self._states[name]
+        state.retired_until, state.reason = max(until, self._clock()), reason
+        end = "for good" if math.isinf(until) else f"{datetime.fromtimestamp(until, UTC):%Y-%m-%dT%H:%M}Z"
+        when = end if math.isinf(until) else f"until {end}"
+        log.warning("key %s retired %s: %s", name, when, reason)
+
+    def now(self) -> float:
+        """The pool's clock (epoch s), which retirements are measured against."""
+        return self._clock()
 
     def cool(self, name: str, seconds: float, reason: str) -> None:
         """Rest a key for a while (out of credit for this request size, rate-limited)."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,14 +14,22 @@ from typing import Any, Protocol
 from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.catalog.models import ModelInfo
-from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
+from lyra.errors import (
+    BudgetExceeded,
+    FailureKind,
+    LyraError,
+    NoModelAvailable,
+    RateLimited,
+    Unavailable,
+    UpstreamError,
+)
 from lyra.failures import FailureAction, FailurePolicy
 from lyra.ids import new_id
 from lyra.log import get_logger
 from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
-from lyra.routing.keys import KeyPool
+from lyra.routing.keys import KeyPool, limit_period_end
 from lyra.routing.policy import RoutePlan, RoutePolicy
 from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.types import Attempt, Completion, CompletionRequest
@@ -129,6 +139,8 @@ class _Loop:
     dead_keys: set[str] = field(default_factory=set)
     refusal: LyraError | None = None
     pending_delay: float = 0.0
+    pin_key: str | None = None  # the key the next attempt must use (a wait for the same key's retry)
+    weight_ceiling: int | None = None  # OpenRouter refused a request this heavy: only lighter ones now
 
 
 class Router:
@@ -149,6 +161,7 @@ class Router:
         recorders: Sequence[Recorder] = (),
         planners: Sequence[Planner] = (),
         barriers: Sequence[Callable[[], Awaitable[None]]] = (),
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         self.policy = policy
         self.transport = transport
@@ -165,6 +178,8 @@ class Router:
         # answer returned: the ledger's group commit. Recording first means that a budget state
         # lost in between is rebuilt from a ledger that already holds the attempt.
         self.barriers = list(barriers)
+        # How the loop waits between attempts (backoff, Retry-After): tests pass one that records.
+        self.sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run the attempt loop for a non-streamed completion."""
@@ -282,10 +297,20 @@ class Router:
                 self._next_model(loop)
                 continue
             max_tokens = loop.plan.max_tokens or model.max_output
+            if loop.tries_on_model == 0 and loop.weight_ceiling is not None:
+                weight = worst_case(model, loop.prompt, max_tokens=max_tokens).cost_nanos
+                if weight >= loop.weight_ceiling:
+                    self._skip(loop, model.id, None, "weight_exceeds_budget: its worst case is no lighter "
+                               "than the request OpenRouter's in-flight budget refused")
+                    self._next_model(loop)
+                    continue
             order = [k for k in self.keys.order(loop.plan.keys, round_robin=loop.plan.round_robin)
                      if k not in loop.dead_keys]
             key = self.keys.pick(order, avoid=loop.avoid_keys,
                                  estimated_tokens=loop.prompt_tokens + max_tokens)
+            if loop.pin_key in order and self.keys.usable(loop.pin_key) is None:
+                key = loop.pin_key
+            loop.pin_key = None
             if key is None:
                 self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(order))
                 self._next_model(loop)
@@ -296,7 +321,7 @@ class Router:
                     self._skip(loop, model.id, key, "deadline too close to wait for a retry")
                     self._next_model(loop)
                     continue
-                await asyncio.sleep(loop.pending_delay)
+                await self.sleep(loop.pending_delay)
                 loop.pending_delay = 0.0
             if loop.deadline <= time.monotonic():
                 return None
@@ -311,10 +336,12 @@ class Router:
         loop.tries_on_model = 0
         loop.avoid_keys.clear()
         loop.pending_delay = 0.0
+        loop.pin_key = None
 
     def _key_reasons(self, order: list[str]) -> str:
         reasons = {name: self.keys.usable(name) or "avoided" for name in order}
-        return ", ".join(f"{k} ({v})" for k, v in reasons.items()) or "none allowed"
+        # "key NAME": the form a gateway's client view writes out of what a client is shown.
+        return ", ".join(f"key {k} ({v})" for k, v in reasons.items()) or "none allowed"
 
     async def _admit(self, loop: _Loop, ctx: AttemptContext) -> list[Any] | None:
         """Acquire every guard in order; on refusal record it and steer the loop."""
@@ -419,9 +446,12 @@ class Router:
                 charged: AttemptUsage | None = None) -> None:
         """Record a failed attempt, then act on it as the failure policy says."""
         exc.model, exc.key_name = ctx.model.id, ctx.key_name
+        message = str(exc)
+        if exc.fallback_models:
+            message += "; " + self._take_fallbacks(loop, exc.fallback_models)
         self._record(loop, Attempt(
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
-            error_kind=exc.kind, status=exc.status, message=str(exc), provider=exc.provider,
+            error_kind=exc.kind, status=exc.status, message=message, provider=exc.provider,
             latency_s=latency, retry_after_s=exc.retry_after,
             cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
@@ -430,13 +460,33 @@ class Router:
 
     def _act(self, action: FailureAction, loop: _Loop, ctx: AttemptContext, exc: UpstreamError) -> None:
         """Carry out the failure policy's answer: retire or rest the key, skip the model, retry or raise."""
-        if action in (FailureAction.RETIRE_KEY, FailureAction.COOL_KEY):
+        if action in (FailureAction.RETIRE_KEY, FailureAction.COOL_KEY, FailureAction.RETIRE_KEY_AND_RAISE):
             loop.tries_on_model -= 1  # the model did nothing wrong
             loop.dead_keys.add(ctx.key_name)
             if action is FailureAction.COOL_KEY:
                 self.keys.cool(ctx.key_name, self.keys.seconds_to_day_end(ctx.key_name), str(exc))
             else:
-                self.keys.retire(ctx.key_name, f"{exc.kind} ({exc.status})")
+                self._retire(ctx.key_name, exc)
+            if action is FailureAction.RETIRE_KEY_AND_RAISE:
+                final = _restated(exc, f"{exc.kind} spent upstream: it covers every key of the workspace, "
+                                       f"so no other key is tried{_until(exc)} ({exc})")
+                self._notify_failure(loop, final)
+                raise final
+        elif action is FailureAction.WAIT_SAME_KEY:
+            wait = exc.retry_after if exc.retry_after is not None else self.backoff.delay(loop.tries_on_model)
+            left = loop.deadline - time.monotonic()
+            if wait >= left:
+                final = _restated(exc, f"{exc.kind}: OpenRouter asks to wait {wait:g}s before a retry, more "
+                                       f"than the {max(0.0, left):.1f}s left before the deadline ({exc})")
+                self._notify_failure(loop, final)
+                raise final
+            loop.pending_delay, loop.pin_key = wait, ctx.key_name
+            log.info("attempt %d on %s: %s; retrying the same key in %gs", ctx.number, ctx.model.id,
+                     exc.kind, wait)
+        elif action is FailureAction.STEP_DOWN:
+            weight = self._worst_usage(ctx).cost_nanos
+            loop.weight_ceiling = weight if loop.weight_ceiling is None else min(weight, loop.weight_ceiling)
+            self._next_model(loop)
         elif action is FailureAction.MODEL_DONE_TODAY:
             reset = exc.rate_limit_reset
             wait = reset - time.time() if reset else self.keys.seconds_to_day_end(ctx.key_name)
@@ -454,6 +504,35 @@ class Router:
                 loop.avoid_keys.add(ctx.key_name)
             loop.pending_delay = self.backoff.delay(loop.tries_on_model, exc.retry_after)
             log.info("attempt %d on %s failed (%s); retrying", ctx.number, ctx.model.id, exc.kind)
+
+    def _retire(self, key_name: str, exc: UpstreamError) -> None:
+        """Retire a key: until OpenRouter's limit resets (`resets_at`, else its period), else for the day."""
+        reason = f"{exc.kind} ({exc.status})"
+        if exc.resets_at is not None:
+            self.keys.retire_until(key_name, exc.resets_at, reason)
+        elif exc.limit_period is not None or exc.limit_source is not None or exc.kind in _OPENROUTER_LIMITS:
+            self.keys.retire_until(key_name, limit_period_end(self.keys.now(), exc.limit_period), reason)
+        else:
+            self.keys.retire(key_name, reason)
+
+    def _take_fallbacks(self, loop: _Loop, suggested: Sequence[str]) -> str:
+        """Try OpenRouter's `fallback_models` next, those of them this request's route allows.
+
+        Allowed means already a later candidate of the plan (the client's task or tier, after any
+        budget step-down): a model outside it could be one the client may not use, or one the budget
+        stepped away from. The rest are only named on the attempt.
+        """
+        later = loop.plan.models[loop.model_index + 1:]
+        chosen = [m for wanted in dict.fromkeys(suggested) for m in later if m.id == wanted]
+        if chosen:
+            head = loop.plan.models[: loop.model_index + 1]
+            rest = tuple(m for m in later if m not in chosen)
+            loop.plan = dataclasses.replace(loop.plan, models=(*head, *chosen, *rest))
+        outside = [m for m in suggested if m not in {c.id for c in chosen}]
+        parts = [f"fallback_models tried next: {', '.join(m.id for m in chosen)}"] if chosen else []
+        if outside:
+            parts.append(f"fallback_models not candidates of this route: {', '.join(outside)}")
+        return "; ".join(parts)
 
     def _succeeded(self, loop: _Loop, ctx: AttemptContext, usage: AttemptUsage, answer: Answer, *,
                    begun: float, started: float) -> Completion:
@@ -501,7 +580,8 @@ class Router:
         if loop.refusal is not None and not any(a.outcome == "error" for a in loop.attempts):
             return loop.refusal
         tried = "; ".join(
-            f"{a.model}@{a.key_name or '-'}: {a.error_kind if a.outcome == 'error' else a.message}"
+            f"{a.model}{f' via key {a.key_name}' if a.key_name else ''}: "
+            f"{a.error_kind if a.outcome == 'error' else a.message}"
             for a in loop.attempts[-6:]
         )
         if loop.deadline <= time.monotonic():
@@ -509,3 +589,21 @@ class Router:
         else:
             why = "every candidate model and key failed or was skipped"
         return NoModelAvailable(f"{why} ({tried})", attempts=list(loop.attempts))
+
+
+# Kinds that are OpenRouter's own limits: a retired key comes back when they reset (a UTC period).
+_OPENROUTER_LIMITS = frozenset({FailureKind.KEY_LIMIT, FailureKind.GUARDRAIL_BUDGET,
+                                FailureKind.WORKSPACE_BUDGET})
+
+
+def _until(exc: UpstreamError) -> str:
+    if exc.resets_at is None:
+        return ""
+    return f" until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(exc.resets_at))}"
+
+
+def _restated(exc: UpstreamError, line: str) -> UpstreamError:
+    """The same error (class, kind, status, Retry-After) with a message that says what Lyra did."""
+    final = copy.copy(exc)
+    final.args = (line,)
+    return final

@@ -1,18 +1,20 @@
 """Errors in OpenAI's body shape, and the mapping from Lyra's exception tree to HTTP statuses.
 
 Statuses: 400 bad request (param names the field), 401 missing or unknown token, 402 a budget
-cap refused the request (retrying will not help before the cap's day rolls over, and OpenAI's
-SDKs retry 429 but not 402), 403 a tier the client may not use, 404 no such route, 408 a body
-that did not arrive in time, 413 body too large, 429 rate limited (with Retry-After), 500 a bug
-(its type is logged, never its text), 502 the upstream failed, 503 no model could serve the
-request in time, the engine is not ready, or the budget state or the ledger cannot be trusted
-or reached right now (with Retry-After; a billed answer's row is kept either way), 504 an
-upstream timeout that cannot be retried.
+cap, or a spending limit on OpenRouter's side (a key limit, a guardrail or workspace budget),
+refused the request (retrying will not help before it resets, and OpenAI's SDKs retry 429 but not
+402), 403 a tier the client may not use, 404 no such route, 408 a body that did not arrive in
+time, 413 body too large, 429 rate limited, or OpenRouter's in-flight budget full for now (with
+Retry-After), 500 a bug (its type is logged, never its text), 502 the upstream failed, 503 no
+model could serve the request in time, the engine is not ready, or the budget state or the ledger
+cannot be trusted or reached right now (with Retry-After; a billed answer's row is kept either
+way), 504 an upstream timeout that cannot be retried.
 """
 
 from __future__ import annotations
 
 import math
+import time
 
 import orjson
 from starlette.responses import Response
@@ -113,6 +115,20 @@ def _from_upstream(exc: UpstreamError) -> ApiError:
     if exc.kind in ("rate_limit", "rate_limit_daily"):
         return ApiError(429, message, type="rate_limit_error", code="upstream_rate_limited",
                         retry_after=exc.retry_after or 1.0)
+    if exc.kind == "in_flight_budget":
+        # OpenRouter's in-flight spending budget is full for a while: a 429 that OpenAI's SDKs retry.
+        return ApiError(429, message, type="rate_limit_error", code="upstream_in_flight_budget",
+                        retry_after=exc.retry_after or 1.0)
+    if exc.kind == "weight_exceeds_budget":
+        return ApiError(400, message, param="max_tokens", code="upstream_request_too_large")
+    if exc.kind in ("workspace_budget", "guardrail_budget", "key_limit", "payment"):
+        # A spending limit on OpenRouter's side: like a cap of Lyra's own, retrying will not help before
+        # it resets. The answer names the kind and the reset, never a key or the account's amounts.
+        wait = None if exc.resets_at is None else max(1.0, exc.resets_at - time.time())
+        until = "" if exc.resets_at is None else f" until {_iso(exc.resets_at)}"
+        return ApiError(402, f"upstream spending limit reached ({exc.kind}){until}; retrying will not help "
+                             "before it resets", type="insufficient_quota", code=f"upstream_{exc.kind}",
+                        retry_after=wait)
     return ApiError(502, message, type="upstream_error", code=f"upstream_{exc.kind}")
 
 
@@ -133,3 +149,7 @@ def from_unexpected(exc: Exception, where: str) -> ApiError:
                         type="service_unavailable", code=f"{store}_unavailable", retry_after=1.0)
     log.error("unexpected %s while serving %s", type(exc).__name__, where)
     return ApiError(500, "internal error", type="server_error", code="internal_error")
+
+
+def _iso(epoch_s: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))

@@ -78,15 +78,41 @@ def _fault_error(
     if kind == "revoked_key":
         return errors.user_not_found()
     if kind == "key_limit":
-        return errors.key_limit()
+        # Every other firing in the 2026 form, with limit_source and resets_at in the metadata.
+        return errors.key_limit_budget(10.0, 10.0004) if fired.ordinal % 2 else errors.key_limit()
     if kind == "free_per_day":
         return errors.free_per_day()
+    budget = _budget_error(fired, requested, model)
+    if budget is not None:
+        return budget
     if kind == "payment_required":
         wanted = req.max_tokens or model.max_output
         remaining = account.remaining_usd()
         if remaining is None:
             return errors.payment_required(wanted, wanted // 4)
         return errors.payment_required(wanted, _affordable(remaining, model, req, wanted))
+    return None
+
+
+def _budget_error(fired: FiredFault, requested: str, model: ModelInfo) -> SimError | None:
+    """OpenRouter's budget and availability errors, and the 2026 form of the key limit."""
+    fault = fired.fault
+    kind = fault.kind
+    if kind == "in_flight_budget":
+        return errors.in_flight_budget_exhausted(1.0 if fault.retry_after_s is None else fault.retry_after_s)
+    if kind == "weight_exceeds_budget":
+        return errors.weight_exceeds_budget()
+    if kind in ("guardrail_budget", "workspace_budget"):
+        source = f"openrouter_{kind}"
+        resets = fault.resets_at
+        if resets is None and fault.interval != "lifetime":
+            resets = errors.next_utc_midnight()
+        return errors.budget_limit(source, interval=fault.interval, limit_usd=50.0, spend_usd=50.0021,
+                                   resets_at=resets)
+    if kind == "unavailable":
+        return errors.unavailable(requested, model.provider, fault.code or "model_deprecated",
+                                  status=fault.status, retryable=fault.retryable,
+                                  retry_after_s=fault.retry_after_s, fallback_models=fault.fallback_models)
     return None
 
 

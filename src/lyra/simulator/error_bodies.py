@@ -224,3 +224,124 @@ def in_body_error(provider: str, ordinal: int) -> dict[str, Any]:
 
 def reset_epoch_ms(seconds_from_now: float) -> int:
     return math.ceil((time.time() + seconds_from_now) * 1000)
+
+
+def _iso_utc(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def next_utc_midnight() -> float:
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC).timestamp()
+
+
+def key_limit_budget(limit_usd: float, spend_usd: float) -> SimError:
+    """The 2026 form of the per-key limit: a 403 whose metadata names the limit and its reset."""
+    message = "Key limit exceeded (daily limit). Manage it using https://openrouter.ai/settings/keys"
+    metadata = {
+        "error_type": "permission_denied",
+        "limit_source": "openrouter_key_limit",
+        "scope": "api_key",
+        "limit_usd": limit_usd,
+        "spend_usd": spend_usd,
+        "resets_at": _iso_utc(next_utc_midnight()),
+    }
+    return SimError(403, error_body(403, message, metadata))
+
+
+def in_flight_budget_exhausted(retry_after_s: float) -> SimError:
+    """402: the account's in-flight spending budget is full for now; `Retry-After` says when to retry."""
+    message = (
+        "This request would exceed your available credits given your current in-flight requests. "
+        "Retry after in-flight requests settle, or add credits."
+    )
+    metadata = {
+        "error_type": "payment_required",
+        "reason": "in_flight_budget_exhausted",
+        "limit_source": "openrouter_in_flight_budget",
+        "remedy_hint": (
+            "Retry after your in-flight requests settle (see the Retry-After header). Adding credits at "
+            "https://openrouter.ai/settings/credits raises your in-flight budget, up to a capped ceiling."
+        ),
+    }
+    headers = {"Retry-After": format_retry_after(retry_after_s)}
+    return SimError(402, error_body(402, message, metadata), headers)
+
+
+def weight_exceeds_budget() -> SimError:
+    """402: this one request's estimated cost is larger than the whole in-flight budget."""
+    message = (
+        "This request's estimated cost exceeds your in-flight spending budget. "
+        "Lower max_tokens or the prompt size, or add credits."
+    )
+    metadata = {
+        "error_type": "payment_required",
+        "reason": "weight_exceeds_budget",
+        "limit_source": "openrouter_credits",
+        "remedy_hint": "Lower max_tokens or the prompt size, or add credits at https://openrouter.ai/settings/credits.",
+    }
+    return SimError(402, error_body(402, message, metadata))
+
+
+def budget_limit(source: str, *, interval: str, limit_usd: float, spend_usd: float,
+                 resets_at: float | None) -> SimError:
+    """403 from a workspace or guardrail budget: `limit_source`, `limit_usd`, `spend_usd`, `resets_at`."""
+    if source == "openrouter_workspace_budget":
+        message = f"Workspace {interval} budget of ${limit_usd:.2f} exceeded. Contact your workspace admin."
+        scope = "workspace"
+    else:
+        message = f"Guardrail {interval} budget of ${limit_usd:.2f} exceeded for this API key."
+        scope = "api_key"
+    metadata = {
+        "error_type": "permission_denied",
+        "limit_source": source,
+        "scope": scope,
+        "limit_usd": limit_usd,
+        "spend_usd": spend_usd,
+        "resets_at": None if resets_at is None else _iso_utc(resets_at),
+    }
+    return SimError(403, error_body(403, message, metadata))
+
+
+# Availability codes with their statuses (reference 4.1) and whether a retry can succeed.
+AVAILABILITY_STATUS = {
+    "model_not_found": 400, "wrong_endpoint": 400, "no_endpoints": 404, "model_deprecated": 404,
+    "privacy_restricted": 404, "constraint_filtered": 404, "free_variant_ended": 404,
+    "capacity_exhausted": 429, "temporarily_unavailable": 503, "region_restricted": 403,
+}
+_RETRYABLE_CODES = frozenset({"capacity_exhausted", "temporarily_unavailable"})
+_ERROR_TYPES = {400: "invalid_request", 403: "permission_denied", 404: "not_found",
+                429: "rate_limit_exceeded", 503: "provider_overloaded"}
+
+
+def unavailable(model_id: str, provider: str, code: str, *, status: int | None = None,
+                retryable: bool | None = None, retry_after_s: float | None = None,
+                fallback_models: tuple[str, ...] = ()) -> SimError:
+    """A 2026 availability error: `error.availability` with its code, `retryable`, `retry_after` and
+    `fallback_models`; `metadata.error_type` and `provider_code`. Any code is sent, known or not."""
+    answer = status or AVAILABILITY_STATUS.get(code, 503)
+    can_retry = code in _RETRYABLE_CODES if retryable is None else retryable
+    availability: dict[str, Any] = {
+        "code": code,
+        "retryable": can_retry,
+        "requested_models": [model_id],
+        "affected_providers": [provider],
+        "docs_url": _DOCS_URL,
+    }
+    headers: dict[str, str] = {}
+    if retry_after_s is not None:
+        availability["retry_after"] = retry_after_s
+        headers["Retry-After"] = format_retry_after(retry_after_s)
+    if fallback_models:
+        availability["fallback_models"] = list(fallback_models)
+    messages = {
+        "model_deprecated": f"{model_id} has been deprecated and is no longer available.",
+        "free_variant_ended": f"The free variant {model_id} has ended. Use the paid variant instead.",
+        "capacity_exhausted": f"{model_id} is at capacity right now. Please retry shortly.",
+        "temporarily_unavailable": f"No endpoints available for {model_id} right now. Please retry shortly.",
+    }
+    message = messages.get(code, f"{model_id} is unavailable ({code}).")
+    metadata = {"error_type": _ERROR_TYPES.get(answer, "unmapped"), "provider_name": provider,
+                "provider_code": code}
+    body = error_body(answer, message, metadata, availability=availability)
+    return SimError(answer, body, headers, fallback=True)

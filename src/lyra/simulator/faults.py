@@ -22,6 +22,12 @@ FAULT_KINDS = frozenset(
         "payment_required",
         "free_per_day",
         "drop",
+        # OpenRouter's budgets and availability errors (reference section 8)
+        "in_flight_budget",
+        "weight_exceeds_budget",
+        "guardrail_budget",
+        "workspace_budget",
+        "unavailable",
     }
 )
 # Provider-side failures before the first token: OpenRouter moves on to the next entry of a
@@ -46,6 +52,15 @@ class Fault:
     status: int | None = None
     retry_after_s: float | None = None
     hang_s: float = 30.0
+    # `unavailable`: the availability code (any string; default model_deprecated), whether it says a
+    # retry can succeed (default: by code), and the fallback_models it suggests.
+    code: str | None = None
+    retryable: bool | None = None
+    fallback_models: tuple[str, ...] = ()
+    # `guardrail_budget`, `workspace_budget`: the budget's interval ("daily", ..., "lifetime") and
+    # its reset (epoch s; None: the end of the interval, or never for a lifetime budget).
+    interval: str = "daily"
+    resets_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -63,6 +78,12 @@ class Fault:
             raise ValueError("Fault.retry_after_s must be >= 0")
         if self.hang_s < 0:
             raise ValueError("Fault.hang_s must be >= 0")
+        if isinstance(self.fallback_models, list):
+            object.__setattr__(self, "fallback_models", tuple(self.fallback_models))
+        if not all(isinstance(m, str) for m in self.fallback_models):
+            raise ValueError("Fault.fallback_models must be model ids")
+        if self.interval not in ("daily", "weekly", "monthly", "lifetime"):
+            raise ValueError("Fault.interval must be daily, weekly, monthly or lifetime")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Fault:
