@@ -145,6 +145,11 @@ class KeyPool:
         when = end if math.isinf(until) else f"until {end}"
         log.warning("key %s retired %s: %s", name, when, reason)
 
+    def retired_until(self, name: str) -> float | None:
+        """When a retired key comes back into use (epoch s; infinity: never), None if it is not retired."""
+        state = self._states[name]
+        return state.retired_until if state.retired_until > self._clock() else None
+
     def now(self) -> float:
         """The pool's clock (epoch s), which retirements are measured against."""
         return self._clock()

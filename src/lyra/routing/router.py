@@ -312,7 +312,7 @@ class Router:
                 key = loop.pin_key
             loop.pin_key = None
             if key is None:
-                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(order))
+                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(loop))
                 self._next_model(loop)
                 continue
             if loop.pending_delay:
@@ -338,8 +338,11 @@ class Router:
         loop.pending_delay = 0.0
         loop.pin_key = None
 
-    def _key_reasons(self, order: list[str]) -> str:
-        reasons = {name: self.keys.usable(name) or "avoided" for name in order}
+    def _key_reasons(self, loop: _Loop) -> str:
+        names = self.keys.order(loop.plan.keys, round_robin=False)
+        reasons = {name: self.keys.usable(name)
+                   or ("refused earlier in this request" if name in loop.dead_keys else "avoided")
+                   for name in names}
         # "key NAME": the form a gateway's client view writes out of what a client is shown.
         return ", ".join(f"key {k} ({v})" for k, v in reasons.items()) or "none allowed"
 
@@ -580,7 +583,7 @@ class Router:
         if loop.refusal is not None and not any(a.outcome == "error" for a in loop.attempts):
             return loop.refusal
         tried = "; ".join(
-            f"{a.model}{f' via key {a.key_name}' if a.key_name else ''}: "
+            f"{a.model}{f' (key {a.key_name})' if a.key_name else ''}: "
             f"{a.error_kind if a.outcome == 'error' else a.message}"
             for a in loop.attempts[-6:]
         )

@@ -104,9 +104,7 @@ def _budget_error(fired: FiredFault, requested: str, model: ModelInfo) -> SimErr
         return errors.weight_exceeds_budget()
     if kind in ("guardrail_budget", "workspace_budget"):
         source = f"openrouter_{kind}"
-        resets = fault.resets_at
-        if resets is None and fault.interval != "lifetime":
-            resets = errors.next_utc_midnight()
+        resets = fault.resets_at if fault.resets_at is not None else errors.interval_reset(fault.interval)
         return errors.budget_limit(source, interval=fault.interval, limit_usd=50.0, spend_usd=50.0021,
                                    resets_at=resets)
     if kind == "unavailable":

@@ -227,12 +227,26 @@ def reset_epoch_ms(seconds_from_now: float) -> int:
 
 
 def _iso_utc(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def next_utc_midnight() -> float:
     tomorrow = datetime.now(UTC).date() + timedelta(days=1)
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=UTC).timestamp()
+
+
+def interval_reset(interval: str) -> float | None:
+    """When a budget of this interval resets: midnight UTC, Monday, the 1st; never for a lifetime one."""
+    if interval == "lifetime":
+        return None
+    today = datetime.now(UTC).date()
+    if interval == "weekly":
+        day = today + timedelta(days=7 - today.weekday())
+    elif interval == "monthly":
+        day = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    else:
+        day = today + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
 
 
 def key_limit_budget(limit_usd: float, spend_usd: float) -> SimError:
