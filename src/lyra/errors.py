@@ -85,7 +85,7 @@ class FailureKind(StrEnum):
     """Lyra's classification of a failed upstream attempt; the router acts on it (routing.failures)."""
 
     AUTH = "auth"  # 401: the key is bad or revoked
-    KEY_LIMIT = "key_limit"  # 403 key limit: the key is done for the day
+    KEY_LIMIT = "key_limit"  # 403 key limit: the key is done until the limit resets
     PAYMENT = "payment"  # 402: not enough credit for this max_tokens
     RATE_LIMIT = "rate_limit"  # 429: wait and retry
     RATE_LIMIT_DAILY = "rate_limit_daily"  # 429 free-models-per-day: this model is done until the reset

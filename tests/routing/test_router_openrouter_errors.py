@@ -219,3 +219,24 @@ async def test_the_ledger_rows_carry_the_new_kinds(sim: Simulator, config_path: 
         engine.ledger.flush()
         kinds = [row.error_kind for row in engine.ledger.rows(kind="attempt")]
     assert kinds == ["in_flight_budget", "weight_exceeds_budget", None]
+
+
+# --- streams follow the same rules; config can change a row -----------------------------------------
+
+async def test_a_stream_waits_for_the_in_flight_budget_on_the_same_key(lyra: Lyra, sim: Simulator) -> None:
+    sim.add_fault(Fault(kind="in_flight_budget", model=SONNET, count=1, retry_after_s=1.5))
+    stream = lyra.stream(task="market_analysis", messages=MSG)
+    text = "".join([piece async for piece in stream])
+    c = stream.completion
+    assert text and trail(c.attempts) == [("error", "in_flight_budget", SONNET, "xai"), ("ok", None, SONNET, "xai")]
+    assert waits(lyra) == [1.5]
+
+
+async def test_config_can_make_weight_exceeds_budget_final(sim: Simulator, config_path: Callable[..., Path]) -> None:
+    row = "breaker_cooldown_s = 60\n"
+    path = config_path(**{row: row + 'on_failure = { weight_exceeds_budget = "raise" }\n'})
+    sim.add_fault(Fault(kind="weight_exceeds_budget", model=GROK))
+    async with Lyra.from_config(path, environ=engine_env(sim)) as engine:
+        with pytest.raises(UpstreamError) as caught:
+            await engine.complete(task="signal_generation", messages=MSG)
+    assert caught.value.kind is FailureKind.WEIGHT_EXCEEDS_BUDGET and sim.stats.calls == 1
