@@ -151,5 +151,5 @@ async def test_workers_share_the_port_and_metrics_add_up_across_them(sim: Simula
     served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("lyra_requests_total{") and 'outcome="ok"' in line)
     assert served == 12
-    assert 'lyra_budget_remaining{cap="client:desk",unit="usd"}' in text
+    assert 'lyra_budget_remaining_usd{cap="client:desk"}' in text
     assert code in (0, -signal.SIGTERM), err[-2000:]
