@@ -134,7 +134,8 @@ class Metrics:
         """A gauge on Lyra's registry, for another module to set (a reconciliation's cost drift, say).
 
         With `usd=True` the name must end in `_usd` and the gauge is set in nano-dollars
-        (`set(drift_nanos)`), shown in dollars. `multiprocess_mode` says how workers' values merge.
+        (`set(drift_nanos)`), shown in dollars. `multiprocess_mode` says how workers' values merge:
+        the default, "mostrecent", allows `set` only; pass "livesum" for a gauge moved by `inc`/`dec`.
         """
         self._check_usd(name, usd)
         return Children(Gauge(name, documentation, list(labels), registry=self.registry,
