@@ -197,9 +197,9 @@ async def test_metrics_count_requests_tokens_cost_and_budget(http: tuple[aiohttp
         text = await r.text()
     assert 'lyra_requests_total{client="desk",key=' in text
     assert 'model="openai/gpt-4o-mini"' in text and 'outcome="ok"' in text
-    assert "lyra_tokens_total{" in text and "lyra_cost_usd_total{" in text
-    assert "lyra_request_latency_seconds_bucket{" in text
-    assert 'lyra_budget_remaining{cap="client:desk",unit="usd"}' in text
+    assert "lyra_tokens_total{" in text and "lyra_spend_usd_total{" in text
+    assert "lyra_request_duration_seconds_bucket{" in text
+    assert 'lyra_budget_remaining_usd{cap="client:desk"}' in text
     assert 'lyra_http_requests_total{method="POST",route="/v1/chat/completions",status="400"} 1.0' in text
 
 

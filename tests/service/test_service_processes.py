@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import signal
+from decimal import Decimal
 from pathlib import Path
 
 import aiohttp
@@ -24,6 +25,7 @@ from gateway_support import (
 )
 
 from lyra.ledger import Ledger
+from lyra.money import NANOS_PER_USD
 from lyra.simulator import Simulator, SimulatorOptions
 from support import engine_env
 
@@ -151,5 +153,16 @@ async def test_workers_share_the_port_and_metrics_add_up_across_them(sim: Simula
     served = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                  if line.startswith("lyra_requests_total{") and 'outcome="ok"' in line)
     assert served == 12
-    assert 'lyra_budget_remaining{cap="client:desk",unit="usd"}' in text
+    assert 'lyra_budget_remaining_usd{cap="client:desk"}' in text
+    # Merged from both workers' files: no _created series, and the dollars add up to the ledger's
+    # nano-dollars exactly.
+    assert "_created" not in text
+    spend = [Decimal(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith("lyra_spend_usd_total{")]
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        billed = sum(row.cost_nanos for row in ledger.rows(kind="attempt"))
+    finally:
+        ledger.close()
+    assert len(spend) > 0 and sum(spend) * NANOS_PER_USD == billed > 0
     assert code in (0, -signal.SIGTERM), err[-2000:]

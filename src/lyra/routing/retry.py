@@ -63,3 +63,10 @@ class CircuitBreaker:
     def state(self) -> dict[str, str]:
         now = self._clock()
         return {m: ("open" if c.open_until > now else "closed") for m, c in self._circuits.items()}
+
+    def phases(self) -> dict[str, str]:
+        """Each tracked model's circuit: "open" (refusing calls), "half-open" (cooled down, not yet
+        proven by a success: the next calls are trials) or "closed" (failures below the threshold)."""
+        now = self._clock()
+        return {m: "open" if c.open_until > now else "half-open" if c.open_until else "closed"
+                for m, c in self._circuits.items()}

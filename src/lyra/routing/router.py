@@ -9,7 +9,7 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
@@ -83,6 +83,14 @@ class Recorder(Protocol):
     def failure(
         self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError
     ) -> None: ...
+
+
+@runtime_checkable
+class StreamRecorder(Protocol):
+    """A recorder that also hears when a stream's first text reaches its caller (time to first token)."""
+
+    def first_text(self, request_id: str, request: CompletionRequest, plan: RoutePlan, model: str,
+                   seconds: float) -> None: ...
 
 
 class Planner(Protocol):
@@ -221,6 +229,8 @@ class Router:
                     if isinstance(item, Answer):
                         answer = item
                     else:
+                        if not run.sent_text:
+                            self._first_text(loop, ctx, time.monotonic() - started)
                         run.sent_text = True
                         yield item
             except UpstreamError as exc:
@@ -569,6 +579,11 @@ class Router:
             loop.request.spend.nanos += attempt.cost_nanos
         for recorder in self.recorders:
             recorder.attempt(loop.request_id, loop.request, loop.plan, attempt)
+
+    def _first_text(self, loop: _Loop, ctx: AttemptContext, seconds: float) -> None:
+        for recorder in self.recorders:
+            if isinstance(recorder, StreamRecorder):
+                recorder.first_text(loop.request_id, loop.request, loop.plan, ctx.model.id, seconds)
 
     def _give_up(self, loop: _Loop) -> LyraError:
         error = self._exhausted(loop)

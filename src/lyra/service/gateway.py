@@ -49,6 +49,7 @@ class Gateway:
         if self.lyra.state is None:
             raise RuntimeError("the engine started without a state backend")
         self.limiter = ClientRateLimit(self.lyra.state)
+        self.metrics.attach(self.lyra.router)  # attempts in flight; circuits and keys at each scrape
         self.ready = True
 
     async def stop(self) -> None:

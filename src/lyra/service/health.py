@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from lyra.observe.metrics import CONTENT_TYPE
+from lyra.observe.exposition import wants_openmetrics
 from lyra.service.gateway import gateway_of
 from lyra.service.tenancy import require_admin
 
@@ -24,10 +24,12 @@ async def metrics(request: Request) -> Response:
     """Prometheus metrics, for an admin token (a scraper's `authorization` credentials).
 
     They hold no secret, but they name every key and client and the desk's spend, which a
-    client token may not read.
+    client token may not read. OpenMetrics for a scraper that asks for it (Accept), else the
+    text format 0.0.4.
     """
     gateway = gateway_of(request)
     require_admin(await gateway.admit(request), "/metrics")
     governor = gateway.lyra.budget
     caps = await governor.snapshot() if gateway.ready and governor is not None else []
-    return Response(gateway.metrics.exposition(caps), media_type=CONTENT_TYPE)
+    page = gateway.metrics.render(caps, openmetrics=wants_openmetrics(request.headers.get("accept")))
+    return Response(page.body, media_type=page.content_type, headers={"vary": "accept"})

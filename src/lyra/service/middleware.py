@@ -59,9 +59,11 @@ class ObserveRequests:
                                                   (b"x-request-id", request_id.encode())]}
             await send(message)
 
+        self.metrics.http_in_flight.inc()
         try:
             await self.app(scope, receive, observe_send)
         finally:
+            self.metrics.http_in_flight.dec()
             elapsed = time.perf_counter() - started
             # The route's pattern, not the path: unknown paths must not grow the label set.
             route = getattr(scope.get("route"), "path", "unmatched")
