@@ -17,6 +17,7 @@ import openai
 import orjson
 import pytest
 from gateway_support import DESK_TOKEN, MESSAGES, SLOW_TOKEN, gateway_config_text, running
+from quant_support import QUANT_TOKEN, quant_gateway
 from starlette.applications import Starlette
 
 from lyra import Lyra
@@ -148,3 +149,40 @@ async def test_a_stream_names_its_model_up_front_and_its_cost_in_the_last_chunk(
         assert written == Decimal(str(cost))
         attempts = [row for row in request_rows(gateway, "streamer") if row.kind == "attempt"]
         assert written == nanos_to_usd(sum(row.cost_nanos for row in attempts)) > 0
+
+
+async def test_a_cached_answer_costs_nothing_and_says_so(sim: Simulator, tmp_path: Path) -> None:
+    async with serving(sim, tmp_path, frozen=True) as (url, gateway), client(url) as desk:
+        seen = []
+        for user in ("first", "again"):  # market_analysis answers from the cache for a while
+            raw = await desk.chat.completions.with_raw_response.create(
+                model="task:market_analysis", messages=MESSAGES, max_tokens=32, user=user)
+            seen.append((raw.headers["cache-status"], Decimal(raw.headers["x-lyra-cost-usd"]),
+                         Decimal(raw.headers["x-lyra-budget-remaining-usd"])))
+        [(_, paid, left), hit] = seen
+        assert paid > 0 and left == DESK_DAILY - paid
+        assert hit == ("lyra; hit", Decimal(0), left)
+        [row] = request_rows(gateway, "again")  # the hit's one request row, attributed, billed nothing
+        assert (row.kind, row.cached, row.cost_nanos) == ("request", True, 0)
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/consensus", {"messages": MESSAGES, "panel": "quick", "cascade": False}),
+    ("/decide", {"sample": "GOOGL", "proposed_notional": 5000}),
+])
+async def test_a_consensus_and_a_decision_say_what_they_spent(
+        sim: Simulator, tmp_path: Path, path: str, body: dict[str, object]) -> None:
+    auth = {"Authorization": f"Bearer {QUANT_TOKEN}"}
+    async with quant_gateway(sim, tmp_path) as url, aiohttp.ClientSession() as session:
+        async with session.post(url + path, json=body, headers=auth) as r:
+            assert r.status == 200, await r.text()
+            headers, answer = r.headers, await r.json(loads=orjson.loads)
+        async with session.get(f"{url}/budget", headers=auth) as r:
+            budget = await r.read()
+    spent = Decimal(headers["x-lyra-cost-usd"])
+    stated = Decimal(answer["cost_usd"]) if "cost_usd" in answer else nanos_to_usd(answer["cost_nanos"])
+    assert spent == stated > 0
+    # The cap as GET /v1/budget reads it (a JSON number, read as the decimal it is written as).
+    remaining = Decimal(budget.split(b'"remaining":')[1].split(b"}")[0].decode())
+    assert Decimal(headers["x-lyra-budget-remaining-usd"]) == remaining
+    assert headers["x-ratelimit-limit-requests"] == "600" and headers["x-ratelimit-remaining-requests"]

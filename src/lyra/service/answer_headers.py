@@ -1,6 +1,7 @@
 """Headers that tell a client what an answer cost: the spend, the served model, its budget left.
 
-A non-streamed answer carries them all. A stream's headers leave before its cost is known: it
+A non-streamed chat answer carries them all; a consensus or a decision its spend (every member's
+or stage's calls) and the budget left. A stream's headers leave before its cost is known: it
 carries the served model only, and its cost arrives in the final usage chunk (`usage.cost`,
 as OpenRouter sends it).
 """
@@ -21,7 +22,12 @@ BUDGET_HEADER = "x-lyra-budget-remaining-usd"
 
 async def completion_headers(lyra: Lyra, client: Client, completion: Completion) -> dict[str, str]:
     """What the request spent over all its attempts (exact USD), the served model, the client's day left."""
-    headers = {COST_HEADER: usd_text(completion.total_cost_nanos), MODEL_HEADER: completion.model}
+    return {MODEL_HEADER: completion.model, **await spend_headers(lyra, client, completion.total_cost_nanos)}
+
+
+async def spend_headers(lyra: Lyra, client: Client, cost_nanos: int) -> dict[str, str]:
+    """A request's spend (nano-dollars, as exact USD) and the client's budget left today."""
+    headers = {COST_HEADER: usd_text(cost_nanos)}
     remaining = await budget_remaining(lyra, client)
     if remaining is not None:
         headers[BUDGET_HEADER] = usd_text(remaining)
