@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from lyra.ledger import Ledger, LedgerRow, tags_text
+from lyra.ledger import Ledger, LedgerRow, queries, tags_text
 from lyra.ledger.schema import parse_url
 
 MakeLedger = Callable[..., Ledger]
@@ -116,3 +117,19 @@ def test_a_ledger_written_before_attribution_gains_the_columns(ledger_url: str) 
         assert lines == {"desk:alpha": 5, None: 9}
     finally:
         ledger.close()
+
+
+def test_a_library_callers_tag_with_the_separator_still_splits_back() -> None:
+    assert tags_text(["b,c", " a ", "", "a"]) == "a,b c"
+    assert tags_text([" ", ","]) is None
+
+
+def test_a_summary_by_tag_refuses_more_tags_than_it_covers(make_ledger: MakeLedger,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = make_ledger()
+    ledger.start()
+    fill(ledger)  # three distinct tags, two of them desk's
+    monkeypatch.setattr(queries, "MAX_SUMMARY_TAGS", 2)
+    with pytest.raises(ValueError, match=r"^by: 3 distinct tags in the window, more than a summary by tag covers"):
+        ledger.summary(since_ts=0, by="tag")
+    assert len(ledger.summary(since_ts=0, by="tag", client="desk")) == 3  # desk's own: two tags and None

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from lyra import Lyra
 from lyra.cli.budget import register
-from lyra.ledger import Ledger, LedgerRow
+from lyra.ledger import Ledger, LedgerRow, queries
 from lyra.service import create_app
 from lyra.simulator import Simulator
 from support import engine_env
@@ -161,3 +161,14 @@ async def test_lyra_usage_by_user_and_by_tag(sim: Simulator, tmp_path: Path) -> 
     tags = invoke(environ, "usage", "-c", config, "--by", "tag")
     assert "desk:alpha" in tags and "book:secret-fund" in tags
     assert "a request with several tags counts in each" in " ".join(tags.split())
+
+
+async def test_usage_by_tag_past_its_bound_is_a_400_naming_by(sim: Simulator, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    async with serving(sim, tmp_path) as (url, _):
+        await traffic(url)
+        monkeypatch.setattr(queries, "MAX_SUMMARY_TAGS", 1)
+        async with sdk(url, DESK_TOKEN) as desk:
+            with pytest.raises(openai.BadRequestError) as caught:
+                await desk.get("/usage?by=tag", cast_to=object)
+    assert caught.value.param == "by" and "shorter window" in caught.value.message

@@ -24,8 +24,9 @@ from lyra.ledger.records import ROW_FIELDS, TAG_SEPARATOR, LedgerRow, SpendTotal
 from lyra.ledger.schema import TextPosition, UtcDay, usage
 
 SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag")
-# A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list.
-MAX_SUMMARY_TAGS = 5_000
+# A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list: each row is
+# matched against each tag, so the work grows with rows x tags, and the tags are bounded.
+MAX_SUMMARY_TAGS = 1_000
 
 
 def spend_between(conn: Connection, start_ts: float, end_ts: float, *,

@@ -64,8 +64,13 @@ class SpendTotals:
 
 
 def tags_text(tags: tuple[str, ...] | list[str]) -> str | None:
-    """A request's tags as one row's `tags` value: sorted, each once, joined; None when there are none."""
-    return TAG_SEPARATOR.join(sorted(set(tags))) or None
+    """A request's tags as one row's `tags` value: sorted, each once, joined; None when there are none.
+
+    The gateway refuses a tag holding the separator; one from a library caller has it written as a
+    space, so that the row's tags still split back into the tags it was given (and none is empty).
+    """
+    cleaned = {tag.replace(TAG_SEPARATOR, " ").strip() for tag in tags}
+    return TAG_SEPARATOR.join(sorted(cleaned - {""})) or None
 
 
 def split_tags(text: str | None) -> list[str]:
