@@ -43,6 +43,8 @@ class CompletionRequest:
     priority: Literal["normal", "high", "emergency"] = "normal"
     client: str | None = None
     spend: SpendTally | None = field(default=None, compare=False)  # every attempt's booked cost adds here
+    user: str | None = None  # the caller's end user (OpenAI's `user`), recorded on the ledger rows
+    tags: tuple[str, ...] = ()  # "key:value" or plain labels spend is attributed to, on the ledger rows
 
 
 class RequestOptions(TypedDict, total=False):
@@ -60,6 +62,8 @@ class RequestOptions(TypedDict, total=False):
     cache: CacheMode
     priority: Literal["normal", "high", "emergency"]
     client: str | None
+    user: str | None
+    tags: tuple[str, ...]
 
 
 @dataclass(slots=True, kw_only=True)

@@ -7,7 +7,7 @@ import math
 import pytest
 from state_helpers import Harness, rid
 
-from lyra.state import CapUsage, Charge, Refusal, StateBackend
+from lyra.state import BucketLevel, CapUsage, Charge, Refusal, StateBackend
 
 
 async def test_reserve_holds_every_charge(backend: StateBackend) -> None:
@@ -284,3 +284,20 @@ async def test_a_negative_take_gives_tokens_back_up_to_capacity(backend: StateBa
     assert await backend.take("full", 2, 0.0, -5) == 0.0  # a full bucket stays at its capacity
     assert await backend.take("full", 2, 0.0, 2) == 0.0
     assert await backend.take("full", 2, 0.0, 1) == math.inf
+
+
+async def test_take_level_says_what_the_bucket_holds_after_the_take(backend: StateBackend) -> None:
+    # A bucket that never refills, so that no clock moves the level between the takes.
+    assert await backend.take_level("rpm:client:x", 3, 0.0, 1) == BucketLevel(0.0, 2.0)
+    assert await backend.take_level("rpm:client:x", 3, 0.0, 1) == BucketLevel(0.0, 1.0)
+    assert await backend.take_level("rpm:client:x", 3, 0.0, 1) == BucketLevel(0.0, 0.0)
+    refused = await backend.take_level("rpm:client:x", 3, 0.0, 1)
+    assert refused == BucketLevel(math.inf, 0.0)  # refused: nothing taken, the level unchanged
+    assert await backend.take_level("rpm:client:x", 3, 0.0, -2) == BucketLevel(0.0, 2.0)
+
+
+async def test_take_level_of_a_refilling_bucket_gives_the_wait_and_the_level(backend: StateBackend) -> None:
+    assert (await backend.take_level("b", 2, 0.001, 2)).tokens == 0.0
+    refused = await backend.take_level("b", 2, 0.001, 1)
+    assert refused.wait > 0 and 0.0 <= refused.tokens < 1.0
+    assert await backend.take("b", 2, 0.001, 1) > 0  # `take` is the same step, without the level

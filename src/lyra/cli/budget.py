@@ -33,7 +33,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 SinceOption = Annotated[
     str, typer.Option("--since", help="How far back: 30m, 12h, 7d, or an ISO date (UTC) such as 2025-01-31")
 ]
-ByOption = Annotated[str, typer.Option("--by", help="Group by model, key, task, tier, client or day")]
+ByOption = Annotated[str, typer.Option("--by",
+                                       help="Group by model, key, task, tier, client, day, user or tag")]
 
 _BAR_WIDTH = 10
 _HEADINGS = {"tier": "tiers", "key": "keys", "key_tokens": "key tokens", "client": "clients"}
@@ -270,6 +271,8 @@ def usage_table(report: UsageReport) -> Table:
                       format_usd(row.cost_nanos), _latency(row.p50_latency_ms), _latency(row.p95_latency_ms))
     if not report.rows:
         table.add_row("(nothing recorded in this window)", *[""] * 6)
+    if report.by == "tag":
+        table.caption = Text(f"{table.caption}; a request with several tags counts in each")
     return table
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditRecord, AuditTrail, ChainCheck
 from lyra.ledger.queries import SUMMARY_DIMENSIONS, percentile
-from lyra.ledger.records import KINDS, STATUSES, LedgerRow, SpendTotals, SummaryLine
+from lyra.ledger.records import KINDS, STATUSES, TAG_SEPARATOR, LedgerRow, SpendTotals, SummaryLine, tags_text
 from lyra.ledger.schema import USAGE_TABLE
 from lyra.ledger.store import ENV_URL, Ledger, data_folder, default_url
 
@@ -14,6 +14,7 @@ __all__ = [
     "KINDS",
     "STATUSES",
     "SUMMARY_DIMENSIONS",
+    "TAG_SEPARATOR",
     "USAGE_TABLE",
     "AccountBook",
     "AuditRecord",
@@ -26,4 +27,5 @@ __all__ = [
     "data_folder",
     "default_url",
     "percentile",
+    "tags_text",
 ]

@@ -6,12 +6,27 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, case, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    String,
+    case,
+    column,
+    func,
+    literal,
+    select,
+    values,
+)
 
-from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals, SummaryLine
-from lyra.ledger.schema import UtcDay, usage
+from lyra.ledger.records import ROW_FIELDS, TAG_SEPARATOR, LedgerRow, SpendTotals, SummaryLine, split_tags
+from lyra.ledger.schema import TextPosition, UtcDay, usage
 
-SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day")
+SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag")
+# A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list: each row is
+# matched against each tag, so the work grows with rows x tags, and the tags are bounded.
+MAX_SUMMARY_TAGS = 1_000
 
 
 def spend_between(conn: Connection, start_ts: float, end_ts: float, *,
@@ -52,7 +67,7 @@ def _group_expression(by: str) -> ColumnElement[Any]:
         return func.coalesce(c.served_model, c.requested_model)
     if by == "day":
         return UtcDay(c.ts)
-    columns = {"key": c.key_name, "task": c.task, "tier": c.tier, "client": c.client}
+    columns = {"key": c.key_name, "task": c.task, "tier": c.tier, "client": c.client, "user": c.end_user}
     if by not in columns:
         raise ValueError(f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
     return columns[by]
@@ -66,9 +81,11 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
     requests), `cached` and the latencies come from request rows; `attempt_errors` counts
     failed attempts. Percentiles interpolate linearly between the closest ranks. With `client`,
     only that gateway client's rows count.
+
+    By "tag", a row counts in the group of each of its tags (so the groups add up to the whole
+    only when no row has more than one tag), and untagged rows form the group None.
     """
     c = usage.c
-    group = _group_expression(by).label("grp")
     is_request = c.kind == "request"
     is_attempt = c.kind == "attempt"
 
@@ -84,6 +101,8 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
         window.append(c.ts < until_ts)
     if client is not None:
         window.append(c.client == client)
+    source, grouping = _grouping(conn, by, window)
+    group = grouping.label("grp")
     totals = (
         select(
             group,
@@ -96,6 +115,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
             billed(c.cost_nanos),
             count(is_request & c.cached.is_(True)),
         )
+        .select_from(source)
         .where(*window)
         .group_by(group)
     )
@@ -106,13 +126,34 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
         counts[grp] = {name: int(value or 0) for name, value in zip(names, sums, strict=True)}
     # Each row carries its group's size, counted in the same statement (so in the same snapshot).
-    size = func.count().over(partition_by=_group_expression(by))
-    ordered = select(group, c.latency_ms, size).where(*window, timed).order_by(group, c.latency_ms)
+    size = func.count().over(partition_by=grouping)
+    ordered = (select(group, c.latency_ms, size).select_from(source).where(*window, timed)
+               .order_by(group, c.latency_ms))
     latency = _latency_stats(conn, ordered)
     lines = [_line(grp, sums, latency.get(grp)) for grp, sums in counts.items()]
     if by == "day":
         return sorted(lines, key=lambda line: str(line.group))
     return sorted(lines, key=lambda line: (-line.cost_nanos, -line.requests, str(line.group)))
+
+
+def _grouping(conn: Connection, by: str, window: list[ColumnElement[bool]]
+              ) -> tuple[FromClause, ColumnElement[Any]]:
+    """The rows a summary reads and the expression it groups them by."""
+    if by != "tag":
+        return usage, _group_expression(by)
+    c = usage.c
+    found = conn.execute(select(c.tags).where(*window, c.tags.is_not(None)).distinct())
+    names = sorted({tag for (text,) in found for tag in split_tags(text)})
+    if len(names) > MAX_SUMMARY_TAGS:
+        raise ValueError(f"by: {len(names):,} distinct tags in the window, more than a summary by tag "
+                         f"covers ({MAX_SUMMARY_TAGS:,}); choose a shorter window")
+    # VALUES needs a row: with no tags at all, one that no row's tags contain (tags are never empty).
+    # A CTE, since SQLite takes no column names on a VALUES alias.
+    tags = (values(column("tag", String()), name="summary_tags").data([(name,) for name in names or [""]])
+            .cte("summary_tags"))
+    edge = literal(TAG_SEPARATOR)
+    contains = TextPosition(edge + c.tags + edge, edge + tags.c.tag + edge) > 0
+    return usage.outerjoin(tags, contains), tags.c.tag
 
 
 def _line(group: object, sums: dict[str, int],

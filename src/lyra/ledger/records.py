@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 KINDS = ("attempt", "request")
+# Tags never contain it (the gateway refuses one that does), so a row's tags split back exactly.
+TAG_SEPARATOR = ","
 STATUSES = ("ok", "error", "skipped")
 
 
@@ -39,6 +41,8 @@ class LedgerRow:
     cached: bool = False
     generation_id: str | None = None
     simulated: bool = False  # a simulator run's row: never counted against real caps
+    end_user: str | None = None  # the caller's own `user` of the request (OpenAI's field), as sent
+    tags: str | None = None  # the request's tags, sorted and joined by TAG_SEPARATOR ("desk:alpha,run:7")
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))
@@ -59,7 +63,23 @@ class SpendTotals:
     by_client: dict[str, int]
 
 
-__all__ = ["KINDS", "ROW_FIELDS", "STATUSES", "LedgerRow", "SpendTotals"]
+def tags_text(tags: tuple[str, ...] | list[str]) -> str | None:
+    """A request's tags as one row's `tags` value: sorted, each once, joined; None when there are none.
+
+    The gateway refuses a tag holding the separator; one from a library caller has it written as a
+    space, so that the row's tags still split back into the tags it was given (and none is empty).
+    """
+    cleaned = {tag.replace(TAG_SEPARATOR, " ").strip() for tag in tags}
+    return TAG_SEPARATOR.join(sorted(cleaned - {""})) or None
+
+
+def split_tags(text: str | None) -> list[str]:
+    """A row's `tags` value back as the tags."""
+    return text.split(TAG_SEPARATOR) if text else []
+
+
+__all__ = ["KINDS", "ROW_FIELDS", "STATUSES", "TAG_SEPARATOR", "LedgerRow", "SpendTotals", "split_tags",
+           "tags_text"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

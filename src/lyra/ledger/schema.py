@@ -75,6 +75,9 @@ usage = Table(
     Column("generation_id", String()),
     # Rows of simulator runs (no key set): kept apart from real money, never counted against real caps.
     Column("simulated", Boolean(), nullable=False, default=False, server_default="0"),
+    # Attribution within a client: the request's `user` and its tags (see records.LedgerRow).
+    Column("end_user", String()),
+    Column("tags", Text()),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
 )
@@ -225,6 +228,15 @@ def _migrate(conn: Connection) -> None:
             conn.execute(text(f"UPDATE {table} SET cost_nanos = cost_nanos * 1000"))
         if table == USAGE_TABLE and "simulated" not in columns:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT FALSE"))
+        if table == USAGE_TABLE:
+            _add_attribution(conn, columns)
+
+
+def _add_attribution(conn: Connection, columns: set[str]) -> None:
+    """The `end_user` and `tags` columns, added to a ledger written before attribution (NULL in old rows)."""
+    for name, kind in (("end_user", "VARCHAR"), ("tags", "TEXT")):
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE {USAGE_TABLE} ADD COLUMN {name} {kind}"))
 
 
 class UtcDay(FunctionElement[str]):
@@ -246,9 +258,28 @@ def _utc_day_postgresql(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> st
     return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
+class TextPosition(FunctionElement[int]):
+    """Where a text first occurs in another, from 1, or 0 when it does not (NULL when either is NULL)."""
+
+    type = Integer()
+    name = "text_position"
+    inherit_cache = True
+
+
+@compiles(TextPosition, "sqlite")
+def _text_position_sqlite(element: TextPosition, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(TextPosition, "postgresql")
+def _text_position_postgresql(element: TextPosition, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
 __all__ = [
     "DECISIONS_TABLE",
     "USAGE_TABLE",
+    "TextPosition",
     "UtcDay",
     "audit_head",
     "create_ledger_engine",

@@ -187,13 +187,14 @@ class Ledger:
 
     def summary(self, *, since_ts: float, by: str, until_ts: float | None = None,
                 client: str | None = None) -> list[SummaryLine]:
-        """One line per model, key, task, tier, client or UTC day: counts, tokens, cost and latency.
+        """One line per model, key, task, tier, client, user, tag or UTC day: counts, tokens, cost, latency.
 
         Each line has group, requests, attempts, errors (failed requests), attempt_errors,
         prompt_tokens, completion_tokens, cost_nanos (billed, from attempt rows), cached (hits),
         and avg/p50/p95_latency_ms over ok request rows (None without any). Model lines group by
         served model, or the requested one when nothing was served. Days come in order, the
         other groups by cost, highest first. With `client`, only that gateway client's rows count.
+        A row with several tags counts in each tag's line (queries.summary).
         """
         with self._connected().connect() as conn:
             return queries.summary(conn, since_ts=since_ts, until_ts=until_ts, by=by,

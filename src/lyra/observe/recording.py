@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from lyra.errors import LyraError, UpstreamError
-from lyra.ledger import Ledger, LedgerRow
+from lyra.ledger import Ledger, LedgerRow, tags_text
 from lyra.routing.policy import RoutePlan
 from lyra.types import Attempt, Completion, CompletionRequest
 
@@ -31,6 +31,7 @@ class LedgerRecorder:
             attempt=attempt.number, generation_id=attempt.generation_id,
             prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
             cost_estimated=attempt.cost_estimated, simulated=self.ledger.simulated,
+            end_user=request.user, tags=tags_text(request.tags),
         ))
 
     def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:
@@ -43,6 +44,7 @@ class LedgerRecorder:
             cost_estimated=completion.cost_estimated, latency_ms=completion.latency_s * 1000,
             status="ok", attempt=len(completion.attempts), cached=completion.cached,
             generation_id=completion.generation_id, simulated=self.ledger.simulated,
+            end_user=request.user, tags=tags_text(request.tags),
         ))
 
     def failure(self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError) -> None:
@@ -51,5 +53,5 @@ class LedgerRecorder:
             requested_model=request.model or (plan.models[0].id if plan.models else None),
             client=request.client, status="error", error_kind=type(error).__name__,
             http_status=error.status if isinstance(error, UpstreamError) else None,
-            simulated=self.ledger.simulated,
+            simulated=self.ledger.simulated, end_user=request.user, tags=tags_text(request.tags),
         ))

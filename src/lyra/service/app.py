@@ -21,6 +21,7 @@ from lyra.service.errors import ApiError, from_unexpected
 from lyra.service.gateway import Gateway, caller_of, gateway_of
 from lyra.service.middleware import AnswerUnexpected, ObserveRequests
 from lyra.service.options import ServiceOptions
+from lyra.service.ratelimit import RateLimitHeaders
 from lyra.service.tenancy import error_for
 
 CONFIG_ENV = "LYRA_SERVE_CONFIG"
@@ -65,7 +66,7 @@ def create_app(
         routes=ROUTES,
         lifespan=lifespan,
         middleware=[Middleware(ObserveRequests, metrics=metrics, log_requests=options.access_log),
-                    Middleware(AnswerUnexpected)],
+                    Middleware(RateLimitHeaders), Middleware(AnswerUnexpected)],
         exception_handlers={ApiError: _api_error, LyraError: _lyra_error, HTTPException: _http_error,
                             Exception: _unexpected},
     )

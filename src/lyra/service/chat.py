@@ -10,6 +10,8 @@ from starlette.types import Receive, Scope, Send
 
 from lyra.engine import CompletionStream
 from lyra.errors import LyraError
+from lyra.service.answer_headers import MODEL_HEADER, completion_headers
+from lyra.service.attribution import TAGS_HEADER, header_tags, request_tags
 from lyra.service.auth import Client
 from lyra.service.body import read_body
 from lyra.service.chat_render import ChunkWriter, chat_completion
@@ -26,16 +28,19 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
     call = parse_chat(await read_body(request, gateway.options), gateway.options)
+    tags = request_tags(call.tags, header_tags(request.headers.get(TAGS_HEADER)))
     target = gateway.targets.resolve(call.model, client, call.max_tokens)
     if call.stream:
-        return await _stream(gateway, call, target, client)
+        return await _stream(gateway, call, target, client, tags)
     bypass = wants_fresh(request)
     completion = await gateway.lyra.complete(
         messages=call.messages, task=target.task, tier=target.tier, model=target.model,
         max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
-        provider=call.provider, seed=call.seed, client=client.name, cache="bypass" if bypass else "use")
+        provider=call.provider, seed=call.seed, client=client.name, cache="bypass" if bypass else "use",
+        user=call.user, tags=tags)
+    spent = await completion_headers(gateway.lyra, client, completion)
     return Response(chat_completion(completion), media_type="application/json",
-                    headers={"Cache-Status": cache_status(completion.cached, bypass=bypass)})
+                    headers={"Cache-Status": cache_status(completion.cached, bypass=bypass), **spent})
 
 
 def wants_fresh(request: Request) -> bool:
@@ -51,19 +56,23 @@ def cache_status(cached: bool, *, bypass: bool) -> str:
     return "lyra; fwd=bypass" if bypass else "lyra; fwd=miss"
 
 
-async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Client) -> Response:
+async def _stream(gateway: Gateway, call: ChatCall, target: Target, client: Client,
+                  tags: tuple[str, ...]) -> Response:
     """Start the stream before answering, so a refusal or failure still gets its own status."""
     stream = gateway.lyra.stream(
         messages=call.messages, task=target.task, tier=target.tier, model=target.model,
         max_tokens=call.max_tokens, temperature=call.temperature, response_format=call.response_format,
-        provider=call.provider, seed=call.seed, client=client.name)
+        provider=call.provider, seed=call.seed, client=client.name, user=call.user, tags=tags)
     pieces = aiter(stream)
     try:
         first: str | None = await anext(pieces)
     except StopAsyncIteration:
         first = None
     # Every chunk names the served model (known from the upstream's first chunk), not the target.
-    return _sse(_events(ChunkWriter(stream.model or call.model), first, pieces, stream, client, gateway.view))
+    # The cost is not known yet: it comes in the final usage chunk (usage.cost).
+    model = {MODEL_HEADER: stream.model} if stream.model else {}
+    return _sse(_events(ChunkWriter(stream.model or call.model), first, pieces, stream, client, gateway.view),
+                model)
 
 
 async def _events(writer: ChunkWriter, first: str | None, pieces: AsyncIterator[str],
@@ -95,5 +104,5 @@ class _EventStream(StreamingResponse):
                 await close()
 
 
-def _sse(events: AsyncIterator[bytes]) -> StreamingResponse:
-    return _EventStream(events, media_type="text/event-stream", headers=_SSE_HEADERS)
+def _sse(events: AsyncIterator[bytes], extra: dict[str, str] | None = None) -> StreamingResponse:
+    return _EventStream(events, media_type="text/event-stream", headers=_SSE_HEADERS | (extra or {}))

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lyra.service.attribution import metadata_tags, parse_user
 from lyra.service.errors import bad_request
 from lyra.service.options import ServiceOptions
 from lyra.service.validate import parse_body
@@ -38,7 +39,7 @@ class StreamOptions(_Strict):
 
 
 class ChatBody(_Strict):
-    """What OpenAI's SDKs send; fields Lyra has no use for (top_p, user, ...) are ignored."""
+    """What OpenAI's SDKs send; fields Lyra has no use for (top_p, ...) are ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
@@ -55,6 +56,8 @@ class ChatBody(_Strict):
     n: int | None = None
     tools: list[Any] | None = None
     functions: list[Any] | None = None
+    user: Any = None  # checked by attribution.parse_user
+    metadata: Any = None  # checked by attribution.metadata_tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class ChatCall:
     response_format: dict[str, Any] | None
     seed: int | None
     provider: dict[str, Any] | None
+    user: str | None = None  # OpenAI's `user`: the caller's end user, for attribution
+    tags: tuple[str, ...] = ()  # from OpenAI's `metadata` (key:value); chat.py adds the header's
 
 
 def parse_chat(raw: bytes, options: ServiceOptions) -> ChatCall:
@@ -92,6 +97,8 @@ def parse_chat(raw: bytes, options: ServiceOptions) -> ChatCall:
         response_format=body.response_format.model_dump(exclude_none=True) if body.response_format else None,
         seed=body.seed,
         provider=body.provider,
+        user=parse_user(body.user),
+        tags=metadata_tags(body.metadata),
     )
 
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from lyra.money import json_default
 from lyra.service.access import panel_tiers, require_tiers
+from lyra.service.answer_headers import spend_headers
 from lyra.service.body import read_body
 from lyra.service.chat_request import ChatMessage
 from lyra.service.errors import bad_request
@@ -39,4 +40,5 @@ async def consensus(request: Request) -> Response:
     result = await gateway.lyra.consensus(messages=messages, panel=body.panel, notional=body.notional,
                                           cascade=body.cascade, client=client.name)
     answer = gateway.view.for_client(result.to_dict(), client)  # a client never sees the key names
-    return Response(orjson.dumps(answer, default=json_default), media_type="application/json")
+    return Response(orjson.dumps(answer, default=json_default), media_type="application/json",
+                    headers=await spend_headers(gateway.lyra, client, result.cost_nanos))

@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from lyra.analytics.accounts import gateway_account_name
 from lyra.service.access import panel_tiers, require_tiers
+from lyra.service.answer_headers import spend_headers
 from lyra.service.auth import Client
 from lyra.service.body import read_body
 from lyra.service.decide_account import (
@@ -85,7 +86,8 @@ async def decide(request: Request) -> Response:
     answer = with_halt_reason(decision.to_dict() | {"account": account}, ruled_on, gateway.lyra.settings)
     answer = gateway.view.for_client(answer, client)  # a client never sees the key names
     return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
-                    media_type="application/json")
+                    media_type="application/json", headers=await spend_headers(gateway.lyra, client,
+                                                                                decision.cost_nanos))
 
 
 async def _run(orchestrator: TradingAIOrchestrator, symbol: str, bars: Bars, body: DecideBody,

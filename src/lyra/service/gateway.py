@@ -15,7 +15,7 @@ from lyra.observe.metrics import Metrics
 from lyra.service.auth import Client, ClientAuth
 from lyra.service.errors import ApiError
 from lyra.service.options import ServiceOptions
-from lyra.service.ratelimit import ClientRateLimit
+from lyra.service.ratelimit import QUOTA_STATE, ClientRateLimit, over_limit
 from lyra.service.target import Targets
 from lyra.service.tenancy import ClientView
 
@@ -70,7 +70,10 @@ class Gateway:
         client = self.auth.authenticate(request.headers.get("authorization"))
         request.state.client = client.name  # for the access log
         request.state.caller = client  # for errors, which a client sees only as its own
-        await self.limiter.admit(client)
+        quota = await self.limiter.take(client)
+        setattr(request.state, QUOTA_STATE, quota)  # every answer from here on carries its headers
+        if not quota.admitted:
+            raise over_limit(client, quota)
         return client
 
 

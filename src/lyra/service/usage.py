@@ -23,7 +23,10 @@ _FLUSH_TIMEOUT_S = 2.0
 
 
 async def usage(request: Request) -> Response:
-    """An admin's usage of the whole desk; a client's of its own requests only (never by key)."""
+    """An admin's usage of the whole desk; a client's of its own requests only (never by key).
+
+    `by=user` groups by the requests' `user`, `by=tag` by their tags (a request in each of its tags).
+    """
     gateway = gateway_of(request)
     client = await gateway.admit(request)
     ledger = gateway.lyra.ledger
@@ -40,8 +43,11 @@ async def usage(request: Request) -> Response:
         since = analytics.since(text, time.time(), allow_future=True).start_ts
     except analytics.WindowError as exc:
         raise bad_request("since", str(exc)) from None
-    scope = None if client.admin else client.name
-    lines = await gateway.read_ledger(lambda: _summary(ledger, since, by, scope))
+    scope = None if client.admin else client.name  # a client's users and tags are its own rows' only
+    try:
+        lines = await gateway.read_ledger(lambda: _summary(ledger, since, by, scope))
+    except ValueError as exc:  # too many distinct tags in the window to group by
+        raise bad_request("by", str(exc)) from None
     for line in lines:
         cost = line["cost_nanos"]
         line["cost_usd"] = usd_json(cost) if isinstance(cost, int) else None

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lyra.errors import ConfigError
-from lyra.state.base import CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import BucketLevel, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import MemoryBackend
 from lyra.state.sqlite import SqliteBackend
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from lyra.state.redis import RedisBackend
 
 __all__ = [
+    "BucketLevel",
     "CapUsage",
     "Charge",
     "MemoryBackend",

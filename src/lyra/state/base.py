@@ -32,6 +32,18 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class BucketLevel:
+    """What one take from a token bucket left: the wait (0.0 when taken) and the tokens in the bucket.
+
+    `tokens` is the level after the take, or the level that was too low when nothing was taken; a
+    gateway reports it as a client's remaining requests without asking the backend a second time.
+    """
+
+    wait: float
+    tokens: float
+
+
+@dataclass(frozen=True, slots=True)
 class CapUsage:
     """Committed spend and outstanding reservations on one cap.
 
@@ -116,7 +128,6 @@ class StateBackend(ABC):
     async def seed_committed(self, values: Mapping[str, int]) -> None:
         """Raise each cap's committed amount to at least the given value (rebuild from the ledger)."""
 
-    @abstractmethod
     async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
         """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds.
 
@@ -124,6 +135,12 @@ class StateBackend(ABC):
         negative `amount` gives tokens back (a rate limiter undoing a partial take), never filling
         the bucket above `capacity`.
         """
+        return (await self.take_level(bucket, capacity, refill_per_s, amount)).wait
+
+    @abstractmethod
+    async def take_level(self, bucket: str, capacity: float, refill_per_s: float,
+                         amount: float) -> BucketLevel:
+        """`take`, in the same atomic step also saying how many tokens the bucket holds afterwards."""
 
     async def close(self) -> None:  # noqa: B027 - most backends have nothing to close
         """Release connections."""

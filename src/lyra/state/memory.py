@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
 from lyra.errors import StateReset
-from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, BucketLevel, CapUsage, Charge, Refusal, StateBackend
 
 
 def merge_charges(charges: Sequence[Charge]) -> dict[str, tuple[int, int]]:
@@ -182,15 +182,17 @@ class MemoryBackend(StateBackend):
             if value > self._committed.get(cap, 0):
                 self._committed[cap] = value
 
-    async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
-        """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds."""
-        if amount > capacity:
-            return math.inf
+    async def take_level(self, bucket: str, capacity: float, refill_per_s: float,
+                         amount: float) -> BucketLevel:
+        """Token bucket: take `amount` (wait 0.0) or nothing (the wait in seconds), and the level after."""
         now = self._clock()
         state = self._buckets.get(bucket)
         tokens = capacity if state is None else bucket_refill(state[0], state[1], now, capacity, refill_per_s)
+        if amount > capacity:
+            return BucketLevel(math.inf, tokens)
         if tokens >= amount:
-            self._buckets[bucket] = (min(capacity, tokens - amount), now)
-            return 0.0
+            left = min(capacity, tokens - amount)
+            self._buckets[bucket] = (left, now)
+            return BucketLevel(0.0, left)
         self._buckets[bucket] = (tokens, now)
-        return bucket_wait(tokens, amount, refill_per_s)
+        return BucketLevel(bucket_wait(tokens, amount, refill_per_s), tokens)

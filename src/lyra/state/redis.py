@@ -28,7 +28,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lyra.errors import StateReset, StateUnavailable
-from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, BucketLevel, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import check_actual, merge_charges
 
 CAP_KEEP_S = 3 * 24 * 3600
@@ -174,7 +174,8 @@ return ARGV[1]
 """
 
 # KEYS: b:<name>.  ARGV: capacity, refill per second, amount, lifetime of a bucket that never refills.
-# Returns the wait in seconds as a string ('0' when taken): Redis would truncate a Lua number.
+# Returns the wait in seconds ('0' when taken, '-1' never) and the tokens left, as strings: Redis
+# would truncate a Lua number.
 _TAKE = _NOW + """
 local capacity, rate, amount = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local v = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -198,7 +199,7 @@ if rate > 0 then
 else
   redis.call('EXPIRE', KEYS[1], ARGV[4])
 end
-return string.format('%.17g', wait)
+return {string.format('%.17g', wait), string.format('%.17g', tokens)}
 """
 
 
@@ -311,14 +312,17 @@ class RedisBackend(StateBackend):
             async with _reachable():
                 await self._seed(keys=[self._cap(cap) for cap in values], args=[CAP_KEEP_S, *values.values()])
 
-    async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
-        """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds."""
+    async def take_level(self, bucket: str, capacity: float, refill_per_s: float,
+                         amount: float) -> BucketLevel:
+        """Token bucket: take `amount` (wait 0.0) or nothing (the wait in seconds), and the level after."""
         if amount > capacity:
-            return math.inf
+            # Never fits: the level is not worth a round trip, and a full bucket is what a new one holds.
+            return BucketLevel(math.inf, capacity)
         args: list[str | int] = [*(repr(float(x)) for x in (capacity, refill_per_s, amount)), CAP_KEEP_S]
         async with _reachable():
-            wait = float(await self._take(keys=[f"{self.prefix}b:{bucket}"], args=args))
-        return math.inf if wait < 0 else wait
+            wait_text, tokens_text = await self._take(keys=[f"{self.prefix}b:{bucket}"], args=args)
+        wait = float(wait_text)
+        return BucketLevel(math.inf if wait < 0 else wait, float(tokens_text))
 
     async def close(self) -> None:
         """Close the client and its connection pool."""

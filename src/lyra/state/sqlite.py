@@ -21,7 +21,7 @@ from pathlib import Path
 
 from lyra.errors import StateReset, StateUnavailable
 from lyra.sqlite_wal import Checkpointer, enable_wal, hand_off_checkpoints
-from lyra.state.base import EXPIRED_KEEP_S, CapUsage, Charge, Refusal, StateBackend
+from lyra.state.base import EXPIRED_KEEP_S, BucketLevel, CapUsage, Charge, Refusal, StateBackend
 from lyra.state.memory import bucket_refill, bucket_wait, check_actual, merge_charges
 
 _SCHEMA = """
@@ -232,20 +232,20 @@ class SqliteBackend(StateBackend):
         with self._write() as db:
             db.executemany(_SEED_COMMITTED, list(values.items()))
 
-    async def take(self, bucket: str, capacity: float, refill_per_s: float, amount: float) -> float:
-        """Token bucket: take `amount` and return 0.0, or take nothing and return the wait in seconds."""
-        if amount > capacity:
-            return math.inf
+    async def take_level(self, bucket: str, capacity: float, refill_per_s: float,
+                         amount: float) -> BucketLevel:
+        """Token bucket: take `amount` (wait 0.0) or nothing (the wait in seconds), and the level after."""
         with self._write() as db:
             now = self._clock()
             row = db.execute("SELECT tokens, updated_at FROM buckets WHERE name = ?", (bucket,)).fetchone()
             tokens = capacity if row is None else bucket_refill(row[0], row[1], now, capacity, refill_per_s)
+            if amount > capacity:
+                return BucketLevel(math.inf, tokens)
             taken = tokens >= amount
-            db.execute(
-                "INSERT OR REPLACE INTO buckets (name, tokens, updated_at) VALUES (?, ?, ?)",
-                (bucket, min(capacity, tokens - amount) if taken else tokens, now),
-            )
-        return 0.0 if taken else bucket_wait(tokens, amount, refill_per_s)
+            left = min(capacity, tokens - amount) if taken else tokens
+            db.execute("INSERT OR REPLACE INTO buckets (name, tokens, updated_at) VALUES (?, ?, ?)",
+                       (bucket, left, now))
+        return BucketLevel(0.0 if taken else bucket_wait(tokens, amount, refill_per_s), left)
 
     async def close(self) -> None:
         """Close the connection."""
