@@ -138,3 +138,10 @@ async def test_a_panel_member_call_carries_its_tier_profile(lyra: Lyra, sim: Sim
                                     "max_price": {"prompt": 10, "completion": 30}}
     answered = [v for v in result.votes if v.status in ("vote", "abstain")]
     assert answered and all(v.profile is not None and v.profile["tier"] == "advanced" for v in answered)
+
+
+async def test_the_request_row_in_the_ledger_carries_the_fingerprint(lyra: Lyra) -> None:
+    c = await lyra.complete(task="risk_assessment", messages=MSG, response_format=SCHEMA)
+    assert lyra.ledger is not None and c.profile is not None
+    rows = lyra.ledger.rows(since_ts=0, kind="request")
+    assert [r.profile for r in rows] == [c.profile["fingerprint"]]

@@ -39,6 +39,7 @@ class LedgerRow:
     cached: bool = False
     generation_id: str | None = None
     simulated: bool = False  # a simulator run's row: never counted against real caps
+    profile: str | None = None  # request rows: the fingerprint of the model and provider preferences sent
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))

@@ -75,6 +75,8 @@ usage = Table(
     Column("generation_id", String()),
     # Rows of simulator runs (no key set): kept apart from real money, never counted against real caps.
     Column("simulated", Boolean(), nullable=False, default=False, server_default="0"),
+    # The 12-digit fingerprint of the exact model, provider preferences and service tier a request sent.
+    Column("profile", String()),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
 )
@@ -225,6 +227,8 @@ def _migrate(conn: Connection) -> None:
             conn.execute(text(f"UPDATE {table} SET cost_nanos = cost_nanos * 1000"))
         if table == USAGE_TABLE and "simulated" not in columns:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT FALSE"))
+        if table == USAGE_TABLE and "profile" not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN profile VARCHAR"))
 
 
 class UtcDay(FunctionElement[str]):

@@ -43,6 +43,7 @@ class LedgerRecorder:
             cost_estimated=completion.cost_estimated, latency_ms=completion.latency_s * 1000,
             status="ok", attempt=len(completion.attempts), cached=completion.cached,
             generation_id=completion.generation_id, simulated=self.ledger.simulated,
+            profile=completion.profile.get("fingerprint") if completion.profile else None,
         ))
 
     def failure(self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError) -> None:
