@@ -107,6 +107,8 @@ class Completion:
     generation_id: str | None = None
     cached: bool = False
     attempts: list[Attempt] = field(default_factory=list)
+    # What was sent: the exact model, the tier's provider preferences and service tier, a fingerprint.
+    profile: dict[str, Any] | None = None
 
     @property
     def cost_usd(self) -> Decimal:

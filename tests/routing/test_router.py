@@ -119,7 +119,8 @@ async def test_unknown_and_retired_models(lyra: Lyra) -> None:
     with pytest.raises(NoModelAvailable, match="not in the catalogue"):
         await lyra.complete(model="acme/fake-1.0", messages=MSG)
     with pytest.raises(NoModelAvailable) as info:
-        await lyra.complete(model="anthropic/claude-3-opus", messages=MSG)
+        # (claude-3-opus, at 15/75, would not even be sent: it is over the premium tier's max_price)
+        await lyra.complete(model="anthropic/claude-3.5-sonnet", messages=MSG)
     assert info.value.attempts[0].error_kind == "model_unavailable"  # type: ignore[attr-defined]
 
 

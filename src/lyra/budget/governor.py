@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -281,8 +282,7 @@ class BudgetGovernor:
         if fast is not None:
             keys = tuple(dict.fromkeys([*plan.keys, *fast.keys]))
         log.info("day budget below %s: using %s", format_usd(self.low_budget), free.id)
-        return RoutePlan(plan.task, plan.tier, (free,), keys, plan.round_robin, plan.attempt_timeout_s,
-                         plan.max_tokens, plan.temperature)
+        return dataclasses.replace(plan, models=(free,), keys=keys)
 
     def caps(self) -> list[tuple[Cap, int]]:
         """Every cap the governor keeps, with its daily limit (nano-dollars or tokens)."""
@@ -324,5 +324,4 @@ def _used(usage: dict[str, CapUsage], cap: str) -> int:
 
 
 def _replace_models(plan: RoutePlan, models: tuple[ModelInfo, ...]) -> RoutePlan:
-    return RoutePlan(plan.task, plan.tier, models, plan.keys, plan.round_robin, plan.attempt_timeout_s,
-                     plan.max_tokens, plan.temperature)
+    return dataclasses.replace(plan, models=models)  # the tier's profile goes with it

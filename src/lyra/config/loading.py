@@ -287,6 +287,9 @@ def _first_error(exc: ValidationError) -> str:
         return f"{where}: required field is missing"
     if err["type"] in _EXPECTED:
         return f"{where}: expected {_EXPECTED[err['type']]}, got {_toml_type(err.get('input'))}"
+    if err["type"] == "literal_error":
+        choices = str(err.get("ctx", {}).get("expected", "")).replace("'", '"')
+        return f"{where}: expected {choices}"
     if err["type"] == "finite_number":
         return f"{where}: must be a finite number (not inf or nan)"
     if err["type"] in _BOUNDS:
@@ -307,7 +310,9 @@ def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
         if part in fields:
             annotation = fields[part].annotation
             args = getattr(annotation, "__args__", ())
-            model = args[-1] if args else annotation
+            # dict[str, X] and X | None: the part that is a table of fields.
+            tables = [a for a in args if hasattr(a, "model_fields")]
+            model = tables[0] if tables else (args[-1] if args else annotation)
     fields = getattr(model, "model_fields", {})
     return list(fields)
 

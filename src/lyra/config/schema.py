@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
+from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.days import parse_session
 from lyra.errors import ConfigError, FailureKind
 from lyra.failures import FailureAction
@@ -141,6 +143,10 @@ class TierSettings(_Strict):
     budget_share: Share = Field(ge=0, le=1)
     timeout_s: Seconds = Field(gt=0)
     selection: Literal["preference", "round_robin"] = "preference"
+    # The tier's profile: OpenRouter provider preferences sent with each of its requests (the
+    # privacy fields and max_price cannot be loosened by a caller) and the service tier asked for.
+    provider: ProviderSettings | None = None
+    service_tier: Literal["flex", "priority"] | None = None
 
 
 class TaskSettings(_Strict):
@@ -341,6 +347,60 @@ class Settings(_Strict):
             _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
         return self
 
+    @model_validator(mode="after")
+    def _exact_decision_ids(self) -> Settings:
+        for where, model_id in self.decision_model_places():
+            if is_alias(model_id):
+                raise ValueError(alias_error(where, model_id))
+        return self
+
+    def decision_panels(self) -> list[str]:
+        """The panels the decision pipeline asks, with the cheaper panels they escalate from."""
+        found: list[str] = []
+        todo = [SIGNAL_PANEL, FINAL_PANEL, self.schedule.final_panel]
+        while todo:
+            name = todo.pop(0)
+            panel = self.panels.get(name)
+            if panel is None or name in found:
+                continue
+            found.append(name)
+            if panel.escalate_from is not None:
+                todo.append(panel.escalate_from)
+        return found
+
+    def decision_tasks(self) -> list[str]:
+        """The tasks the decision pipeline's stages and panels route by."""
+        names = [s.task for s in STAGES if s.task is not None and s.panel is None]
+        names += [self.panels[p].task for p in self.decision_panels()]
+        return [n for n in dict.fromkeys(names) if n in self.tasks]
+
+    def decision_tiers(self) -> list[str]:
+        """The tiers that take part in trading decisions, and the tiers they step down to.
+
+        The single-call stages' tiers (by tier or by task) and the decision panels' task tiers;
+        a decision tier must name exact model ids.
+        """
+        found = [t for s in STAGES if s.panel is None and (t := s.routed_tier(self)) is not None]
+        found += [self.tasks[t].tier for t in self.decision_tasks()]
+        found = [t for t in dict.fromkeys(found) if t in self.tiers]
+        for name in found:  # grows while it is walked: step-downs of step-downs
+            lower = self.budget.step_down.get(name)
+            if lower is not None and lower in self.tiers and lower not in found:
+                found.append(lower)
+        return found
+
+    def decision_model_places(self) -> list[tuple[str, str]]:
+        """Every (field, model id) a trading decision can be routed to."""
+        places = [("budget.low_budget_model", self.budget.low_budget_model)]
+        for name in self.decision_tiers():
+            places += [(f"tiers.{name}.models[{i}]", m) for i, m in enumerate(self.tiers[name].models)]
+        for name in self.decision_tasks():
+            places += [(f"tasks.{name}.models[{i}]", m) for i, m in enumerate(self.tasks[name].models)]
+        for name in self.decision_panels():
+            places += [(f"panels.{name}.members[{i}].model", m.model)
+                       for i, m in enumerate(self.panels[name].members)]
+        return places
+
     def model_ids(self) -> set[str]:
         """Every model id the configuration names."""
         ids = {self.budget.low_budget_model}
@@ -378,6 +438,22 @@ class Settings(_Strict):
                            else "pick a current id from `lyra models`")
                 raise ConfigError(f"{source}: {where}: {model_id!r} is retired (OpenRouter no longer "
                                   f"serves it); {instead}")
+        self._check_ceilings(catalog, source)
+
+    def _check_ceilings(self, catalog: Catalog, source: str) -> None:
+        """Refuse a tier whose `provider.max_price` leaves none of its own models to try."""
+        for name, tier in self.tiers.items():
+            ceiling = tier.provider.max_price if tier.provider is not None else None
+            if ceiling is None:
+                continue
+            over = {m: price_excess(info, ceiling) for m in tier.models
+                    if (info := catalog.find(m)) is not None}
+            if over and all(over.values()):
+                first, why = next(iter(over.items()))
+                raise ConfigError(
+                    f"{source}: tiers.{name}.provider.max_price: every model of the tier costs more than "
+                    f"{describe_ceiling(ceiling)} (USD per million tokens), e.g. {first}: {why}; "
+                    "raise the ceiling or add a cheaper model")
 
 
 def _known(name: str, table: Mapping[str, Any], where: str, what: str) -> None:

@@ -45,6 +45,7 @@ class MemberVote:
     cost_nanos: int = 0
     latency_s: float = 0.0
     cached: bool = False
+    profile: dict[str, Any] | None = None  # the exact model and provider preferences its call sent
 
     def ballot(self) -> Ballot:
         return Ballot(self.weight, self.action if self.status == "vote" else None, self.confidence)
@@ -108,7 +109,7 @@ def _vote_dict(v: MemberVote) -> dict[str, Any]:
     return {"model": v.model, "served_model": v.served_model, "key": v.key, "weight": v.weight,
             "status": v.status, "action": v.action, "confidence": v.confidence, "rationale": v.rationale,
             "reason": v.reason, "cost_usd": str(nanos_to_usd(v.cost_nanos)),
-            "latency_s": round(v.latency_s, 4), "cached": v.cached}
+            "latency_s": round(v.latency_s, 4), "cached": v.cached, "profile": v.profile}
 
 
 def with_instructions(messages: Sequence[Message]) -> list[Message]:
@@ -220,6 +221,7 @@ class ConsensusEngine:
             return vote
         vote.served_model, vote.cost_nanos = completion.model, completion.total_cost_nanos
         vote.cached = completion.cached
+        vote.profile = completion.profile
         vote.latency_s = time.monotonic() - started
         parsed = parse_decision(completion.text)
         if isinstance(parsed, Abstention):

@@ -78,6 +78,8 @@ usage = Table(
     # Attribution within a client: the request's `user` and its tags (see records.LedgerRow).
     Column("end_user", String()),
     Column("tags", Text()),
+    # The 12-digit fingerprint of the exact model, provider preferences and service tier a request sent.
+    Column("profile", String()),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
 )
@@ -228,6 +230,8 @@ def _migrate(conn: Connection) -> None:
             conn.execute(text(f"UPDATE {table} SET cost_nanos = cost_nanos * 1000"))
         if table == USAGE_TABLE and "simulated" not in columns:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT FALSE"))
+        if table == USAGE_TABLE and "profile" not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN profile VARCHAR"))
         if table == USAGE_TABLE:
             _add_attribution(conn, columns)
 

@@ -45,6 +45,7 @@ class LedgerRecorder:
             status="ok", attempt=len(completion.attempts), cached=completion.cached,
             generation_id=completion.generation_id, simulated=self.ledger.simulated,
             end_user=request.user, tags=tags_text(request.tags),
+            profile=completion.profile.get("fingerprint") if completion.profile else None,
         ))
 
     def failure(self, request_id: str, request: CompletionRequest, plan: RoutePlan, error: LyraError) -> None:

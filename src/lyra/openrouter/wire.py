@@ -35,6 +35,7 @@ class ChatRequest:
     provider: Mapping[str, Any] | None = None
     user: str | None = None
     stream: bool = False
+    service_tier: str | None = None
 
     def encode(self) -> bytes:
         """The JSON body; optional fields are left out rather than sent as null."""
@@ -42,7 +43,7 @@ class ChatRequest:
         if self.fallback_models:
             body["models"] = [self.model, *self.fallback_models]
         for name in ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format",
-                     "provider", "user"):
+                     "provider", "user", "service_tier"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value

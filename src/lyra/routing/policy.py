@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.errors import ConfigError, NoModelAvailable
+from lyra.routing.profiles import TierProfile
 from lyra.types import CompletionRequest
 
 
@@ -22,6 +23,18 @@ class RoutePlan:
     attempt_timeout_s: float
     max_tokens: int | None
     temperature: float | None
+    profile: TierProfile | None = None  # the tier's provider preferences, service tier and price ceiling
+
+    def within_ceiling(self) -> tuple[RoutePlan, list[tuple[str, str]]]:
+        """This plan without the models over the profile's `max_price`, and why each one was left out."""
+        if self.profile is None:
+            return self, []
+        over = [(m, why) for m in self.models if (why := self.profile.ceiling_excess(m)) is not None]
+        if not over:
+            return self, []
+        dropped = {m.id for m, _ in over}
+        kept = tuple(m for m in self.models if m.id not in dropped)
+        return replace(self, models=kept), [(m.id, why) for m, why in over]
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -46,15 +59,16 @@ class RoutePolicy:
                     known = ", ".join(self._settings.keys)
                     raise ConfigError(f"unknown key {request.key!r}; configured: {known}")
                 keys = (request.key, *(k for k in cached.keys if k != request.key))
-                cached = RoutePlan(cached.task, cached.tier, cached.models, keys, False,
-                                   cached.attempt_timeout_s, cached.max_tokens, cached.temperature)
+                cached = replace(cached, keys=keys, round_robin=False)
+            if (tier := cached.tier) is not None:
+                cached = replace(cached, profile=TierProfile.of(tier, self._settings.tiers[tier]))
             self._plans[key] = cached
         if request.max_tokens is None and request.temperature is None:
             return cached
-        return RoutePlan(cached.task, cached.tier, cached.models, cached.keys, cached.round_robin,
-                         cached.attempt_timeout_s,
-                         request.max_tokens if request.max_tokens is not None else cached.max_tokens,
-                         request.temperature if request.temperature is not None else cached.temperature)
+        return replace(cached,
+                       max_tokens=request.max_tokens if request.max_tokens is not None else cached.max_tokens,
+                       temperature=request.temperature if request.temperature is not None
+                       else cached.temperature)
 
     def _build(self, request: CompletionRequest) -> RoutePlan:
         s = self._settings

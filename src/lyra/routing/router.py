@@ -7,7 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -31,6 +31,7 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
 from lyra.routing.keys import KeyPool, limit_period_end
 from lyra.routing.policy import RoutePlan, RoutePolicy
+from lyra.routing.profiles import for_wire, profile_record
 from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.types import Attempt, Completion, CompletionRequest
 
@@ -290,10 +291,18 @@ class Router:
         plan = self.policy.plan(request)
         for planner in self.planners:
             plan = await planner.adjust(plan, request)
+        plan, over_priced = plan.within_ceiling()
         deadline_s = request.deadline_s or self._deadline_s
         prompt = measure_prompt(request.messages, response_format=request.response_format)
-        return _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s, prompt=prompt,
+        loop = _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s, prompt=prompt,
                      prompt_tokens=prompt.text_tokens, request_id=new_id())
+        for model_id, why in over_priced:  # never tried: over the tier's max_price
+            self._skip(loop, model_id, None, f"over the tier's price ceiling: {why}", kind="over_max_price")
+        if over_priced and not plan.models and plan.profile is not None:
+            error = NoModelAvailable(plan.profile.refusal(over_priced), attempts=list(loop.attempts))
+            self._notify_failure(loop, error)
+            raise error
+        return loop
 
     async def _next(self, loop: _Loop) -> AttemptContext | None:
         """The next model and key to try, after any backoff; None when nothing is left."""
@@ -431,11 +440,22 @@ class Router:
 
     def _body(self, ctx: AttemptContext, *, stream: bool) -> bytes:
         r = ctx.request
+        provider, service_tier = self._sent(ctx)
         return ChatRequest(
             model=ctx.model.id, messages=r.messages, max_tokens=ctx.max_tokens,
             temperature=ctx.plan.temperature, response_format=r.response_format,
-            provider=r.provider, seed=r.seed, stream=stream,
+            provider=for_wire(provider) if provider else None, seed=r.seed, stream=stream,
+            service_tier=service_tier,
         ).encode()
+
+    @staticmethod
+    def _sent(ctx: AttemptContext) -> tuple[Mapping[str, Any] | None, str | None]:
+        """The provider object and service tier an attempt sends: the caller's under the tier's profile."""
+        r, profile = ctx.request, ctx.plan.profile
+        if profile is None:
+            return r.provider, None
+        structured = r.response_format is not None
+        return profile.provider_for(r.provider, structured=structured), profile.service_tier
 
     def _usage(self, ctx: AttemptContext, usage: Usage | None, text: str) -> AttemptUsage:
         prompt = usage.prompt_tokens if usage else ctx.prompt_tokens
@@ -565,6 +585,9 @@ class Router:
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
             latency_s=now - started, finish_reason=answer.finish_reason, generation_id=generation_id,
             attempts=loop.attempts)
+        provider_sent, service_tier = self._sent(ctx)
+        completion.profile = profile_record(tier=loop.plan.tier, model=ctx.model.id, served_model=served,
+                                            provider=provider_sent, service_tier=service_tier)
         for recorder in self.recorders:
             recorder.completion(loop.request_id, loop.request, completion)
         return completion

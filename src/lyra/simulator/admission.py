@@ -11,6 +11,7 @@ from lyra.simulator import error_bodies as errors
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.error_bodies import SimError
 from lyra.simulator.faults import FiredFault
+from lyra.simulator.provider_prefs import check_provider, over_max_price, price_filtered
 from lyra.simulator.state import KeyAccount, SimulatorState
 
 FREE_PER_MIN = 20
@@ -31,6 +32,10 @@ def admit(
 ) -> Admitted | SimError:
     """Walk the candidates until one can serve; return the last error if none can."""
     last: SimError = errors.bad_request("No model could serve the request")
+    provider = req.payload.get("provider")
+    malformed = check_provider(provider)
+    if malformed is not None:
+        return malformed
     for requested in req.candidates:
         state.stats.by_model[requested] += 1
         model = state.catalog.find(requested)
@@ -39,6 +44,9 @@ def admit(
             continue
         if model.retired:
             last = errors.retired_model(requested, model.successor)
+            continue
+        if over_max_price(model, provider):
+            last = price_filtered(requested)
             continue
         fired = state.faults.draw(requested, model.id, token)
         if fired is not None:

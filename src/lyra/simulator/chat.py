@@ -33,6 +33,8 @@ async def handle_chat(state: SimulatorState, request: web.Request) -> web.Stream
         payload = orjson.loads(await request.read())
     except orjson.JSONDecodeError:
         return error_response(errors.bad_request("Request body is not valid JSON"))
+    if isinstance(payload, dict):
+        state.received.append(payload)
     parsed = parse_chat(payload, state.default_model)
     if isinstance(parsed, SimError):
         return error_response(parsed)

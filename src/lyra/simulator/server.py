@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -44,6 +45,11 @@ class Simulator:
     @property
     def stats(self) -> SimulatorStats:
         return self._state.stats
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """The last chat request bodies the simulator received, oldest first (at most 256)."""
+        return list(self._state.received)
 
     @property
     def root_url(self) -> str:

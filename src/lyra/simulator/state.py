@@ -21,6 +21,7 @@ _ALNUM = string.ascii_letters + string.digits
 _MAX_GENERATIONS = 50_000  # kept for /generation; older ones are forgotten
 _PREFERRED_DEFAULT_MODEL = "openai/gpt-4o-mini"
 _ZERO = Decimal(0)
+_KEPT_REQUESTS = 256
 
 
 def key_label(token: str) -> str:
@@ -128,6 +129,8 @@ class SimulatorState:
         self.default_model = _default_model(catalog)
         self._streams = 0
         self._default_limit = _usd(options.default_key_limit_usd)
+        # The last chat request bodies as received (newest last), for tests that check the wire.
+        self.received: deque[dict[str, Any]] = deque(maxlen=_KEPT_REQUESTS)
 
     def account(self, token: str) -> KeyAccount:
         found = self.accounts.get(token)

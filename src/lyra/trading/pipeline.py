@@ -41,6 +41,9 @@ class StageResult:
     error: str = ""
     error_kind: str = ""  # the exception's class name (BudgetExceeded, NoModelAvailable, ...) when it failed
     cap: str | None = None  # the budget cap that refused it (global, tier:fast, key:premium, ...)
+    # The profile of each call behind the stage (a panel: each member that answered): the exact model,
+    # the provider preferences and service tier sent, and their fingerprint.
+    profiles: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -50,7 +53,8 @@ class StageResult:
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_nanos": self.cost_nanos,
                 "latency_s": round(self.latency_s, 4), "status": self.status, "output": self.output,
-                "error": self.error, "error_kind": self.error_kind, "cap": self.cap}
+                "error": self.error, "error_kind": self.error_kind, "cap": self.cap,
+                "profiles": self.profiles}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -277,7 +281,7 @@ async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> Sta
     except LyraError as exc:
         return _failed(name, exc, started)
     return StageResult(stage=name, tier=c.tier, model=c.model, cost_nanos=c.total_cost_nanos,
-                       latency_s=c.latency_s, output=c.text)
+                       latency_s=c.latency_s, output=c.text, profiles=[c.profile] if c.profile else [])
 
 
 async def _panel_stage(
@@ -291,9 +295,20 @@ async def _panel_stage(
     voted = [v.served_model or v.model for v in c.votes if v.status == "vote"]
     result = StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
                          cost_nanos=c.cost_nanos, latency_s=c.latency_s,
-                         output={"action": c.action, "score": round(c.score, 4), "reason": c.reason})
+                         output={"action": c.action, "score": round(c.score, 4), "reason": c.reason},
+                         profiles=_panel_profiles(c))
     _mark_member_failures(result, c)
     return result, c
+
+
+def _panel_profiles(consensus: Consensus) -> list[dict[str, Any]]:
+    """The profile of every member call that answered, this panel's and the ones it escalated from."""
+    found: list[dict[str, Any]] = []
+    panel: Consensus | None = consensus
+    while panel is not None:
+        found += [v.profile for v in panel.votes if v.profile is not None]
+        panel = panel.escalated_from
+    return found
 
 
 _CAP_IN_MESSAGE = re.compile(r"budget cap (\S+) reached")
