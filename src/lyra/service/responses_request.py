@@ -24,7 +24,7 @@ METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
 TOOL_CHOICES = ("none", "auto", "required")
 ITEM_TYPES = ("message", "function_call", "function_call_output", "reasoning")
-PART_TYPES = ("input_text", "output_text", "input_image", "input_file")
+PART_TYPES = ("input_text", "output_text", "refusal", "input_image", "input_file")
 M = TypeVar("M", bound=BaseModel)
 _STATELESS = "this gateway is stateless, as OpenRouter's /responses is"
 
@@ -113,6 +113,10 @@ class ReasoningItem(_Item):
 
 class TextPart(_Item):
     text: str
+
+
+class RefusalPart(_Item):
+    refusal: str
 
 
 class ImagePart(_Item):
@@ -304,6 +308,8 @@ def _chat_part(raw: Mapping[str, Any], where: str, text_only: bool) -> dict[str,
                                            f"supported: {', '.join(allowed)}", code="unsupported_value")
     if kind in ("input_text", "output_text"):
         return {"type": "text", "text": _validated(TextPart, raw, where).text}
+    if kind == "refusal":  # an earlier answer's refusal, passed back: what the assistant said
+        return {"type": "text", "text": _validated(RefusalPart, raw, where).refusal}
     if kind == "input_image":
         image = _validated(ImagePart, raw, where)
         if image.image_url is None:
