@@ -3,19 +3,25 @@ in front of the simulator: the Responses API, stateless, answered through the ch
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 import openai
 import orjson
 import pytest
-from gateway_support import DESK_TOKEN, TIGHT_TOKEN
+from gateway_support import DESK_TOKEN, TIGHT_TOKEN, gateway_config_text, running
 from multidict import CIMultiDict
 from pydantic import BaseModel
 
-from lyra.simulator import Fault, Simulator
+from lyra import Lyra
+from lyra.service import create_app
+from lyra.simulator import Fault, Simulator, SimulatorOptions
+from support import engine_env
 
 QUESTION = "BTC 4h: RSI 71, MACD crossed up. Signal?"
 INSTRUCTIONS = "You are a crypto desk's analyst. Answer in one sentence."
@@ -310,9 +316,31 @@ async def test_a_stream_failing_midway_ends_with_response_failed(desk: openai.As
     assert [event.sequence_number for event in events] == list(range(len(events)))
 
 
-async def test_the_sync_sdk_works_too(gateway: str) -> None:
-    import asyncio
+async def test_a_client_hanging_up_mid_stream_frees_its_budget_hold(tmp_path: Path) -> None:
+    # Real latencies, so the stream is still going when the client leaves.
+    async with Simulator(options=SimulatorOptions(time_scale=1.0, generation_lag_s=0.0)) as slow_sim:
+        path = tmp_path / "lyra.toml"
+        path.write_text(gateway_config_text(timeout_s=10))
+        lyra = Lyra.from_config(path, environ=engine_env(slow_sim) | {
+            "LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"})
+        async with running(create_app(lyra)) as base, aiohttp.ClientSession() as session:
+            body = orjson.dumps({"model": "tier:fast", "input": QUESTION, "max_output_tokens": 400, "stream": True})
+            async with session.post(f"{base}/responses", data=body, headers=AUTH) as r:
+                assert r.status == 200
+                assert (await r.content.readline()).startswith(b"event: response.created")
+                r.close()  # hang up mid-stream
+            assert lyra.budget is not None
+            deadline = time.monotonic() + 60  # the server notices the hang-up in its own time
+            for _ in range(100_000):
+                caps = {cap.name: cap for cap in await lyra.budget.snapshot()}
+                if caps["client:desk"].reserved == 0 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+            assert caps["client:desk"].reserved == 0
+            assert caps["global"].reserved == 0
 
+
+async def test_the_sync_sdk_works_too(gateway: str) -> None:
     def call() -> str:
         with (openai.OpenAI(api_key=DESK_TOKEN, base_url=gateway, max_retries=0) as client,
               client.responses.stream(model="tier:fast", input=QUESTION, max_output_tokens=200) as stream):
