@@ -151,6 +151,7 @@ def test_images_and_files_become_chat_parts() -> None:
     ({"truncation": "auto"}, "truncation", "disabled"),
     ({"tools": [PRICE_TOOL, {"type": "file_search"}]}, "tools[1].type", "only function tools"),
     ({"tools": [{"type": "function"}]}, "tools[0].name", "missing"),
+    ({"tools": [{"type": "function", "name": "get price"}]}, "tools[0].name", "pattern"),
     ({"tool_choice": {"type": "web_search_preview"}}, "tool_choice", "expected"),
     ({"tool_choice": {"type": "function"}}, "tool_choice.name", "required"),
     ({"text": {"format": {"type": "json_schema", "name": "d"}}}, "text.format.schema", "required"),
@@ -176,6 +177,11 @@ def test_chat_validation_errors_are_renamed_to_the_responses_fields() -> None:
     with pytest.raises(ApiError) as caught:
         chat_call(too_many, ServiceOptions(max_tokens=10))
     assert caught.value.param == "max_output_tokens" and caught.value.message.startswith("max_output_tokens: ")
+    schema = ResponsesCall(chat_body={"model": "m/x", "messages": [{"role": "user", "content": "x"}],
+                                      "response_format": {"type": "json_schema"}}, stream=False, echo={})
+    with pytest.raises(ApiError) as caught:
+        chat_call(schema, OPTIONS)
+    assert caught.value.param == "text.format"
     bad_role = ResponsesCall(chat_body={"model": "m/x", "messages": [{"role": "owner"}]}, stream=False, echo={})
     with pytest.raises(ApiError) as caught:
         chat_call(bad_role, OPTIONS)

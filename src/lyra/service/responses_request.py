@@ -7,6 +7,7 @@ the field. Every other error names its field too (`input[2].type`, `text.format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -77,8 +78,11 @@ class ResponsesBody(_Strict):
     truncation: Literal["auto", "disabled"] | None = None
     service_tier: str | None = None
     prompt_cache_key: str | None = None
+    # OpenRouter's own, as chat takes them.
     seed: int | None = None
     provider: dict[str, Any] | None = None
+    session_id: str | None = None
+    models: list[str] | None = None
     # Stateful: refused unless absent, null or false.
     store: bool | None = None
     background: bool | None = None
@@ -133,7 +137,7 @@ class FilePart(_Item):
 
 
 class FunctionTool(_Item):
-    name: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")  # OpenAI's rule
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
@@ -185,6 +189,8 @@ def parse_responses(raw: bytes, options: ServiceOptions) -> ResponsesCall:
         "provider": body.provider,
         "service_tier": body.service_tier,
         "prompt_cache_key": body.prompt_cache_key,
+        "session_id": body.session_id,
+        "models": body.models,
     }
     return ResponsesCall(chat_body={k: v for k, v in chat.items() if v is not None}, stream=bool(body.stream),
                          echo=_echo(body))
@@ -458,19 +464,19 @@ def _validated(model: type[M], raw: Mapping[str, Any], where: str) -> M:
     raise ApiError(400, f"{param}: {error.message.removeprefix(f'{inner}: ')}", param=param, code=error.code)
 
 
-# Chat's fields, as the Responses body calls them.
-_RESPONSES_NAMES = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
-                    "messages": "input", "response_format": "text.format"}
+# Chat's fields as the Responses body calls them (a message's index is not its input item's).
+_RENAMES = ((re.compile(r"^max_(completion_)?tokens$"), "max_output_tokens"),
+            (re.compile(r"^messages\b.*$"), "input"),
+            (re.compile(r"^response_format(\.json_schema)?"), "text.format"),
+            (re.compile(r"^(tools\[\d+\]|tool_choice)\.function"), r"\1"))
 
 
 def _renamed(exc: ApiError) -> ApiError:
     if exc.param is None:
         return exc
-    head, dot, rest = exc.param.partition(".")
-    head, bracket, index = head.partition("[")
-    name = _RESPONSES_NAMES.get(head)
-    if name is None:
-        return exc
-    param = name if name == "input" else name + (bracket + index if bracket else "") + dot + rest
-    message = exc.message.replace(exc.param, param, 1)
-    return ApiError(exc.status, message, type=exc.type, param=param, code=exc.code, extra=exc.extra)
+    for pattern, name in _RENAMES:
+        param, found = pattern.subn(name, exc.param, count=1)
+        if found:
+            message = exc.message.replace(exc.param, param, 1)
+            return ApiError(exc.status, message, type=exc.type, param=param, code=exc.code, extra=exc.extra)
+    return exc
