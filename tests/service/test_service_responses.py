@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from lyra import Lyra
 from lyra.service import create_app
+from lyra.service.chat_request import ChatCall
 from lyra.simulator import Fault, Simulator, SimulatorOptions
 from support import engine_env
 
@@ -347,3 +348,77 @@ async def test_the_sync_sdk_works_too(gateway: str) -> None:
             return stream.get_final_response().output_text
 
     assert await asyncio.to_thread(call)
+
+
+# --- tools, reasoning and logprobs: these need the chat route's tool calling -----------------------
+
+needs_chat_tools = pytest.mark.skipif("tools" not in ChatCall.__dataclass_fields__,
+                                      reason="the chat route does not call tools yet")
+QUOTE: Any = {"type": "function", "name": "get_quote", "description": "The last price of a symbol",
+              "parameters": {"type": "object", "properties": {
+                  "symbol": {"type": "string", "enum": ["BTC/USDT", "ETH/USDT"]}},
+                  "required": ["symbol"], "additionalProperties": False}, "strict": True}
+NEWS: Any = {"type": "function", "name": "get_news", "parameters": {
+    "type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}}
+
+
+@needs_chat_tools
+async def test_a_function_call_and_its_output_round_trip(desk: openai.AsyncOpenAI) -> None:
+    reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE],
+                                        max_output_tokens=100)
+    assert reply.status == "completed"
+    [call] = [item for item in reply.output if item.type == "function_call"]
+    assert call.name == "get_quote" and call.status == "completed" and call.id and call.id.startswith("fc_")
+    assert json.loads(call.arguments)["symbol"] in ("BTC/USDT", "ETH/USDT")
+    assert reply.tools and reply.tools[0].type == "function"
+    follow_up: Any = [{"role": "user", "content": QUESTION}, *reply.output,
+                      {"type": "function_call_output", "call_id": call.call_id, "output": '{"price": 97000.5}'}]
+    answer = await desk.responses.create(model="openai/gpt-4o-mini", input=follow_up, tools=[QUOTE],
+                                         max_output_tokens=100)
+    assert answer.output_text and not [item for item in answer.output if item.type == "function_call"]
+    plain = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE],
+                                        tool_choice="none", max_output_tokens=100)
+    assert plain.output_text and [item.type for item in plain.output] == ["message"]
+
+
+@needs_chat_tools
+async def test_streamed_function_calls_match_the_whole_answer(desk: openai.AsyncOpenAI) -> None:
+    whole = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE, NEWS])
+    expected = [(c.call_id, c.name, c.arguments) for c in whole.output if c.type == "function_call"]
+    assert len(expected) == 2
+    async with desk.responses.stream(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE, NEWS]) as stream:
+        events = [event async for event in stream]
+        final = await stream.get_final_response()
+    assert [(c.call_id, c.name, c.arguments) for c in final.output if c.type == "function_call"] == expected
+    kinds = [event.type for event in events]
+    assert kinds.count("response.function_call_arguments.done") == 2
+    assert kinds.count("response.function_call_arguments.delta") >= 2
+
+
+@needs_chat_tools
+async def test_reasoning_comes_back_as_an_item_that_can_be_passed_back(desk: openai.AsyncOpenAI) -> None:
+    reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, max_output_tokens=100,
+                                        reasoning={"max_tokens": 40})  # type: ignore[typeddict-unknown-key]
+    reasoning = reply.output[0]
+    assert reasoning.type == "reasoning" and reasoning.content and reasoning.content[0].text
+    assert reasoning.encrypted_content and json.loads(reasoning.encrypted_content)[0]["type"] == "reasoning.text"
+    assert reply.usage is not None and 0 < reply.usage.output_tokens_details.reasoning_tokens <= 40
+    again = await desk.responses.create(model="openai/gpt-4o-mini", max_output_tokens=100,
+                                        reasoning={"effort": "low"},
+                                        input=[{"role": "user", "content": QUESTION}, *reply.output,  # type: ignore[list-item]
+                                               {"role": "user", "content": "And ETH?"}])
+    assert again.output_text
+    stream = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, max_output_tokens=100,
+                                         reasoning={"max_tokens": 40}, stream=True)  # type: ignore[typeddict-unknown-key]
+    kinds = [event.type async for event in stream]
+    assert "response.reasoning_text.delta" in kinds and kinds[-1] == "response.completed"
+
+
+@needs_chat_tools
+async def test_top_logprobs_come_back_on_the_output_text(desk: openai.AsyncOpenAI) -> None:
+    reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, top_logprobs=2,
+                                        max_output_tokens=60)
+    part = reply.output[0].content[0]  # type: ignore[union-attr]
+    assert part.type == "output_text" and part.logprobs
+    assert "".join(t.token for t in part.logprobs) == part.text
+    assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in part.logprobs)
