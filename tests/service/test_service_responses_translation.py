@@ -50,7 +50,7 @@ def test_a_plain_request_becomes_the_chat_body_it_means() -> None:
                   "metadata": {"desk": "crypto"}, "include": ["reasoning.encrypted_content"], "store": False})
     assert call.chat_body == {
         "model": "tier:fast", "max_tokens": 50, "temperature": 0.2, "top_p": 0.9, "stream": True,
-        "user": "trader-7", "seed": 3,
+        "user": "trader-7", "seed": 3, "metadata": {"desk": "crypto"},
         "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Signal?"}]}
     assert call.stream is True
     assert call.echo["metadata"] == {"desk": "crypto"} and call.echo["instructions"] == "Be brief."

@@ -185,6 +185,7 @@ def parse_responses(raw: bytes, options: ServiceOptions) -> ResponsesCall:
         "logprobs": True if body.top_logprobs is not None else None,
         "top_logprobs": body.top_logprobs or None,
         "user": body.user,
+        "metadata": body.metadata,  # the chat route's attribution tags, where it reads them
         "seed": body.seed,
         "provider": body.provider,
         "service_tier": body.service_tier,
