@@ -14,7 +14,7 @@ import aiohttp
 import openai
 import orjson
 import pytest
-from gateway_support import DESK_TOKEN, TIGHT_TOKEN, gateway_config_text, running
+from gateway_support import DESK_TOKEN, SLOW_TOKEN, TIGHT_TOKEN, gateway_config_text, running
 from multidict import CIMultiDict
 from pydantic import BaseModel
 
@@ -266,6 +266,15 @@ async def test_a_tier_the_client_may_not_use_is_refused_with_403(desk: openai.As
     with pytest.raises(openai.PermissionDeniedError) as caught:
         await desk.responses.create(model="tier:premium", input=QUESTION)
     assert caught.value.body is not None and "premium" in str(caught.value.body)
+
+
+async def test_requests_per_minute_are_limited_with_retry_after(gateway: str) -> None:
+    async with openai.AsyncOpenAI(api_key=SLOW_TOKEN, base_url=gateway, max_retries=0) as slow:
+        for _ in range(2):
+            await slow.responses.create(model="tier:fast", input=QUESTION, max_output_tokens=16)
+        with pytest.raises(openai.RateLimitError) as caught:
+            await slow.responses.create(model="tier:fast", input=QUESTION, max_output_tokens=16)
+    assert int(caught.value.response.headers["retry-after"]) >= 1
 
 
 async def test_the_chat_routes_cache_and_headers_apply(http: tuple[aiohttp.ClientSession, str],

@@ -18,7 +18,7 @@ from lyra.service.errors import ApiError
 from lyra.service.options import ServiceOptions
 from lyra.service.responses import response_events
 from lyra.service.responses_render import Shell, from_chat_completion
-from lyra.service.responses_request import ResponsesCall, chat_call, parse_responses
+from lyra.service.responses_request import ResponsesCall, as_responses_error, chat_call, parse_responses
 from lyra.service.responses_stream import ResponseEvents
 
 OPTIONS = ServiceOptions()
@@ -186,6 +186,16 @@ def test_chat_validation_errors_are_renamed_to_the_responses_fields() -> None:
     with pytest.raises(ApiError) as caught:
         chat_call(bad_role, OPTIONS)
     assert caught.value.param == "input"
+
+
+def test_an_engine_error_naming_a_chat_field_keeps_its_status_and_retry_after() -> None:
+    error = as_responses_error(ApiError(400, "max_tokens: smaller, please", param="max_tokens", retry_after=2.0,
+                                        code="upstream_request_too_large", extra={"hint": 1}))
+    assert (error.status, error.param, error.message) == (400, "max_output_tokens", "max_output_tokens: smaller, "
+                                                                                     "please")
+    assert error.retry_after == 2.0 and error.code == "upstream_request_too_large" and error.extra == {"hint": 1}
+    same = ApiError(403, "model: not yours", param="model")
+    assert as_responses_error(same) is same
 
 
 def test_the_bounds_are_the_gateways() -> None:

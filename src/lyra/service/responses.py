@@ -14,13 +14,15 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from lyra.errors import LyraError
 from lyra.service.body import read_body
 from lyra.service.chat import answer_chat
-from lyra.service.errors import from_unexpected
+from lyra.service.errors import ApiError, from_unexpected
 from lyra.service.gateway import gateway_of
 from lyra.service.responses_render import Shell, from_chat_completion
-from lyra.service.responses_request import chat_call, parse_responses
+from lyra.service.responses_request import as_responses_error, chat_call, parse_responses
 from lyra.service.responses_stream import Event, ResponseEvents
+from lyra.service.tenancy import error_for
 
 _WHERE = "POST /v1/responses"
 _HEADERS_OF_BODY = {"content-length", "content-type"}
@@ -30,7 +32,12 @@ async def responses(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
     call = parse_responses(await read_body(request, gateway.options), gateway.options)
-    answer = await answer_chat(request, gateway, client, chat_call(call, gateway.options))
+    try:
+        answer = await answer_chat(request, gateway, client, chat_call(call, gateway.options))
+    except ApiError as exc:
+        raise as_responses_error(exc) from None
+    except LyraError as exc:  # as the app answers it, as this client may see it, in Responses' names
+        raise as_responses_error(error_for(exc, client, gateway.view)) from None
     shell = Shell(echo=call.echo)
     if isinstance(answer, StreamingResponse):
         # The chat route's stream, headers and hang-up handling, carrying Responses events instead.

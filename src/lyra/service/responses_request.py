@@ -202,7 +202,7 @@ def chat_call(call: ResponsesCall, options: ServiceOptions) -> ChatCall:
     try:
         return parse_chat(orjson.dumps(call.chat_body), options)
     except ApiError as exc:
-        raise _renamed(exc) from None
+        raise as_responses_error(exc) from None
 
 
 # --- stateless ------------------------------------------------------------------------------
@@ -472,12 +472,14 @@ _RENAMES = ((re.compile(r"^max_(completion_)?tokens$"), "max_output_tokens"),
             (re.compile(r"^(tools\[\d+\]|tool_choice)\.function"), r"\1"))
 
 
-def _renamed(exc: ApiError) -> ApiError:
+def as_responses_error(exc: ApiError) -> ApiError:
+    """An error of the chat route's, naming its field as the Responses body calls it."""
     if exc.param is None:
         return exc
     for pattern, name in _RENAMES:
         param, found = pattern.subn(name, exc.param, count=1)
         if found:
             message = exc.message.replace(exc.param, param, 1)
-            return ApiError(exc.status, message, type=exc.type, param=param, code=exc.code, extra=exc.extra)
+            return ApiError(exc.status, message, type=exc.type, param=param, code=exc.code,
+                            retry_after=exc.retry_after, extra=exc.extra, close=exc.close)
     return exc
