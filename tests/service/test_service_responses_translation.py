@@ -16,7 +16,7 @@ import pytest
 
 from lyra.service.errors import ApiError
 from lyra.service.options import ServiceOptions
-from lyra.service.responses import response_events
+from lyra.service.responses import response_events, whole_response
 from lyra.service.responses_render import Shell, from_chat_completion
 from lyra.service.responses_request import ResponsesCall, as_responses_error, chat_call, parse_responses
 from lyra.service.responses_stream import ResponseEvents
@@ -260,6 +260,17 @@ def test_a_cut_short_answer_is_incomplete_and_logprobs_are_kept() -> None:
     assert reply["max_output_tokens"] == 1
     empty = from_chat_completion(chat_completion({"role": "assistant", "content": ""}), shell())
     assert [item["type"] for item in empty["output"]] == ["message"]  # an empty answer is still one
+
+
+async def test_the_cost_is_said_again_exactly_never_through_a_float() -> None:
+    chat = chat_completion({"role": "assistant", "content": "Hold."})
+    raw = orjson.dumps(chat).replace(b'"cost":0.0001', b'"cost":0.0000000369')
+    assert b'"cost":0.0000000369' in raw
+    assert b'"cost":0.0000000369}' in whole_response(raw, shell())  # not 3.69e-8
+    stream = chat_sse([chunk({"role": "assistant", "content": "Hold."}), chunk({}, "stop")])
+    stream = stream.replace(b"data: [DONE]", b'data: {"choices":[],"usage":{"prompt_tokens":1,'
+                                             b'"completion_tokens":1,"cost":0.0000000369}}\n\ndata: [DONE]')
+    assert b'"cost":0.0000000369}' in await translated(stream)
 
 
 async def test_the_sdk_reads_a_whole_answer_with_tool_calls() -> None:

@@ -7,7 +7,9 @@ its stream of chunks, is then said again as a Response object or as Responses ev
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from lyra.errors import LyraError
+from lyra.money import json_default
 from lyra.service.body import read_body
 from lyra.service.chat import answer_chat
 from lyra.service.errors import ApiError, from_unexpected
@@ -44,8 +47,22 @@ async def responses(request: Request) -> Response:
         answer.body_iterator = response_events(answer.body_iterator, ResponseEvents(shell))
         return answer
     headers = {k: v for k, v in answer.headers.items() if k.lower() not in _HEADERS_OF_BODY}
-    body = from_chat_completion(orjson.loads(answer.body), shell)
-    return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+    return Response(whole_response(bytes(answer.body), shell), media_type="application/json", headers=headers)
+
+
+def whole_response(chat_completion: bytes, shell: Shell) -> bytes:
+    """A chat.completion body as a Response object's body."""
+    return _dumps(from_chat_completion(_loads(chat_completion), shell))
+
+
+def _loads(raw: bytes) -> Any:
+    # Numbers with a fraction as Decimal, so that `usage.cost` (0.0000000369) and logprobs are said
+    # again exactly as the chat route said them, never through a float.
+    return json.loads(raw, parse_float=Decimal)
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=json_default)
 
 
 async def response_events(chat_sse: AsyncIterable[Any], events: ResponseEvents) -> AsyncIterator[bytes]:
@@ -83,7 +100,7 @@ def _translate(raw: bytes, events: ResponseEvents) -> bytes:
         if data == b"[DONE]":
             out += events.finish()
             continue
-        payload = orjson.loads(data)
+        payload = _loads(data)
         if isinstance(payload, Mapping) and isinstance(payload.get("error"), Mapping):
             out += events.fail(payload["error"])
         elif isinstance(payload, Mapping):
@@ -93,5 +110,5 @@ def _translate(raw: bytes, events: ResponseEvents) -> bytes:
 
 def frame(events: list[Event]) -> bytes:
     """Events as SSE, each named by its type as OpenAI's are."""
-    return b"".join(b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+    return b"".join(b"event: " + event["type"].encode() + b"\ndata: " + _dumps(event) + b"\n\n"
                     for event in events)
