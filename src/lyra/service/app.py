@@ -16,7 +16,7 @@ from starlette.routing import Mount, Route
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.observe.metrics import Metrics
-from lyra.service import chat, consensus, dashboard, decide, health, models, report, usage
+from lyra.service import chat, consensus, dashboard, decide, health, models, report, responses, usage
 from lyra.service.errors import ApiError, from_unexpected
 from lyra.service.gateway import Gateway, caller_of, gateway_of
 from lyra.service.middleware import AnswerUnexpected, ObserveRequests
@@ -30,6 +30,7 @@ BODY_TIMEOUT_ENV = "LYRA_SERVE_BODY_TIMEOUT"
 
 ROUTES = [
     Route("/v1/chat/completions", chat.chat_completions, methods=["POST"]),
+    Route("/v1/responses", responses.responses, methods=["POST"]),
     Route("/v1/consensus", consensus.consensus, methods=["POST"]),
     Route("/v1/decide", decide.decide, methods=["POST"]),
     Route("/v1/models", models.list_models, methods=["GET"]),

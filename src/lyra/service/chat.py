@@ -28,6 +28,12 @@ async def chat_completions(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
     call = parse_chat(await read_body(request, gateway.options), gateway.options)
+    return await answer_chat(request, gateway, client, call)
+
+
+async def answer_chat(request: Request, gateway: Gateway, client: Client, call: ChatCall) -> Response:
+    """The chat route's answer to a validated call: a chat.completion, or a StreamingResponse of SSE
+    chunks. POST /v1/responses answers through here too, so both share routing, caps and caching."""
     tags = request_tags(call.tags, header_tags(request.headers.get(TAGS_HEADER)))
     target = gateway.targets.resolve(call.model, client, call.max_tokens)
     if call.stream:
