@@ -124,7 +124,8 @@ def token_logprobs(content: str, top: int, rng: random.Random) -> list[dict[str,
     for start in range(0, len(content), 4):
         token = content[start : start + 4]
         logprob = -round(rng.random() * 1.5, 4)
-        alternatives = [token, token.upper(), token.lower(), token.strip() or "_", token[::-1]]
+        alternatives = [token, token.upper(), token.lower(), " " + token, token[::-1],
+                        *(f"{token}{n}" for n in range(top))]
         tops = [{"token": alt, "logprob": round(logprob - 0.5 * rank, 4) if rank else logprob,
                  "bytes": list(alt.encode())} for rank, alt in enumerate(dict.fromkeys(alternatives))]
         entries.append({"token": token, "logprob": logprob, "bytes": list(token.encode()),
