@@ -119,8 +119,8 @@ class ChoiceDelta:
 
     @property
     def empty(self) -> bool:
-        return not (self.text or self.reasoning or self.reasoning_details or self.tool_calls
-                    or self.logprobs or self.finish_reason)
+        """Nothing for a caller: no text, reasoning, tool call or logprobs (a finish reason alone)."""
+        return not (self.text or self.reasoning or self.reasoning_details or self.tool_calls or self.logprobs)
 
 
 @dataclass(slots=True, kw_only=True)

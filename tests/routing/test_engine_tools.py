@@ -179,3 +179,12 @@ def test_the_wire_body_carries_every_new_field_and_the_cache_key_what_changes_th
     assert len(keys) == len(changed) and cache_key(base) not in keys
     same = CompletionRequest(model=MINI, messages=ASK, session_id="s", user="u")
     assert cache_key(same) == cache_key(base)
+
+
+async def test_choices_survive_the_shared_cache_encoding(lyra: Lyra) -> None:
+    from lyra.routing.cache import _completion_from_json, _completion_to_json
+
+    c = await lyra.complete(model=MINI, messages=ASK, n=2, tools=[QUOTE, NEWS], max_tokens=60)
+    back = _completion_from_json(_completion_to_json(c))
+    assert back.choices == c.choices and back.tool_calls == c.tool_calls
+    assert back.choices[1].tool_calls and back.choices[1].finish_reason == "tool_calls"

@@ -252,7 +252,7 @@ class Router:
                 await self._abandoned(loop, ctx, ticket, run.begun, run.generation_id)
                 raise
             assert answer is not None, "an attempt ends with its answer"
-            usage = self._usage(ctx, answer.usage, "".join(c.text for c in answer.choices) or answer.text)
+            usage = self._usage(ctx, answer.usage, _generated(answer))
             sink.append(self._succeeded(loop, ctx, usage, answer, begun=run.begun, started=started))
             await self._finish(ticket, ctx, usage)
             return
@@ -556,3 +556,11 @@ class Router:
             why = "every candidate model and key failed or was skipped"
         return NoModelAvailable(f"{why} ({tried})", attempts=list(loop.attempts))
 
+
+def _generated(answer: Answer) -> str:
+    """Everything an answer generated (every choice's text and tool-call arguments), for estimating
+    its tokens when the body reported no usage."""
+    if not answer.choices:
+        return answer.text
+    return "".join(c.text + "".join(str(t.get("function", {}).get("arguments", "")) for t in c.tool_calls)
+                   for c in answer.choices)
