@@ -117,7 +117,7 @@ class ChunkWriter:
         if piece.reasoning_details:
             delta["reasoning_details"] = list(piece.reasoning_details)
         if piece.tool_calls:
-            delta["tool_calls"] = [_tool_call_delta(c) for c in piece.tool_calls]
+            delta["tool_calls"] = [_tool_call_delta(c, n) for n, c in enumerate(piece.tool_calls)]
         choice: dict[str, Any] = {"index": piece.index, "delta": delta, "finish_reason": None}
         if piece.logprobs:
             choice["logprobs"] = _logprobs(list(piece.logprobs))
@@ -142,9 +142,12 @@ class ChunkWriter:
         return self._event(body)
 
 
-def _tool_call_delta(fragment: dict[str, Any]) -> dict[str, Any]:
-    """A tool-call fragment as OpenAI streams it: its index always, id, type and name on the first."""
-    out: dict[str, Any] = {"index": fragment.get("index", 0)}
+def _tool_call_delta(fragment: dict[str, Any], position: int) -> dict[str, Any]:
+    """A tool-call fragment as OpenAI streams it: its index always (its place in the chunk when the
+    upstream left it out), id, type and name on the first."""
+    index = fragment.get("index")
+    known = isinstance(index, int) and not isinstance(index, bool)
+    out: dict[str, Any] = {"index": index if known else position}
     for name in ("id", "type"):
         if fragment.get(name):
             out[name] = fragment[name]
