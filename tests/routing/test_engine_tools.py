@@ -188,3 +188,30 @@ async def test_choices_survive_the_shared_cache_encoding(lyra: Lyra) -> None:
     back = _completion_from_json(_completion_to_json(c))
     assert back.choices == c.choices and back.tool_calls == c.tool_calls
     assert back.choices[1].tool_calls and back.choices[1].finish_reason == "tool_calls"
+
+
+def test_tool_calls_are_trusted_over_a_stop_and_every_choice_is_parsed() -> None:
+    from lyra.openrouter.wire import decode_chat_response, decode_chunk
+
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_quote", "arguments": '{"symbol":"BTC"}'}}
+    body = orjson.dumps({  # the shape seen from DeepInfra's Llama 3.3: tool calls beside "stop"
+        "id": "gen-1", "model": MINI, "provider": "DeepInfra", "service_tier": "standard",
+        "choices": [
+            {"index": 1, "finish_reason": "stop", "message": {"role": "assistant", "content": "second"},
+             "logprobs": {"content": [{"token": "se", "logprob": -0.1, "bytes": [115, 101], "top_logprobs": []}]}},
+            {"index": 0, "finish_reason": "stop", "logprobs": None,
+             "message": {"role": "assistant", "content": None, "tool_calls": [call], "reasoning": "think",
+                         "reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque"}]}}],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 3}}})
+    result = decode_chat_response(200, {}, body)
+    assert [c.index for c in result.choices] == [0, 1]
+    first, second = result.choices
+    assert first.finish_reason == "tool_calls" and first.tool_calls == [call] and first.text == ""
+    assert first.reasoning == "think" and first.reasoning_details == [{"type": "reasoning.encrypted", "data": "opaque"}]
+    assert second.finish_reason == "stop" and second.logprobs and second.logprobs[0]["token"] == "se"
+    assert result.service_tier == "standard" and result.usage is not None and result.usage.reasoning_tokens == 3
+    delta = decode_chunk(orjson.dumps({"id": "gen-1", "choices": [{"index": 2, "delta": {
+        "tool_calls": [{"index": 0, "function": {"arguments": '{"sy'}}], "reasoning": "hm"}}]}).decode())
+    assert delta is not None
+    [piece] = delta.choices
+    assert piece.index == 2 and piece.reasoning == "hm" and piece.tool_calls[0]["function"]["arguments"] == '{"sy'

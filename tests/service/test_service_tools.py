@@ -139,3 +139,16 @@ async def test_what_the_gateway_refuses_is_a_400_naming_the_field(desk: openai.A
     with pytest.raises(openai.BadRequestError) as refused:
         await desk.chat.completions.create(model=MINI, messages=MESSAGES, extra_body=extra)
     assert refused.value.body["param"] == param  # type: ignore[index]
+
+
+async def test_streamed_reasoning_is_relayed_and_counted(desk: openai.AsyncOpenAI) -> None:
+    stream = await desk.chat.completions.create(model=MINI, messages=MESSAGES, max_tokens=100, stream=True,
+                                                extra_body={"reasoning": {"effort": "low"}})
+    thought, usage = "", None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            thought += (choice.delta.model_extra or {}).get("reasoning") or ""
+        usage = chunk.usage or usage
+    assert thought
+    assert usage is not None and usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == -(-len(thought) // 4)
