@@ -423,7 +423,7 @@ class CompletionStream:
                 if delta.index == 0 and delta.text:
                     yield delta.text
         finally:
-            await self._deltas.aclose()  # type: ignore[attr-defined]
+            await self._deltas.aclose()
 
     def deltas(self) -> AsyncIterator[ChoiceDelta]:
         """Every streamed piece of every choice, in arrival order."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -203,7 +203,7 @@ class Router:
         return sink[0]
 
     def stream(self, request: CompletionRequest, sink: list[Completion],
-               progress: StreamProgress | None = None) -> AsyncIterator[ChoiceDelta]:
+               progress: StreamProgress | None = None) -> AsyncGenerator[ChoiceDelta, None]:
         """Yield each choice's pieces as they arrive; retries happen only before the first piece.
 
         The final Completion is appended to `sink` when the stream ends; `progress.model` names the
@@ -218,7 +218,7 @@ class Router:
         return self._drive(request, call, sink)
 
     async def _drive(self, request: CompletionRequest, call: AttemptCall,
-                     sink: list[Completion]) -> AsyncIterator[ChoiceDelta]:
+                     sink: list[Completion]) -> AsyncGenerator[ChoiceDelta, None]:
         """The one attempt loop: admit, call, then settle a failure or a success, or give up.
 
         `call` runs one attempt, yielding text pieces (a stream) and finally its `Answer`. Once text

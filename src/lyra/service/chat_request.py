@@ -85,7 +85,7 @@ class StreamOptions(_Strict):
 
 
 class ChatBody(_Strict):
-    """What OpenAI's SDKs send; fields Lyra has no use for (top_p, user, ...) are ignored."""
+    """What OpenAI's SDKs send; fields Lyra has no use for (top_p, stop, ...) are ignored."""
 
     model_config = ConfigDict(strict=True, extra="ignore")
 

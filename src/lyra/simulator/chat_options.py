@@ -5,7 +5,7 @@ Malformed values get OpenRouter's 400; fields it does not know are ignored, as O
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -39,7 +39,6 @@ class ChatOptions:
     reasoning: Reasoning | None = None
     service_tier: str | None = None
     extra_prompt_tokens: int = 0  # tool definitions and earlier tool calls, which reach the prompt
-    names: tuple[str, ...] = field(default=())
 
 
 def _is_int(value: Any) -> bool:
@@ -86,7 +85,7 @@ def parse_options(payload: dict[str, Any]) -> ChatOptions | SimError:
         tools=tuple(tools), tool_choice=choice, parallel_tool_calls=parallel is not False, n=n,
         logprobs=logprobs, top_logprobs=top if logprobs else 0, reasoning=reasoning,
         service_tier=tier if isinstance(tier, str) else None,
-        extra_prompt_tokens=_structure_tokens(payload), names=names,
+        extra_prompt_tokens=_structure_tokens(payload),
     )
 
 
