@@ -31,7 +31,7 @@ from lyra.routing.policy import RoutePolicy
 from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.routing.router import Recorder, Router, StreamProgress
 from lyra.state import StateBackend, open_backend
-from lyra.types import CacheMode, Completion, CompletionRequest, Message, RequestOptions
+from lyra.types import CacheMode, ChoiceDelta, Completion, CompletionRequest, Message, RequestOptions
 
 if TYPE_CHECKING:
     from lyra.simulator import Simulator, SimulatorOptions
@@ -405,12 +405,29 @@ def simulated_path(path: str, simulated: bool) -> str:
 
 
 class CompletionStream:
-    """Async iterator of text pieces; `completion` holds the final result once it ends."""
+    """Async iterator of text pieces; `completion` holds the final result once it ends.
+
+    Iterating gives the first choice's text; `deltas()` gives every piece of every choice instead
+    (tool-call fragments, reasoning, log-probabilities): iterate one or the other, not both.
+    """
 
     def __init__(self, router: Router, request: CompletionRequest) -> None:
         self._sink: list[Completion] = []
         self._progress = StreamProgress()
-        self._pieces = router.stream(request, self._sink, self._progress)
+        self._deltas = router.stream(request, self._sink, self._progress)
+        self._pieces = self._texts()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        try:
+            async for delta in self._deltas:
+                if delta.index == 0 and delta.text:
+                    yield delta.text
+        finally:
+            await self._deltas.aclose()
+
+    def deltas(self) -> AsyncIterator[ChoiceDelta]:
+        """Every streamed piece of every choice, in arrival order."""
+        return self._deltas
 
     @property
     def model(self) -> str | None:

@@ -43,8 +43,19 @@ class CompletionRequest:
     priority: Literal["normal", "high", "emergency"] = "normal"
     client: str | None = None
     spend: SpendTally | None = field(default=None, compare=False)  # every attempt's booked cost adds here
+    # OpenAI and OpenRouter fields passed upstream as given (see `ChatRequest` on the wire).
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: int = 1  # choices to generate: every one is billed, so the worst case is n times one
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    reasoning: Mapping[str, Any] | None = None  # {effort, max_tokens, exclude, enabled}
+    service_tier: str | None = None
+    session_id: str | None = None
     user: str | None = None  # the caller's end user (OpenAI's `user`), recorded on the ledger rows
     tags: tuple[str, ...] = ()  # "key:value" or plain labels spend is attributed to, on the ledger rows
+    models: Sequence[str] | None = None  # candidate model ids in order, instead of `model` alone
 
 
 class RequestOptions(TypedDict, total=False):
@@ -62,8 +73,56 @@ class RequestOptions(TypedDict, total=False):
     cache: CacheMode
     priority: Literal["normal", "high", "emergency"]
     client: str | None
+    tools: Sequence[Mapping[str, Any]] | None
+    tool_choice: str | Mapping[str, Any] | None
+    parallel_tool_calls: bool | None
+    n: int
+    logprobs: bool | None
+    top_logprobs: int | None
+    reasoning: Mapping[str, Any] | None
+    service_tier: str | None
+    session_id: str | None
     user: str | None
     tags: tuple[str, ...]
+    models: Sequence[str] | None
+
+
+@dataclass(slots=True, kw_only=True)
+class Choice:
+    """One generated choice: its text and, when asked for, tool calls, log-probabilities, reasoning.
+
+    `tool_calls` and `reasoning_details` are kept in OpenAI's / OpenRouter's own shapes, so that a
+    caller can send them back unchanged on the next assistant message.
+    """
+
+    index: int = 0
+    text: str = ""
+    finish_reason: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = None  # choice.logprobs.content
+    reasoning: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChoiceDelta:
+    """One streamed piece of one choice: text, reasoning, tool-call fragments or log-probabilities.
+
+    `tool_calls` are OpenAI's delta entries ({index, id?, type?, function: {name?, arguments}}).
+    """
+
+    index: int = 0
+    text: str = ""
+    reasoning: str = ""
+    reasoning_details: tuple[dict[str, Any], ...] = ()
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    logprobs: tuple[dict[str, Any], ...] = ()
+    finish_reason: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing for a caller: no text, reasoning, tool call or logprobs (a finish reason alone)."""
+        return not (self.text or self.reasoning or self.reasoning_details or self.tool_calls or self.logprobs)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -109,6 +168,14 @@ class Completion:
     attempts: list[Attempt] = field(default_factory=list)
     # What was sent: the exact model, the tier's provider preferences and service tier, a fingerprint.
     profile: dict[str, Any] | None = None
+    # Choice 0's parts (also in `choices[0]`), then every choice when n > 1.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    logprobs: list[dict[str, Any]] | None = None
+    reasoning: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+    reasoning_tokens: int = 0  # billed as output, inside completion_tokens
+    service_tier: str | None = None  # the tier that served the call, as the response reports it
+    choices: list[Choice] = field(default_factory=list)
 
     @property
     def cost_usd(self) -> Decimal:

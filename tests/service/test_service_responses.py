@@ -20,7 +20,6 @@ from pydantic import BaseModel
 
 from lyra import Lyra
 from lyra.service import create_app
-from lyra.service.chat_request import ChatCall
 from lyra.simulator import Fault, Simulator, SimulatorOptions
 from support import engine_env
 
@@ -359,10 +358,8 @@ async def test_the_sync_sdk_works_too(gateway: str) -> None:
     assert await asyncio.to_thread(call)
 
 
-# --- tools, reasoning and logprobs: these need the chat route's tool calling -----------------------
+# --- tools, reasoning and logprobs, through the chat route ---------------------------------------
 
-needs_chat_tools = pytest.mark.skipif("tools" not in ChatCall.__dataclass_fields__,
-                                      reason="the chat route does not call tools yet")
 QUOTE: Any = {"type": "function", "name": "get_quote", "description": "The last price of a symbol",
               "parameters": {"type": "object", "properties": {
                   "symbol": {"type": "string", "enum": ["BTC/USDT", "ETH/USDT"]}},
@@ -371,7 +368,6 @@ NEWS: Any = {"type": "function", "name": "get_news", "parameters": {
     "type": "object", "properties": {"topic": {"type": "string"}}, "required": ["topic"]}}
 
 
-@needs_chat_tools
 async def test_a_function_call_and_its_output_round_trip(desk: openai.AsyncOpenAI) -> None:
     reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE],
                                         max_output_tokens=100)
@@ -390,7 +386,6 @@ async def test_a_function_call_and_its_output_round_trip(desk: openai.AsyncOpenA
     assert plain.output_text and [item.type for item in plain.output] == ["message"]
 
 
-@needs_chat_tools
 async def test_streamed_function_calls_match_the_whole_answer(desk: openai.AsyncOpenAI) -> None:
     whole = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, tools=[QUOTE, NEWS])
     expected = [(c.call_id, c.name, c.arguments) for c in whole.output if c.type == "function_call"]
@@ -404,7 +399,6 @@ async def test_streamed_function_calls_match_the_whole_answer(desk: openai.Async
     assert kinds.count("response.function_call_arguments.delta") >= 2
 
 
-@needs_chat_tools
 async def test_reasoning_comes_back_as_an_item_that_can_be_passed_back(desk: openai.AsyncOpenAI) -> None:
     reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, max_output_tokens=100,
                                         reasoning={"max_tokens": 40})  # type: ignore[typeddict-unknown-key]
@@ -423,7 +417,6 @@ async def test_reasoning_comes_back_as_an_item_that_can_be_passed_back(desk: ope
     assert "response.reasoning_text.delta" in kinds and kinds[-1] == "response.completed"
 
 
-@needs_chat_tools
 async def test_top_logprobs_come_back_on_the_output_text(desk: openai.AsyncOpenAI) -> None:
     reply = await desk.responses.create(model="openai/gpt-4o-mini", input=QUESTION, top_logprobs=2,
                                         max_output_tokens=60)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from lyra.caps import Cap
-from lyra.catalog.estimate import worst_case as worst_case_of
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
 from lyra.days import budget_day, day_bounds
@@ -172,7 +171,7 @@ class BudgetGovernor:
 
     async def acquire(self, ctx: AttemptContext, deadline: float) -> Ticket:
         day = self.day()
-        worst = worst_case_of(ctx.model, ctx.prompt, max_tokens=ctx.max_tokens)  # or CostUnbounded
+        worst = ctx.worst()  # n choices, reasoning included; or CostUnbounded
         cost, tokens = worst.cost_nanos, worst.prompt_tokens + worst.completion_tokens
         privileged = self.privileged(ctx.request)
         tier = self.charged_tier(ctx.plan, ctx.model)

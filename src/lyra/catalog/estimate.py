@@ -19,6 +19,7 @@ bound for every input, never an average:
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,6 +318,30 @@ def _prices(model: ModelInfo, prompt_tokens: int) -> tuple[Decimal, Decimal, Dec
     return prompt, completion, max(audio, prompt)
 
 
+# The share of max_tokens OpenRouter gives the reasoning budget for each effort level
+# (docs: guides/best-practices/reasoning-tokens); "max" and levels Lyra does not know take all of it.
+_EFFORT_SHARE = {"max": Decimal(1), "xhigh": Decimal("0.95"), "high": Decimal("0.8"),
+                 "medium": Decimal("0.5"), "low": Decimal("0.2"), "minimal": Decimal("0.1"),
+                 "none": Decimal(0)}
+
+
+def reasoning_bound(reasoning: Mapping[str, Any] | None, max_tokens: int) -> int:
+    """The most reasoning tokens a `reasoning` request can add beside `max_tokens`.
+
+    An explicit `max_tokens` is the reasoning budget; an effort level is its documented share of
+    `max_tokens` (counted again, in case a provider bills the budget beside it); `enabled` alone
+    is OpenRouter's default effort (medium). No `reasoning`, or `enabled: false`, adds nothing.
+    """
+    if not reasoning or reasoning.get("enabled") is False:
+        return 0
+    budget = reasoning.get("max_tokens")
+    if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
+        return budget
+    effort = reasoning.get("effort", "medium")
+    share = _EFFORT_SHARE.get(effort, Decimal(1)) if isinstance(effort, str) else Decimal(1)
+    return math.ceil(share * max_tokens)
+
+
 def worst_case(
     model: ModelInfo,
     prompt: PromptShape,
@@ -360,6 +385,7 @@ __all__ = [
     "WorstCase",
     "estimate_text_tokens",
     "measure_prompt",
+    "reasoning_bound",
     "text_bytes",
     "worst_case",
 ]

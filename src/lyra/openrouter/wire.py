@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from lyra.errors import FailureKind, StreamInterrupted, UpstreamError
+from lyra.types import Choice, ChoiceDelta
 
 _RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 _TIMEOUT_STATUS = frozenset({408, 504, 524})
@@ -35,7 +36,15 @@ class ChatRequest:
     provider: Mapping[str, Any] | None = None
     user: str | None = None
     stream: bool = False
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    n: int | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    reasoning: Mapping[str, Any] | None = None
     service_tier: str | None = None
+    session_id: str | None = None
 
     def encode(self) -> bytes:
         """The JSON body; optional fields are left out rather than sent as null."""
@@ -43,10 +52,13 @@ class ChatRequest:
         if self.fallback_models:
             body["models"] = [self.model, *self.fallback_models]
         for name in ("max_tokens", "temperature", "top_p", "seed", "stop", "response_format",
-                     "provider", "user", "service_tier"):
+                     "provider", "user", "tools", "tool_choice", "parallel_tool_calls", "logprobs",
+                     "top_logprobs", "reasoning", "service_tier", "session_id"):
             value = getattr(self, name)
             if value is not None:
                 body[name] = value
+        if self.n is not None and self.n != 1:
+            body["n"] = self.n
         # Harmless on today's API and needed by older deployments to return usage.cost.
         body["usage"] = {"include": True}
         if self.stream:
@@ -80,11 +92,13 @@ class ChatResult:
     usage: Usage | None = None
     reasoning: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)  # every choice, in index order
+    service_tier: str | None = None
 
 
 @dataclass(slots=True)
 class StreamDelta:
-    """One streamed chunk reduced to what a caller needs."""
+    """One streamed chunk reduced to what a caller needs (`text`, `finish_reason`: its first choice's)."""
 
     id: str
     model: str | None
@@ -92,6 +106,8 @@ class StreamDelta:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    choices: list[ChoiceDelta] = field(default_factory=list)
+    service_tier: str | None = None
 
 
 def parse_usage(raw: Any) -> Usage | None:
@@ -133,18 +149,75 @@ def decode_chat_response(status: int, headers: Mapping[str, str], body: bytes) -
     if isinstance(choice.get("error"), Mapping) or choice.get("finish_reason") == "error":
         raise error_from_payload(200, {"error": choice.get("error") or {}}, headers,
                                  provider=payload.get("provider"))
-    message = choice.get("message") or {}
-    content = message.get("content")
+    parsed = sorted((parse_choice(c, i) for i, c in enumerate(choices) if isinstance(c, Mapping)),
+                    key=lambda c: c.index)
+    first = parsed[0]
+    tier = payload.get("service_tier")
     return ChatResult(
         id=str(payload.get("id") or headers.get("X-Generation-Id") or ""),
         model=str(payload.get("model") or ""),
         provider=payload.get("provider"),
-        text=content if isinstance(content, str) else "",
-        finish_reason=choice.get("finish_reason"),
+        text=first.text,
+        finish_reason=first.finish_reason,
         native_finish_reason=choice.get("native_finish_reason"),
         usage=parse_usage(payload.get("usage")),
-        reasoning=message.get("reasoning"),
-        tool_calls=list(message.get("tool_calls") or []),
+        reasoning=first.reasoning,
+        tool_calls=first.tool_calls,
+        choices=parsed,
+        service_tier=tier if isinstance(tier, str) else None,
+    )
+
+
+def parse_choice(raw: Mapping[str, Any], position: int) -> Choice:
+    """One choice of a completion. Tool calls are trusted over the finish reason: some providers
+    say "stop" beside tool calls (reference section 8), which is reported as "tool_calls"."""
+    message = raw.get("message")
+    message = message if isinstance(message, Mapping) else {}
+    content = message.get("content")
+    tool_calls = [dict(c) for c in message.get("tool_calls") or [] if isinstance(c, Mapping)]
+    finish = raw.get("finish_reason")
+    if tool_calls and finish in (None, "stop"):
+        finish = "tool_calls"
+    index = raw.get("index")
+    reasoning = message.get("reasoning")
+    return Choice(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        text=content if isinstance(content, str) else "",
+        finish_reason=finish if isinstance(finish, str) else None,
+        tool_calls=tool_calls,
+        logprobs=_logprobs(raw.get("logprobs")),
+        reasoning=reasoning if isinstance(reasoning, str) else None,
+        reasoning_details=_dicts(message.get("reasoning_details")),
+    )
+
+
+def _logprobs(raw: Any) -> list[dict[str, Any]] | None:
+    """`choice.logprobs.content`: a list of {token, logprob, bytes, top_logprobs}, or None."""
+    if not isinstance(raw, Mapping):
+        return None
+    return _dicts(raw.get("content"))
+
+
+def _dicts(raw: Any) -> list[dict[str, Any]] | None:
+    if not isinstance(raw, list):
+        return None
+    return [dict(item) for item in raw if isinstance(item, Mapping)]
+
+
+def _choice_delta(raw: Mapping[str, Any], position: int) -> ChoiceDelta:
+    delta = raw.get("delta")
+    delta = delta if isinstance(delta, Mapping) else {}
+    content, reasoning = delta.get("content"), delta.get("reasoning")
+    index = raw.get("index")
+    finish = raw.get("finish_reason")
+    return ChoiceDelta(
+        index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+        text=content if isinstance(content, str) else "",
+        reasoning=reasoning if isinstance(reasoning, str) else "",
+        reasoning_details=tuple(_dicts(delta.get("reasoning_details")) or ()),
+        tool_calls=tuple(_dicts(delta.get("tool_calls")) or ()),
+        logprobs=tuple(_logprobs(raw.get("logprobs")) or ()),
+        finish_reason=finish if isinstance(finish, str) else None,
     )
 
 
@@ -412,6 +485,7 @@ def decode_chunk(data: str) -> StreamDelta | None:
                                 provider_code=err.provider_code)
     delta = choice.get("delta") or {}
     content = delta.get("content") if isinstance(delta, Mapping) else None
+    tier = payload.get("service_tier")
     return StreamDelta(
         id=str(payload.get("id") or ""),
         model=payload.get("model"),
@@ -419,4 +493,6 @@ def decode_chunk(data: str) -> StreamDelta | None:
         text=content if isinstance(content, str) else "",
         finish_reason=finish,
         usage=parse_usage(payload.get("usage")),
+        choices=[_choice_delta(c, i) for i, c in enumerate(choices) if isinstance(c, Mapping)],
+        service_tier=tier if isinstance(tier, str) else None,
     )

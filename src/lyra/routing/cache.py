@@ -12,15 +12,22 @@ from typing import Any, Protocol
 
 import orjson
 
-from lyra.types import Attempt, Completion, CompletionRequest
+from lyra.types import Attempt, Choice, Completion, CompletionRequest
 
 Call = Callable[[CompletionRequest], Awaitable[Completion]]
 
 
 def cache_key(request: CompletionRequest) -> str:
     """A canonical hash of what changes the answer: route, messages and sampling parameters."""
-    material = [request.task, request.tier, request.model, request.messages, request.max_tokens,
+    material: list[Any] = [request.task, request.tier, request.model, request.messages, request.max_tokens,
                 request.temperature, request.response_format, request.seed, request.provider]
+    # Appended only when set, so that the keys of requests without them stay as they were.
+    extra = {"tools": request.tools, "tool_choice": request.tool_choice,
+             "parallel_tool_calls": request.parallel_tool_calls, "n": request.n if request.n != 1 else None,
+             "logprobs": request.logprobs, "top_logprobs": request.top_logprobs,
+             "reasoning": request.reasoning, "service_tier": request.service_tier,
+             "models": request.models}
+    material.extend(sorted((k, v) for k, v in extra.items() if v is not None))
     digest = hashlib.blake2b(orjson.dumps(material, option=orjson.OPT_SORT_KEYS), digest_size=16)
     return digest.hexdigest()
 
@@ -90,6 +97,7 @@ def _completion_to_json(value: Completion) -> bytes:
 def _completion_from_json(raw: bytes | str) -> Completion:
     data: dict[str, Any] = orjson.loads(raw)
     data["attempts"] = [Attempt(**a) for a in data.get("attempts", [])]
+    data["choices"] = [Choice(**c) for c in data.get("choices", [])]
     return Completion(**data)
 
 

@@ -50,7 +50,7 @@ class RoutePolicy:
         self._plans: dict[tuple[str | None, ...], RoutePlan] = {}
 
     def plan(self, request: CompletionRequest) -> RoutePlan:
-        key = (request.task, request.tier, request.model, request.key)
+        key = (request.task, request.tier, request.model, request.key, *(request.models or ()))
         cached = self._plans.get(key)
         if cached is None:
             cached = self._build(request)
@@ -77,7 +77,7 @@ class RoutePolicy:
             if task is None:
                 raise ConfigError(f"unknown task {request.task!r}; configured: {', '.join(s.tasks)}")
             tier = s.tiers[task.tier]
-            models = [request.model] if request.model else _dedupe([*task.models, *tier.models])
+            models = _asked(request) or _dedupe([*task.models, *tier.models])
             keys = _dedupe([*task.keys, *tier.keys])
             return RoutePlan(request.task, task.tier, self._models(models), tuple(keys),
                              tier.selection == "round_robin", tier.timeout_s, task.max_tokens,
@@ -86,19 +86,31 @@ class RoutePolicy:
             tier_cfg = s.tiers.get(request.tier)
             if tier_cfg is None:
                 raise ConfigError(f"unknown tier {request.tier!r}; configured: {', '.join(s.tiers)}")
-            models = [request.model] if request.model else list(tier_cfg.models)
+            models = _asked(request) or list(tier_cfg.models)
             return RoutePlan(None, request.tier, self._models(models), tuple(tier_cfg.keys),
                              tier_cfg.selection == "round_robin", tier_cfg.timeout_s, None, None)
-        if request.model is None:
+        asked = _asked(request)
+        if not asked:
             raise ConfigError("a request needs a task, a tier or a model")
-        info = self._models([request.model])[0]
+        infos = self._models(asked)
+        info = infos[0]
         tier_name = info.tier if info.tier in s.tiers else self._tier_listing(info.id)
         if tier_name is None:
-            return RoutePlan(None, None, (info,), tuple(s.keys), False, s.retry.deadline_s, None,
+            return RoutePlan(None, None, infos, tuple(s.keys), False, s.retry.deadline_s, None,
                              None)
         tier = s.tiers[tier_name]
-        return RoutePlan(None, tier_name, (info,), tuple(tier.keys),
+        tier_keys = (tuple(tier.keys) if len(infos) == 1
+                     else tuple(_dedupe([*tier.keys, *self._keys_of(infos)])))
+        return RoutePlan(None, tier_name, infos, tier_keys,
                          tier.selection == "round_robin", tier.timeout_s, None, None)
+
+    def _keys_of(self, infos: tuple[ModelInfo, ...]) -> list[str]:
+        """The keys of the tiers the fallback models belong to, after the first model's tier's."""
+        keys: list[str] = []
+        for info in infos:
+            name = info.tier if info.tier in self._settings.tiers else self._tier_listing(info.id)
+            keys += self._settings.tiers[name].keys if name is not None else []
+        return keys
 
     def _tier_listing(self, model_id: str) -> str | None:
         for name, tier in self._settings.tiers.items():
@@ -117,3 +129,8 @@ class RoutePolicy:
                 )
             found.append(info)
         return tuple(found)
+
+
+def _asked(request: CompletionRequest) -> list[str]:
+    """The models a request names, in order: `model` then its `models` fallback list (OpenRouter's)."""
+    return _dedupe([*([request.model] if request.model else []), *(request.models or ())])

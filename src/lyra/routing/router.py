@@ -7,15 +7,23 @@ import contextlib
 import copy
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from lyra.caps import Cap, CapScope
-from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
+from lyra.catalog.estimate import (
+    PromptShape,
+    WorstCase,
+    estimate_text_tokens,
+    measure_prompt,
+    reasoning_bound,
+    worst_case,
+)
 from lyra.catalog.models import ModelInfo
 from lyra.errors import (
     BudgetExceeded,
+    ConfigError,
     FailureKind,
     LyraError,
     NoModelAvailable,
@@ -29,11 +37,12 @@ from lyra.log import get_logger
 from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
+from lyra.routing.choices import ChoiceBuilder
 from lyra.routing.keys import KeyPool, limit_period_end
 from lyra.routing.policy import RoutePlan, RoutePolicy
 from lyra.routing.profiles import for_wire, profile_record
 from lyra.routing.retry import Backoff, CircuitBreaker
-from lyra.types import Attempt, Completion, CompletionRequest
+from lyra.types import Attempt, Choice, ChoiceDelta, Completion, CompletionRequest
 
 log = get_logger("lyra.routing.router")
 
@@ -52,6 +61,17 @@ class AttemptContext:
     prompt_tokens: int
     max_tokens: int
     prompt: PromptShape
+    n: int = 1  # choices asked for: each may produce max_tokens (and its reasoning) billed as output
+    reasoning_tokens: int = 0  # the most reasoning can add beside max_tokens (reasoning_bound)
+
+    def worst(self) -> WorstCase:
+        """The most this attempt can use and cost: the prompt once, n choices of output each."""
+        one = worst_case(self.model, self.prompt, max_tokens=self.max_tokens,
+                         reasoning_max_tokens=self.reasoning_tokens)
+        if self.n == 1:
+            return one
+        return WorstCase(prompt_tokens=one.prompt_tokens, completion_tokens=one.completion_tokens * self.n,
+                         cost_nanos=one.cost_nanos * self.n)
 
 
 @dataclass(slots=True, frozen=True)
@@ -110,6 +130,8 @@ class Answer:
     provider: str | None
     generation_id: str | None
     finish_reason: str | None
+    choices: tuple[Choice, ...] = ()
+    service_tier: str | None = None
 
 
 @dataclass(slots=True)
@@ -128,7 +150,7 @@ class AttemptRun:
     generation_id: str | None = None
 
 
-AttemptCall = Callable[[AttemptContext, float, AttemptRun], AsyncIterator["str | Answer"]]
+AttemptCall = Callable[[AttemptContext, float, AttemptRun], AsyncIterator["ChoiceDelta | Answer"]]
 
 
 @dataclass(slots=True)
@@ -198,21 +220,22 @@ class Router:
         return sink[0]
 
     def stream(self, request: CompletionRequest, sink: list[Completion],
-               progress: StreamProgress | None = None) -> AsyncIterator[str]:
-        """Yield text as it arrives; retries happen only before the first piece of text.
+               progress: StreamProgress | None = None) -> AsyncGenerator[ChoiceDelta, None]:
+        """Yield each choice's pieces as they arrive; retries happen only before the first piece.
 
         The final Completion is appended to `sink` when the stream ends; `progress.model` names the
         model serving the attempt under way from its first chunk on, before any text is yielded.
         """
         watched = progress or StreamProgress()
 
-        def call(ctx: AttemptContext, timeout_s: float, run: AttemptRun) -> AsyncIterator[str | Answer]:
+        def call(ctx: AttemptContext, timeout_s: float,
+                 run: AttemptRun) -> AsyncIterator[ChoiceDelta | Answer]:
             return self._stream_attempt(ctx, timeout_s, run, watched)
 
         return self._drive(request, call, sink)
 
     async def _drive(self, request: CompletionRequest, call: AttemptCall,
-                     sink: list[Completion]) -> AsyncIterator[str]:
+                     sink: list[Completion]) -> AsyncGenerator[ChoiceDelta, None]:
         """The one attempt loop: admit, call, then settle a failure or a success, or give up.
 
         `call` runs one attempt, yielding text pieces (a stream) and finally its `Answer`. Once text
@@ -248,22 +271,23 @@ class Router:
                 await self._abandoned(loop, ctx, ticket, run.begun, run.generation_id)
                 raise
             assert answer is not None, "an attempt ends with its answer"
-            usage = self._usage(ctx, answer.usage, answer.text)
+            usage = self._usage(ctx, answer.usage, _generated(answer))
             sink.append(self._succeeded(loop, ctx, usage, answer, begun=run.begun, started=started))
             await self._finish(ticket, ctx, usage)
             return
         raise self._give_up(loop)
 
     async def _chat_attempt(self, ctx: AttemptContext, timeout_s: float,
-                            run: AttemptRun) -> AsyncIterator[str | Answer]:
+                            run: AttemptRun) -> AsyncIterator[ChoiceDelta | Answer]:
         result = await self.transport.chat(self._body(ctx, stream=False),
                                            api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s)
         yield Answer(text=result.text, usage=result.usage, served=result.model, provider=result.provider,
-                     generation_id=result.id, finish_reason=result.finish_reason)
+                     generation_id=result.id, finish_reason=result.finish_reason,
+                     choices=tuple(result.choices), service_tier=result.service_tier)
 
     async def _stream_attempt(self, ctx: AttemptContext, timeout_s: float, run: AttemptRun,
-                              progress: StreamProgress) -> AsyncIterator[str | Answer]:
-        pieces: list[str] = []
+                              progress: StreamProgress) -> AsyncIterator[ChoiceDelta | Answer]:
+        built = ChoiceBuilder()
         meta: dict[str, Any] = {}
         usage_seen: Usage | None = None
         async for delta in self.transport.stream(self._body(ctx, stream=True),
@@ -274,16 +298,19 @@ class Router:
             meta.setdefault("provider", delta.provider)
             if run.generation_id is None:
                 run.generation_id = delta.id
-            if delta.finish_reason:
-                meta["finish_reason"] = delta.finish_reason
+            if delta.service_tier:
+                meta["service_tier"] = delta.service_tier
             if delta.usage is not None:
                 usage_seen = delta.usage
-            if delta.text:
-                pieces.append(delta.text)
-                yield delta.text
-        yield Answer(text="".join(pieces), usage=usage_seen, served=meta.get("model") or ctx.model.id,
+            for piece in delta.choices:
+                built.add(piece)
+                if not piece.empty:
+                    yield piece
+        choices = built.choices()
+        yield Answer(text=choices[0].text, usage=usage_seen, served=meta.get("model") or ctx.model.id,
                      provider=meta.get("provider"), generation_id=run.generation_id,
-                     finish_reason=meta.get("finish_reason"))
+                     finish_reason=choices[0].finish_reason, choices=tuple(choices),
+                     service_tier=meta.get("service_tier"))
 
     # --- the loop ----------------------------------------------------------------------
 
@@ -293,7 +320,10 @@ class Router:
             plan = await planner.adjust(plan, request)
         plan, over_priced = plan.within_ceiling()
         deadline_s = request.deadline_s or self._deadline_s
-        prompt = measure_prompt(request.messages, response_format=request.response_format)
+        if isinstance(request.n, bool) or not isinstance(request.n, int) or request.n < 1:
+            raise ConfigError(f"n: {request.n!r} choices; ask for 1 or more")
+        prompt = measure_prompt(request.messages, tools=request.tools,
+                                response_format=request.response_format)
         loop = _Loop(request=request, plan=plan, deadline=time.monotonic() + deadline_s, prompt=prompt,
                      prompt_tokens=prompt.text_tokens, request_id=new_id())
         for model_id, why in over_priced:  # never tried: over the tier's max_price
@@ -326,7 +356,7 @@ class Router:
             order = [k for k in self.keys.order(loop.plan.keys, round_robin=loop.plan.round_robin)
                      if k not in loop.dead_keys]
             key = self.keys.pick(order, avoid=loop.avoid_keys,
-                                 estimated_tokens=loop.prompt_tokens + max_tokens)
+                                 estimated_tokens=loop.prompt_tokens + max_tokens * loop.request.n)
             if loop.pin_key in order and self.keys.usable(loop.pin_key) is None:
                 key = loop.pin_key
             loop.pin_key = None
@@ -347,7 +377,8 @@ class Router:
             loop.tries_on_model += 1
             return AttemptContext(request=loop.request, plan=loop.plan, model=model, key_name=key,
                                   number=len(loop.attempts) + 1, prompt_tokens=loop.prompt_tokens,
-                                  max_tokens=max_tokens, prompt=loop.prompt)
+                                  max_tokens=max_tokens, prompt=loop.prompt, n=loop.request.n,
+                                  reasoning_tokens=reasoning_bound(loop.request.reasoning, max_tokens))
         return None
 
     def _next_model(self, loop: _Loop) -> None:
@@ -428,7 +459,7 @@ class Router:
     @staticmethod
     def _worst_usage(ctx: AttemptContext) -> AttemptUsage:
         """The most an attempt can have been billed, as booked for one that may have been."""
-        worst = worst_case(ctx.model, ctx.prompt, max_tokens=ctx.max_tokens)
+        worst = ctx.worst()
         return AttemptUsage(worst.prompt_tokens, worst.completion_tokens, worst.cost_nanos, True)
 
     async def _settle(self, tickets: list[Any], ctx: AttemptContext, usage: AttemptUsage | None) -> None:
@@ -444,8 +475,10 @@ class Router:
         return ChatRequest(
             model=ctx.model.id, messages=r.messages, max_tokens=ctx.max_tokens,
             temperature=ctx.plan.temperature, response_format=r.response_format,
-            provider=for_wire(provider) if provider else None, seed=r.seed, stream=stream,
-            service_tier=service_tier,
+            provider=for_wire(provider) if provider else None, seed=r.seed, stream=stream, user=r.user,
+            tools=r.tools, tool_choice=r.tool_choice, parallel_tool_calls=r.parallel_tool_calls, n=r.n,
+            logprobs=r.logprobs, top_logprobs=r.top_logprobs, reasoning=r.reasoning,
+            service_tier=service_tier or r.service_tier, session_id=r.session_id,
         ).encode()
 
     @staticmethod
@@ -571,6 +604,8 @@ class Router:
                    begun: float, started: float) -> Completion:
         now = time.monotonic()
         served, provider, generation_id = answer.served or ctx.model.id, answer.provider, answer.generation_id
+        choices = list(answer.choices) or [Choice(text=answer.text, finish_reason=answer.finish_reason)]
+        first = choices[0]
         self.breaker.success(ctx.model.id)
         self.keys.add_tokens(ctx.key_name, usage.prompt_tokens + usage.completion_tokens)
         self._record(loop, Attempt(
@@ -583,11 +618,15 @@ class Router:
             provider=provider, key_name=ctx.key_name, tier=loop.plan.tier, task=loop.plan.task,
             cost_nanos=usage.cost_nanos, cost_estimated=usage.cost_estimated,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-            latency_s=now - started, finish_reason=answer.finish_reason, generation_id=generation_id,
-            attempts=loop.attempts)
+            latency_s=now - started, finish_reason=first.finish_reason, generation_id=generation_id,
+            attempts=loop.attempts, tool_calls=first.tool_calls, logprobs=first.logprobs,
+            reasoning=first.reasoning, reasoning_details=first.reasoning_details,
+            reasoning_tokens=answer.usage.reasoning_tokens if answer.usage else 0,
+            service_tier=answer.service_tier, choices=choices)
         provider_sent, service_tier = self._sent(ctx)
         completion.profile = profile_record(tier=loop.plan.tier, model=ctx.model.id, served_model=served,
-                                            provider=provider_sent, service_tier=service_tier)
+                                            provider=provider_sent,
+                                            service_tier=service_tier or loop.request.service_tier)
         for recorder in self.recorders:
             recorder.completion(loop.request_id, loop.request, completion)
         return completion
@@ -648,3 +687,12 @@ def _restated(exc: UpstreamError, line: str) -> UpstreamError:
     final = copy.copy(exc)
     final.args = (line,)
     return final
+
+
+def _generated(answer: Answer) -> str:
+    """Everything an answer generated (every choice's text and tool-call arguments), for estimating
+    its tokens when the body reported no usage."""
+    if not answer.choices:
+        return answer.text
+    return "".join(c.text + "".join(str(t.get("function", {}).get("arguments", "")) for t in c.tool_calls)
+                   for c in answer.choices)

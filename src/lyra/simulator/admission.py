@@ -141,7 +141,7 @@ def _preflight(account: KeyAccount, model: ModelInfo, req: ChatRequest) -> SimEr
         return None
     wanted = req.max_tokens or model.max_output
     # USD per million tokens is nano-dollars per token.
-    worst = model.prompt_per_m * req.prompt_tokens + model.completion_per_m * wanted
+    worst = model.prompt_per_m * req.prompt_tokens + model.completion_per_m * wanted * req.options.n
     if worst <= remaining * _MILLION:
         return None
     return errors.payment_required(wanted, _affordable(remaining, model, req, wanted))

@@ -58,5 +58,7 @@ async def handle_chat(state: SimulatorState, request: web.Request) -> web.Stream
         finish_reason=reply.finish_reason,
         native_finish_reason=reply.native_finish_reason,
         usage=settle(state, parsed, reply, account, streamed=False),
+        choices=reply.choice_bodies(),
+        service_tier=reply.service_tier,
     )
     return json_response(200, body, {"X-Generation-Id": reply.gen_id})

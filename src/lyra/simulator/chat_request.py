@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lyra.catalog.models import ModelInfo
 from lyra.simulator import error_bodies as errors
+from lyra.simulator.chat_options import ChatOptions, parse_options
 from lyra.simulator.error_bodies import SimError
 from lyra.simulator.tokens import count_messages
 
@@ -21,6 +22,7 @@ class ChatRequest:
     max_tokens: int | None
     prompt_tokens: int
     user: str | None
+    options: ChatOptions = field(default_factory=ChatOptions)
 
 
 def parse_chat(payload: Any, default_model: ModelInfo | None) -> ChatRequest | SimError:
@@ -52,11 +54,15 @@ def parse_chat(payload: Any, default_model: ModelInfo | None) -> ChatRequest | S
     ):
         return errors.bad_request('"max_tokens" must be a positive integer')
     user = payload.get("user")
+    options = parse_options(payload)
+    if isinstance(options, SimError):
+        return options
     return ChatRequest(
         payload=payload,
         candidates=candidates,
         stream=payload.get("stream") is True,
         max_tokens=max_tokens,
-        prompt_tokens=count_messages(messages),
+        prompt_tokens=count_messages(messages) + options.extra_prompt_tokens,
         user=user if isinstance(user, str) else None,
+        options=options,
     )

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lyra.catalog.models import ModelInfo
 from lyra.money import usd_to_nanos
 from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest
+from lyra.simulator.choice_gen import SimChoice, make_choices
 from lyra.simulator.profiles import ModelProfile, profile_for
-from lyra.simulator.responder import respond
 from lyra.simulator.state import GenerationRecord, KeyAccount, SimulatorState
-from lyra.simulator.tokens import count_text, truncate_to_tokens
-from lyra.simulator.wire import call_cost, chunk_head, usage_body
+from lyra.simulator.wire import call_cost, chunk_head, message_choice, usage_body
 
 
 @dataclass(slots=True)
@@ -33,20 +32,29 @@ class Reply:
     completion_tokens: int
     latency_s: float  # simulated, before time_scale
     delay_s: float  # what is actually slept
+    choices: list[SimChoice] = field(default_factory=list)  # every choice; `content` is the first's
+    service_tier: str | None = None  # echoed from the request, as the served tier
+    reasoning_tokens: int = 0
 
     def head(self) -> dict[str, Any]:
-        return chunk_head(self.gen_id, self.created, self.served_id, self.model.provider)
+        head = chunk_head(self.gen_id, self.created, self.served_id, self.model.provider)
+        if self.service_tier is not None:
+            head["service_tier"] = self.service_tier
+        return head
+
+    def choice_bodies(self) -> list[dict[str, Any]]:
+        """Every choice in the non-streamed shape."""
+        return [message_choice(c.index, c.content, c.finish_reason, c.native_finish_reason,
+                               tool_calls=c.tool_calls or None, reasoning=c.reasoning, logprobs=c.logprobs)
+                for c in self.choices]
 
 
 def make_reply(state: SimulatorState, req: ChatRequest, admitted: Admitted) -> Reply:
     """Generate the content, cap it at max_tokens, and draw the latency."""
     model = admitted.model
     profile = profile_for(model)
-    content = respond(model, req.payload, state.options.seed)
-    finish, native = "stop", profile.native_stop
-    if req.max_tokens is not None and count_text(content) > req.max_tokens:
-        content = truncate_to_tokens(content, req.max_tokens)
-        finish, native = "length", profile.native_length
+    choices = make_choices(model, profile, req, state.options.seed)
+    first = choices[0]
     low, high = profile.latency_s
     latency = state.rng.uniform(low, high)
     return Reply(
@@ -55,13 +63,16 @@ def make_reply(state: SimulatorState, req: ChatRequest, admitted: Admitted) -> R
         served_id=admitted.served_id,
         model=model,
         profile=profile,
-        content=content,
-        finish_reason=finish,
-        native_finish_reason=native,
+        content=first.content,
+        finish_reason=first.finish_reason,
+        native_finish_reason=first.native_finish_reason,
         prompt_tokens=req.prompt_tokens,
-        completion_tokens=count_text(content),
+        completion_tokens=sum(c.completion_tokens for c in choices),
         latency_s=latency,
         delay_s=latency * state.options.time_scale,
+        choices=choices,
+        service_tier=req.options.service_tier,
+        reasoning_tokens=sum(c.reasoning_tokens for c in choices),
     )
 
 
@@ -91,4 +102,4 @@ def settle(
             ready_at=time.monotonic() + options.generation_lag_s * options.time_scale,
         )
     )
-    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost)
+    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost, reply.reasoning_tokens)

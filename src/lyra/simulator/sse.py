@@ -9,9 +9,10 @@ import orjson
 from aiohttp import web
 
 from lyra.simulator.chat_request import ChatRequest
+from lyra.simulator.choice_gen import SimChoice
 from lyra.simulator.reply import Reply, settle
 from lyra.simulator.state import KeyAccount, SimulatorState
-from lyra.simulator.wire import chunk, usage_chunk
+from lyra.simulator.wire import choice_chunk, chunk, usage_chunk
 
 COMMENT = b": OPENROUTER PROCESSING\n\n"
 DONE = b"data: [DONE]\n\n"
@@ -26,7 +27,8 @@ def frame(data: dict[str, Any]) -> bytes:
 def split(content: str) -> list[str]:
     """Content cut into a few deltas, as a model streams it."""
     count = max(1, min(_MAX_DELTAS, len(content) // 24))
-    size = -(-len(content) // count) or 1
+    per_delta = -(-len(content) // count)
+    size = max(4, -(-per_delta // 4) * 4)  # whole tokens of four characters, for the logprobs
     return [content[i : i + size] for i in range(0, len(content), size)] or [""]
 
 
@@ -41,6 +43,59 @@ def opening(reply: Reply, deltas: list[str]) -> list[tuple[float, bytes]]:
     head = reply.head()
     for index, delta in enumerate(deltas):
         steps.append((ttft if index == 0 else per_delta, frame(chunk(head, delta))))
+    return steps
+
+
+def choice_deltas(head: dict[str, Any], choice: SimChoice) -> list[bytes]:
+    """One choice's delta frames: reasoning, then tool-call fragments or content (with logprobs)."""
+    frames: list[bytes] = []
+    for piece in split(choice.reasoning or "") if choice.reasoning else []:
+        detail = {"type": "reasoning.text", "text": piece, "format": "unknown", "index": 0}
+        frames.append(frame(choice_chunk(head, choice.index,
+                                         {"content": "", "reasoning": piece, "reasoning_details": [detail]})))
+    for number, call in enumerate(choice.tool_calls):
+        function = call["function"]
+        opener = {"index": number, "id": call["id"], "type": "function",
+                  "function": {"name": function["name"], "arguments": ""}}
+        frames.append(frame(choice_chunk(head, choice.index, {"content": None, "tool_calls": [opener]})))
+        for piece in _thirds(function["arguments"]):
+            fragment = {"index": number, "function": {"arguments": piece}}
+            delta = {"content": None, "tool_calls": [fragment]}
+            frames.append(frame(choice_chunk(head, choice.index, delta)))
+    if not choice.tool_calls:
+        offset = 0
+        for piece in split(choice.content):
+            end = offset + len(piece)
+            tokens = None if choice.logprobs is None else choice.logprobs[offset // 4 : -(-end // 4)]
+            offset = end
+            frames.append(frame(choice_chunk(head, choice.index, {"content": piece}, logprobs=tokens)))
+    return frames
+
+
+def _thirds(text: str) -> list[str]:
+    size = max(1, -(-len(text) // 3))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def interleave(reply: Reply) -> list[bytes]:
+    """Every choice's delta frames, taken in turn, as an upstream streaming n choices sends them."""
+    head = reply.head()
+    queues = [choice_deltas(head, c) for c in reply.choices]
+    frames: list[bytes] = []
+    for step in range(max(len(q) for q in queues)):
+        frames += [q[step] for q in queues if step < len(q)]
+    return frames
+
+
+def paced(reply: Reply, frames: list[bytes]) -> list[tuple[float, bytes]]:
+    """Keep-alive comments, the wait for the first token, then the frames spread over the latency."""
+    ttft = reply.delay_s * reply.profile.ttft_share
+    steps: list[tuple[float, bytes]] = [(0.0, COMMENT)]
+    if ttft > _LONG_WAIT_S:
+        steps.append((ttft / 2, COMMENT))
+        ttft /= 2
+    per_frame = (reply.delay_s - reply.delay_s * reply.profile.ttft_share) / max(1, len(frames))
+    steps += [(ttft if index == 0 else per_frame, data) for index, data in enumerate(frames)]
     return steps
 
 
@@ -78,15 +133,14 @@ async def stream_reply(
     account: KeyAccount,
 ) -> web.StreamResponse:
     resp = await open_stream(request, reply)
-    await play(resp, opening(reply, split(reply.content)))
+    await play(resp, paced(reply, interleave(reply)))
     # Charged only once the whole answer is out: an aborted stream is not billed.
     usage = settle(state, req, reply, account, streamed=True)
     head = reply.head()
-    closing = (
-        frame(chunk(head, "", reply.finish_reason, reply.native_finish_reason))
-        + frame(usage_chunk(head, usage, state.next_usage_form()))
-        + DONE
-    )
+    finishes = b"".join(
+        frame(choice_chunk(head, c.index, {"content": ""}, c.finish_reason, c.native_finish_reason))
+        for c in reply.choices)
+    closing = finishes + frame(usage_chunk(head, usage, state.next_usage_form())) + DONE
     await resp.write(closing)
     await resp.write_eof()
     return resp

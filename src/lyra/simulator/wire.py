@@ -34,7 +34,7 @@ def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> D
 
 
 def usage_body(
-    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal
+    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal, reasoning_tokens: int = 0
 ) -> dict[str, Any]:
     """The `usage` object with cost and its details, as OpenRouter returns it in 2026."""
     prompt_cost = model.prompt_per_m * prompt_tokens / _MILLION
@@ -52,7 +52,8 @@ def usage_body(
             "upstream_inference_prompt_cost": float(prompt_cost),
             "upstream_inference_completions_cost": float(cost - prompt_cost),
         },
-        "completion_tokens_details": {"reasoning_tokens": 0, "image_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": reasoning_tokens, "image_tokens": 0,
+                                      "audio_tokens": 0},
     }
 
 
@@ -67,26 +68,52 @@ def completion_body(
     native_finish_reason: str,
     usage: dict[str, Any],
     error: dict[str, Any] | None = None,
+    choices: list[dict[str, Any]] | None = None,
+    service_tier: str | None = None,
 ) -> dict[str, Any]:
-    """A non-streaming chat completion (reference §3.1)."""
-    choice: dict[str, Any] = {
-        "index": 0,
-        "logprobs": None,
-        "finish_reason": finish_reason,
-        "native_finish_reason": native_finish_reason,
-        "message": {"role": "assistant", "content": content, "refusal": None, "reasoning": None},
-    }
+    """A non-streaming chat completion (reference §3.1); `choices` (message_choice) replace the one."""
+    choice = message_choice(0, content, finish_reason, native_finish_reason)
     if error is not None:
         choice["error"] = error
-    return {
+    body = {
         "id": gen_id,
         "object": "chat.completion",
         "created": created,
         "model": model_id,
         "provider": provider,
         "system_fingerprint": None,
-        "choices": [choice],
+        "choices": choices if choices is not None else [choice],
         "usage": usage,
+    }
+    if service_tier is not None:
+        body["service_tier"] = service_tier
+    return body
+
+
+def message_choice(
+    index: int,
+    content: str,
+    finish_reason: str,
+    native_finish_reason: str,
+    *,
+    tool_calls: list[dict[str, Any]] | None = None,
+    reasoning: str | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One choice of a completion: content, or null content beside tool calls (OpenAI's shape)."""
+    message: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else content,
+                               "refusal": None, "reasoning": reasoning}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    if reasoning is not None:
+        message["reasoning_details"] = [{"type": "reasoning.text", "text": reasoning, "format": "unknown",
+                                         "index": 0}]
+    return {
+        "index": index,
+        "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
+        "finish_reason": finish_reason,
+        "native_finish_reason": native_finish_reason,
+        "message": message,
     }
 
 
@@ -106,6 +133,29 @@ def chunk(
                 "finish_reason": finish_reason,
                 "native_finish_reason": native_finish_reason,
                 "logprobs": None,
+            }
+        ],
+    }
+
+
+def choice_chunk(
+    head: dict[str, Any],
+    index: int,
+    delta: dict[str, Any],
+    finish_reason: str | None = None,
+    native_finish_reason: str | None = None,
+    logprobs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A chunk of choice `index` carrying any delta: reasoning, tool-call fragments, content."""
+    return {
+        **head,
+        "choices": [
+            {
+                "index": index,
+                "delta": {"role": "assistant", **delta},
+                "finish_reason": finish_reason,
+                "native_finish_reason": native_finish_reason,
+                "logprobs": None if logprobs is None else {"content": logprobs, "refusal": None},
             }
         ],
     }

@@ -19,7 +19,7 @@ import orjson
 
 from lyra.errors import LyraError
 from lyra.routing.cache import cache_key
-from lyra.types import Attempt, Completion, CompletionRequest
+from lyra.types import Attempt, Choice, Completion, CompletionRequest
 
 Mode = Literal["record", "replay"]
 Call = Callable[[CompletionRequest], Awaitable[Completion]]
@@ -154,6 +154,7 @@ def _completion_dict(completion: Completion) -> dict[str, Any]:
 def _completion_from_dict(data: dict[str, Any]) -> Completion:
     fields = dict(data)
     fields["attempts"] = [Attempt(**a) for a in fields.get("attempts", [])]
+    fields["choices"] = [Choice(**c) for c in fields.get("choices", [])]
     return Completion(**fields)
 
 
