@@ -8,6 +8,7 @@ however slow the machine is: each request then takes exactly one token.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -145,7 +146,9 @@ async def test_a_stream_names_its_model_up_front_and_its_cost_in_the_last_chunk(
         chunks = [orjson.loads(event) for event in events if event.strip() != b"[DONE]"]
         assert headers["x-lyra-model"] == chunks[-1]["model"]
         cost = chunks[-1]["usage"]["cost"]  # a JSON number: read it as the decimal it is written as
-        written = Decimal(events[-2].split(b'"cost":')[1].split(b"}")[0].decode())
+        found = re.search(rb'"cost":([-0-9.eE+]+)', events[-2])
+        assert found is not None, events[-2]
+        written = Decimal(found.group(1).decode())
         assert written == Decimal(str(cost))
         attempts = [row for row in request_rows(gateway, "streamer") if row.kind == "attempt"]
         assert written == nanos_to_usd(sum(row.cost_nanos for row in attempts)) > 0
