@@ -10,9 +10,10 @@ imported (`lyra serve --workers N` does) and the exposition merges every worker'
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -133,3 +134,29 @@ class _BudgetCollector(Collector):
             held.add_metric(labels, cap.reserved * scale)
             remaining.add_metric(labels, cap.remaining * scale)
         return [limit, spent, held, remaining]
+
+
+def cost_drift_metrics(registry: CollectorRegistry) -> Callable[[str, str, int, int], None]:
+    """An observer of reconciled attempts (lyra.reconcile): `observe(model, key, booked, billed)` in nanos.
+
+    `lyra_cost_drift_usd` sums billed - booked in USD per model and key (a gauge: drift goes both
+    ways); `lyra_cost_reconciled_usd` counts the billed spend reconciled so far. One per registry.
+    """
+    made = _DRIFT_OBSERVERS.get(registry)
+    if made is not None:
+        return made
+    drift = Gauge("lyra_cost_drift_usd", "OpenRouter's billed cost minus the booked cost of reconciled "
+                  "attempts, USD", ["model", "key"], registry=registry, multiprocess_mode="livesum")
+    billed = Counter("lyra_cost_reconciled_usd", "Billed cost of reconciled attempts (GET /generation), USD",
+                     ["model", "key"], registry=registry)
+
+    def observe(model: str, key: str, booked_nanos: int, billed_nanos: int) -> None:
+        drift.labels(model, key).inc((billed_nanos - booked_nanos) / NANOS_PER_USD)
+        billed.labels(model, key).inc(billed_nanos / NANOS_PER_USD)
+
+    _DRIFT_OBSERVERS[registry] = observe
+    return observe
+
+
+_DRIFT_OBSERVERS: weakref.WeakKeyDictionary[CollectorRegistry, Callable[[str, str, int, int], None]] = (
+    weakref.WeakKeyDictionary())

@@ -14,8 +14,9 @@ from lyra.simulator import error_bodies as errors
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.faults import FiredFault
 from lyra.simulator.reply import Reply
-from lyra.simulator.responses import error_response, json_response
+from lyra.simulator.responses import bearer_token, error_response, json_response
 from lyra.simulator.sse import COMMENT, DONE, frame, open_stream, opening, play, split
+from lyra.simulator.stall import stalled_stream
 from lyra.simulator.state import SimulatorState
 from lyra.simulator.tokens import count_text
 from lyra.simulator.wire import chunk, completion_body, usage_body
@@ -33,6 +34,13 @@ async def answer_with_fault(
     kind = fired.fault.kind
     if kind == "timeout":
         # Real time, not scaled: it must outlast any client deadline. Ends early on shutdown.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.stopping.wait(), fired.fault.hang_s)
+        return error_response(errors.timed_out())
+    if kind == "stall" and req.stream:
+        account = state.account(bearer_token(request) or "")
+        return await stalled_stream(state, request, req, reply, account, fired.fault.hang_s)
+    if kind == "stall":  # a non-streamed call has nothing to cut: it hangs as a timeout does
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.stopping.wait(), fired.fault.hang_s)
         return error_response(errors.timed_out())

@@ -22,6 +22,7 @@ FAULT_KINDS = frozenset(
         "payment_required",
         "free_per_day",
         "drop",
+        "stall",  # a stream stops after half its content until the client hangs up (or hang_s)
     }
 )
 # Provider-side failures before the first token: OpenRouter moves on to the next entry of a

@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from lyra.simulator.aborts import settle_abort
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.reply import Reply, settle
 from lyra.simulator.state import KeyAccount, SimulatorState
+from lyra.simulator.tokens import count_text
 from lyra.simulator.wire import chunk, usage_chunk
 
 COMMENT = b": OPENROUTER PROCESSING\n\n"
@@ -44,18 +46,27 @@ def opening(reply: Reply, deltas: list[str]) -> list[tuple[float, bytes]]:
     return steps
 
 
-async def play(resp: web.StreamResponse, steps: list[tuple[float, bytes]]) -> None:
-    """Write the frames, sleeping where a step asks to; zero-delay frames go out together."""
+async def play(resp: web.StreamResponse, steps: list[tuple[float, bytes]],
+               written: list[int] | None = None) -> None:
+    """Write the frames, sleeping where a step asks to; zero-delay frames go out together.
+
+    `written`, when given, gets the count of steps written so far (what reached a client that
+    hangs up meanwhile).
+    """
     pending: list[bytes] = []
     for delay, data in steps:
         if delay > 0:
             if pending:
                 await resp.write(b"".join(pending))
+                if written is not None:
+                    written[0] += len(pending)
                 pending = []
             await asyncio.sleep(delay)
         pending.append(data)
     if pending:
         await resp.write(b"".join(pending))
+        if written is not None:
+            written[0] += len(pending)
 
 
 async def open_stream(request: web.Request, reply: Reply) -> web.StreamResponse:
@@ -78,8 +89,16 @@ async def stream_reply(
     account: KeyAccount,
 ) -> web.StreamResponse:
     resp = await open_stream(request, reply)
-    await play(resp, opening(reply, split(reply.content)))
-    # Charged only once the whole answer is out: an aborted stream is not billed.
+    deltas = split(reply.content)
+    steps = opening(reply, deltas)
+    written = [0]
+    try:
+        await play(resp, steps, written)
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The client hung up (the server cancels its handler): billed as its provider bills an abort.
+        sent = deltas[: max(0, written[0] - (len(steps) - len(deltas)))]
+        settle_abort(state, req, reply, account, count_text("".join(sent)))
+        raise
     usage = settle(state, req, reply, account, streamed=True)
     head = reply.head()
     closing = (

@@ -109,6 +109,10 @@ class GenerationRecord:
     native_finish_reason: str
     user: str | None
     ready_at: float  # monotonic time from which /generation answers
+    cancelled: bool = False  # the client hung up mid-stream (billed as aborts.py says)
+    cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache
+    cache_discount: Decimal | None = None  # what the cache saved (USD), as /generation reports it
+    lookups: int = 0  # /generation lookups answered 404 so far (generation_lag_lookups)
 
 
 class SimulatorState:
@@ -163,6 +167,9 @@ class SimulatorState:
         """A finished generation, once its stats would be visible on the real service."""
         found = self.generations.get(generation_id)
         if found is None or time.monotonic() < found.ready_at:
+            return None
+        if found.lookups < self.options.generation_lag_lookups:
+            found.lookups += 1
             return None
         return found
 
