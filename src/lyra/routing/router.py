@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import PromptShape, estimate_text_tokens, measure_prompt, worst_case
 from lyra.catalog.models import ModelInfo
+from lyra.catalog.usage_cost import usage_cost_nanos
 from lyra.errors import BudgetExceeded, LyraError, NoModelAvailable, RateLimited, Unavailable, UpstreamError
 from lyra.failures import FailureAction, FailurePolicy
 from lyra.ids import new_id
@@ -402,8 +403,14 @@ class Router:
         completion = usage.completion_tokens if usage else estimate_text_tokens(text)
         if usage is not None and usage.cost_usd is not None:
             return AttemptUsage(prompt, completion, usd_to_nanos(usage.cost_usd, round_up=True), False)
-        return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
-                            True)
+        if usage is None:
+            return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
+                                True)
+        # No usage.cost: priced from the usage as OpenRouter prices it (cache reads, reasoning).
+        cost = usage_cost_nanos(ctx.model, prompt_tokens=prompt, completion_tokens=completion,
+                                cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
+                                cache_write_tokens=usage.cache_write_tokens)
+        return AttemptUsage(prompt, completion, cost, True)
 
     def _ambiguous_usage(self, ctx: AttemptContext, exc: UpstreamError) -> AttemptUsage | None:
         """The worst case, for a failure that may still have been billed; None if it was not.

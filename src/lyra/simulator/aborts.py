@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from lyra.money import usd_to_nanos
 from lyra.simulator.chat_request import ChatRequest
+from lyra.simulator.prompt_cache import cache_discount
 from lyra.simulator.reply import Reply
 from lyra.simulator.state import GenerationRecord, KeyAccount, SimulatorState
 from lyra.simulator.wire import call_cost
@@ -36,7 +37,8 @@ def settle_abort(state: SimulatorState, req: ChatRequest, reply: Reply, account:
     Zero-completion insurance: a cancelled generation that produced no token is not billed.
     """
     completion = billed_completion_tokens(reply, sent_tokens)
-    cost = call_cost(reply.model, reply.prompt_tokens, completion) if completion else Decimal(0)
+    cost = (call_cost(reply.model, reply.prompt_tokens, completion, reply.cached_tokens) if completion
+            else Decimal(0))
     account.charge(cost)
     state.stats.total_cost_nanos += usd_to_nanos(cost)
     options = state.options
@@ -47,7 +49,8 @@ def settle_abort(state: SimulatorState, req: ChatRequest, reply: Reply, account:
         completion_tokens=completion, cost=cost,
         finish_reason=reply.finish_reason if completion == reply.completion_tokens else "cancelled",
         native_finish_reason="cancelled", user=req.user,
-        ready_at=time.monotonic() + options.generation_lag_s * options.time_scale, cancelled=True))
+        ready_at=time.monotonic() + options.generation_lag_s * options.time_scale, cancelled=True,
+        cached_tokens=reply.cached_tokens, cache_discount=cache_discount(reply.model, reply.cached_tokens)))
     return cost
 
 

@@ -23,6 +23,8 @@ class SimulatorOptions:
     # /generation also answers 404 to the first this-many lookups of each generation: its lag
     # counted in lookups rather than seconds, for tests that must not wait on the clock.
     generation_lag_lookups: int = 0
+    # A repeated prompt prefix is read from the provider's cache at its lower price (prompt_cache.py).
+    prompt_caching: bool = False
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:

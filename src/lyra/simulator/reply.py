@@ -11,6 +11,7 @@ from lyra.money import usd_to_nanos
 from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.profiles import ModelProfile, profile_for
+from lyra.simulator.prompt_cache import cache_discount
 from lyra.simulator.responder import respond
 from lyra.simulator.state import GenerationRecord, KeyAccount, SimulatorState
 from lyra.simulator.tokens import count_text, truncate_to_tokens
@@ -33,6 +34,7 @@ class Reply:
     completion_tokens: int
     latency_s: float  # simulated, before time_scale
     delay_s: float  # what is actually slept
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache (prompt_cache.py)
 
     def head(self) -> dict[str, Any]:
         return chunk_head(self.gen_id, self.created, self.served_id, self.model.provider)
@@ -62,6 +64,8 @@ def make_reply(state: SimulatorState, req: ChatRequest, admitted: Admitted) -> R
         completion_tokens=count_text(content),
         latency_s=latency,
         delay_s=latency * state.options.time_scale,
+        cached_tokens=0 if state.prompt_cache is None else state.prompt_cache.cached_tokens(
+            model, list(req.payload.get("messages") or [])),
     )
 
 
@@ -69,7 +73,7 @@ def settle(
     state: SimulatorState, req: ChatRequest, reply: Reply, account: KeyAccount, *, streamed: bool
 ) -> dict[str, Any]:
     """Charge the key, count the cost, keep the record for /generation; return `usage`."""
-    cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens)
+    cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens)
     account.charge(cost)
     state.stats.total_cost_nanos += usd_to_nanos(cost)
     options = state.options
@@ -89,6 +93,8 @@ def settle(
             native_finish_reason=reply.native_finish_reason,
             user=req.user,
             ready_at=time.monotonic() + options.generation_lag_s * options.time_scale,
+            cached_tokens=reply.cached_tokens,
+            cache_discount=cache_discount(reply.model, reply.cached_tokens),
         )
     )
-    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost)
+    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost, reply.cached_tokens)

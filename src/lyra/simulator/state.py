@@ -16,6 +16,7 @@ from typing import Any
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.simulator.faults import FaultBook
 from lyra.simulator.options import SimulatorOptions
+from lyra.simulator.prompt_cache import PromptCache
 
 _ALNUM = string.ascii_letters + string.digits
 _MAX_GENERATIONS = 50_000  # kept for /generation; older ones are forgotten
@@ -132,6 +133,7 @@ class SimulatorState:
         self.default_model = _default_model(catalog)
         self._streams = 0
         self._default_limit = _usd(options.default_key_limit_usd)
+        self.prompt_cache = PromptCache() if options.prompt_caching else None
 
     def account(self, token: str) -> KeyAccount:
         found = self.accounts.get(token)

@@ -27,17 +27,27 @@ _AUTHOR_NAMES = {
 }
 
 
-def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """The USD cost of a call at the catalogue's prices, billed to the nano-dollar as credits are."""
-    exact = (model.prompt_per_m * prompt_tokens + model.completion_per_m * completion_tokens) / _MILLION
+def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int,
+              cached_tokens: int = 0) -> Decimal:
+    """The USD cost of a call at the catalogue's prices, billed to the nano-dollar as credits are.
+
+    `cached_tokens` of the prompt were read from the provider's cache, at its read price.
+    """
+    exact = (_prompt_cost(model, prompt_tokens, cached_tokens)
+             + model.completion_per_m * completion_tokens / _MILLION)
     return exact.quantize(_NANO, rounding=ROUND_HALF_EVEN)
 
 
+def _prompt_cost(model: ModelInfo, prompt_tokens: int, cached_tokens: int) -> Decimal:
+    read = model.cache_read_per_m if model.cache_read_per_m is not None else model.prompt_per_m
+    return (model.prompt_per_m * (prompt_tokens - cached_tokens) + read * cached_tokens) / _MILLION
+
+
 def usage_body(
-    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal
+    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal, cached_tokens: int = 0
 ) -> dict[str, Any]:
     """The `usage` object with cost and its details, as OpenRouter returns it in 2026."""
-    prompt_cost = model.prompt_per_m * prompt_tokens / _MILLION
+    prompt_cost = _prompt_cost(model, prompt_tokens, cached_tokens)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -45,7 +55,7 @@ def usage_body(
         "cost": float(cost),
         "is_byok": False,
         "prompt_tokens_details": {
-            "cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0,
+            "cached_tokens": cached_tokens, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0,
         },
         "cost_details": {
             "upstream_inference_cost": None,
