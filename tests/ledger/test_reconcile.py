@@ -16,12 +16,12 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.reconcile import ReconcileOptions, Reconciler, compare_keys
 from lyra.simulator import Simulator, SimulatorOptions
 from lyra.simulator.faults import Fault
-from support import TOKENS, engine_env, fast_config_text
+from support import TOKENS, engine_env, reconcile_config_text
 
 ASK = [{"role": "user", "content": "Summarise the session in one line."}]
 LAG_LOOKUPS = 2  # /generation answers 404 this many times per generation first
 # No wall-clock wait anywhere: the lag is counted in lookups, the backoff sleeps for 0 s.
-RECONCILE = "\n[reconcile]\nfirst_delay_s = 0\nmax_delay_s = 0\nlookups = 6\n"
+RECONCILE = "first_delay_s = 0\nmax_delay_s = 0\nlookups = 6"
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ async def lagging_sim() -> AsyncIterator[Simulator]:
 def write_config(tmp_path: Path) -> Callable[[str], Path]:
     def make(extra: str = RECONCILE) -> Path:
         path = tmp_path / "lyra.toml"
-        path.write_text(fast_config_text() + extra)
+        path.write_text(reconcile_config_text(extra))
         return path
 
     return make
@@ -86,7 +86,7 @@ async def test_engine_reconciles_each_attempt_to_the_nano_dollar(
 async def test_a_404_then_200_generation_is_retried_with_backoff(lagging_sim: Simulator, tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     transport = OpenRouterTransport(base_url=lagging_sim.base_url)
-    async with Lyra.from_config(_write(tmp_path, "\n[reconcile]\nenabled = false\n"),
+    async with Lyra.from_config(_write(tmp_path, "enabled = false"),
                                 environ=engine_env(lagging_sim)) as lyra:
         done = await lyra.complete(messages=ASK, model="openai/gpt-4o-mini")
         assert lyra.running.reconciler is None
@@ -182,7 +182,7 @@ def _full_answer(sim: Simulator, model: str) -> str:
 async def test_drift_above_the_threshold_logs_one_warning(
         lagging_sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    async with Lyra.from_config(_write(tmp_path, "\n[reconcile]\nenabled = false\n"),
+    async with Lyra.from_config(_write(tmp_path, "enabled = false"),
                                 environ=engine_env(lagging_sim)) as lyra:
         for _ in range(3):
             await lyra.complete(messages=ASK, model="openai/gpt-4o-mini", cache="bypass")
@@ -243,7 +243,7 @@ async def test_key_day_totals_match_usage_daily_when_the_ledger_is_the_only_user
 
 def _write(tmp_path: Path, extra: str) -> Path:
     path = tmp_path / "lyra-off.toml"
-    path.write_text(fast_config_text() + extra)
+    path.write_text(reconcile_config_text(extra))
     return path
 
 
@@ -251,3 +251,24 @@ def _fields(row: LedgerRow) -> dict[str, object]:
     from dataclasses import asdict
 
     return asdict(row)
+
+
+async def test_the_drift_metric_is_in_usd_per_model_and_key(
+        lagging_sim: Simulator, write_config: Callable[[str], Path]) -> None:
+    from prometheus_client import generate_latest
+
+    from lyra.observe.metrics import Metrics
+
+    metrics = Metrics()
+    lyra = Lyra.from_config(write_config(RECONCILE), environ=engine_env(lagging_sim))
+    lyra.add_recorder(metrics)
+    async with lyra:
+        done = await lyra.complete(messages=ASK, model="openai/gpt-4o-mini")
+        assert lyra.running.reconciler is not None
+        await lyra.running.reconciler.drain()
+    text = generate_latest(metrics.registry).decode()
+    billed = billed_nanos(lagging_sim, str(done.generation_id))
+    labels = f'key="{done.key_name}",model="openai/gpt-4o-mini"'
+    assert f"lyra_cost_drift_usd{{{labels}}} {(billed - done.cost_nanos) / 1e9}" in text
+    assert f"lyra_cost_reconciled_usd_total{{{labels}}} {billed / 1e9}" in text
+    assert not any(token in text for token in TOKENS.values())

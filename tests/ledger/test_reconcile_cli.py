@@ -19,11 +19,11 @@ from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.reconcile import ReconcileOptions, Reconciler
 from lyra.simulator import Simulator, SimulatorOptions
-from support import TOKENS, engine_env, fast_config_text
+from support import TOKENS, engine_env, fast_config_text, reconcile_config_text
 
 runner = CliRunner()
 ASK = [{"role": "user", "content": "One line on the tape, please."}]
-OFF = "\n[reconcile]\nenabled = false\nfirst_delay_s = 0\nmax_delay_s = 0\nlookups = 5\n"
+OFF = "enabled = false\nfirst_delay_s = 0\nmax_delay_s = 0\nlookups = 5"
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def _cli(sim: Simulator, *args: str) -> dict[str, object]:
 async def test_lyra_reconcile_fills_the_rows_a_crash_left_and_report_shows_the_drift(
         lagging_sim: Simulator, tmp_path: Path) -> None:
     config = tmp_path / "lyra.toml"
-    config.write_text(fast_config_text() + OFF)
+    config.write_text(reconcile_config_text(OFF))
     generations = await _unreconciled_calls(lagging_sim, config, 3)
     billed = {g: usd_to_nanos(lagging_sim._state.generations[g].cost) for g in generations}
 
@@ -96,7 +96,7 @@ async def test_lyra_reconcile_refuses_a_simulator_run_in_one_line(tmp_path: Path
 
 async def test_reconciler_on_each_backend(lagging_sim: Simulator, tmp_path: Path, ledger_url: str) -> None:
     config = tmp_path / "lyra.toml"
-    config.write_text(fast_config_text() + OFF)
+    config.write_text(reconcile_config_text(OFF))
     generations = await _unreconciled_calls(lagging_sim, config, 2)
     source = Ledger(f"sqlite:///{tmp_path / 'data' / 'lyra' / 'ledger.db'}")
     ledger = Ledger(ledger_url)

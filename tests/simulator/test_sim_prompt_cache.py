@@ -14,7 +14,7 @@ from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.simulator import Simulator, SimulatorOptions
 from lyra.simulator.prompt_cache import MIN_CACHED_TOKENS
-from support import engine_env, fast_config_text
+from support import engine_env, reconcile_config_text
 
 SYSTEM = {"role": "system", "content": "Rules of the desk. " * 400}  # well over 1,024 tokens
 MODEL = "openai/gpt-4o-mini"
@@ -29,7 +29,7 @@ async def caching_sim() -> AsyncIterator[Simulator]:
 
 async def test_a_repeated_prefix_is_billed_at_the_cache_read_price(caching_sim: Simulator, tmp_path: Path) -> None:
     config = tmp_path / "lyra.toml"
-    config.write_text(fast_config_text() + "\n[reconcile]\nenabled = false\n")
+    config.write_text(reconcile_config_text("enabled = false"))
     async with Lyra.from_config(config, environ=engine_env(caching_sim)) as lyra:
         cold = await lyra.complete(messages=[SYSTEM, {"role": "user", "content": "BTC?"}], model=MODEL,
                                    cache="bypass")

@@ -212,7 +212,7 @@ class Router:
             except UpstreamError as exc:
                 charged = self._ambiguous_usage(ctx, exc)
                 try:
-                    self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged)
+                    self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged, run.generation_id)
                     if run.sent_text:
                         self._notify_failure(loop, exc)
                         raise
@@ -423,7 +423,7 @@ class Router:
         return self._worst_usage(ctx)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
-                charged: AttemptUsage | None = None) -> None:
+                charged: AttemptUsage | None = None, generation_id: str | None = None) -> None:
         """Record a failed attempt, then act on it as the failure policy says."""
         exc.model, exc.key_name = ctx.model.id, ctx.key_name
         self._record(loop, Attempt(
@@ -432,7 +432,8 @@ class Router:
             latency_s=latency, retry_after_s=exc.retry_after,
             cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
-            completion_tokens=charged.completion_tokens if charged else 0))
+            completion_tokens=charged.completion_tokens if charged else 0,
+            generation_id=generation_id if charged else None))  # a maybe-billed one is reconciled
         self._act(self.failure_policy.action(exc), loop, ctx, exc)
 
     def _act(self, action: FailureAction, loop: _Loop, ctx: AttemptContext, exc: UpstreamError) -> None:
