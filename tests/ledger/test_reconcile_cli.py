@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,27 +125,35 @@ async def test_reconciler_on_each_backend(lagging_sim: Simulator, tmp_path: Path
     assert (total.attempts, total.reconciled, total.billed_nanos) == (2, 2, billed)
 
 
-def test_an_older_ledger_gains_the_reconciliation_columns(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    old = sqlite3.connect(path)
-    old.execute("CREATE TABLE lyra_usage (id INTEGER PRIMARY KEY, ts DOUBLE NOT NULL, request_id VARCHAR NOT NULL,"
-                " kind VARCHAR NOT NULL, task VARCHAR, tier VARCHAR, requested_model VARCHAR, served_model VARCHAR,"
-                " provider VARCHAR, key_name VARCHAR, client VARCHAR, prompt_tokens BIGINT NOT NULL,"
-                " completion_tokens BIGINT NOT NULL, cost_nanos BIGINT NOT NULL, cost_estimated BOOLEAN NOT NULL,"
-                " latency_ms DOUBLE NOT NULL, status VARCHAR NOT NULL, error_kind VARCHAR, http_status INTEGER,"
-                " attempt INTEGER NOT NULL, cached BOOLEAN NOT NULL, generation_id VARCHAR,"
-                " simulated BOOLEAN NOT NULL DEFAULT 0)")
-    old.execute("INSERT INTO lyra_usage (ts, request_id, kind, key_name, prompt_tokens, completion_tokens,"
-                " cost_nanos, cost_estimated, latency_ms, status, attempt, cached, generation_id)"
-                " VALUES (1.0, 'r1', 'attempt', 'premium', 1, 1, 700, 0, 1.0, 'ok', 1, 0, 'gen-old')")
-    old.commit()
-    old.close()
-    ledger = Ledger(f"sqlite:///{path}")
+def test_an_older_ledger_gains_the_reconciliation_columns(ledger_url: str) -> None:
+    from sqlalchemy import text
+
+    from lyra.ledger.schema import create_ledger_engine, parse_url
+
+    engine = create_ledger_engine(parse_url(ledger_url))
+    key = "BIGSERIAL PRIMARY KEY" if engine.dialect.name == "postgresql" else "INTEGER PRIMARY KEY"
+    with engine.begin() as conn:  # the usage table as Lyra wrote it before reconciliation existed
+        conn.execute(text(
+            f"CREATE TABLE lyra_usage (id {key}, ts DOUBLE PRECISION NOT NULL, request_id VARCHAR NOT NULL,"
+            " kind VARCHAR NOT NULL, task VARCHAR, tier VARCHAR, requested_model VARCHAR, served_model VARCHAR,"
+            " provider VARCHAR, key_name VARCHAR, client VARCHAR, prompt_tokens BIGINT NOT NULL,"
+            " completion_tokens BIGINT NOT NULL, cost_nanos BIGINT NOT NULL, cost_estimated BOOLEAN NOT NULL,"
+            " latency_ms DOUBLE PRECISION NOT NULL, status VARCHAR NOT NULL, error_kind VARCHAR,"
+            " http_status INTEGER, attempt INTEGER NOT NULL, cached BOOLEAN NOT NULL, generation_id VARCHAR,"
+            " simulated BOOLEAN NOT NULL DEFAULT FALSE)"))
+        conn.execute(text(
+            "INSERT INTO lyra_usage (ts, request_id, kind, key_name, prompt_tokens, completion_tokens,"
+            " cost_nanos, cost_estimated, latency_ms, status, attempt, cached, generation_id)"
+            " VALUES (1.0, 'r1', 'attempt', 'premium', 1, 1, 700, FALSE, 1.0, 'ok', 1, FALSE, 'gen-old')"))
+    engine.dispose()
+    ledger = Ledger(ledger_url)
     try:
         assert [p.generation_id for p in ledger.unreconciled()] == ["gen-old"]
         assert ledger.record_billed("gen-old", 650, 2.0) == 1
         assert ledger.record_billed("gen-old", 999, 3.0) == 0  # reconciled once, kept
         [total] = ledger.drift(since_ts=0)
+        [by_key] = ledger.drift(since_ts=0, by="key")
     finally:
         ledger.close()
     assert (total.booked_nanos, total.billed_nanos, total.drift_nanos) == (700, 650, -50)
+    assert (by_key.group, by_key.drift_share) == ("premium", -50 / 700)
