@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lyra.engine import Lyra
+from lyra.errors import UpstreamError
 from lyra.ledger import Ledger, LedgerRow
 from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
@@ -272,3 +273,26 @@ async def test_the_drift_metric_is_in_usd_per_model_and_key(
     assert f"lyra_cost_drift_usd{{{labels}}} {(billed - done.cost_nanos) / 1e9}" in text
     assert f"lyra_cost_reconciled_usd_total{{{labels}}} {billed / 1e9}" in text
     assert not any(token in text for token in TOKENS.values())
+
+
+async def test_a_dropped_stream_is_booked_at_worst_case_and_reconciled_to_what_was_billed(
+        lagging_sim: Simulator, write_config: Callable[[str], Path]) -> None:
+    model = "deepseek/deepseek-v4-flash"  # DeepSeek does not stop on a hang-up: the whole answer is billed
+    lagging_sim.add_fault(Fault(kind="drop", model=model, count=1))
+    async with Lyra.from_config(write_config(RECONCILE), environ=engine_env(lagging_sim)) as lyra:
+        pieces: list[str] = []
+        with pytest.raises(UpstreamError):  # text had reached the caller: the failure is final
+            async for piece in lyra.stream(messages=ASK, model=model, max_tokens=300):
+                pieces.append(piece)
+        assert pieces
+        assert lyra.running.reconciler is not None and lyra.ledger is not None
+        await lyra.running.reconciler.drain()
+        rows = attempt_rows(lyra.ledger)
+        found = reconciled(lyra.ledger)
+    dropped = next(r for r in rows if r.status == "error")
+    assert dropped.cost_estimated and dropped.completion_tokens == 300 and dropped.generation_id
+    record = lagging_sim._state.generations[dropped.generation_id]
+    assert record.cancelled
+    billed = usd_to_nanos(record.cost)
+    assert found[dropped.generation_id] == (billed, billed - dropped.cost_nanos)
+    assert 0 < billed < dropped.cost_nanos
