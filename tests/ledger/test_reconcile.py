@@ -296,3 +296,18 @@ async def test_a_dropped_stream_is_booked_at_worst_case_and_reconciled_to_what_w
     billed = usd_to_nanos(record.cost)
     assert found[dropped.generation_id] == (billed, billed - dropped.cost_nanos)
     assert 0 < billed < dropped.cost_nanos
+
+
+async def test_a_stream_names_its_generation_before_the_first_token(lagging_sim: Simulator) -> None:
+    from lyra.openrouter.wire import ChatRequest
+
+    transport = OpenRouterTransport(base_url=lagging_sim.base_url)
+    seen: list[str] = []
+    body = ChatRequest(model="openai/gpt-4o-mini", messages=ASK, stream=True).encode()
+    try:
+        stream = transport.stream(body, api_key=TOKENS["premium"], timeout_s=10, on_generation_id=seen.append)
+        first = await anext(stream)
+        assert seen == [first.id]  # from the X-Generation-Id header, before any delta was read
+        await stream.aclose()
+    finally:
+        await transport.close()

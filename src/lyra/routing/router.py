@@ -241,8 +241,12 @@ class Router:
         pieces: list[str] = []
         meta: dict[str, Any] = {}
         usage_seen: Usage | None = None
+        def header_id(generation_id: str) -> None:
+            run.generation_id = run.generation_id or generation_id
+
         async for delta in self.transport.stream(self._body(ctx, stream=True),
-                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s):
+                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s,
+                                                 on_generation_id=header_id):
             if "model" not in meta:
                 meta["model"] = delta.model
                 progress.model = delta.model or ctx.model.id
