@@ -83,6 +83,11 @@ async def test_lyra_reconcile_fills_the_rows_a_crash_left_and_report_shows_the_d
 
     again = await asyncio.to_thread(_cli, lagging_sim, "reconcile", "--json", "--config", str(config))
     assert again["pending"] == 0  # nothing is asked twice
+    text = await asyncio.to_thread(runner.invoke, app, ["reconcile", "--config", str(config)],
+                                   env=engine_env(lagging_sim))
+    assert text.exit_code == 0, text.output
+    assert "reconciled 0 of 0 pending attempts" in text.stdout and "difference $0" in text.stdout
+    assert not any(token in text.output for token in TOKENS.values())
 
 
 async def test_lyra_reconcile_refuses_a_simulator_run_in_one_line(tmp_path: Path) -> None:
