@@ -241,7 +241,8 @@ class Router:
         pieces: list[str] = []
         meta: dict[str, Any] = {}
         usage_seen: Usage | None = None
-        def header_id(generation_id: str) -> None:
+
+        def header_id(generation_id: str) -> None:  # X-Generation-Id arrives before the first token
             run.generation_id = run.generation_id or generation_id
 
         async for delta in self.transport.stream(self._body(ctx, stream=True),
