@@ -99,3 +99,12 @@ def decided_trades(report: dict[str, Any]) -> list[tuple[object, ...]]:
     """
     return [(d["time"], d["action"], d["notional_usd"], (d.get("final") or {}).get("action"))
             for d in report["decisions"]]
+
+
+def reconcile_config_text(settings: str) -> str:
+    """The fast test config with the body of its [reconcile] table replaced by `settings`."""
+    text = fast_config_text()
+    replaced, found = re.subn(r"\[reconcile\][^\[]*", lambda _m: f"[reconcile]\n{settings.strip()}\n\n", text,
+                              count=1)
+    assert found, "the example config has no [reconcile] table"
+    return replaced

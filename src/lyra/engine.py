@@ -23,6 +23,7 @@ from lyra.ledger import Ledger, data_folder, default_url
 from lyra.log import get_logger
 from lyra.observe.recording import LedgerRecorder
 from lyra.openrouter.transport import OpenRouterTransport
+from lyra.reconcile import Reconciler, reconciler_for
 from lyra.redact import mask_url
 from lyra.routing.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
 from lyra.routing.keys import KeyPool
@@ -67,8 +68,11 @@ class Running:
     router: Router
     cache: ResponseCache
     consensus: ConsensusEngine
+    reconciler: Reconciler | None = None  # asks /generation what each attempt was billed
 
     async def close(self) -> None:
+        if self.reconciler is not None:
+            await self.reconciler.stop()
         await self.router.transport.close()
         if isinstance(self.cache.store, RedisCache):
             await self.cache.store.close()
@@ -194,7 +198,8 @@ class Lyra:
         recorders.extend(self._extra_recorders)
         router = self._build_router(base_url, secrets, recorders, budget, state)
         cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
-        return Running(router=router, cache=cache, consensus=ConsensusEngine(self.settings, self.run))
+        return Running(router=router, cache=cache, consensus=ConsensusEngine(self.settings, self.run),
+                       reconciler=reconciler_for(self.settings, self.ledger, router))
 
     async def check_stores(self) -> None:
         """Open the budget state and the ledger once, then close them: can they be reached?

@@ -9,6 +9,7 @@ from typing import Any
 
 from lyra.analytics.accounts import read_accounts
 from lyra.analytics.advice import AdviceRules, routing_advice
+from lyra.analytics.drift import read_drift
 from lyra.analytics.report import (
     Agreement,
     Cap,
@@ -62,6 +63,8 @@ def build_report(
         advice=routing_advice(models, rules) if client is None else [],
         decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
         simulated=ledger.simulated, client=client, accounts=read_accounts(ledger.accounts, client=client),
+        cost_drift=None if client is not None else read_drift(ledger, since_ts=window.start_ts,
+                                                              until_ts=window.end_ts),
     )
 
 

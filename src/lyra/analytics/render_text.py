@@ -10,6 +10,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 
 from lyra.analytics.accounts import NO_ACCOUNT, AccountLine
+from lyra.analytics.drift import CostDrift
 from lyra.analytics.report import Report, usd
 from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
@@ -57,6 +58,8 @@ def report_tables(report: Report) -> RenderableType:
     for line in [*report.days, *report.months]:
         spend.add_row(line.period, str(line.requests), _usd(line.cost_nanos))
     parts: list[RenderableType] = [totals, models, keys, spend]
+    if report.cost_drift is not None:
+        parts.append(drift_table(report.cost_drift))
     if report.agreement.by_model:
         agree = _table("Agreement with the panel's outcome", "model", "votes", "agreed")
         for model, share in report.agreement.by_model.items():
@@ -70,6 +73,18 @@ def report_tables(report: Report) -> RenderableType:
     parts.append(advice)
     parts.append(accounts_table(report.accounts))
     return Group(*parts)
+
+
+def drift_table(drift: CostDrift) -> RenderableType:
+    """Booked against billed (GET /generation) spend: in all, per model and per key."""
+    table = _table("Cost drift (billed = GET /generation; over reconciled attempts)", "scope", "reconciled",
+                   "booked", "billed", "drift", "drift %")
+    for scope, line in [("all", drift.total), *((f"model {m.group}", m) for m in drift.by_model),
+                        *((f"key {k.group}", k) for k in drift.by_key)]:
+        table.add_row(scope, f"{line.reconciled} of {line.attempts} ({_pct(line.reconciled_share)})",
+                      _usd(line.reconciled_booked_nanos), _usd(line.billed_nanos), _usd(line.drift_nanos),
+                      _pct(line.drift_share))
+    return table
 
 
 def _money(x: float | None) -> str:

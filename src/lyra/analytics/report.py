@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from lyra.analytics.accounts import AccountLine, accounts_section
+from lyra.analytics.drift import CostDrift
 from lyra.analytics.window import Window
 from lyra.money import nanos_to_usd
 
@@ -173,6 +174,7 @@ class Report:
     simulated: bool = False  # the simulator's money (no key set), kept apart from real money
     client: str | None = None  # one gateway client's own report; None: the whole desk's
     accounts: list[AccountLine] = field(default_factory=list)  # paper accounts, as stored now
+    cost_drift: CostDrift | None = None  # booked vs billed (GET /generation); None for a client
 
     @property
     def success_rate(self) -> float | None:
@@ -198,6 +200,7 @@ class Report:
             "advice": [{"model": a.model, "tier": a.tier, "reasons": list(a.reasons)} for a in self.advice],
             "decisions": [asdict(d) | {"cost_usd": usd(d.cost_nanos)} for d in self.decisions],
             "paper_accounts": accounts_section(self.accounts),  # as they stand now, whatever the window
+            "cost_drift": None if self.cost_drift is None else self.cost_drift.to_dict(),
         }
 
 

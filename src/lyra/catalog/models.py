@@ -45,7 +45,8 @@ class ModelInfo:
     `image_tokens` the most prompt tokens one image can cost (models that bill images as
     tokens), `audio_tokens` / `file_tokens` the same for one audio or file part, `audio_per_m`
     the price of audio tokens, `reasoning_per_m` the price of internal reasoning tokens,
-    `cache_write_per_m` the price of writing the prompt cache. None means unknown: a part that
+    `cache_write_per_m` the price of writing the prompt cache, `cache_read_per_m` of reading it
+    (lyra.catalog.usage_cost prices a call's reported usage with them). None means unknown: a part that
     needs an unknown price cannot be bounded, and its request is refused.
     """
 
@@ -70,6 +71,7 @@ class ModelInfo:
     cache_write_per_m: Decimal | None = None
     input_modalities: tuple[str, ...] = ("text",)
     price_overrides: tuple[PriceOverride, ...] = ()
+    cache_read_per_m: Decimal | None = None  # pricing.input_cache_read: a prompt token read from the cache
 
     @property
     def is_free(self) -> bool:
@@ -266,6 +268,7 @@ def model_from_listing(entry: Mapping[str, Any]) -> ModelInfo | None:
         cache_write_per_m=max(write) if write else None,
         input_modalities=_listing_modalities(entry),
         price_overrides=_listing_overrides(pricing, price),
+        cache_read_per_m=_per_million(pricing.get("input_cache_read")),
     )
 
 
@@ -340,6 +343,7 @@ def _model_from_toml(row: Mapping[str, Any], source: str) -> ModelInfo:
             cache_write_per_m=_optional_decimal(row, "cache_write_per_m"),
             input_modalities=_modalities_from_toml(row, source),
             price_overrides=_overrides_from_toml(row, source),
+            cache_read_per_m=_optional_decimal(row, "cache_read_per_m"),
         )
     except KeyError as exc:
         raise ConfigError(f"{source}: model {row.get('id')!r} lacks field {exc.args[0]!r}") from exc

@@ -290,6 +290,19 @@ def check_ledger_url(value: str) -> str:
     return value
 
 
+class ReconcileSettings(_Strict):
+    """Asking OpenRouter's /generation what each attempt was billed (lyra.reconcile)."""
+
+    enabled: bool = True
+    # A warning is logged when billed spend differs from booked by more than this share of it.
+    warn_drift_share: Share = Field(Decimal("0.02"), ge=0)
+    first_delay_s: Seconds = 1.0  # /generation answers 404 for a while after the call
+    max_delay_s: Seconds = 60.0
+    lookups: int = Field(8, ge=1, le=50)  # tries per generation before it is left for `lyra reconcile`
+    queue_size: int = Field(10_000, ge=1, le=1_000_000)
+    workers: int = Field(4, ge=1, le=64)
+
+
 class ClientSettings(_Strict):
     token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     daily_usd: Usd = Field(gt=0)
@@ -315,6 +328,7 @@ class Settings(_Strict):
     ledger: LedgerSettings = LedgerSettings()
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:

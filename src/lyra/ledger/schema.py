@@ -46,6 +46,9 @@ _PG_DDL_LOCK = 0x6C797261_6C656467  # "lyraledg"
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 metadata = MetaData()
+# Added after the first release: created with the table, or by `_migrate` on an older ledger.
+RECONCILE_COLUMNS = (("reconciled_cost_nanos", "BIGINT"), ("reconciled_at", "DOUBLE PRECISION"),
+                     ("drift_nanos", "BIGINT"))
 
 usage = Table(
     USAGE_TABLE,
@@ -80,8 +83,12 @@ usage = Table(
     Column("tags", Text()),
     # The 12-digit fingerprint of the exact model, provider preferences and service tier a request sent.
     Column("profile", String()),
+    # What OpenRouter's /generation says the attempt cost, when it was asked, and that minus the
+    # booked cost_nanos (lyra.reconcile fills them; NULL until then).
+    *(Column(name, BigInteger() if sql == "BIGINT" else Double()) for name, sql in RECONCILE_COLUMNS),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
+    Index(f"ix_{USAGE_TABLE}_generation_id", "generation_id"),
 )
 
 
@@ -234,6 +241,7 @@ def _migrate(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN profile VARCHAR"))
         if table == USAGE_TABLE:
             _add_attribution(conn, columns)
+            _add_reconcile_columns(conn, columns)
 
 
 def _add_attribution(conn: Connection, columns: set[str]) -> None:
@@ -241,6 +249,12 @@ def _add_attribution(conn: Connection, columns: set[str]) -> None:
     for name, kind in (("end_user", "VARCHAR"), ("tags", "TEXT")):
         if name not in columns:
             conn.execute(text(f"ALTER TABLE {USAGE_TABLE} ADD COLUMN {name} {kind}"))
+
+
+def _add_reconcile_columns(conn: Connection, columns: set[str]) -> None:
+    for name, sql_type in RECONCILE_COLUMNS:
+        if name not in columns:
+            conn.execute(text(f"ALTER TABLE {USAGE_TABLE} ADD COLUMN {name} {sql_type}"))
 
 
 class UtcDay(FunctionElement[str]):

@@ -13,9 +13,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from lyra.errors import LedgerUnavailable
-from lyra.ledger import queries
+from lyra.ledger import queries, reconciliation
 from lyra.ledger.accounts import AccountBook
 from lyra.ledger.audit import AuditTrail
+from lyra.ledger.reconciliation import DriftLine, PendingAttempt
 from lyra.ledger.records import ROW_FIELDS, LedgerRow, SpendTotals, SummaryLine
 from lyra.ledger.schema import (
     USAGE_TABLE,
@@ -23,6 +24,7 @@ from lyra.ledger.schema import (
     create_tables,
     display_url,
     parse_url,
+    retry_if_locked,
     sqlite_on_connect,
     sqlite_path,
     usage,
@@ -206,6 +208,33 @@ class Ledger:
         """Committed rows with ts >= since_ts, oldest first."""
         with self._connected().connect() as conn:
             return queries.rows(conn, since_ts=since_ts, kind=kind, limit=limit, simulated=self.simulated)
+
+    # --- reconciliation with OpenRouter's /generation (lyra.reconcile) -------------------------
+
+    def unreconciled(self, *, since_ts: float = 0.0, limit: int | None = None) -> list[PendingAttempt]:
+        """Committed attempt rows with a generation id and no billed cost yet, oldest first."""
+        with self._connected().connect() as conn:
+            return reconciliation.pending(conn, simulated=self.simulated, since_ts=since_ts, limit=limit)
+
+    def record_billed(self, generation_id: str, billed_nanos: int, at: float) -> int:
+        """Store what OpenRouter billed for a generation's attempt rows; how many rows took it."""
+        def run() -> int:
+            with self._connected().begin() as conn:
+                return reconciliation.record(conn, generation_id, billed_nanos, at, simulated=self.simulated)
+        return retry_if_locked(run)
+
+    def drift(self, *, since_ts: float, by: str = "all", until_ts: float | None = None) -> list[DriftLine]:
+        """Booked against billed spend of attempts with a generation id, per model, key or all."""
+        with self._connected().connect() as conn:
+            return reconciliation.drift(conn, since_ts=since_ts, until_ts=until_ts, by=by,
+                                        simulated=self.simulated)
+
+    def spend_by_key_day(self, *, since_ts: float,
+                         until_ts: float | None = None) -> dict[tuple[str, str], int]:
+        """Booked spend of attempt rows per (key name, UTC day)."""
+        with self._connected().connect() as conn:
+            return reconciliation.spend_by_key_day(conn, since_ts=since_ts, until_ts=until_ts,
+                                                   simulated=self.simulated)
 
     def _connected(self) -> Engine:
         """The engine, creating it and any missing tables on first use."""

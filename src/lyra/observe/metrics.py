@@ -16,7 +16,8 @@ with `usd=True`, set in nano-dollars), or a scrape-time collector with `Metrics.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -244,3 +245,31 @@ def _error_label(error: LyraError) -> str:
     if isinstance(error, UpstreamError):
         return f"upstream_{error.kind}"
     return type(error).__name__
+
+
+def cost_drift_metrics(metrics: Metrics) -> Callable[[str | None, str | None, int, int], None]:
+    """An observer of reconciled attempts (lyra.reconcile): `observe(model, key, booked, billed)` in nanos.
+
+    `lyra_cost_drift_usd` sums billed - booked per model and key (a gauge: drift goes both ways);
+    `lyra_cost_reconciled_usd_total` counts the billed spend reconciled so far. Both are held in
+    exact nano-dollars and shown in dollars. One pair per Metrics.
+    """
+    made = _DRIFT_OBSERVERS.get(metrics)
+    if made is not None:
+        return made
+    drift = metrics.gauge("lyra_cost_drift_usd", "OpenRouter's billed cost minus the booked cost of "
+                          "reconciled attempts, USD", ["model", "key"], usd=True, multiprocess_mode="livesum")
+    billed = metrics.counter("lyra_cost_reconciled_usd", "Billed cost of reconciled attempts "
+                             "(GET /generation), USD", ["model", "key"], usd=True)
+
+    def observe(model: str | None, key: str | None, booked_nanos: int, billed_nanos: int) -> None:
+        labels = (model or UNKNOWN, key or NONE)
+        drift(*labels).inc(billed_nanos - booked_nanos)
+        billed(*labels).inc(billed_nanos)
+
+    _DRIFT_OBSERVERS[metrics] = observe
+    return observe
+
+
+_DRIFT_OBSERVERS: weakref.WeakKeyDictionary[Metrics, Callable[[str | None, str | None, int, int], None]] = (
+    weakref.WeakKeyDictionary())

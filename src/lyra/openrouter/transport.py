@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -86,10 +86,13 @@ class OpenRouterTransport:
         except aiohttp.ClientError as exc:
             raise _network_error(exc) from exc
 
-    async def stream(self, body: bytes, *, api_key: str, timeout_s: float) -> AsyncIterator[StreamDelta]:
+    async def stream(self, body: bytes, *, api_key: str, timeout_s: float,
+                     on_generation_id: Callable[[str], None] | None = None) -> AsyncIterator[StreamDelta]:
         """POST a streamed chat completion and yield its deltas until [DONE].
 
-        `timeout_s` bounds the wait for the response and for each following read.
+        `timeout_s` bounds the wait for the response and for each following read. `on_generation_id`
+        gets the X-Generation-Id header, which arrives before the first token (so that a call
+        abandoned while it waits can still be reconciled).
         """
         try:
             async with asyncio.timeout(timeout_s) as deadline:
@@ -98,6 +101,9 @@ class OpenRouterTransport:
                 ) as response:
                     if response.status >= 400:
                         decode_chat_response(response.status, response.headers, await response.read())
+                    generation_id = response.headers.get("X-Generation-Id")
+                    if on_generation_id is not None and generation_id:
+                        on_generation_id(generation_id)
                     decoder = SSEDecoder()
                     done = False
                     async for chunk in response.content.iter_any():

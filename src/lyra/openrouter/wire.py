@@ -77,6 +77,7 @@ class Usage:
     cost_usd: Decimal | None = None
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0  # prompt_tokens_details.cache_write_tokens
 
 
 @dataclass(slots=True)
@@ -128,6 +129,9 @@ def parse_usage(raw: Any) -> Usage | None:
         reasoning_tokens=(
             _int(completion_details.get("reasoning_tokens"))
             if isinstance(completion_details, Mapping) else 0
+        ),
+        cache_write_tokens=(
+            _int(prompt_details.get("cache_write_tokens")) if isinstance(prompt_details, Mapping) else 0
         ),
     )
 

@@ -21,6 +21,7 @@ from lyra.catalog.estimate import (
     worst_case,
 )
 from lyra.catalog.models import ModelInfo
+from lyra.catalog.usage_cost import usage_cost_nanos
 from lyra.errors import (
     BudgetExceeded,
     ConfigError,
@@ -260,7 +261,7 @@ class Router:
             except UpstreamError as exc:
                 charged = self._ambiguous_usage(ctx, exc)
                 try:
-                    self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged)
+                    self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged, run.generation_id)
                     if run.sent_text:
                         self._notify_failure(loop, exc)
                         raise
@@ -290,8 +291,13 @@ class Router:
         built = ChoiceBuilder()
         meta: dict[str, Any] = {}
         usage_seen: Usage | None = None
+
+        def header_id(generation_id: str) -> None:  # X-Generation-Id arrives before the first token
+            run.generation_id = run.generation_id or generation_id
+
         async for delta in self.transport.stream(self._body(ctx, stream=True),
-                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s):
+                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s,
+                                                 on_generation_id=header_id):
             if "model" not in meta:
                 meta["model"] = delta.model
                 progress.model = delta.model or ctx.model.id
@@ -495,8 +501,14 @@ class Router:
         completion = usage.completion_tokens if usage else estimate_text_tokens(text)
         if usage is not None and usage.cost_usd is not None:
             return AttemptUsage(prompt, completion, usd_to_nanos(usage.cost_usd, round_up=True), False)
-        return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
-                            True)
+        if usage is None:
+            return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
+                                True)
+        # No usage.cost: priced from the usage as OpenRouter prices it (cache reads, reasoning).
+        cost = usage_cost_nanos(ctx.model, prompt_tokens=prompt, completion_tokens=completion,
+                                cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
+                                cache_write_tokens=usage.cache_write_tokens)
+        return AttemptUsage(prompt, completion, cost, True)
 
     def _ambiguous_usage(self, ctx: AttemptContext, exc: UpstreamError) -> AttemptUsage | None:
         """The worst case, for a failure that may still have been billed; None if it was not.
@@ -509,7 +521,7 @@ class Router:
         return self._worst_usage(ctx)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
-                charged: AttemptUsage | None = None) -> None:
+                charged: AttemptUsage | None = None, generation_id: str | None = None) -> None:
         """Record a failed attempt, then act on it as the failure policy says."""
         exc.model, exc.key_name = ctx.model.id, ctx.key_name
         message = str(exc)
@@ -521,7 +533,8 @@ class Router:
             latency_s=latency, retry_after_s=exc.retry_after,
             cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
-            completion_tokens=charged.completion_tokens if charged else 0))
+            completion_tokens=charged.completion_tokens if charged else 0,
+            generation_id=generation_id if charged else None))  # a maybe-billed one is reconciled
         self._act(self.failure_policy.action(exc), loop, ctx, exc)
 
     def _act(self, action: FailureAction, loop: _Loop, ctx: AttemptContext, exc: UpstreamError) -> None:

@@ -11,11 +11,13 @@ import orjson
 from aiohttp import web
 
 from lyra.simulator import error_bodies as errors
+from lyra.simulator.aborts import settle_abort
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.faults import FiredFault
 from lyra.simulator.reply import Reply
-from lyra.simulator.responses import error_response, json_response
+from lyra.simulator.responses import bearer_token, error_response, json_response
 from lyra.simulator.sse import COMMENT, DONE, frame, open_stream, opening, play, split
+from lyra.simulator.stall import stalled_stream
 from lyra.simulator.state import SimulatorState
 from lyra.simulator.tokens import count_text
 from lyra.simulator.wire import chunk, completion_body, usage_body
@@ -36,8 +38,19 @@ async def answer_with_fault(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.stopping.wait(), fired.fault.hang_s)
         return error_response(errors.timed_out())
+    if kind == "stall" and req.stream:
+        account = state.account(bearer_token(request) or "")
+        return await stalled_stream(state, request, req, reply, account, fired.fault.hang_s)
+    if kind == "stall":  # a non-streamed call has nothing to cut: it hangs as a timeout does
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.stopping.wait(), fired.fault.hang_s)
+        return error_response(errors.timed_out())
     if kind == "drop":
-        return await _drop(request, req, reply)
+        response = await _drop(request, req, reply)
+        if req.stream:  # OpenRouter sees its client go mid-stream: billed as an abort is
+            settle_abort(state, req, reply, state.account(bearer_token(request) or ""),
+                         count_text("".join(_dropped_part(reply))))
+        return response
     if kind == "malformed":
         return await _malformed(request, req, reply, fired.ordinal)
     partial = kind == "midstream_error"
@@ -131,12 +144,17 @@ async def _drop(request: web.Request, req: ChatRequest, reply: Reply) -> web.Str
     """Close the connection with no error event: before any byte, or in the middle of a stream."""
     if req.stream:
         resp = await open_stream(request, reply)
-        deltas = split(reply.content)
-        await play(resp, opening(reply, deltas[: max(1, len(deltas) // 2)]))
+        await play(resp, opening(reply, _dropped_part(reply)))
         _close(request)
         return resp
     _close(request)
     return web.Response(status=200)
+
+
+def _dropped_part(reply: Reply) -> list[str]:
+    """The deltas a dropped stream sends before the connection goes: the first half."""
+    deltas = split(reply.content)
+    return deltas[: max(1, len(deltas) // 2)]
 
 
 def _close(request: web.Request) -> None:

@@ -28,6 +28,7 @@ FAULT_KINDS = frozenset(
         "guardrail_budget",
         "workspace_budget",
         "unavailable",
+        "stall",  # a stream stops after half its content until the client hangs up (or hang_s)
     }
 )
 # Provider-side failures before the first token: OpenRouter moves on to the next entry of a

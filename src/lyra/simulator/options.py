@@ -20,12 +20,19 @@ class SimulatorOptions:
     generation_lag_s: float = 0.5
     final_usage_form: str = "alternate"
     default_key_limit_usd: float | None = None
+    # /generation also answers 404 to the first this-many lookups of each generation: its lag
+    # counted in lookups rather than seconds, for tests that must not wait on the clock.
+    generation_lag_lookups: int = 0
+    # A repeated prompt prefix is read from the provider's cache at its lower price (prompt_cache.py).
+    prompt_caching: bool = False
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:
             raise ValueError("SimulatorOptions.time_scale must be >= 0")
         if self.generation_lag_s < 0:
             raise ValueError("SimulatorOptions.generation_lag_s must be >= 0")
+        if self.generation_lag_lookups < 0:
+            raise ValueError("SimulatorOptions.generation_lag_lookups must be >= 0")
         if self.final_usage_form not in FINAL_USAGE_FORMS:
             raise ValueError(
                 f"SimulatorOptions.final_usage_form must be one of {', '.join(FINAL_USAGE_FORMS)}"

@@ -12,6 +12,7 @@ from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.choice_gen import SimChoice, make_choices
 from lyra.simulator.profiles import ModelProfile, profile_for
+from lyra.simulator.prompt_cache import cache_discount
 from lyra.simulator.state import GenerationRecord, KeyAccount, SimulatorState
 from lyra.simulator.wire import call_cost, chunk_head, message_choice, usage_body
 
@@ -35,6 +36,7 @@ class Reply:
     choices: list[SimChoice] = field(default_factory=list)  # every choice; `content` is the first's
     service_tier: str | None = None  # echoed from the request, as the served tier
     reasoning_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache (prompt_cache.py)
 
     def head(self) -> dict[str, Any]:
         head = chunk_head(self.gen_id, self.created, self.served_id, self.model.provider)
@@ -73,6 +75,8 @@ def make_reply(state: SimulatorState, req: ChatRequest, admitted: Admitted) -> R
         choices=choices,
         service_tier=req.options.service_tier,
         reasoning_tokens=sum(c.reasoning_tokens for c in choices),
+        cached_tokens=0 if state.prompt_cache is None else state.prompt_cache.cached_tokens(
+            model, list(req.payload.get("messages") or [])),
     )
 
 
@@ -80,7 +84,7 @@ def settle(
     state: SimulatorState, req: ChatRequest, reply: Reply, account: KeyAccount, *, streamed: bool
 ) -> dict[str, Any]:
     """Charge the key, count the cost, keep the record for /generation; return `usage`."""
-    cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens)
+    cost = call_cost(reply.model, reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens)
     account.charge(cost)
     state.stats.total_cost_nanos += usd_to_nanos(cost)
     options = state.options
@@ -100,6 +104,9 @@ def settle(
             native_finish_reason=reply.native_finish_reason,
             user=req.user,
             ready_at=time.monotonic() + options.generation_lag_s * options.time_scale,
+            cached_tokens=reply.cached_tokens,
+            cache_discount=cache_discount(reply.model, reply.cached_tokens),
         )
     )
-    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost, reply.reasoning_tokens)
+    return usage_body(reply.model, reply.prompt_tokens, reply.completion_tokens, cost, reply.reasoning_tokens,
+                      reply.cached_tokens)

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from lyra.simulator.aborts import settle_abort
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.choice_gen import SimChoice
 from lyra.simulator.reply import Reply, settle
@@ -99,18 +100,27 @@ def paced(reply: Reply, frames: list[bytes]) -> list[tuple[float, bytes]]:
     return steps
 
 
-async def play(resp: web.StreamResponse, steps: list[tuple[float, bytes]]) -> None:
-    """Write the frames, sleeping where a step asks to; zero-delay frames go out together."""
+async def play(resp: web.StreamResponse, steps: list[tuple[float, bytes]],
+               written: list[int] | None = None) -> None:
+    """Write the frames, sleeping where a step asks to; zero-delay frames go out together.
+
+    `written`, when given, gets the count of steps written so far (what reached a client that
+    hangs up meanwhile).
+    """
     pending: list[bytes] = []
     for delay, data in steps:
         if delay > 0:
             if pending:
                 await resp.write(b"".join(pending))
+                if written is not None:
+                    written[0] += len(pending)
                 pending = []
             await asyncio.sleep(delay)
         pending.append(data)
     if pending:
         await resp.write(b"".join(pending))
+        if written is not None:
+            written[0] += len(pending)
 
 
 async def open_stream(request: web.Request, reply: Reply) -> web.StreamResponse:
@@ -133,8 +143,17 @@ async def stream_reply(
     account: KeyAccount,
 ) -> web.StreamResponse:
     resp = await open_stream(request, reply)
-    await play(resp, paced(reply, interleave(reply)))
-    # Charged only once the whole answer is out: an aborted stream is not billed.
+    frames = interleave(reply)
+    steps = paced(reply, frames)
+    written = [0]
+    try:
+        await play(resp, steps, written)
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The client hung up (the server cancels its handler): billed as its provider bills an abort,
+        # the tokens sent being the share of the answer's frames that went out.
+        sent = max(0, written[0] - (len(steps) - len(frames)))
+        settle_abort(state, req, reply, account, reply.completion_tokens * sent // max(1, len(frames)))
+        raise
     usage = settle(state, req, reply, account, streamed=True)
     head = reply.head()
     finishes = b"".join(

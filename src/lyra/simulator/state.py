@@ -16,6 +16,7 @@ from typing import Any
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.simulator.faults import FaultBook
 from lyra.simulator.options import SimulatorOptions
+from lyra.simulator.prompt_cache import PromptCache
 
 _ALNUM = string.ascii_letters + string.digits
 _MAX_GENERATIONS = 50_000  # kept for /generation; older ones are forgotten
@@ -110,6 +111,10 @@ class GenerationRecord:
     native_finish_reason: str
     user: str | None
     ready_at: float  # monotonic time from which /generation answers
+    cancelled: bool = False  # the client hung up mid-stream (billed as aborts.py says)
+    cached_tokens: int = 0  # prompt tokens read from the provider's prompt cache
+    cache_discount: Decimal | None = None  # what the cache saved (USD), as /generation reports it
+    lookups: int = 0  # /generation lookups answered 404 so far (generation_lag_lookups)
 
 
 class SimulatorState:
@@ -131,6 +136,7 @@ class SimulatorState:
         self._default_limit = _usd(options.default_key_limit_usd)
         # The last chat request bodies as received (newest last), for tests that check the wire.
         self.received: deque[dict[str, Any]] = deque(maxlen=_KEPT_REQUESTS)
+        self.prompt_cache = PromptCache() if options.prompt_caching else None
 
     def account(self, token: str) -> KeyAccount:
         found = self.accounts.get(token)
@@ -166,6 +172,9 @@ class SimulatorState:
         """A finished generation, once its stats would be visible on the real service."""
         found = self.generations.get(generation_id)
         if found is None or time.monotonic() < found.ready_at:
+            return None
+        if found.lookups < self.options.generation_lag_lookups:
+            found.lookups += 1
             return None
         return found
 

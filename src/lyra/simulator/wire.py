@@ -27,17 +27,28 @@ _AUTHOR_NAMES = {
 }
 
 
-def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int) -> Decimal:
-    """The USD cost of a call at the catalogue's prices, billed to the nano-dollar as credits are."""
-    exact = (model.prompt_per_m * prompt_tokens + model.completion_per_m * completion_tokens) / _MILLION
+def call_cost(model: ModelInfo, prompt_tokens: int, completion_tokens: int,
+              cached_tokens: int = 0) -> Decimal:
+    """The USD cost of a call at the catalogue's prices, billed to the nano-dollar as credits are.
+
+    `cached_tokens` of the prompt were read from the provider's cache, at its read price.
+    """
+    exact = (_prompt_cost(model, prompt_tokens, cached_tokens)
+             + model.completion_per_m * completion_tokens / _MILLION)
     return exact.quantize(_NANO, rounding=ROUND_HALF_EVEN)
 
 
+def _prompt_cost(model: ModelInfo, prompt_tokens: int, cached_tokens: int) -> Decimal:
+    read = model.cache_read_per_m if model.cache_read_per_m is not None else model.prompt_per_m
+    return (model.prompt_per_m * (prompt_tokens - cached_tokens) + read * cached_tokens) / _MILLION
+
+
 def usage_body(
-    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal, reasoning_tokens: int = 0
+    model: ModelInfo, prompt_tokens: int, completion_tokens: int, cost: Decimal, reasoning_tokens: int = 0,
+    cached_tokens: int = 0,
 ) -> dict[str, Any]:
     """The `usage` object with cost and its details, as OpenRouter returns it in 2026."""
-    prompt_cost = model.prompt_per_m * prompt_tokens / _MILLION
+    prompt_cost = _prompt_cost(model, prompt_tokens, cached_tokens)
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -45,7 +56,7 @@ def usage_body(
         "cost": float(cost),
         "is_byok": False,
         "prompt_tokens_details": {
-            "cached_tokens": 0, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0,
+            "cached_tokens": cached_tokens, "cache_write_tokens": 0, "audio_tokens": 0, "video_tokens": 0,
         },
         "cost_details": {
             "upstream_inference_cost": None,
@@ -277,13 +288,13 @@ def generation_data(record: GenerationRecord) -> dict[str, Any]:
             "upstream_id": "chatcmpl-" + record.id.rsplit("-", 1)[-1],
             "request_id": "req-" + record.id.rsplit("-", 1)[-1],
             "total_cost": cost,
-            "cache_discount": None,
+            "cache_discount": None if record.cache_discount is None else float(record.cache_discount),
             "upstream_inference_cost": None,
             "created_at": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "model": record.model,
             "app_id": None,
             "streamed": record.streamed,
-            "cancelled": False,
+            "cancelled": record.cancelled,
             "provider_name": record.provider,
             "latency": record.latency_ms,
             "moderation_latency": None,
@@ -295,7 +306,7 @@ def generation_data(record: GenerationRecord) -> dict[str, Any]:
             "native_tokens_prompt": record.prompt_tokens,
             "native_tokens_completion": record.completion_tokens,
             "native_tokens_reasoning": 0,
-            "native_tokens_cached": 0,
+            "native_tokens_cached": record.cached_tokens,
             "native_tokens_completion_images": 0,
             "num_media_prompt": None,
             "num_media_completion": None,

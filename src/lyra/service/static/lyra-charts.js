@@ -81,6 +81,18 @@
       "ROAS, in " + section.return_on_ai_spend_unit + ": " + section.return_on_ai_spend_definition : "");
   }
 
+  function costDrift(report) {
+    var d = report.cost_drift;
+    if (!d) { return; }
+    var line = function (name, x) {
+      return [name, x.reconciled + " of " + x.attempts, pct(x.reconciled_share), usd(x.booked_usd),
+              usd(x.reconciled_booked_usd), usd(x.billed_usd), usd(x.drift_usd), pct(x.drift_share)];
+    };
+    table("table-drift", ["scope", "reconciled", "share", "booked", "booked (reconciled)", "billed", "drift", "drift %"],
+      [line("all", d)].concat(d.models.map(function (m) { return line("model " + m.group, m); }),
+                              d.keys.map(function (k) { return line("key " + k.group, k); })));
+  }
+
   function share(part, whole) { return whole ? 100 * part / whole : 0; }
 
   function caps(report, prefix) {
@@ -125,6 +137,7 @@
       }));
     table("table-keys", ["key", "attempts", "errors", "error rate", "cost", "today / cap"],
       report.keys.map(function (k) { return [k.key, k.attempts, k.attempt_errors, pct(k.error_rate), usd(k.cost_usd), pct(k.utilisation)]; }));
+    costDrift(report);
     table("table-decisions", ["#", "time (UTC)", "symbol", "action", "agreement", "cost", "votes"],
       report.decisions.map(function (d) {
         var votes = d.votes.map(function (v) { return v.model + ": " + (v.action || v.status) + (v.confidence ? " " + Number(v.confidence).toFixed(2) : ""); });
