@@ -7,6 +7,7 @@ import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
@@ -58,6 +59,7 @@ class ModelInfo:
     max_output: int
     provider: str = "OpenRouter"
     knowledge_cutoff: str | None = None
+    expiration_date: str | None = None  # OpenRouter's `expiration_date`: the day the model goes away
     status: str = "active"
     successor: str | None = None
     price_seen: str | None = None
@@ -95,6 +97,7 @@ class CatalogCheck:
     retired: dict[str, list[str]] = field(default_factory=dict)  # id -> candidate replacements
     live: list[str] = field(default_factory=list)
     price_changes: dict[str, tuple[Decimal, Decimal, Decimal, Decimal]] = field(default_factory=dict)
+    expiring: dict[str, str] = field(default_factory=dict)  # live id -> the expiration_date it lists
 
 
 class Catalog:
@@ -145,6 +148,9 @@ class Catalog:
         result = CatalogCheck(live=sorted(live))
         for model_id in sorted(set(configured)):
             if model_id in live:
+                expires = _listed_date(live[model_id].get("expiration_date"))
+                if expires is not None:
+                    result.expiring[model_id] = expires
                 entry = self.find(model_id)
                 live_price = _listing_price(live[model_id])
                 if live_price is not None and entry is not None and (
@@ -170,6 +176,19 @@ class Catalog:
             ):
                 picks.append(m.id)
         return picks[:3]
+
+
+def _listed_date(value: Any) -> str | None:
+    """A listing's date ("2026-12-31") as written, or None when absent or not a date."""
+    if isinstance(value, date):  # a TOML date
+        return value.isoformat()
+    if not isinstance(value, str):
+        return None
+    try:
+        date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+    return value[:10]
 
 
 def _listing_price(entry: Mapping[str, Any]) -> tuple[Decimal, Decimal] | None:
@@ -261,6 +280,7 @@ def model_from_listing(entry: Mapping[str, Any]) -> ModelInfo | None:
         context=context,
         max_output=max_output,
         knowledge_cutoff=entry.get("knowledge_cutoff"),
+        expiration_date=_listed_date(entry.get("expiration_date")),
         request_usd=_listed_usd(pricing.get("request")),
         image_usd=_listing_image_usd(pricing, price[0]),
         audio_per_m=_per_million(pricing.get("audio")),
@@ -330,6 +350,7 @@ def _model_from_toml(row: Mapping[str, Any], source: str) -> ModelInfo:
             max_output=int(row["max_output"]),
             provider=str(row.get("provider", "OpenRouter")),
             knowledge_cutoff=row.get("knowledge_cutoff"),
+            expiration_date=_listed_date(row.get("expiration_date")),
             status=str(row.get("status", "active")),
             successor=row.get("successor"),
             price_seen=row.get("price_seen"),

@@ -10,6 +10,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lyra.catalog.models import load_catalog
@@ -128,6 +129,9 @@ def models(
         console.print(
             f"[cyan]price changed[/cyan] {model_id}: {old_in}/{old_out} -> {new_in}/{new_out} per 1M"
         )
+    for model_id, expires in result.expiring.items():
+        console.print(f"[yellow]expires[/yellow] {escape(model_id)} on {expires}: OpenRouter lists an "
+                      "expiration date; name a successor before then")
     if not result.retired:
         console.print("[green]every configured model id is live[/green]")
     else:

@@ -65,6 +65,7 @@ def _model(info: ModelInfo, tier: str) -> dict[str, Any]:
         "pricing": {"prompt": _per_token(info.prompt_per_m), "completion": _per_token(info.completion_per_m)},
         "top_provider": {"context_length": info.context, "max_completion_tokens": info.max_output},
         "knowledge_cutoff": info.knowledge_cutoff,
+        "expiration_date": info.expiration_date,
     }
 
 

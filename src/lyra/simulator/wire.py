@@ -234,7 +234,7 @@ def model_entry(model: ModelInfo) -> dict[str, Any]:
         "supported_parameters": _SUPPORTED_PARAMETERS,
         "default_parameters": {},
         "knowledge_cutoff": model.knowledge_cutoff,
-        "expiration_date": None,
+        "expiration_date": model.expiration_date,
         "links": {"details": f"/api/v1/models/{model.id}/endpoints"},
     }
 
