@@ -23,6 +23,9 @@ from support import engine_env
 
 # Pydantic's note on the client libraries' own ReadOnly TypedDicts: theirs, not ours to fix.
 LIBRARY_NOTES = pytest.mark.filterwarnings("ignore:.*using the `ReadOnly` qualifier:UserWarning")
+# The libraries keep one HTTP client per process, bound to the loop that first used it: a module's
+# async tests share one loop, as an application's calls share its loop.
+ONE_LOOP = pytest.mark.asyncio(loop_scope="module")
 START_S = 60
 STOP_S = 30
 

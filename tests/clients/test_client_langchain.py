@@ -13,15 +13,12 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from clients.served import LIBRARY_NOTES, Served
+from clients.served import LIBRARY_NOTES, ONE_LOOP, Served
 
 pytestmark = LIBRARY_NOTES
 
 MODEL = "openai/gpt-4o-mini"
 QUESTION = MESSAGES[0]["content"]
-# ChatOpenAI shares one default async HTTP client per process, bound to the loop that first used it:
-# the async tests of this module share one loop, as an application's calls share its loop.
-ONE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 
 class Decision(BaseModel):

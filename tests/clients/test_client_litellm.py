@@ -15,7 +15,7 @@ import pytest
 from gateway_support import MESSAGES
 from pydantic import BaseModel, Field
 
-from clients.served import LIBRARY_NOTES, Served
+from clients.served import LIBRARY_NOTES, ONE_LOOP, Served
 
 # LiteLLM reads pydantic fields off instances when it rebuilds a stream: its warning, not ours.
 pytestmark = [LIBRARY_NOTES, pytest.mark.filterwarnings("ignore:Accessing the 'model_:DeprecationWarning")]
@@ -55,6 +55,7 @@ def test_a_plain_completion(served: Served) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens > 0
 
 
+@ONE_LOOP
 async def test_a_plain_completion_async(served: Served) -> None:
     reply = await litellm.acompletion(model=f"openai/{MODEL}", messages=MESSAGES, max_tokens=64, **gateway(served))
     assert reply.model == MODEL
@@ -73,6 +74,7 @@ def test_a_stream_names_the_served_model_on_every_chunk_and_ends_with_usage(serv
     assert usage is not None and usage.completion_tokens > 0 and usage.prompt_tokens > 0
 
 
+@ONE_LOOP
 async def test_a_stream_async_rebuilds_into_one_answer(served: Served) -> None:
     stream = await litellm.acompletion(model=f"openai/{MODEL}", messages=MESSAGES, max_tokens=80, stream=True,
                                        stream_options={"include_usage": True}, **gateway(served))
@@ -127,6 +129,7 @@ def test_a_wrong_token_raises_authentication_error(served: Served) -> None:
     assert caught.value.status_code == 401
 
 
+@ONE_LOOP
 async def test_a_budget_refusal_keeps_its_402_async(served: Served) -> None:
     with pytest.raises(litellm.APIError) as caught:
         await litellm.acompletion(model="openai/tier:fast", messages=MESSAGES, max_tokens=100,
@@ -140,3 +143,9 @@ def test_an_invalid_field_raises_bad_request(served: Served) -> None:
         litellm.completion(model="openai/tier:fast", messages=MESSAGES, max_tokens=16, temperature=5,
                            **gateway(served))
     assert caught.value.status_code == 400 and "temperature" in str(caught.value)
+
+
+def test_the_gateways_models_are_listed(served: Served) -> None:
+    ids = litellm.get_valid_models(check_provider_endpoint=True, custom_llm_provider="openai",
+                                   api_key=served.token, api_base=served.url)
+    assert {"tier:fast", "task:signal_generation", MODEL} <= set(ids)

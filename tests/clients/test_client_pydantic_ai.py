@@ -13,15 +13,12 @@ from pydantic_ai.messages import ModelResponse, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIChatModelSettings
 from pydantic_ai.providers.openai import OpenAIProvider
 
-from clients.served import LIBRARY_NOTES, Served
+from clients.served import LIBRARY_NOTES, ONE_LOOP, Served
 
 pytestmark = LIBRARY_NOTES
 
 MODEL = "openai/gpt-4o-mini"
 QUESTION = MESSAGES[0]["content"]
-# The provider shares one HTTP client per process, bound to the loop that first used it: this
-# module's tests share one loop, as an application's agent runs share its loop.
-ONE_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 
 class Decision(BaseModel):
