@@ -34,6 +34,12 @@ def get_price(symbol: str) -> str:
     return f'{{"symbol": "{symbol}", "price_usd": 97000}}'
 
 
+@tool
+def get_funding_rate(symbol: str) -> str:
+    """The current perpetual-futures funding rate of a symbol."""
+    return f'{{"symbol": "{symbol}", "funding_rate": 0.0001}}'
+
+
 def chat(served: Served, model: str = MODEL, *, token: str | None = None, **options: object) -> ChatOpenAI:
     return ChatOpenAI(model=model, base_url=served.url, api_key=token or served.token,  # type: ignore[arg-type]
                       max_retries=0, max_tokens=200, **options)
@@ -99,6 +105,30 @@ def test_bound_tools_call_and_their_results_round_trip(served: Served) -> None:
     history += [first, ToolMessage(get_price.invoke(call["args"]), tool_call_id=call["id"])]
     second = chat(served).bind_tools([get_price]).invoke(history)
     assert second.content and not second.tool_calls
+
+
+def test_parallel_tool_calls_each_get_their_result(served: Served) -> None:
+    tools = {"get_price": get_price, "get_funding_rate": get_funding_rate}
+    history: list[BaseMessage] = [HumanMessage("BTC price and funding rate, please: call both tools at once.")]
+    first = chat(served).bind_tools(list(tools.values()), tool_choice="any").invoke(history)
+    assert isinstance(first, AIMessage)
+    assert sorted(c["name"] for c in first.tool_calls) == ["get_funding_rate", "get_price"]
+    history += [first, *(ToolMessage(tools[c["name"]].invoke(c["args"]), tool_call_id=c["id"])
+                         for c in first.tool_calls)]
+    second = chat(served).bind_tools(list(tools.values())).invoke(history)
+    assert second.content and not second.tool_calls
+
+
+def test_streamed_tool_call_chunks_add_up_to_the_call(served: Served) -> None:
+    chunks = list(chat(served).bind_tools([get_price], tool_choice="get_price").stream(
+        "What is BTC trading at right now? Use the tool."))
+    whole = chunks[0]
+    for chunk in chunks[1:]:
+        whole += chunk
+    assert isinstance(whole, AIMessageChunk) and len([c for c in chunks if c.tool_call_chunks]) >= 1
+    [call] = whole.tool_calls
+    assert call["name"] == "get_price" and isinstance(call["args"]["symbol"], str)
+    assert whole.response_metadata["finish_reason"] == "tool_calls"
 
 
 def test_n_2_gives_two_generations(served: Served) -> None:

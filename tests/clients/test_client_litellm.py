@@ -108,6 +108,16 @@ def test_a_tool_call_and_its_result_round_trip(served: Served) -> None:
     assert second.choices[0].message.content and not second.choices[0].message.tool_calls
 
 
+def test_a_streamed_tool_call_rebuilds_into_one_call(served: Served) -> None:
+    stream = litellm.completion(model=f"openai/{MODEL}", messages=PRICE_QUESTION, max_tokens=200,
+                                tools=[PRICE_TOOL], tool_choice="required", stream=True,
+                                stream_options={"include_usage": True}, **gateway(served))
+    rebuilt = litellm.stream_chunk_builder(list(stream), messages=PRICE_QUESTION)
+    assert rebuilt is not None and rebuilt.choices[0].finish_reason == "tool_calls"
+    [call] = rebuilt.choices[0].message.tool_calls
+    assert call.function.name == "get_price" and isinstance(json.loads(call.function.arguments)["symbol"], str)
+
+
 def test_n_2_gives_two_choices(served: Served) -> None:
     reply = litellm.completion(model=f"openai/{MODEL}", messages=MESSAGES, max_tokens=64, n=2, **gateway(served))
     assert [c.index for c in reply.choices] == [0, 1]

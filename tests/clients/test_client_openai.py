@@ -29,6 +29,12 @@ class GetPrice(BaseModel):
     symbol: str
 
 
+class GetFundingRate(BaseModel):
+    """The current perpetual-futures funding rate of a symbol."""
+
+    symbol: str
+
+
 PRICE_TOOL: Any = {
     "type": "function",
     "function": {
@@ -38,7 +44,17 @@ PRICE_TOOL: Any = {
                        "required": ["symbol"], "additionalProperties": False},
     },
 }
+FUNDING_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_funding_rate",
+        "description": "The current perpetual-futures funding rate of a symbol.",
+        "parameters": {"type": "object", "properties": {"symbol": {"type": "string"}},
+                       "required": ["symbol"], "additionalProperties": False},
+    },
+}
 PRICE_QUESTION: Any = [{"role": "user", "content": "What is BTC trading at right now? Use the tool."}]
+BOTH_QUESTION: Any = [{"role": "user", "content": "BTC price and funding rate, please: call both tools at once."}]
 FORCE_PRICE: Any = {"type": "function", "function": {"name": "get_price"}}
 
 
@@ -168,11 +184,51 @@ def test_parse_with_a_pydantic_function_tool(client: openai.OpenAI) -> None:
     assert isinstance(call.function.parsed_arguments, GetPrice)
 
 
+def test_parallel_tool_calls_are_answered_together(client: openai.OpenAI) -> None:
+    tools = [PRICE_TOOL, FUNDING_TOOL]
+    first = client.chat.completions.create(model=MODEL, messages=BOTH_QUESTION, max_tokens=300, tools=tools,
+                                           tool_choice="required", parallel_tool_calls=True)
+    message = first.choices[0].message
+    calls = message.tool_calls or []
+    assert sorted(c.function.name for c in calls) == ["get_funding_rate", "get_price"]
+    assert len({c.id for c in calls}) == 2  # each result is matched to its call by id
+    results = [{"role": "tool", "tool_call_id": c.id, "content": f'{{"{c.function.name}": "ok"}}'} for c in calls]
+    history: Any = [*BOTH_QUESTION, message.model_dump(exclude_none=True), *results]
+    second = client.chat.completions.create(model=MODEL, messages=history, max_tokens=200, tools=tools)
+    assert second.choices[0].message.content and not second.choices[0].message.tool_calls
+
+
+def test_the_stream_helper_parses_streamed_parallel_tool_calls(client: openai.OpenAI) -> None:
+    tools = [openai.pydantic_function_tool(GetPrice, name="get_price"),
+             openai.pydantic_function_tool(GetFundingRate, name="get_funding_rate")]
+    with client.chat.completions.stream(model=MODEL, messages=BOTH_QUESTION, max_tokens=300, tools=tools,
+                                        tool_choice="required") as stream:
+        done = [e.name for e in stream if e.type == "tool_calls.function.arguments.done"]
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls or []
+    assert sorted(done) == sorted(c.function.name for c in calls) == ["get_funding_rate", "get_price"]
+    assert {type(c.function.parsed_arguments) for c in calls} == {GetPrice, GetFundingRate}
+
+
 def test_n_2_gives_two_choices(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=64, n=2)
     assert [c.index for c in reply.choices] == [0, 1]
     assert all(c.message.content and c.finish_reason in ("stop", "length") for c in reply.choices)
     assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+
+async def test_a_stream_with_n_2_carries_both_choices_async(aclient: openai.AsyncOpenAI) -> None:
+    stream = await aclient.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=64, n=2,
+                                                   stream=True, stream_options={"include_usage": True})
+    texts, finished, usage = {0: "", 1: ""}, {}, None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            if choice.finish_reason:
+                finished[choice.index] = choice.finish_reason
+        usage = chunk.usage
+    assert all(texts.values()) and set(finished) == {0, 1}
+    assert usage is not None and usage.completion_tokens > 0
 
 
 def test_logprobs_cover_the_answer_token_by_token(client: openai.OpenAI) -> None:
@@ -222,3 +278,15 @@ async def test_models_list_and_retrieve_async(aclient: openai.AsyncOpenAI) -> No
     ids = [m.id async for m in aclient.models.list()]
     assert "tier:advanced" in ids and MODEL in ids
     assert (await aclient.models.retrieve("tier:fast")).id == "tier:fast"
+
+
+def test_streamed_logprobs_cover_the_streamed_text(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=64, stream=True,
+                                            logprobs=True, top_logprobs=1)
+    text, tokens = "", []
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            if choice.logprobs is not None:
+                tokens += choice.logprobs.content or []
+    assert text and "".join(t.token for t in tokens) == text

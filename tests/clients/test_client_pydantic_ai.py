@@ -75,6 +75,15 @@ async def test_the_default_structured_output_uses_an_output_tool(served: Served)
 
 
 @ONE_LOOP
+async def test_a_streamed_run_with_an_output_tool_validates_the_final_output(served: Served) -> None:
+    agent = Agent(model(served), output_type=Decision)
+    async with agent.run_stream(QUESTION, model_settings={"max_tokens": 200}) as run:
+        partials = [partial async for partial in run.stream_output(debounce_by=None)]
+        output = await run.get_output()
+    assert isinstance(output, Decision) and partials and partials[-1] == output
+
+
+@ONE_LOOP
 async def test_a_tool_is_called_and_its_result_sent_back(served: Served) -> None:
     agent = Agent(model(served), instructions="Use the get_price tool for prices.")
     asked: list[str] = []
