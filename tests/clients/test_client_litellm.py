@@ -22,7 +22,6 @@ pytestmark = [LIBRARY_NOTES, pytest.mark.filterwarnings("ignore:Accessing the 'm
 
 MODEL = "openai/gpt-4o-mini"
 litellm.suppress_debug_info = True  # no "Give Feedback" banner on every error
-litellm.telemetry = False
 
 
 class Decision(BaseModel):
