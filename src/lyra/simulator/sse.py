@@ -34,17 +34,9 @@ def split(content: str) -> list[str]:
 
 
 def opening(reply: Reply, deltas: list[str]) -> list[tuple[float, bytes]]:
-    """Keep-alive comments, the wait for the first token, then the content deltas."""
-    ttft = reply.delay_s * reply.profile.ttft_share
-    steps: list[tuple[float, bytes]] = [(0.0, COMMENT)]
-    if ttft > _LONG_WAIT_S:
-        steps.append((ttft / 2, COMMENT))
-        ttft /= 2
-    per_delta = (reply.delay_s - reply.delay_s * reply.profile.ttft_share) / max(1, len(deltas))
+    """Keep-alive comments, the wait for the first token, then the content deltas (one choice)."""
     head = reply.head()
-    for index, delta in enumerate(deltas):
-        steps.append((ttft if index == 0 else per_delta, frame(chunk(head, delta))))
-    return steps
+    return paced(reply, [frame(chunk(head, delta)) for delta in deltas])
 
 
 def choice_deltas(head: dict[str, Any], choice: SimChoice) -> list[bytes]:
