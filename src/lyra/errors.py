@@ -76,9 +76,12 @@ class RateLimited(LyraError):
 class NoModelAvailable(LyraError):
     """Every candidate model and key was tried or skipped; `attempts` says what happened."""
 
-    def __init__(self, message: str, *, attempts: list[object] | None = None) -> None:
+    def __init__(self, message: str, *, attempts: list[object] | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
         self.attempts: list[object] = list(attempts or [])
+        # Seconds until the first of the route's keys comes back, when every one is retired (else None).
+        self.retry_after = retry_after
 
 
 class FailureKind(StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import openai
 import pytest
@@ -51,9 +52,15 @@ async def test_a_workspace_budget_is_a_402_naming_the_reset_not_the_account(
 async def test_every_key_retired_is_a_503_that_names_no_key(desk: openai.AsyncOpenAI, sim: Simulator) -> None:
     for token in TOKENS.values():
         sim.add_fault(Fault(kind="key_limit", key=token))
+    before = time.time()
     with pytest.raises(openai.InternalServerError) as caught:
         await desk.chat.completions.create(model="tier:fast", messages=MESSAGES, max_tokens=16)
+    after = time.time()
     assert caught.value.status_code == 503
+    # A key limit with no period named is the UTC day's: the keys come back at midnight, and the
+    # answer says when (the seconds from whenever the gateway answered, between before and after).
+    midnight = (int(before) // 86_400 + 1) * 86_400
+    assert midnight - after - 1 <= int(caught.value.response.headers["retry-after"]) <= midnight - before + 1
     body = body_of(caught.value)
     message = str(body["message"])
     assert body["code"] == "no_model_available"

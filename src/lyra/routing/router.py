@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -681,7 +682,17 @@ class Router:
             why = "the request deadline passed"
         else:
             why = "every candidate model and key failed or was skipped"
-        return NoModelAvailable(f"{why} ({tried})", attempts=list(loop.attempts))
+        return NoModelAvailable(f"{why} ({tried})", attempts=list(loop.attempts),
+                                retry_after=self._keys_back_in(loop))
+
+    def _keys_back_in(self, loop: _Loop) -> float | None:
+        """Seconds until the first of the route's keys comes back, when every one of them is retired
+        (an OpenRouter limit until its reset); None when a key is usable or none will come back."""
+        back = [self.keys.retired_until(name) for name in loop.plan.keys]
+        if not back or any(until is None for until in back):
+            return None
+        first = min(until for until in back if until is not None)
+        return None if math.isinf(first) else max(0.0, first - self.keys.now())
 
 
 # Kinds that are OpenRouter's own limits: a retired key comes back when they reset (a UTC period).

@@ -94,7 +94,8 @@ def from_lyra_error(exc: LyraError) -> ApiError:
     if isinstance(exc, UpstreamError):
         return _from_upstream(exc)
     if isinstance(exc, NoModelAvailable):
-        return ApiError(503, str(exc), type="service_unavailable", code="no_model_available")
+        return ApiError(503, str(exc), type="service_unavailable", code="no_model_available",
+                        retry_after=exc.retry_after)
     if isinstance(exc, ConfigError):
         return ApiError(400, str(exc), param="model", code="invalid_value")
     return ApiError(500, "internal error", type="server_error", code="internal_error")
