@@ -7,11 +7,11 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 
 from lyra.analytics.accounts import NO_ACCOUNT, AccountLine
 from lyra.analytics.drift import CostDrift
 from lyra.analytics.report import Report, usd
+from lyra.terminal import FitTable
 from lyra.trading.paper import ROAS_DEFINITION, ROAS_UNIT
 
 
@@ -28,10 +28,23 @@ def _ms(x: float | None) -> str:
     return "–" if x is None else f"{x:,.0f}"
 
 
-def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", title_style="bold")
+# Columns whose values are prose: they wrap at spaces; the others (amounts, shares) are kept whole.
+_PROSE = frozenset({"why", "period (UTC)"})
+# The columns left out first when a table does not fit the width (higher rank first); 0: always shown.
+_DROP = {"Models": {"$/request": 3, "avg ms": 1, "p50 ms": 2, "failed": 4, "tier": 5},
+         "Keys": {"cap": 1, "today": 2, "failed": 3},
+         "Paper accounts (measured live)": {"period (UTC)": 7, "equity": 6, "buy & hold": 5,
+                                            "day drawdown": 4, "AI spend": 3, "profitable": 2, "state": 1},
+         "Routing advice": {"tier": 1}}
+
+
+def _table(title: str, *columns: str) -> FitTable:
+    """A table that fits the console's width: no word cut, the least useful columns left out first."""
+    table = FitTable(title, options={"box": box.SIMPLE_HEAD, "title_justify": "left", "title_style": "bold"})
+    drop = _DROP.get(title, {"spend/signal": 1, "failed": 2, "drift %": 1, "reconciled": 2})
     for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i == 0 else "right")
+        table.column(name, justify="left" if i == 0 else "right", whole=i > 0 and name not in _PROSE,
+                     drop=drop.get(name, 0))
     return table
 
 
@@ -124,7 +137,7 @@ def accounts_table(lines: list[AccountLine]) -> RenderableType:
                       _money(line.to_dict()["pnl_vs_buy_and_hold_usd"]), trades, _pct(r["day_drawdown"]),
                       _usd(r["ai_spend_nanos"]), _roas(r["return_on_ai_spend"]), state)
     table.caption = f"ROAS in {ROAS_UNIT}: {ROAS_DEFINITION}"
-    table.caption_justify = "left"
+    table.options["caption_justify"] = "left"
     return table
 
 

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
 
-from lyra.cli.common import ConfigOption, fail, use_config
+from lyra.cli.common import ConfigOption, FitTable, data_console, fail, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
-# Piped output (logs, CI) gets a wide table instead of one wrapped at 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+# Data is printed literally; width: $COLUMNS, else the terminal's, else 160 for piped output.
+console = data_console()
+errors = data_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -88,7 +86,7 @@ def backtest_command(
     else:
         _render(result)
         if report is not None:
-            console.print(f"report written to {report}")
+            console.print(f"report written to {report}", markup=False)
     failures = result["failures"]
     if failures["exceeded"]:
         typer.echo(f"error: {failures['message']}", err=True)
@@ -159,34 +157,36 @@ def _render(result: dict[str, Any]) -> None:
     w = result["window"]
     title = (f"Backtest {result['symbol']} {w['start'][:10]} .. {w['end'][:10]}: {w['decisions']} decisions "
              f"every {w['every']} bars, horizon {w['horizon']}")
-    table = Table(title=title + (" (simulator)" if result["simulated"] else ""))
-    table.add_column("measure", no_wrap=True)
+    table = FitTable(title + (" (simulator)" if result["simulated"] else ""))
+    table.column("measure")
     for row in result["strategies"]:
-        table.add_column(row.get("label", row["name"]), justify="right")
+        table.column(row.get("label", row["name"]), justify="right", whole=True)
     for key, label, kind in _COLUMNS:
-        table.add_row(label, *(_cell(row.get(key), kind) for row in result["strategies"]))
+        table.row(label, *(_cell(row.get(key), kind) for row in result["strategies"]))
     console.print(table)
     for row in result["strategies"]:
         console.print(f"{row['name']}: {row['sizing']}" + (f"; {row['note']}" if row.get("note") else ""),
-                      highlight=False)
-    console.print(f"Sharpe and annualised return: {result['annualisation']['text']}", highlight=False)
-    console.print(f"return on AI spend: {_roas_definition(result)}", highlight=False)
-    console.print(describe_failures(result["failures"]), highlight=False)
-    models = Table(title="Track record per panel member")
-    for column in ("model", "votes", "calls", "accuracy", "Brier", "cost", "cost/correct"):
-        models.add_column(column, no_wrap=True)
+                      markup=False)
+    console.print(f"Sharpe and annualised return: {result['annualisation']['text']}", markup=False)
+    console.print(f"return on AI spend: {_roas_definition(result)}", markup=False)
+    console.print(describe_failures(result["failures"]), markup=False)
+    models = FitTable("Track record per panel member")
+    for column, drop in (("model", 0), ("votes", 2), ("calls", 3), ("accuracy", 0), ("Brier", 1), ("cost", 0),
+                         ("cost/correct", 4)):
+        models.column(column, justify="left" if column == "model" else "right", whole=column != "model",
+                      drop=drop)
     for row in result["track_record"]:
         per = row["cost_per_correct_nanos"]
-        models.add_row(row["model"], str(row["votes"]), str(row["calls"]), _cell(row["accuracy"], "pct"),
+        models.row(row["model"], str(row["votes"]), str(row["calls"]), _cell(row["accuracy"], "pct"),
                        _cell(row["brier"], "num"), format_usd(row["cost_nanos"]),
                        format_usd(per) if per is not None else "-")
     console.print(models)
     for warning in result["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}")
     cassette = result.get("cassette")
     if cassette:
         console.print(f"cassette {cassette['path']} ({cassette['mode']}): {cassette['entries']} requests, "
-                      f"{cassette['replayed']} replayed, {cassette['recorded']} recorded")
+                      f"{cassette['replayed']} replayed, {cassette['recorded']} recorded", markup=False)
     if "upstream_calls" in result:
         console.print(f"upstream calls: {result['upstream_calls']}")
 

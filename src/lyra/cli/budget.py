@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from lyra.caps import CapScope
-from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import (
+    ConfigOption,
+    FitTable,
+    data_console,
+    database_errors,
+    fail,
+    first_line,
+    use_config,
+)
 from lyra.errors import LedgerUnavailable, LyraError
 from lyra.money import format_usd
 
@@ -26,8 +31,8 @@ if TYPE_CHECKING:
     from lyra.budget.governor import CapLine
     from lyra.ledger import SummaryLine
 
-console = Console()
-errors = Console(stderr=True)
+console = data_console()
+errors = data_console(stderr=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 SinceOption = Annotated[
@@ -130,23 +135,23 @@ def budget_payload(view: BudgetView) -> dict[str, object]:
     return {"day": view.day, "money": view.money, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
 
 
-def budget_table(view: BudgetView) -> Table:
+def budget_table(view: BudgetView) -> FitTable:
     """One row per cap with a bar of spent and reserved, under a heading per kind of cap."""
-    table = Table(title=f"Budget for {view.day} (UTC), {view.money} money", caption=_budget_caption(view),
-                  box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("cap", overflow="fold")
-    table.add_column("used", no_wrap=True)
-    for column in ("spent", "reserved", "remaining", "limit"):
-        table.add_column(column, justify="right", no_wrap=True)
+    table = FitTable(f"Budget for {view.day} (UTC), {view.money} money",
+                     options={"caption": Text(_budget_caption(view)), "show_edge": True})
+    table.column("cap")
+    table.column("used", whole=True)
+    for column, drop in (("spent", 0), ("reserved", 1), ("remaining", 0), ("limit", 0)):
+        table.column(column, justify="right", whole=True, drop=drop)
     kind = None
     for line in view.lines:
         line_kind, _, name = line.name.partition(":")
         if line_kind != kind and line_kind in _HEADINGS:
-            table.add_row(Text(_HEADINGS[line_kind], style="bold"))
+            table.row(Text(_HEADINGS[line_kind], style="bold"))
         kind = line_kind
         amounts = (_amount(v, line.unit) for v in (line.committed, line.reserved, line.remaining, line.limit))
         label = Text(f"  {name}" if name else line_kind)  # Text: a name is never read as markup
-        table.add_row(label, _bar(line), *amounts)
+        table.row(label, _bar(line), *amounts)
     return table
 
 
@@ -252,27 +257,25 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
         console.print(usage_table(report))
 
 
-def usage_table(report: UsageReport) -> Table:
+def usage_table(report: UsageReport) -> FitTable:
     """One row per group and a total row."""
-    table = Table(title=f"Usage since {report.since:%Y-%m-%d %H:%M} UTC by {report.by}",
-                  caption=Text(f"ledger: {report.ledger}, "
-                               f"{MONEY_SIMULATED if report.simulated else MONEY_REAL} money"),
-                  show_footer=bool(report.rows),
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+    caption = (f"ledger: {report.ledger}, {MONEY_SIMULATED if report.simulated else MONEY_REAL} money"
+               + ("; a request with several tags counts in each" if report.by == "tag" else ""))
+    table = FitTable(f"Usage since {report.since:%Y-%m-%d %H:%M} UTC by {report.by}",
+                     options={"caption": Text(caption), "show_footer": bool(report.rows), "show_edge": True})
     totals = _totals(report.rows)
-    table.add_column(report.by, footer="total", overflow="fold")  # may wrap; the numbers may not
+    table.column(report.by, footer="total")  # may wrap at spaces; the numbers may not
     for column in ("requests", "errors", "tokens"):
-        table.add_column(column, justify="right", footer=f"{totals[column]:,}", no_wrap=True)
-    table.add_column("cost", justify="right", footer=format_usd(totals["cost_nanos"]), no_wrap=True)
-    table.add_column("p50 ms", justify="right", no_wrap=True)
-    table.add_column("p95 ms", justify="right", no_wrap=True)
+        table.column(column, justify="right", footer=f"{totals[column]:,}", whole=True,
+                     drop=2 if column == "errors" else 0)
+    table.column("cost", justify="right", footer=format_usd(totals["cost_nanos"]), whole=True)
+    table.column("p50 ms", justify="right", whole=True, drop=1)
+    table.column("p95 ms", justify="right", whole=True, drop=3)
     for row in report.rows:
-        table.add_row(_group(row.group), f"{row.requests:,}", f"{row.errors:,}", f"{row.tokens:,}",
-                      format_usd(row.cost_nanos), _latency(row.p50_latency_ms), _latency(row.p95_latency_ms))
+        table.row(_group(row.group), f"{row.requests:,}", f"{row.errors:,}", f"{row.tokens:,}",
+                  format_usd(row.cost_nanos), _latency(row.p50_latency_ms), _latency(row.p95_latency_ms))
     if not report.rows:
-        table.add_row("(nothing recorded in this window)", *[""] * 6)
-    if report.by == "tag":
-        table.caption = Text(f"{table.caption}; a request with several tags counts in each")
+        table.row("(nothing recorded in this window)")
     return table
 
 

@@ -9,25 +9,25 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from lyra.catalog.models import load_catalog
-from lyra.cli.common import ConfigOption, fail, use_config
+from lyra.cli.common import ConfigOption, FitTable, data_console, fail, use_config
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
 from lyra.money import format_usd
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# rich_markup_mode=None: help texts are printed literally ([clients.NAME] stays visible).
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Lyra: AI model orchestration for trading on OpenRouter.")
-sim_app = typer.Typer(no_args_is_help=True, help="The built-in OpenRouter simulator.")
+sim_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                      help="The built-in OpenRouter simulator.")
 app.add_typer(sim_app, name="sim")
 
-# Piped output (logs, CI) gets a wide table instead of one truncated to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
+# Data is printed literally; width: $COLUMNS, else the terminal's, else 160 for piped output.
+console = data_console()
+errors = data_console(stderr=True)
 T = TypeVar("T")
 
 def _setup_logging(verbose: bool) -> None:
@@ -77,13 +77,14 @@ def demo(
         rows = run(lambda: run_demo(path, calls=calls, time_scale=time_scale))
     except LyraError as exc:
         raise _fail(exc) from None
-    table = Table(title="Lyra demo: routed calls per task")
-    for column in ("task", "tier", "model", "key", "tokens", "cost", "latency", "tries"):
-        table.add_column(column, no_wrap=True)
+    table = FitTable("Lyra demo: routed calls per task")
+    for column, drop in (("task", 0), ("tier", 3), ("model", 0), ("key", 1), ("tokens", 0), ("cost", 0),
+                         ("latency", 2), ("tries", 4)):
+        table.column(column, whole=column not in ("task", "model", "key"), drop=drop)
     total = 0
     for c in rows:
         total += c.cost_nanos
-        table.add_row(c.task or "-", c.tier or "-", c.model, c.key_name or "-",
+        table.row(c.task or "-", c.tier or "-", c.model, c.key_name or "-",
                       f"{c.prompt_tokens}/{c.completion_tokens}",
                       format_usd(c.cost_nanos) + ("*" if c.cost_estimated else ""),
                       f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)))
@@ -104,13 +105,17 @@ def models(
         return
     catalog = load_catalog()
     if not check:
-        table = Table(title=f"Model catalogue ({len(catalog)} models; USD per 1M tokens)")
-        for column in ("id", "tier", "in", "out", "context", "max out", "status"):
-            table.add_column(column)
+        table = FitTable(f"Model catalogue ({len(catalog)} models; USD per 1M tokens)")
+        words = ("id", "tier", "status", "successor")
+        for column, drop in (("id", 0), ("tier", 0), ("in", 0), ("out", 0), ("status", 0), ("successor", 3),
+                             ("context", 2), ("max out", 1)):
+            table.column(column, justify="left" if column in words else "right",
+                         whole=column not in ("id", "successor"), drop=drop)
         for m in sorted(catalog, key=lambda m: (m.tier, m.id)):
-            status = f"retired -> {m.successor}" if m.retired else m.status
-            table.add_row(m.id, m.tier, str(m.prompt_per_m), str(m.completion_per_m),
-                          f"{m.context:,}", f"{m.max_output:,}", status)
+            status = "retired" if m.retired else m.status
+            table.row(m.id, m.tier, str(m.prompt_per_m), str(m.completion_per_m), status,
+                      f"-> {m.successor}" if m.retired and m.successor else "",
+                      f"{m.context:,}", f"{m.max_output:,}")
         console.print(table)
         return
     from lyra.cli.demo import live_listing
@@ -124,10 +129,11 @@ def models(
     result = catalog.check_against(loaded.settings.model_ids(), listing)
     console.print(f"{len(result.live)} models live; {len(loaded.settings.model_ids())} configured")
     for model_id, candidates in result.retired.items():
-        console.print(f"[yellow]retired[/yellow] {model_id}: candidates {', '.join(candidates) or 'none'}")
+        console.print(f"[yellow]retired[/yellow] {escape(model_id)}: candidates "
+                      f"{escape(', '.join(candidates) or 'none')}")
     for model_id, (old_in, old_out, new_in, new_out) in result.price_changes.items():
         console.print(
-            f"[cyan]price changed[/cyan] {model_id}: {old_in}/{old_out} -> {new_in}/{new_out} per 1M"
+            f"[cyan]price changed[/cyan] {escape(model_id)}: {old_in}/{old_out} -> {new_in}/{new_out} per 1M"
         )
     for model_id, expires in result.expiring.items():
         console.print(f"[yellow]expires[/yellow] {escape(model_id)} on {expires}: OpenRouter lists an "
@@ -158,7 +164,8 @@ def _refresh_listing(config: ConfigOption) -> None:
     save_listing_cache(listing, path, source=source)
     priced = load_listing_cache(path)
     beyond = [m for m in priced if catalog.find(m.id) is None]
-    console.print(f"cached {len(priced)} priced models of {len(listing)} listed by {source} in {path}; "
+    console.print(f"cached {len(priced)} priced models of {len(listing)} listed by {escape(source)} in "
+                  f"{escape(str(path))}; "
                   f"{len(beyond)} beyond the curated catalogue can now be named by id", highlight=False)
 
 
@@ -182,16 +189,17 @@ def consensus(
         console.print_json(data=result.to_dict())
         return
     for stage in ([result.escalated_from] if result.escalated_from else []) + [result]:
-        table = Table(title=f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")
-        for column in ("model", "key", "weight", "vote", "confidence", "cost", "latency", "note"):
-            table.add_column(column, no_wrap=column != "note")
+        table = FitTable(f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")
+        for column, drop in (("model", 0), ("key", 2), ("weight", 3), ("vote", 0), ("confidence", 0),
+                             ("cost", 0), ("latency", 4), ("note", 1)):
+            table.column(column, whole=column not in ("model", "key", "note"), drop=drop)
         for v in stage.votes:
-            table.add_row(v.model, v.key, f"{v.weight:g}", v.action or v.status, f"{v.confidence:.2f}",
+            table.row(v.model, v.key, f"{v.weight:g}", v.action or v.status, f"{v.confidence:.2f}",
                           format_usd(v.cost_nanos), f"{v.latency_s * 1000:.0f} ms",
                           (v.rationale or v.reason)[:60])
         console.print(table)
         console.print(f"-> {stage.action} (score {stage.score:.2f}, agreement {stage.agreement:.2f}"
-                      f"{', early exit' if stage.early_exit else ''}): {stage.reason}")
+                      f"{', early exit' if stage.early_exit else ''}): {escape(stage.reason)}")
     console.print(f"total cost {format_usd(result.cost_nanos)}, {result.latency_s * 1000:.0f} ms")
 
 
@@ -205,7 +213,7 @@ def sim_serve(
     """Serve the OpenRouter simulator until interrupted."""
     from lyra.simulator import SimulatorOptions, run_simulator
 
-    errors.print(f"OpenRouter simulator on http://{host}:{port}/api/v1 (Ctrl-C stops it)")
+    errors.print(f"OpenRouter simulator on http://{escape(host)}:{port}/api/v1 (Ctrl-C stops it)")
     run_simulator(host=host, port=port, options=SimulatorOptions(seed=seed, time_scale=time_scale))
 
 

@@ -8,6 +8,12 @@ from typing import Annotated
 import typer
 
 from lyra.config import ConfigChoice, find_config, read_config_text
+from lyra.terminal import Column, DataConsole, FitTable, data_console, fit_table
+
+# The console policy of every command: data (model ids, names, tags, paths, error text, model output)
+# is printed literally. Consoles come from data_console() (no emoji codes, no highlighting; width from
+# $COLUMNS, the terminal, or 160 when piped); tables are FitTables, which fit the width without
+# cutting a word; data put into a markup string goes through rich.markup.escape.
 
 ConfigOption = Annotated[
     Path | None,
@@ -51,4 +57,15 @@ def fail(message: object) -> typer.Exit:
     return typer.Exit(2)
 
 
-__all__ = ["ConfigOption", "database_errors", "fail", "first_line", "use_config"]
+__all__ = [
+    "Column",
+    "ConfigOption",
+    "DataConsole",
+    "FitTable",
+    "data_console",
+    "database_errors",
+    "fail",
+    "first_line",
+    "fit_table",
+    "use_config",
+]

@@ -9,10 +9,18 @@ from typing import Annotated
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from lyra.catalog.models import load_catalog
-from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import (
+    ConfigOption,
+    FitTable,
+    data_console,
+    database_errors,
+    fail,
+    first_line,
+    use_config,
+)
 from lyra.config import load_config
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
@@ -74,7 +82,7 @@ def plan_command(
     if as_json:
         typer.echo(orjson.dumps(plan.to_dict(), option=orjson.OPT_INDENT_2, default=json_default).decode())
     else:
-        render_plan(plan, Console(width=160))
+        render_plan(plan, data_console())
     if strict and plan.warnings:
         raise typer.Exit(1)
 
@@ -91,11 +99,13 @@ def _open_ledger(url: str | None, *, simulated: bool) -> Ledger | None:
 
 def render_plan(plan: Plan, console: Console) -> None:
     """The plan as tables: functions, then caps, then warnings."""
-    table = Table(title=f"daily plan (session {plan.session_s / 3600:g} h)")
-    for column in ("function", "every", "tier", "model", "key", "calls/day", "share", "tokens/call", "$/day"):
-        table.add_column(column, justify="right" if column in ("calls/day", "share", "$/day") else "left")
+    table = FitTable(f"daily plan (session {plan.session_s / 3600:g} h)")
+    for column, drop in (("function", 0), ("every", 3), ("tier", 4), ("model", 0), ("key", 2),
+                         ("calls/day", 0), ("share", 5), ("tokens/call", 1), ("$/day", 0)):
+        table.column(column, justify="right" if column in ("calls/day", "share", "$/day") else "left",
+                     whole=column in ("every", "calls/day", "share", "$/day"), drop=drop)
     for line in plan.lines:
-        table.add_row(
+        table.row(
             line.function,
             line.every,
             line.tier,
@@ -106,22 +116,22 @@ def render_plan(plan: Plan, console: Console) -> None:
             f"{line.tokens.prompt}+{line.tokens.completion} ({line.tokens.source})",
             format_usd(line.cost_nanos),
         )
-    table.add_row("total", "", "", "", "", f"{plan.total_calls:,}", "100%", "", format_usd(plan.total_nanos))
+    table.row("total", "", "", "", "", f"{plan.total_calls:,}", "100%", "", format_usd(plan.total_nanos))
     console.print(table)
-    caps = Table(title="caps")
+    caps = FitTable("caps")
     for column in ("cap", "planned", "limit", "use"):
-        caps.add_column(column, justify="left" if column == "cap" else "right")
+        caps.column(column, justify="left" if column == "cap" else "right", whole=column != "cap")
     for cap in plan.caps:
         if cap.planned == 0:
             continue
         show = format_usd if cap.unit == "usd" else (lambda v: f"{v:,}")
         style = "red" if cap.broken else ""
-        caps.add_row(
+        caps.row(
             cap.cap, show(cap.planned), show(cap.limit), f"{cap.planned / cap.limit:.0%}", style=style
         )
     console.print(caps)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}", highlight=False)
 
 
 def live_command(
@@ -216,7 +226,7 @@ async def run_live_command(
 
 def main() -> None:
     """Run these commands alone (`python -m lyra.cli.live live ...`)."""
-    app = typer.Typer(no_args_is_help=True)
+    app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
     register(app)
     app()
 

@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
-from rich.console import Console
 
-from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import ConfigOption, data_console, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import format_usd, json_default
 
 if TYPE_CHECKING:
     from lyra.reconcile import KeyDay, Reconciled
 
-console = Console()
-errors = Console(stderr=True)
+console = data_console()
+errors = data_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -106,15 +105,15 @@ def _result(done: list[Reconciled], keys: list[KeyDay]) -> dict[str, Any]:
 def _print(result: dict[str, Any]) -> None:
     console.print(f"reconciled {result['reconciled']} of {result['pending']} pending attempts: billed "
                   f"{format_usd(result['billed_nanos'])} against {format_usd(result['booked_nanos'])} booked "
-                  f"(drift {format_usd(result['drift_nanos'])})", highlight=False)
+                  f"(drift {format_usd(result['drift_nanos'])})", markup=False)
     for attempt in result["attempts"]:
         if attempt["error"]:
             console.print(f"  left {attempt['generation_id']} ({attempt['key']}): {attempt['error']}",
-                          highlight=False)
+                          markup=False)
     for key in result["keys"]:
         theirs = key["openrouter_nanos"]
         detail = (key["error"] if theirs is None else
                   f"OpenRouter {format_usd(theirs)}, difference {format_usd(key['difference_nanos'])}")
         console.print(f"key {key['key']} on {key['day']}: ledger {format_usd(key['ledger_nanos'])}, {detail}",
-                      highlight=False)
-    errors.print(f"[dim]{result['keys_note']}[/dim]")
+                      markup=False)
+    errors.print(result["keys_note"], style="dim", markup=False)

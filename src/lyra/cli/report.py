@@ -10,17 +10,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.console import Console
 
-from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import ConfigOption, data_console, database_errors, fail, first_line, use_config
 from lyra.errors import LyraError
 from lyra.money import json_default
 
 if TYPE_CHECKING:
     from lyra.analytics import Report, Window
 
-console = Console()
-errors = Console(stderr=True)
+console = data_console()
+errors = data_console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -52,7 +51,7 @@ def report(
         raise _fail(f"cannot read the ledger: {first_line(exc)}") from None
     if html is not None:
         html.write_text(analytics.render_html(built), encoding="utf-8")
-        errors.print(f"wrote {html}")
+        errors.print(f"wrote {html}", markup=False)
     if as_json:
         text = orjson.dumps(built.to_dict(), option=orjson.OPT_INDENT_2, default=json_default).decode()
         console.out(text, highlight=False)

@@ -42,7 +42,7 @@ def client_toml(name: str, token: str, *, daily_usd: float, tiers: list[str], re
 
 def register(app: typer.Typer) -> None:
     """Add the `token` command group to the `lyra` command line."""
-    token_app = typer.Typer(no_args_is_help=True, help="Gateway client tokens.")
+    token_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Gateway client tokens.")
 
     @token_app.command("new")
     def new(

@@ -4,28 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
-from rich.table import Table
 
 from lyra.caps import CapScope
-from lyra.cli.common import ConfigOption, database_errors, fail, first_line, use_config
+from lyra.cli.common import (
+    ConfigOption,
+    FitTable,
+    data_console,
+    database_errors,
+    fail,
+    first_line,
+    use_config,
+)
 from lyra.errors import LyraError
 from lyra.money import format_usd
 
 if TYPE_CHECKING:
     from lyra.ledger import SummaryLine
 
-# Piped output (logs, CI) gets a wide table instead of one truncated to 80 columns.
-console = Console(width=None if sys.stdout.isatty() else 160)
-errors = Console(stderr=True)
-audit_app = typer.Typer(no_args_is_help=True, help="The decision audit trail.")
+# Data is printed literally; width: $COLUMNS, else the terminal's, else 160 for piped output.
+console = data_console()
+errors = data_console(stderr=True)
+audit_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The decision audit trail.")
 
 
 def _fail(exc: LyraError) -> typer.Exit:
@@ -176,38 +182,41 @@ def _report(symbol: str, interval: str, decisions: list[Any], caps: list[Any], b
 def _render(report: dict[str, Any]) -> None:
     from lyra.trading.evaluate import describe_failures
 
-    table = Table(title=f"Decisions for {report['symbol']} ({report['interval']} bars)"
-                        + (" on the built-in simulator" if report["simulated"] else ""))
-    for column in ("time", "price", "action", "conf", "agree", "risk", "notional", "cost", "failed stages"):
-        table.add_column(column, no_wrap=True)
+    table = FitTable(f"Decisions for {report['symbol']} ({report['interval']} bars)"
+                     + (" on the built-in simulator" if report["simulated"] else ""))
+    for column, drop in (("time", 0), ("price", 0), ("action", 0), ("conf", 0), ("agree", 2), ("risk", 0),
+                         ("notional", 0), ("cost", 0), ("failed stages", 1)):
+        table.column(column, justify="left" if column in ("time", "action", "risk") else "right",
+                     whole=True, drop=drop)
     for d in report["decisions"]:
         when = d["time"][:10] if report["interval"] == "1d" else d["time"][:16].replace("T", " ")
-        table.add_row(when, f"{d['price']:,.2f}", d["action"],
+        table.row(when, f"{d['price']:,.2f}", d["action"],
                       f"{d['confidence']:.2f}", f"{d['agreement']:.2f}", d["risk"]["verdict"],
                       f"${d['notional_usd']:,.0f}", format_usd(d["cost_nanos"]), str(d["failed_stages"]))
     console.print(table)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["by_action"].items()))
     console.print(f"decisions: {counts}; AI spend {format_usd(report['cost_nanos'])}")
-    console.print(describe_failures(report["failures"]), highlight=False)
+    console.print(describe_failures(report["failures"]), markup=False)
     _render_account(report["account"])
-    spend = Table(title="Spend today against caps")
+    spend = FitTable("Spend today against caps")
     for column in ("cap", "spent", "limit", "used"):
-        spend.add_column(column, no_wrap=True)
+        spend.column(column, justify="left" if column == "cap" else "right", whole=column != "cap")
     for cap in report["caps"]:
         money = cap["unit"] == "usd"
         used = cap["committed"] / cap["limit"] if cap["limit"] else 0.0
-        spend.add_row(cap["name"], _amount(cap["committed"], money), _amount(cap["limit"], money),
+        spend.row(cap["name"], _amount(cap["committed"], money), _amount(cap["limit"], money),
                       f"{used:.2%}")
     console.print(spend)
-    models = Table(title="Latency per model")
+    models = FitTable("Latency per model")
     for column in ("model", "requests", "avg", "p95", "errors"):
-        models.add_column(column, no_wrap=True)
+        models.column(column, justify="left" if column == "model" else "right", whole=column != "model")
     for row in report["latency_by_model"]:
         avg, p95 = row["avg_ms"], row["p95_ms"]
-        models.add_row(str(row["model"]), str(row["requests"]), f"{avg:.0f} ms" if avg is not None else "-",
+        models.row(str(row["model"]), str(row["requests"]), f"{avg:.0f} ms" if avg is not None else "-",
                        f"{p95:.0f} ms" if p95 is not None else "-", str(row["errors"]))
     console.print(models)
-    console.print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:10]))
+    console.print(f"errors: {len(report['errors'])}" + "".join(f"\n  {e}" for e in report["errors"][:10]),
+                  markup=False)
 
 
 def _render_account(account: dict[str, Any]) -> None:
@@ -221,7 +230,7 @@ def _render_account(account: dict[str, Any]) -> None:
         f"{account['fills']} fills, {account['emergency_stops']} emergency stops, "
         f"{account['drawdown_halts']} drawdown halts; buy-and-hold over the same bars "
         f"{'-' if hold is None else f'{hold:+.2%}'}; return on AI spend "
-        f"{'-' if roas is None else f'{roas:,.2f}'} ({account['return_on_ai_spend_unit']})", highlight=False)
+        f"{'-' if roas is None else f'{roas:,.2f}'} ({account['return_on_ai_spend_unit']})", markup=False)
 
 
 def _amount(value: int, money: bool) -> str:
@@ -239,7 +248,7 @@ def audit_verify(config: ConfigOption = None) -> None:
     if check.ok:
         console.print(f"[green]chain intact[/green]: {check.checked} decisions verified")
         return
-    errors.print(f"[red]chain broken at record {check.first_broken_seq}[/red]: {check.reason} "
+    errors.print(f"[red]chain broken at record {check.first_broken_seq}[/red]: {escape(str(check.reason))} "
                  f"({check.checked} records verified before it)")
     raise typer.Exit(1)
 
@@ -256,7 +265,7 @@ def audit_show(
     except database_errors() as exc:
         raise fail(f"cannot read the audit trail in {ledger.url_for_display}: {first_line(exc)}") from None
     if record is None:
-        errors.print(f"[red]error:[/red] no decision {ref!r} in the audit trail")
+        errors.print(f"[red]error:[/red] no decision {escape(repr(ref))} in the audit trail")
         raise typer.Exit(2)
     console.print_json(data={"seq": record.seq, "decision_id": record.decision_id, "ts": record.ts,
                              "hash": record.hash, "prev_hash": record.prev_hash, "decision": record.payload})

@@ -20,7 +20,9 @@ def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
         return
     from rich.live import Live
 
-    with Live(render_status(runner), refresh_per_second=4, transient=False) as live:
+    from lyra.terminal import data_console
+
+    with Live(render_status(runner), console=data_console(), refresh_per_second=4, transient=False) as live:
         caps: list[Any] = []
 
         async def refresh() -> None:
@@ -40,13 +42,15 @@ def status_panel(runner: LiveRunner, *, enabled: bool = True) -> Iterator[None]:
 def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
     """The status panel's content as rich tables."""
     from rich.console import Group
-    from rich.table import Table
+    from rich.text import Text
 
     from lyra.money import format_usd
+    from lyra.terminal import FitTable
 
-    jobs = Table(title=f"lyra live  t={runner.status.now_s / 3600:.2f} h of {runner.session_s / 3600:g} h")
-    for column in ("job", "every", "next (h)", "fired", "skipped", "errors", "last error"):
-        jobs.add_column(column)
+    jobs = FitTable(f"lyra live  t={runner.status.now_s / 3600:.2f} h of {runner.session_s / 3600:g} h")
+    for column, drop in (("job", 0), ("every", 2), ("next (h)", 0), ("fired", 0), ("skipped", 3),
+                         ("errors", 0), ("last error", 1)):
+        jobs.column(column, whole=column not in ("job", "last error"), drop=drop)
     for s in runner.status.jobs:
         jobs.add_row(
             s.job.name,
@@ -57,34 +61,35 @@ def render_status(runner: LiveRunner, caps: Sequence[Any] = ()) -> Any:
             str(s.errors),
             s.last_error[:60],
         )
-    decisions = Table(title="last decision per symbol")
+    decisions = FitTable("last decision per symbol")
     for column in ("symbol", "bar", "action", "notional", "confidence"):
-        decisions.add_column(column)
+        decisions.column(column, whole=column != "symbol")
     for symbol, d in sorted(runner.status.decisions.items()):
         decisions.add_row(symbol, d.time, d.action, f"{d.notional_usd:,.0f}", f"{d.confidence:.2f}")
     accounts = account_table(runner)
-    spend = Table(title="spend against caps")
+    spend = FitTable("spend against caps")
     for column in ("cap", "spent", "limit"):
-        spend.add_column(column)
+        spend.column(column, whole=column != "cap")
     for cap in caps:
         if cap.unit == "usd" and (cap.committed or cap.cap.scope is CapScope.GLOBAL):
             spend.add_row(cap.name, format_usd(cap.committed), format_usd(cap.limit))
-    roas = f"return on AI spend ({ROAS_UNIT}): {ROAS_DEFINITION}"
-    notes = [*runner.status.events[-3:], *runner.status.errors[-5:]]
+    roas = Text(f"return on AI spend ({ROAS_UNIT}): {ROAS_DEFINITION}")
+    notes = [Text(str(note)) for note in [*runner.status.events[-3:], *runner.status.errors[-5:]]]
     return Group(jobs, decisions, accounts, roas, spend, *notes)
 
 
 def account_table(runner: LiveRunner) -> Any:
     """Each symbol's paper account measured live, beside buy-and-hold over the same bars."""
-    from rich.table import Table
-
     from lyra.money import format_usd
+    from lyra.terminal import FitTable
 
-    table = Table(title="paper account per symbol (measured live; targets: > 70 % profitable, < 5 % daily "
-                        "drawdown, > 10x return on AI spend)")
+    table = FitTable("paper account per symbol (measured live; targets: > 70 % profitable, < 5 % daily "
+                     "drawdown, > 10x return on AI spend)")
+    drops = {"bars": 6, "equity": 5, "fills": 4, "day drawdown": 3, "AI spend": 2, "buy & hold": 1}
     for column in ("symbol", "bars", "equity", "P&L", "fills", "profitable", "day drawdown", "halted",
                    "AI spend", "return on AI spend (USD/USD)", "buy & hold"):
-        table.add_column(column)
+        table.column(column, whole=column not in ("symbol", "return on AI spend (USD/USD)"),
+                     drop=drops.get(column, 0))
     for symbol, r in account_report(runner.status).items():
         share, roas, hold = r["profitable_share"], r["return_on_ai_spend"], r["buy_and_hold_return"]
         table.add_row(
