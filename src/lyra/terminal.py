@@ -151,6 +151,10 @@ def fit_table(spec: FitTable, width: int) -> Table:
             break
         kept.remove(max(droppable, key=lambda i: (spec.columns[i].drop, i)))
     widths = _share(least, most, room)
+    title = cell_len(spec.title.plain if isinstance(spec.title, Text) else spec.title or "")
+    short = min(title, width) - (sum(widths) + sum(padding) + table._extra_width)
+    if short > 0 and widths:
+        widths[0] += short  # as wide as its title, which then stays on one line
     for column, size in zip(table.columns, widths, strict=True):
         column.width = size
     return table
