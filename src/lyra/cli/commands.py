@@ -80,7 +80,8 @@ def demo(
     table = FitTable("Lyra demo: routed calls per task")
     for column, drop in (("task", 0), ("tier", 3), ("model", 0), ("key", 1), ("tokens", 0), ("cost", 0),
                          ("latency", 2), ("tries", 4)):
-        table.column(column, whole=column not in ("task", "model", "key"), drop=drop)
+        table.column(column, justify="right" if column in ("cost", "latency", "tries") else "left",
+                     whole=column not in ("task", "model", "key"), drop=drop)
     total = 0
     for c in rows:
         total += c.cost_nanos
@@ -192,7 +193,9 @@ def consensus(
         table = FitTable(f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")
         for column, drop in (("model", 0), ("key", 2), ("weight", 3), ("vote", 0), ("confidence", 0),
                              ("cost", 0), ("latency", 4), ("note", 1)):
-            table.column(column, whole=column not in ("model", "key", "note"), drop=drop)
+            numeric = column in ("weight", "confidence", "cost", "latency")
+            table.column(column, justify="right" if numeric else "left",
+                         whole=column not in ("model", "key", "note"), drop=drop)
         for v in stage.votes:
             table.row(v.model, v.key, f"{v.weight:g}", v.action or v.status, f"{v.confidence:.2f}",
                           format_usd(v.cost_nanos), f"{v.latency_s * 1000:.0f} ms",
