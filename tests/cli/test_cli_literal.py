@@ -141,3 +141,13 @@ def test_fitted_table_prints_markup_and_emoji_codes_literally(columns: int) -> N
     assert {"[bold]alice[/bold]", ":free:", ":smile:", "$1,234.50"} <= words
     assert ("detail" in out) is (columns >= 80)
 
+
+
+@pytest.mark.parametrize(("args", "ids"), [
+    (["demo", "--calls", "1", "--time-scale", "0"], ["anthropic/claude-sonnet-4.6", "deepseek/deepseek-chat"]),
+    (["plan"], ["google/gemini-2.5-flash-lite", "anthropic/claude-opus-4.8"]),
+])
+def test_demo_and_plan_fit_80_columns(args: list[str], ids: list[str]) -> None:
+    result = invoke(*args, columns=80)
+    assert result.exit_code == 0, result.output
+    assert set(ids) <= cells(assert_fits(result, 80))
