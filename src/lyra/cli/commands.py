@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -18,7 +19,7 @@ from lyra.cli.common import ConfigOption, fail, use_config
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
-from lyra.money import format_usd
+from lyra.money import format_usd, json_default, usd_fields_exact
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Lyra: AI model orchestration for trading on OpenRouter.")
@@ -179,7 +180,9 @@ def consensus(
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:
-        console.print_json(data=result.to_dict())
+        payload = usd_fields_exact(result.to_dict())  # money as exact JSON numbers, as /v1/consensus answers
+        console.out(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=json_default).decode(),
+                    highlight=False)
         return
     for stage in ([result.escalated_from] if result.escalated_from else []) + [result]:
         table = Table(title=f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")
