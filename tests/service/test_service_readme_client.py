@@ -104,3 +104,24 @@ async def test_the_readme_chat_client_chats_and_is_refused_what_the_readme_says(
         for path, body in (("/decide", {"sample": "GOOGL"}), ("/consensus", {"messages": MESSAGES})):
             status, answer = await call(session, "POST", url + path, tokens["chat"], body)
             assert status == 403 and answer["error"]["code"] == "tier_not_allowed", (path, answer)
+
+
+async def test_a_401_names_the_header_to_send_and_never_echoes_what_was_sent(
+        readme_gateway: tuple[str, dict[str, str]]) -> None:
+    url, tokens = readme_gateway
+    sent = "lyra-" + "Nq3" * 14
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/budget") as r:
+            missing = (r.status, (await r.json())["error"]["message"])
+        async with session.get(url + "/budget", headers={"Authorization": f"Token {sent}"}) as r:
+            malformed = (r.status, await r.text())
+    assert missing == (401, "missing bearer token: send `Authorization: Bearer <token>`")
+    assert malformed[0] == 401 and "expected `Bearer <token>`" in malformed[1] and sent not in malformed[1]
+
+
+def test_the_masking_of_bearer_tokens_spares_only_the_placeholder() -> None:
+    from lyra.log import mask_secrets
+
+    assert mask_secrets("send `Authorization: Bearer <token>`") == "send `Authorization: Bearer <token>`"
+    for secret in ("<token>abc", "<token><token>", "lyra-abc", "<tokens>"):
+        assert mask_secrets(f"Authorization: Bearer {secret} sent") == "Authorization: Bearer *** sent"
