@@ -108,7 +108,7 @@ async def test_the_readme_chat_client_chats_and_is_refused_what_the_readme_says(
 
 async def test_a_401_names_the_header_to_send_and_never_echoes_what_was_sent(
         readme_gateway: tuple[str, dict[str, str]]) -> None:
-    url, tokens = readme_gateway
+    url, _ = readme_gateway
     sent = "lyra-" + "Nq3" * 14
     async with aiohttp.ClientSession() as session:
         async with session.get(url + "/budget") as r:
