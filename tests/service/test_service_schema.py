@@ -157,6 +157,9 @@ async def test_consensus_and_decide_answers_write_money_as_exact_usd(config: Pat
     consensus, decide = raw(answers["/consensus"]), raw(answers["/decide"])
     assert assert_money_is_exact_usd(consensus) == 1 + len(consensus["votes"])  # the panel's and each vote's
     assert Decimal(consensus["cost_usd"]) > 0
+    from_cli = await cli_json("consensus", "-c", str(config), "--panel", "quick", "--json", MESSAGES[0]["content"])
+    assert assert_money_is_exact_usd(from_cli) >= 1 + len(from_cli["votes"])  # and an escalation's, if any
+    assert set(from_cli) == set(consensus) and shape(from_cli["cost_usd"]) == shape(consensus["cost_usd"])
     # The account block is the paper account's market figures (equity, P&L); its AI spend is in nano-dollars.
     assert assert_money_is_exact_usd({k: v for k, v in decide.items() if k != "account"}) > 0
     assert re.fullmatch(r"\d+", decide["account"]["ai_spend_nanos"])
