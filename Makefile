@@ -6,6 +6,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 .PHONY: run test bench soak clean
 
 $(PY):
+	@echo "installing Lyra and its dependencies into $(VENV) (first run only, about a minute)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
@@ -14,6 +15,7 @@ $(STAMP_RUN): pyproject.toml | $(PY)
 	touch $@
 
 $(STAMP_DEV): pyproject.toml | $(PY)
+	@echo "installing the development tools into $(VENV) (once, about a minute)"
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 

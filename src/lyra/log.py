@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 _KEY_SHAPES = re.compile(
     r"(sk-or-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+"  # an OpenRouter key: its first four characters stay
-    r"|(Bearer\s+)\S+"  # any bearer token
+    r"|(Bearer\s+)(?!<token>[`'\"]?(?:\s|$))\S+"  # any bearer token, not the `<token>` of a hint
     r"|\b(lyra-|sk-)[A-Za-z0-9_\-]{20,}"  # a gateway client token, another provider's key
     r"|(\b[a-z][a-z0-9+.\-]*://[^/\s:@]*:)[^@\s/]+(?=@)"  # the password inside a URL
 )

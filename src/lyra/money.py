@@ -72,6 +72,26 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} as JSON")
 
 
+def usd_fields_exact(value: Any) -> Any:
+    """A copy of a JSON-shaped value whose `cost_usd` texts ('1.23E-7') are Decimals, so that json_default
+    writes them as exact JSON numbers of USD, the one form of money in every JSON answer."""
+    if isinstance(value, dict):
+        return {k: _exact_usd(v) if k == "cost_usd" else usd_fields_exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [usd_fields_exact(v) for v in value]
+    return value
+
+
+def _exact_usd(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            number = Decimal(value)
+        except ArithmeticError:
+            return value
+        return number if number.is_finite() else value
+    return value
+
+
 def format_usd(nanos: int) -> str:
     """Render nano-dollars for people: $0.001234 below a cent, $12.34 above."""
     usd = nanos_to_usd(nanos)
@@ -88,6 +108,7 @@ __all__ = [
     "json_default",
     "nanos_to_usd",
     "token_cost_nanos",
+    "usd_fields_exact",
     "usd_json",
     "usd_text",
     "usd_to_nanos",

@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from lyra import Lyra, LyraError
 from lyra.cli.budget import parse_since, register
 from lyra.days import budget_day
 from lyra.ledger import Ledger
+from lyra.money import usd_to_nanos
 from lyra.simulator import Fault, Simulator
 from lyra.state import Charge, SqliteBackend
 from lyra.types import Completion
@@ -50,7 +52,7 @@ def invoke(*args: str | Path, columns: int = 200) -> Result:
 
 def as_json(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
+    payload = json.loads(result.stdout, parse_float=Decimal)  # money is exact USD: read it as decimals
     assert isinstance(payload, dict)
     return payload
 
@@ -88,21 +90,21 @@ def ledger_spend(path: Path) -> int:
 
 def test_budget_json_shows_every_cap_with_todays_spend(recorded: Recorded) -> None:
     payload = as_json(invoke("budget", "-c", recorded.config, "--json"))
-    caps = {c["cap"]: c for c in payload["caps"]}
+    caps = {c["name"]: c for c in payload["caps"]}
     expected = {"global"} | {f"tier:{t}" for t in ("premium", "advanced", "specialized", "fast")}
     expected |= {f"key:{k}" for k in KEY_NAMES} | {f"key_tokens:{k}" for k in KEY_NAMES}
     assert set(caps) == expected
     spent = sum(c.cost_nanos for c in recorded.done)
     assert spent > 0
-    assert caps["global"]["committed"] == spent == ledger_spend(recorded.ledger)
-    assert caps["global"] | {"committed": 0} == {"cap": "global", "unit": "usd_nanos", "limit": 1_000_000_000,
-                                                 "committed": 0, "reserved": 0, "remaining": 1_000_000_000 - spent}
+    assert usd_to_nanos(caps["global"]["spent"]) == spent == ledger_spend(recorded.ledger)
+    assert caps["global"] | {"spent": 0} == {"name": "global", "unit": "usd", "limit": 1,
+                                             "spent": 0, "reserved": 0, "remaining": Decimal(1_000_000_000 - spent) / 10**9}
     tokens = collections.Counter[str]()
     for c in recorded.done:
         tokens[c.key_name or ""] += c.prompt_tokens + c.completion_tokens
     for key, used in tokens.items():
         assert caps[f"key_tokens:{key}"]["unit"] == "tokens"
-        assert caps[f"key_tokens:{key}"]["committed"] == used
+        assert caps[f"key_tokens:{key}"]["spent"] == used
     assert payload["day"] == datetime.now(UTC).strftime("%Y-%m-%d")
 
 
@@ -110,8 +112,8 @@ def test_budget_rebuilds_from_the_ledger_with_memory_state(recorded: Recorded, t
     memory = tmp_path / "memory.toml"
     memory.write_text(budget_config_text(daily=1.0).replace('[state]\nbackend = "sqlite"', '[state]\nbackend = "memory"'))
     payload = as_json(invoke("budget", "--config", memory, "--json"))
-    caps = {c["cap"]: c for c in payload["caps"]}
-    assert caps["global"]["committed"] == ledger_spend(recorded.ledger) > 0
+    caps = {c["name"]: c for c in payload["caps"]}
+    assert usd_to_nanos(caps["global"]["spent"]) == ledger_spend(recorded.ledger) > 0
 
 
 async def spend_and_hold(path: Path, *, spent: int, held: int) -> None:
@@ -229,10 +231,10 @@ def test_parse_since_durations_dates_and_times() -> None:
 
 def test_budget_shows_each_tiers_end_of_day_forecast(recorded: Recorded) -> None:
     payload = as_json(invoke("budget", "-c", recorded.config, "--json"))
-    tiers = {c["cap"]: c for c in payload["caps"] if c["cap"].startswith("tier:")}
+    tiers = {c["name"]: c for c in payload["caps"] if c["name"].startswith("tier:")}
     assert set(tiers) == {"tier:premium", "tier:advanced", "tier:specialized", "tier:fast"}
     for cap in tiers.values():
-        assert cap["forecast_nanos"] >= cap["committed"]  # today's pace only adds to what is spent
+        assert cap["forecast"] >= cap["spent"]  # today's pace only adds to what is spent
 
 
 def test_budget_caption_names_a_tier_on_pace_to_pass_its_cap() -> None:

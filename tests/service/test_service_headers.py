@@ -8,6 +8,7 @@ however slow the machine is: each request then takes exactly one token.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -179,12 +180,13 @@ async def test_a_consensus_and_a_decision_say_what_they_spent(
     async with quant_gateway(sim, tmp_path) as url, aiohttp.ClientSession() as session:
         async with session.post(url + path, json=body, headers=auth) as r:
             assert r.status == 200, await r.text()
-            headers, answer = r.headers, await r.json(loads=orjson.loads)
+            headers, answer = r.headers, json.loads(await r.text(), parse_float=Decimal)  # money read exactly
         async with session.get(f"{url}/budget", headers=auth) as r:
             budget = await r.read()
     spent = Decimal(headers["x-lyra-cost-usd"])
-    stated = Decimal(answer["cost_usd"]) if "cost_usd" in answer else nanos_to_usd(answer["cost_nanos"])
-    assert spent == stated > 0
+    assert spent == answer["cost_usd"] > 0
+    if "cost_nanos" in answer:
+        assert spent == nanos_to_usd(answer["cost_nanos"])
     # The cap as GET /v1/budget reads it (a JSON number, read as the decimal it is written as).
     remaining = Decimal(budget.split(b'"remaining":')[1].split(b"}")[0].decode())
     assert Decimal(headers["x-lyra-budget-remaining-usd"]) == remaining

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import orjson
 import typer
 from rich.text import Text
 
@@ -25,7 +26,7 @@ from lyra.cli.common import (
     use_config,
 )
 from lyra.errors import LedgerUnavailable, LyraError
-from lyra.money import format_usd
+from lyra.money import format_usd, json_default, usd_json
 
 if TYPE_CHECKING:
     from lyra.budget.governor import CapLine
@@ -71,7 +72,13 @@ def _reported(what: str) -> Iterator[None]:
 
 
 def _print_json(payload: object) -> None:
-    console.out(json.dumps(payload, indent=2, default=str), highlight=False)
+    """Money as exact JSON numbers of USD (orjson Fragments, Decimals), as the gateway writes it."""
+    text = orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=_json_value).decode()
+    console.out(text, highlight=False)
+
+
+def _json_value(value: object) -> object:
+    return json_default(value) if isinstance(value, Decimal) else str(value)
 
 
 # --- lyra budget -------------------------------------------------------------------------------
@@ -124,15 +131,15 @@ def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
 
 
 def budget_payload(view: BudgetView) -> dict[str, object]:
-    """The budget view as plain JSON values; money in integer nano-dollars."""
-    caps: list[dict[str, object]] = [
-        {"cap": line.name, "unit": "usd_nanos" if line.unit == "usd" else line.unit, "limit": line.limit,
-         "committed": line.committed, "reserved": line.reserved, "remaining": line.remaining}
-        for line in view.lines]
+    """The budget view as JSON values, cap lines as GET /v1/budget writes them; money in exact USD."""
+    from lyra.budget.cap_json import cap_amount, cap_line_json
+
+    caps: list[dict[str, object]] = [cap_line_json(line) for line in view.lines]
     for line, cap in zip(view.lines, caps, strict=True):
         if line.cap.scope is CapScope.TIER and line.cap.name in view.forecasts:
-            cap["forecast_nanos"] = view.forecasts[line.cap.name]
-    return {"day": view.day, "money": view.money, "reserve_slice_nanos": view.reserve_slice, "caps": caps}
+            cap["forecast"] = cap_amount(view.forecasts[line.cap.name], line.unit)
+    return {"day": view.day, "money": view.money, "reserve_slice_usd": usd_json(view.reserve_slice),
+            "caps": caps}
 
 
 def budget_table(view: BudgetView) -> FitTable:
@@ -252,7 +259,7 @@ def usage(config: ConfigOption = None, since: SinceOption = "7d", by: ByOption =
     if as_json:
         _print_json({"since": report.since.isoformat(), "by": report.by, "ledger": report.ledger,
                      "money": MONEY_SIMULATED if report.simulated else MONEY_REAL,
-                     "rows": [row.to_dict() for row in report.rows]})
+                     "rows": [row.to_json() for row in report.rows]})
     else:
         console.print(usage_table(report))
 

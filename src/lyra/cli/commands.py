@@ -8,6 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 from rich.markup import escape
 
@@ -16,7 +17,7 @@ from lyra.cli.common import ConfigOption, FitTable, data_console, fail, use_conf
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
-from lyra.money import format_usd
+from lyra.money import format_usd, json_default, usd_fields_exact
 
 # rich_markup_mode=None: help texts are printed literally ([clients.NAME] stays visible).
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -187,7 +188,9 @@ def consensus(
     except LyraError as exc:
         raise _fail(exc) from None
     if json_output:
-        console.print_json(data=result.to_dict())
+        payload = usd_fields_exact(result.to_dict())  # money as exact JSON numbers, as /v1/consensus answers
+        console.out(orjson.dumps(payload, option=orjson.OPT_INDENT_2, default=json_default).decode(),
+                    highlight=False)
         return
     for stage in ([result.escalated_from] if result.escalated_from else []) + [result]:
         table = FitTable(f"panel {stage.panel} ({stage.rule}, threshold {stage.threshold:g})")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from lyra.money import usd_json
+
 KINDS = ("attempt", "request")
 # Tags never contain it (the gateway refuses one that does), so a row's tags split back exactly.
 TAG_SEPARATOR = ","
@@ -112,6 +114,10 @@ class SummaryLine:
     def to_dict(self) -> dict[str, object]:
         """The line as JSON values (the shape `lyra usage --json` and `/v1/usage` print)."""
         return asdict(self)
+
+    def to_json(self) -> dict[str, object]:
+        """to_dict plus `cost_usd`, the cost as exact USD (an orjson Fragment: serialise with orjson)."""
+        return self.to_dict() | {"cost_usd": usd_json(self.cost_nanos)}
 
     # Scripts written when summary lines were dicts read them as mappings: `line["cost_nanos"]`,
     # `dict(line)`. Both still work.

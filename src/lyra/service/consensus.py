@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lyra.money import json_default
+from lyra.money import json_default, usd_fields_exact
 from lyra.service.access import panel_tiers, require_tiers
 from lyra.service.answer_headers import spend_headers
 from lyra.service.body import read_body
@@ -39,6 +39,6 @@ async def consensus(request: Request) -> Response:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     result = await gateway.lyra.consensus(messages=messages, panel=body.panel, notional=body.notional,
                                           cascade=body.cascade, client=client.name)
-    answer = gateway.view.for_client(result.to_dict(), client)  # a client never sees the key names
+    answer = gateway.view.for_client(usd_fields_exact(result.to_dict()), client)  # no key names for clients
     return Response(orjson.dumps(answer, default=json_default), media_type="application/json",
                     headers=await spend_headers(gateway.lyra, client, result.cost_nanos))

@@ -9,6 +9,7 @@ else the client's paper account for the symbol kept by the server (see decide_ac
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Annotated, Any
 
 import orjson
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra.analytics.accounts import gateway_account_name
+from lyra.money import json_default, usd_fields_exact, usd_json
 from lyra.service.access import panel_tiers, require_tiers
 from lyra.service.answer_headers import spend_headers
 from lyra.service.auth import Client
@@ -84,10 +86,16 @@ async def decide(request: Request) -> Response:
         decision, account, ruled_on = await _on_server_account(request, gateway, orchestrator, client, symbol,
                                                                bars, body)
     answer = with_halt_reason(decision.to_dict() | {"account": account}, ruled_on, gateway.lyra.settings)
+    answer = usd_fields_exact(answer) | {"cost_usd": usd_json(decision.cost_nanos)}  # money as exact USD
     answer = gateway.view.for_client(answer, client)  # a client never sees the key names
-    return Response(orjson.dumps(answer, default=str, option=orjson.OPT_SERIALIZE_NUMPY),
+    return Response(orjson.dumps(answer, default=_json_value, option=orjson.OPT_SERIALIZE_NUMPY),
                     media_type="application/json", headers=await spend_headers(gateway.lyra, client,
                                                                                 decision.cost_nanos))
+
+
+def _json_value(value: Any) -> Any:
+    """A Decimal (money) as an exact JSON number; anything else orjson cannot write as its text."""
+    return json_default(value) if isinstance(value, Decimal) else str(value)
 
 
 async def _run(orchestrator: TradingAIOrchestrator, symbol: str, bars: Bars, body: DecideBody,

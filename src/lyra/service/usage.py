@@ -11,10 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lyra import analytics
+from lyra.budget.cap_json import cap_line_json
 from lyra.budget.governor import CapLine
 from lyra.days import day_bounds
 from lyra.ledger import SUMMARY_DIMENSIONS, Ledger
-from lyra.money import json_default, usd_json
+from lyra.money import json_default
 from lyra.service.errors import ApiError, bad_request
 from lyra.service.gateway import gateway_of
 from lyra.service.tenancy import iso_utc, own_cap_name, require_admin, visible_caps
@@ -48,9 +49,6 @@ async def usage(request: Request) -> Response:
         lines = await gateway.read_ledger(lambda: _summary(ledger, since, by, scope))
     except ValueError as exc:  # too many distinct tags in the window to group by
         raise bad_request("by", str(exc)) from None
-    for line in lines:
-        cost = line["cost_nanos"]
-        line["cost_usd"] = usd_json(cost) if isinstance(cost, int) else None
     return _json({"object": "usage", "since": since, "by": by, "client": scope, "data": lines})
 
 
@@ -58,7 +56,7 @@ def _summary(ledger: Ledger, since: float, by: str, client: str | None) -> list[
     """Commit queued rows first, so the answer includes the requests just made."""
     with contextlib.suppress(TimeoutError):  # a slow database: answer with what is committed
         ledger.flush(_FLUSH_TIMEOUT_S)
-    return [line.to_dict() for line in ledger.summary(since_ts=since, by=by, client=client)]
+    return [line.to_json() for line in ledger.summary(since_ts=since, by=by, client=client)]
 
 
 async def budget(request: Request) -> Response:
@@ -72,14 +70,14 @@ async def budget(request: Request) -> Response:
     mine = next((cap for cap in caps if cap.name == own_cap_name(client)), None)
     day = governor.day()
     _, resets = day_bounds(day, gateway.lyra.settings.budget.day_starts_utc_hour)
-    return _json({"object": "budget", "day": day, "resets_at": iso_utc(resets),
-                  "client": _cap(mine) if mine else None, "caps": [_cap(cap) for cap in caps]})
+    money = "simulated" if gateway.lyra.config.simulated else "real"  # as `lyra budget --json` says it
+    return _json({"object": "budget", "day": f"{day[:4]}-{day[4:6]}-{day[6:]}", "money": money,
+                  "resets_at": iso_utc(resets), "client": _cap(mine) if mine else None,
+                  "caps": [_cap(cap) for cap in caps]})
 
 
 def _cap(cap: CapLine) -> dict[str, Any]:
-    amount = usd_json if cap.unit == "usd" else int
-    return {"name": cap.name, "unit": cap.unit, "limit": amount(cap.limit), "spent": amount(cap.committed),
-            "reserved": amount(cap.reserved), "remaining": amount(cap.remaining)}
+    return cap_line_json(cap)  # the same shape as `lyra budget --json`
 
 
 def _json(payload: dict[str, Any]) -> Response:
