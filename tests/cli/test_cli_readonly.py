@@ -106,6 +106,7 @@ async def test_doctor_names_the_cap_and_does_not_call_a_failure_share_fine(
         text = await run_doctor(config=path, hours=1, log_file=None, ask=ask)
         assert "BudgetExceeded 12" in text
         assert "BudgetExceeded under caps: global 12, tier:fast 12" in text
-        assert re.search(r"those caps now \(fullest first\): \S+ \d+% used \(\$", text), text
+        assert re.search(r"those caps now, tightest first .*: tier:fast \$[0-9.]+ left of \$[0-9.]+, "
+                         r"global \$[0-9.]+ left of \$0\.000001$", text, re.M), text
         assert "verdict: needs action, 100.0% of requests failed, above the 10% threshold" in text
         assert "nothing that needs action" not in text

@@ -195,10 +195,12 @@ def _render(result: dict[str, Any]) -> None:
         from lyra.trading.cassette import describe_counts
 
         console.print(f"cassette {cassette['path']} ({cassette['mode']}): "
-                      f"{describe_counts(cassette['counts'], cassette['mode'])}", highlight=False)
+                      f"{describe_counts(cassette['counts'], cassette['mode'])}",
+                      highlight=False, soft_wrap=True)
     if "upstream_calls" in result:
         console.print(f"upstream calls: {result['upstream_calls']} (HTTP requests the simulator answered, "
-                      "retries included; cache hits and replayed answers make none)", highlight=False)
+                      "retries included; cache hits and replayed answers make none)",
+                      highlight=False, soft_wrap=True)
 
 
 def _roas_definition(result: dict[str, Any]) -> str:

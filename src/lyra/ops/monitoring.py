@@ -193,7 +193,8 @@ class Findings:
             out.append("BudgetExceeded under caps: " + ", ".join(
                 f"{cap} {n}" for cap, n in self.budget_caps.most_common(5)))
             if self.cap_lines:
-                out.append("those caps now (fullest first): " + ", ".join(self.cap_lines))
+                out.append("those caps now, tightest first (the ledger does not say which one refused): "
+                           + ", ".join(self.cap_lines))
         if self.log_lines:
             out.append(f"log warnings and errors: {len(self.log_lines)}; last: {self.log_lines[-1][:200]}")
         limit = f"{self.thresholds.error_rate:.0%} threshold"
@@ -203,11 +204,10 @@ class Findings:
 
     def name_caps(self, caps: Iterable[CapLine]) -> None:
         """Note the state now of the caps the BudgetExceeded refusals were under."""
-        named = {line.name: line for line in caps if line.name in self.budget_caps and line.limit > 0}
-        fullest = sorted(named.values(), key=lambda c: (c.committed + c.reserved) / c.limit, reverse=True)
-        self.cap_lines = [f"{c.name} {(c.committed + c.reserved) / c.limit:.0%} used "
-                          f"({_cap_amount(c, c.committed + c.reserved)} of {_cap_amount(c, c.limit)})"
-                          for c in fullest]
+        named = {line.name: line for line in caps if line.name in self.budget_caps}
+        tightest = sorted(named.values(), key=lambda c: c.remaining)
+        self.cap_lines = [f"{c.name} {_cap_amount(c, c.remaining)} left of {_cap_amount(c, c.limit)}"
+                          for c in tightest]
 
 
 def _cap_amount(line: CapLine, value: int) -> str:
