@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from lyra import Lyra
+from lyra.errors import LyraError
 from lyra.simulator import Simulator
 
 WINDOW = ["--from", "2018-03-01", "--every", "10"]
@@ -55,3 +58,19 @@ def test_record_and_replay_count_the_same_requests(cli: typer.Typer, tmp_path: P
         f"response cache + {counts['failed']} failed + {counts['abandoned']} abandoned (a panel settled "
         f"first); {counts['distinct']} distinct")
     assert "upstream calls: 0 (" in table.stdout
+
+
+async def test_an_offline_engine_refuses_a_request_no_cassette_answers(
+        config_path: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    async def refused(self: Simulator) -> None:
+        raise AssertionError("an offline engine started the simulator")
+
+    monkeypatch.setattr(Simulator, "start", refused)
+    engine = Lyra.from_config(config_path())
+    await engine.start_offline()
+    try:
+        assert engine.simulator is None and engine.budget is not None
+        with pytest.raises(LyraError, match=r"started offline \(a replay\) and calls no model"):
+            await engine.complete(tier="fast", messages=[{"role": "user", "content": "x"}])
+    finally:
+        await engine.aclose()
