@@ -16,7 +16,7 @@ from lyra.budget.governor import BudgetGovernor, tier_caps
 from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
 from lyra.consensus.panel import Consensus, ConsensusEngine
-from lyra.errors import LedgerUnavailable, StateUnavailable
+from lyra.errors import LedgerUnavailable, LyraError, StateUnavailable
 from lyra.failures import FailurePolicy
 from lyra.ids import new_id
 from lyra.ledger import Ledger, data_folder, default_url
@@ -101,6 +101,7 @@ class Lyra:
         self._running: Running | None = None  # what a finished start serves with
         self._extra_recorders: list[Recorder] = []
         self._interceptor: Interceptor | None = None
+        self._offline = False  # started with no upstream: every answer comes from the interceptor
 
     @classmethod
     def from_config(
@@ -174,6 +175,37 @@ class Lyra:
             return
         try:
             self._running = await self._start()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def open_stores(self) -> None:
+        """Open the ledger and the budget state only: no simulator, no router, no model call.
+
+        For the commands that read what is recorded (`lyra report`, `lyra budget`): with no key set
+        they must not start the simulator. `aclose()` closes what this opened.
+        """
+        try:
+            await self._open_stores(simulated=self.config.simulated)
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def start_offline(self) -> None:
+        """Start with no upstream: the stores, the cache and the panels, but no simulator and no key.
+
+        For a replaying cassette (`lyra backtest --replay`), which answers every request itself; a
+        request that reaches the router instead is refused with one line, never sent anywhere.
+        """
+        if self._running is not None:
+            return
+        self._offline = True
+        try:
+            _state, budget = await self._open_stores(simulated=self.config.simulated)
+            router = self._build_router(self.settings.openrouter.base_url, {}, [], budget, _state)
+            cache = ResponseCache(MemoryCache(), self._cache_ttl)
+            self._running = Running(router=router, cache=cache,
+                                    consensus=ConsensusEngine(self.settings, self.run))
         except BaseException:
             await self.aclose()
             raise
@@ -316,6 +348,7 @@ class Lyra:
     async def aclose(self) -> None:
         """Close the session and the stores, and stop the simulator if this engine started it."""
         running, self._running = self._running, None
+        self._offline = False
         if running is not None:
             await running.close()
         opened, self._opened = self._opened, Opened()
@@ -341,6 +374,10 @@ class Lyra:
 
     async def _serve(self, request: CompletionRequest) -> Completion:
         running = self.running
+        if self._offline:
+            route = request.task or request.model or request.tier or "-"
+            raise LyraError(f"this engine was started offline (a replay) and calls no model: the request "
+                            f"({route}) was not answered")
         return await running.cache.complete(request, running.router.complete)
 
     async def consensus(

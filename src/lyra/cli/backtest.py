@@ -117,17 +117,24 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
         if not yes and not typer.confirm("spend it?", err=True):
             return None
     walks = decisions * (2 if options.adaptive else 1)
-    async with lyra:
+    # A replay answers every request from the cassette: it starts no simulator and uses no key.
+    await (lyra.start_offline() if replay is not None else lyra.start())
+    try:
         with Progress(console=errors, transient=True, disable=quiet or not errors.is_terminal) as progress:
             task = progress.add_task(f"backtesting {bars.symbol}", total=walks)
             result = await run_backtest(lyra, bars, options, cassette=cassette,
                                         on_step=lambda _: progress.advance(task))
-        if lyra.simulator is not None:
+        if replay is not None:
+            result["upstream_calls"] = 0  # offline: the router cannot send anything
+        elif lyra.simulator is not None:
             result["upstream_calls"] = lyra.simulator.stats.calls
+    finally:
+        await lyra.aclose()
     if cassette is not None:
         cassette.save()
         result["cassette"] = {**cassette.summary(), "path": str(cassette.path), "mode": cassette.mode,
-                              "replayed": cassette.replayed, "recorded": cassette.recorded}
+                              "replayed": cassette.replayed, "recorded": cassette.recorded,
+                              "counts": cassette.counts()}
     return result
 
 
@@ -185,10 +192,15 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}")
     cassette = result.get("cassette")
     if cassette:
-        console.print(f"cassette {cassette['path']} ({cassette['mode']}): {cassette['entries']} requests, "
-                      f"{cassette['replayed']} replayed, {cassette['recorded']} recorded", markup=False)
+        from lyra.trading.cassette import describe_counts
+
+        console.print(f"cassette {cassette['path']} ({cassette['mode']}): "
+                      f"{describe_counts(cassette['counts'], cassette['mode'])}",
+                      markup=False, soft_wrap=True)
     if "upstream_calls" in result:
-        console.print(f"upstream calls: {result['upstream_calls']}")
+        console.print(f"upstream calls: {result['upstream_calls']} (HTTP requests the simulator answered, "
+                      "retries included; cache hits and replayed answers make none)",
+                      highlight=False, soft_wrap=True)
 
 
 def _roas_definition(result: dict[str, Any]) -> str:

@@ -104,11 +104,13 @@ class BudgetView:
 
 
 async def read_budget(config: Path | None) -> BudgetView:
-    """Open the engine on its configured state backend (rebuilt from the ledger) and read every cap."""
+    """Open the configured state backend and the ledger (no simulator, no router) and read every cap."""
     from lyra.budget.forecast import SpendForecast
     from lyra.engine import Lyra
 
-    async with Lyra.from_config(config) as lyra:
+    lyra = Lyra.from_config(config)
+    await lyra.open_stores()  # reading caps calls no model: with no key set the simulator stays off
+    try:
         governor = lyra.budget
         if governor is None:
             raise RuntimeError("the engine started without a budget governor")
@@ -118,6 +120,8 @@ async def read_budget(config: Path | None) -> BudgetView:
                      if isinstance(pace, SpendForecast) else {})
         return BudgetView(f"{day[:4]}-{day[4:6]}-{day[6:]}", await governor.snapshot(),
                           governor.reserve_slice, forecasts, lyra.config.simulated)
+    finally:
+        await lyra.aclose()
 
 
 def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import orjson
 import typer
@@ -18,6 +18,9 @@ from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
 from lyra.log import SecretMaskFilter
 from lyra.money import format_usd, json_default, usd_fields_exact
+
+if TYPE_CHECKING:
+    from lyra.types import Completion
 
 # rich_markup_mode=None: help texts are printed literally ([clients.NAME] stays visible).
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -89,9 +92,19 @@ def demo(
         table.row(c.task or "-", c.tier or "-", c.model, c.key_name or "-",
                       f"{c.prompt_tokens}/{c.completion_tokens}",
                       format_usd(c.cost_nanos) + ("*" if c.cost_estimated else ""),
-                      f"{c.latency_s * 1000:.0f} ms", str(len(c.attempts)))
+                      f"{c.latency_s * 1000:.0f} ms", "cached" if c.cached else str(len(c.attempts)))
     console.print(table)
-    console.print(f"{len(rows)} calls, total cost {format_usd(total)} (* = estimated from the catalogue)")
+    console.print(f"{len(rows)} calls, total cost {format_usd(total)}{demo_legend(rows)}", highlight=False)
+
+
+def demo_legend(rows: list[Completion]) -> str:
+    """What the marks in the demo table mean, each only when a row carries it."""
+    notes = []
+    if any(c.cached for c in rows):
+        notes.append("cached = answered from the response cache: no model call, no cost")
+    if any(c.cost_estimated for c in rows):
+        notes.append("* = estimated from the catalogue")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 @app.command()
@@ -125,6 +138,9 @@ def models(
     try:
         loaded = load_config(use_config(config))
         loaded.settings.check_models(catalog, loaded.source, allow_retired=True)  # naming them is the job
+        if loaded.simulated:
+            console.print("no OpenRouter key set: checking against the built-in simulator's catalogue, "
+                          "not OpenRouter's live /models", highlight=False)
         listing = run(lambda: live_listing(loaded, catalog))
     except LyraError as exc:
         raise _fail(exc) from None

@@ -69,7 +69,7 @@ async def read_report(config: Path | None, window: Window) -> Report:
     try:
         # The stores alone: starting the engine would start the simulator when no key is set, and
         # a report reads what is recorded, it never calls a model.
-        await lyra._open_stores(simulated=lyra.config.simulated)
+        await lyra.open_stores()
         if lyra.ledger is None:
             raise LyraError("the report needs the ledger, which is disabled ([ledger] enabled = false)")
         caps = await lyra.budget.snapshot() if lyra.budget is not None else []

@@ -18,6 +18,7 @@ from lyra.log import get_logger, mask_known
 from lyra.money import format_usd, usd_to_nanos
 
 if TYPE_CHECKING:
+    from lyra.budget.governor import CapLine
     from lyra.engine import Lyra
 
 log = get_logger("lyra.ops.monitoring")
@@ -168,6 +169,15 @@ class Findings:
     by_model: Counter[str] = field(default_factory=Counter)
     by_task: Counter[str] = field(default_factory=Counter)
     log_lines: list[str] = field(default_factory=list)
+    budget_caps: Counter[str] = field(default_factory=Counter)  # BudgetExceeded refusals under each cap
+    cap_lines: list[str] = field(default_factory=list)  # those caps' state now, fullest first
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    @property
+    def needs_action(self) -> bool:
+        """More than the alert threshold's share of requests failed (with enough requests to say)."""
+        return (self.requests >= self.thresholds.min_attempts
+                and self.failed / self.requests > self.thresholds.error_rate)
 
     def lines(self) -> list[str]:
         rate = self.failed / self.requests if self.requests else 0.0
@@ -179,9 +189,29 @@ class Findings:
         ):
             if counter:
                 out.append(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counter.most_common(5)))
+        if self.budget_caps:
+            out.append("BudgetExceeded under caps: " + ", ".join(
+                f"{cap} {n}" for cap, n in self.budget_caps.most_common(5)))
+            if self.cap_lines:
+                out.append("those caps now, tightest first (the ledger does not say which one refused): "
+                           + ", ".join(self.cap_lines))
         if self.log_lines:
             out.append(f"log warnings and errors: {len(self.log_lines)}; last: {self.log_lines[-1][:200]}")
+        limit = f"{self.thresholds.error_rate:.0%} threshold"
+        out.append(f"verdict: needs action, {rate:.1%} of requests failed, above the {limit}"
+                   if self.needs_action else f"verdict: no failure share above the {limit}")
         return out
+
+    def name_caps(self, caps: Iterable[CapLine]) -> None:
+        """Note the state now of the caps the BudgetExceeded refusals were under."""
+        named = {line.name: line for line in caps if line.name in self.budget_caps}
+        tightest = sorted(named.values(), key=lambda c: c.remaining)
+        self.cap_lines = [f"{c.name} {_cap_amount(c, c.remaining)} left of {_cap_amount(c, c.limit)}"
+                          for c in tightest]
+
+
+def _cap_amount(line: CapLine, value: int) -> str:
+    return format_usd(value) if line.unit == "usd" else f"{value:,} tokens"
 
 
 def find_problems(rows: list[LedgerRow], log_lines: list[str]) -> Findings:
@@ -196,7 +226,15 @@ def find_problems(rows: list[LedgerRow], log_lines: list[str]) -> Findings:
             found.by_kind[row.error_kind or "unknown"] += 1
             found.by_model[row.served_model or row.requested_model or "?"] += 1
             found.by_task[row.task or f"tier:{row.tier}"] += 1
+            if row.error_kind == "BudgetExceeded":
+                found.budget_caps.update(_caps_over(row))
     return found
+
+
+def _caps_over(row: LedgerRow) -> list[str]:
+    """The caps a refused request was under (the row does not say which one refused it)."""
+    caps = ["global"] + ([f"tier:{row.tier}"] if row.tier else [])
+    return caps + ([f"client:{row.client}"] if row.client else [])
 
 
 def read_log(path: Path, *, limit: int = 200, secrets: Iterable[str] = ()) -> list[str]:
@@ -218,11 +256,16 @@ async def run_doctor(*, config: Path | None, hours: float, log_file: Path | None
     """`lyra doctor`: findings from the ledger (and a log), then a fast model's summary of them."""
     from lyra.engine import Lyra
 
-    async with Lyra.from_config(config) as lyra:
+    lyra = Lyra.from_config(config)
+    # --no-ask calls no model: the stores alone, so that no simulator starts when no key is set.
+    await (lyra.start() if ask else lyra.open_stores())
+    try:
         known = [secret.reveal() for secret in lyra.config.secrets.values()]
         log_lines = read_log(log_file, secrets=known) if log_file is not None else []
         rows = lyra.ledger.rows(since_ts=time.time() - hours * 3600) if lyra.ledger is not None else []
         findings = find_problems(rows, log_lines)
+        if findings.budget_caps and lyra.budget is not None:
+            findings.name_caps(await lyra.budget.snapshot())
         text = ["findings (computed):", *(f"  {line}" for line in findings.lines())]
         if ask and (findings.failed or findings.log_lines):
             try:
@@ -247,6 +290,8 @@ async def run_doctor(*, config: Path | None, hours: float, log_file: Path | None
                 text += ["summary (fast model):", completion.text]
             except LyraError as exc:
                 text.append(f"summary unavailable: {type(exc).__name__}: {exc}"[:300])
+    finally:
+        await lyra.aclose()
     return "\n".join(text)
 
 

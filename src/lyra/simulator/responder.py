@@ -23,7 +23,7 @@ _PREAMBLES = (
     "After weighing momentum, trend and mean reversion:",
 )
 _SENTENCES = (
-    "{model} (simulated) read the request about {topic} and found nothing that needs action.",
+    "{model} (simulated) read the request about {topic}; this is a canned reply, not an assessment.",
     "Simulated reply from {model}: on {topic}, the short answer is to keep things as they are.",
     "{model} here, answering as a simulator: {topic} looks routine; no live data was consulted.",
 )

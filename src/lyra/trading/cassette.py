@@ -42,8 +42,9 @@ class Cassette:
         self.mode = mode
         self.entries: dict[str, dict[str, Any]] = {}
         self.time_range: list[str] = []
-        self.replayed = 0
-        self.recorded = 0
+        self.replayed = 0  # answers served from the cassette (replay): equals `recorded` of the same run
+        self.recorded = 0  # answers stored (record): every request asked, whatever its outcome
+        self.outcomes = {"model": 0, "cache": 0, "failed": 0}  # how the asked requests ended
         self._touched: set[str] = set()
         self._cursor: dict[str, int] = {}
         if path.exists():
@@ -81,14 +82,19 @@ class Cassette:
         answers = self._answers_this_run(key, request)
         slot = len(answers)  # the order of asking, not of answering, is what replay follows
         answers.append({"kind": "cancelled"})
+        self.recorded += 1
         try:
             completion = await call(request)
         except LyraError as exc:
             answers[slot] = {"kind": "error", "error_type": type(exc).__name__, "message": str(exc)}
+            self.outcomes["failed"] += 1
             raise
         answers[slot] = {"kind": "completion", "completion": _completion_dict(completion)}
-        self.recorded += 1
+        self._count(completion)
         return completion
+
+    def _count(self, completion: Completion) -> None:
+        self.outcomes["cache" if completion.cached else "model"] += 1
 
     def _answers_this_run(self, key: str, request: CompletionRequest) -> list[dict[str, Any]]:
         if key not in self._touched:
@@ -110,8 +116,21 @@ class Cassette:
             # It was abandoned mid-flight when recorded (a settled panel); keep it pending again.
             await asyncio.Event().wait()
         if answer["kind"] == "error":
+            self.outcomes["failed"] += 1
             raise _replayed_error(str(answer["error_type"]), str(answer["message"]))
-        return _completion_from_dict(answer["completion"])
+        completion = _completion_from_dict(answer["completion"])
+        self._count(completion)
+        return completion
+
+    def counts(self) -> dict[str, int]:
+        """This run's requests and how each ended; record and replay of the same run give the same.
+
+        requests = model + cache + failed + abandoned; `distinct` is how many request hashes the
+        file holds (a request asked again, by the adaptive walk say, is one hash).
+        """
+        asked = self.recorded if self.mode == "record" else self.replayed
+        return {"requests": asked, **self.outcomes, "abandoned": asked - sum(self.outcomes.values()),
+                "distinct": len(self.entries)}
 
     def summary(self) -> dict[str, Any]:
         """Models, prices and time range recorded, for the report and the file header."""
@@ -164,4 +183,12 @@ def _replayed_error(name: str, message: str) -> LyraError:
     return kind(message)
 
 
-__all__ = ["Cassette", "CassetteMiss", "Mode"]
+def describe_counts(counts: dict[str, int], mode: str) -> str:
+    """The one line that explains a cassette's counters (see `Cassette.counts`)."""
+    source = "recorded now" if mode == "record" else "served from the cassette, no model called"
+    return (f"{counts['requests']} requests ({source}) = {counts['model']} answered by a model + "
+            f"{counts['cache']} from the response cache + {counts['failed']} failed + "
+            f"{counts['abandoned']} abandoned (a panel settled first); {counts['distinct']} distinct")
+
+
+__all__ = ["Cassette", "CassetteMiss", "Mode", "describe_counts"]
