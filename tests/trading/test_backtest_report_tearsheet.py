@@ -91,13 +91,16 @@ def test_the_monthly_table_holds_the_returns_of_the_equity_series(report: tuple[
     month_end = equity.groupby([equity.index.year, equity.index.month]).last()
     previous = month_end.shift(1).fillna(equity.iloc[0])
     expected = {(int(y), int(m)): float(v) for (y, m), v in (month_end / previous - 1).items()}
-    cells = {(int(c["data-year"]), int(c["data-month"])): c for c in page.find("td") if "data-month" in c}
+    cells = {(int(c["data-year"]), int(c["data-month"])): c for c in page.find("td", **{"data-strategy": "pipeline"})
+             if "data-month" in c}
     assert len(expected) >= 6 and set(cells) == set(expected)
+    strategies = {c["data-strategy"] for c in page.find("td") if "data-month" in c}
+    assert strategies == {s["name"] for s in result["strategies"]}, "each baseline has its months too"
     for month, value in expected.items():
         assert float(cells[month]["data-return"]) == pytest.approx(value, abs=1e-12)
         assert cells[month]["text"] == f"{value:.2%}"
     total = float(equity.iloc[-1] / equity.iloc[0] - 1)
-    [year_cell] = [c for c in page.find("td") if "data-year-total" in c]
+    [year_cell] = [c for c in page.find("td", **{"data-strategy": "pipeline"}) if "data-year-total" in c]
     assert year_cell["text"] == f"{total:.2%}"
 
 

@@ -55,6 +55,7 @@ def render(result: dict[str, Any]) -> str:
 <style>body{{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}}td,th{{padding:2px 8px;
 text-align:right}}th:first-child,td:first-child{{text-align:left}}table{{border-collapse:collapse;
 margin:8px 0}}tr:nth-child(even){{background:#f0f0f0}}td.up{{color:#1a7f37}}td.down{{color:#c62828}}
+#monthly-returns td,#monthly-returns th{{padding:2px 5px;font-size:13px}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{w['decisions']} decisions every {w['every']} bars, scored over {w['horizon']}; fills at the next open,
@@ -70,7 +71,7 @@ return: {yearly}.</p>
             chart_id="chart-drawdown")}
 {line_chart("Cumulative AI spend (USD)", {"pipeline": _spend_to_end(result, x_range)}, usd=True,
             x_range=x_range, chart_id="chart-spend")}
-{_monthly_table(pipeline)}
+{_monthly_table(curves)}
 {_drawdown_table(pipeline)}
 {_member_table(result["track_record"])}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}</body></html>
@@ -147,25 +148,26 @@ def _trade_markers(fills: list[dict[str, Any]]) -> list[Marker]:
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def _monthly_table(curve: Series) -> str:
-    """The pipeline's return in each calendar month (rows: years), and each year compounded."""
-    monthly = monthly_returns(curve)
-    if not monthly:
-        return ""
-    years = yearly_returns(monthly)
-    head = "".join(f"<th>{m}</th>" for m in _MONTHS)
+def _monthly_table(curves: dict[str, Series]) -> str:
+    """Each strategy's return in each calendar month (a row a year), and each year compounded."""
     rows = []
-    for year in sorted(years):
-        cells = []
-        for month in range(1, 13):
-            r = monthly.get((year, month))
-            cells.append("<td></td>" if r is None else
-                         f"<td class='{'up' if r >= 0 else 'down'}' data-year='{year}' data-month='{month}' "
-                         f"data-return='{r!r}'>{_pct(r)}</td>")
-        total = years[year]
-        rows.append(f"<tr><td>{year}</td>{''.join(cells)}"
-                    f"<td data-year-total='{year}'>{_pct(total)}</td></tr>")
-    return (f"<h2>Monthly returns (pipeline)</h2><table id='monthly-returns'><tr><th>year</th>{head}"
+    for name, curve in curves.items():
+        monthly = monthly_returns(curve)
+        years = yearly_returns(monthly)
+        for year in sorted(years):
+            cells = []
+            for month in range(1, 13):
+                r = monthly.get((year, month))
+                cells.append("<td></td>" if r is None else
+                             f"<td class='{'up' if r >= 0 else 'down'}' data-strategy='{html.escape(name)}' "
+                             f"data-year='{year}' data-month='{month}' data-return='{r!r}'>{_pct(r)}</td>")
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{year}</td>{''.join(cells)}"
+                        f"<td data-strategy='{html.escape(name)}' data-year-total='{year}'>"
+                        f"{_pct(years[year])}</td></tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{m}</th>" for m in _MONTHS)
+    return (f"<h2>Monthly returns</h2><table id='monthly-returns'><tr><th>strategy</th><th>year</th>{head}"
             f"<th>year</th></tr>{''.join(rows)}</table>")
 
 

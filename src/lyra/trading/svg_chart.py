@@ -111,6 +111,9 @@ def line_chart(title: str, lines: dict[str, Series], *, percent: bool = False, u
                      f'fill="{COLOURS[i % len(COLOURS)]}">{html.escape(name)}</text>'
                      for i, name in enumerate(lines))
     marks = "".join(_marker(m, px(ns(m.time)), py(m.value)) for m in markers)
+    if markers:
+        legend += (f'<text x="{WIDTH - RIGHT - 150}" y="16" font-size="12"><tspan fill="#2ca02c">'
+                   '&#9650; bought</tspan>  <tspan fill="#d62728">&#9660; sold</tspan></text>')
     attrs = (f' id="{html.escape(chart_id)}"' if chart_id else "") + (
         f' data-x-first="{_iso(x0)}" data-x-last="{_iso(x1)}" data-last-point="{_iso(data_last)}"')
     return (f"<h2>{html.escape(title)}</h2><svg xmlns='http://www.w3.org/2000/svg'{attrs} width='{WIDTH}' "
