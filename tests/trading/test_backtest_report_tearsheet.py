@@ -6,6 +6,7 @@ parsed, and every table and chart checked against what is recomputed here from t
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from html.parser import HTMLParser
@@ -17,6 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lyra.trading.svg_chart import date_ticks, value_ticks
 from lyra.trading.tearsheet import drawdown_periods
 
 WINDOW = ["--from", "2018-03-01", "--every", "10"]
@@ -197,3 +199,32 @@ def test_the_member_table_has_the_clis_brier_and_cost_per_correct_call(cli: type
     shown = {row[0]: (row[columns.index("Brier")], row[columns.index("cost per correct call")]) for row in table[1:]}
     assert len(printed) >= 2 and shown == printed
     assert any(p != "-" for _, p in printed.values())
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(5.0, 5.0), (0.00123, 0.0369), (-0.1377, 0.001), (99_450.61, 100_020.0)])
+def test_value_ticks_are_evenly_spaced_and_cover_the_values(lo: float, hi: float) -> None:
+    ticks = value_ticks(lo, hi)
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+    assert len(ticks) >= 3 and len(steps) == 1 and ticks[0] <= lo and hi <= ticks[-1]
+
+
+@pytest.mark.parametrize(("start", "end"), [("2015-01-01", "2020-06-01"), ("2018-03-01", "2018-08-29"),
+                                            ("2024-01-01", "2024-01-20"), ("2024-01-01T00:00", "2024-01-01T20:00")])
+def test_date_ticks_fall_inside_the_span(start: str, end: str) -> None:
+    lo, hi = pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")
+    ticks = date_ticks(lo.value, hi.value)
+    assert len(ticks) >= 3 and ticks == sorted(set(ticks)) and lo <= ticks[0] and ticks[-1] <= hi
+
+
+def test_an_hourly_report_has_its_ticks_and_markers(cli: typer.Typer, tmp_path: Path) -> None:
+    page_path = tmp_path / "out.html"
+    run = CliRunner().invoke(cli, ["backtest", "--data", "EURUSD", "--every", "48", "--json", "--report",
+                                   str(page_path)])
+    assert run.exit_code == 0, run.stderr
+    result, page = json.loads(run.stdout), Page(page_path.read_text())
+    assert result["interval"] == "1h" and result["fills"]
+    for chart in CHARTS:
+        labels = [x["text"] for x in page.with_class("tick-x", chart)]
+        assert len(labels) >= 3 and len(set(labels)) == len(labels), chart
+        assert len(page.with_class("tick-y", chart)) >= 3, chart
+    assert len(page.with_class("trade", "chart-price")) == len(result["fills"])

@@ -60,13 +60,19 @@ def date_ticks(x0: int, x1: int, count: int = 8) -> list[pd.Timestamp]:
         step = next((d for d in _DAY_STEPS if days / d <= count), max(1, days // count))
         ticks = list(pd.date_range(start.normalize(), end, freq=f"{step}D"))
         ticks = [t for t in ticks if t >= start]
+    if len(ticks) < 3:  # under a few days: hours
+        hours = max(1, -(-(x1 - x0) // (3_600 * 10**9 * count)))
+        ticks = [t for t in pd.date_range(start.floor("h"), end, freq=f"{hours}h") if t >= start]
     if len(ticks) < 3:
         ticks = [pd.Timestamp(x0 + (x1 - x0) * i // 3, tz="UTC") for i in range(4)]
     return ticks
 
 
-def date_label(t: pd.Timestamp, monthly: bool) -> str:
-    return str(t.strftime("%b %Y") if monthly else t.strftime("%Y-%m-%d"))
+def date_label(t: pd.Timestamp, spacing: pd.Timedelta) -> str:
+    """A tick's label, as fine as the spacing between ticks needs: month, day or minute."""
+    if spacing >= pd.Timedelta(days=28):
+        return str(t.strftime("%b %Y"))
+    return str(t.strftime("%Y-%m-%d" if spacing >= pd.Timedelta(days=1) else "%m-%d %H:%M"))
 
 
 def line_chart(title: str, lines: dict[str, Series], *, percent: bool = False, usd: bool = False,
@@ -97,11 +103,12 @@ def line_chart(title: str, lines: dict[str, Series], *, percent: bool = False, u
             f'<text class="tick-y" x="{LEFT - 6}" y="{py(v) + 4:.1f}" font-size="11" '
             f'text-anchor="end">{html.escape(fmt(v))}</text>' for v in ys]
     dates = date_ticks(x0, x1)
-    monthly = len(dates) > 1 and (dates[1] - dates[0]).days >= 28
+    spacing = dates[1] - dates[0] if len(dates) > 1 else pd.Timedelta(days=1)
+    day = spacing >= pd.Timedelta(days=1)
     grid += [f'<line x1="{px(ns(t)):.1f}" x2="{px(ns(t)):.1f}" y1="{TOP}" y2="{TOP + inner_h}" '
              f'stroke="#eee"/>'
-             f'<text class="tick-x" data-time="{t.date().isoformat()}" x="{px(ns(t)):.1f}" '
-             f'y="{HEIGHT - 10}" font-size="11" text-anchor="middle">{date_label(t, monthly)}</text>'
+             f'<text class="tick-x" data-time="{t.isoformat()[:10 if day else 16]}" x="{px(ns(t)):.1f}" '
+             f'y="{HEIGHT - 10}" font-size="11" text-anchor="middle">{date_label(t, spacing)}</text>'
              for t in dates]
     frame = f'<rect x="{LEFT}" y="{TOP}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#999"/>'
     paths = [f'<polyline fill="none" stroke="{COLOURS[i % len(COLOURS)]}" stroke-width="1.5" '
