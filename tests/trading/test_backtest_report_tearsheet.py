@@ -18,6 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lyra.trading.report import grouped_warnings
 from lyra.trading.svg_chart import date_ticks, value_ticks
 from lyra.trading.tearsheet import drawdown_periods
 
@@ -228,3 +229,17 @@ def test_an_hourly_report_has_its_ticks_and_markers(cli: typer.Typer, tmp_path: 
         assert len(labels) >= 3 and len(set(labels)) == len(labels), chart
         assert len(page.with_class("tick-y", chart)) >= 3, chart
     assert len(page.with_class("trade", "chart-price")) == len(result["fills"])
+
+
+def test_cutoff_warnings_fold_into_one_line_naming_each_model(report: tuple[dict[str, Any], Page]) -> None:
+    result, page = report
+    cutoffs = [w for w in result["warnings"] if "knowledge cutoff" in w]
+    assert len(cutoffs) >= 2
+    items = [e["text"] for e in page.find("li")]
+    [folded] = [i for i in items if "trained on data past the window start" in i]
+    for warning in cutoffs:
+        model, cutoff = re.match(r"(\S+): knowledge cutoff (\S+)", warning).groups()  # type: ignore[union-attr]
+        assert f"{model} ({cutoff})" in folded
+    assert folded.startswith(f"{len(cutoffs)} models")
+    assert len(items) == len(result["warnings"]) - len(cutoffs) + 1
+    assert grouped_warnings(["budget refused twice"]) == ["budget refused twice"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def render(result: dict[str, Any]) -> str:
     yearly = html.escape(result.get("annualisation", {}).get("text", ""))
     x_range = _time_range(curves, result.get("prices") or [])
     pipeline = curves.get("pipeline") or next(iter(curves.values()), [])
-    warnings = "".join(f"<li>{html.escape(x)}</li>" for x in result["warnings"])
+    warnings = "".join(f"<li>{html.escape(x)}</li>" for x in grouped_warnings(result["warnings"]))
     prompts = ("anonymised" if result["anonymised"] else "with dates") + (
         "; simulated models" if result["simulated"] else "")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -200,6 +201,21 @@ def _member_table(track: list[dict[str, Any]]) -> str:
             "perfect, 0.25 a coin toss).</small></p>")
 
 
+_CUTOFF = re.compile(r"(?P<model>\S+): knowledge cutoff (?P<cutoff>\S+) is after the window start "
+                     r"(?P<start>\S+); it may remember what happened next")
+
+
+def grouped_warnings(warnings: list[str]) -> list[str]:
+    """The warnings, those about training cutoffs after the window's start folded into one line."""
+    cutoffs = [m for m in map(_CUTOFF.fullmatch, warnings) if m is not None]
+    rest = [w for w in warnings if _CUTOFF.fullmatch(w) is None]
+    if len(cutoffs) < 2:
+        return warnings
+    models = ", ".join(f"{m['model']} ({m['cutoff']})" for m in cutoffs)
+    return [f"{len(cutoffs)} models were trained on data past the window start {cutoffs[0]['start']} and may "
+            f"remember what happened next: {models}", *rest]
+
+
 def _roas_footnote(result: dict[str, Any]) -> str:
     """The definition of return on AI spend, with what the pipeline's figure means in words."""
     from lyra.trading.evaluate import RETURN_ON_AI_SPEND_DEFINITION, return_on_ai_spend_example
@@ -240,4 +256,4 @@ def write_report(result: dict[str, Any], path: Path) -> None:
     path.write_text(render(result), encoding="utf-8")
 
 
-__all__ = ["bar_chart", "drawdowns", "line_chart", "render", "write_report"]
+__all__ = ["bar_chart", "drawdowns", "grouped_warnings", "line_chart", "render", "write_report"]
