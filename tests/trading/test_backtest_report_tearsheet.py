@@ -18,6 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from lyra.money import format_usd
 from lyra.trading.report import grouped_warnings
 from lyra.trading.svg_chart import date_ticks, value_ticks
 from lyra.trading.tearsheet import drawdown_periods
@@ -243,3 +244,10 @@ def test_cutoff_warnings_fold_into_one_line_naming_each_model(report: tuple[dict
     assert folded.startswith(f"{len(cutoffs)} models")
     assert len(items) == len(result["warnings"]) - len(cutoffs) + 1
     assert grouped_warnings(["budget refused twice"]) == ["budget refused twice"]
+
+
+def test_ai_spend_is_shown_exactly_as_the_cli_formats_money(report: tuple[dict[str, Any], Page]) -> None:
+    result, page = report
+    [spend] = [row[1:] for row in page.tables["strategies"] if row[0] == "AI spend"]
+    assert spend == [format_usd(s["ai_spend_nanos"]) for s in result["strategies"]]
+    assert spend[0] != "$0.00" and spend[1:] == ["$0.00"] * 3

@@ -115,7 +115,7 @@ def _value(value: Any, kind: str) -> str:
     if kind == "num":
         return f"{value:,.2f}"
     if kind == "usd":
-        return f"${value / 1e9:,.4f}"
+        return format_usd(int(value))
     return html.escape(str(value))
 
 
