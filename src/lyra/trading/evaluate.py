@@ -20,7 +20,7 @@ import pandas as pd
 from lyra.catalog.models import Catalog
 from lyra.engine import Lyra
 from lyra.errors import LyraError
-from lyra.trading.account import session_start_s
+from lyra.trading.account import Fill, session_start_s
 from lyra.trading.adaptive import AdaptiveWeights, panel_weights
 from lyra.trading.backtest import (
     Costs,
@@ -336,6 +336,8 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
         "spend_curve": _spend_curve(ai.steps),
         "events": [{"time": e.time.isoformat(), "kind": e.kind, "detail": e.detail} for e in ai.events],
         "cassette": cassette.summary() if cassette is not None else None,
+        "prices": _price_curve(bars, times[0]),
+        "fills": [_fill_row(f) for f in ai.fills],
     }
 
 
@@ -471,6 +473,18 @@ def _spacing(bars: Bars, times: list[pd.Timestamp]) -> int:
 
 def _curve(equity: pd.Series) -> list[list[Any]]:
     return [[t.isoformat(), round(float(v), 2)] for t, v in equity.items()]
+
+
+def _price_curve(bars: Bars, first: pd.Timestamp) -> list[list[Any]]:
+    """The closes the walk marked at, from the first decision to the window's end."""
+    closes = bars.frame["close"]
+    return [[t.isoformat(), float(v)] for t, v in closes[closes.index >= first].items()]
+
+
+def _fill_row(fill: Fill) -> dict[str, Any]:
+    """One of the pipeline's fills: when, signed units, the price paid (slippage included), fee, why."""
+    return {"time": fill.time.isoformat(), "units": fill.units, "price": fill.price, "fee": fill.fee,
+            "reason": fill.reason}
 
 
 def _spend_curve(steps: list[Step]) -> list[list[Any]]:
