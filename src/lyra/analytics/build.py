@@ -13,6 +13,7 @@ from lyra.analytics.drift import read_drift
 from lyra.analytics.report import (
     Agreement,
     Cap,
+    ClientStats,
     DecisionView,
     KeyStats,
     ModelStats,
@@ -65,7 +66,26 @@ def build_report(
         simulated=ledger.simulated, client=client, accounts=read_accounts(ledger.accounts, client=client),
         cost_drift=None if client is not None else read_drift(ledger, since_ts=window.start_ts,
                                                               until_ts=window.end_ts),
+        clients=_clients(ledger.summary(by="client", **span), caps, client),
     )
+
+
+def _clients(lines: Sequence[SummaryLine], caps: Sequence[CapLine], client: str | None) -> list[ClientStats]:
+    """Every gateway client with traffic in the window or a daily cap (only `client` itself, when given)."""
+    used = {str(line.group): line for line in lines if line.group is not None}
+    capped = {c.name.removeprefix("client:"): c for c in caps if c.name.startswith("client:")}
+    names = sorted(set(used) | set(capped))
+    if client is not None:
+        names = [n for n in names if n == client] or [client]
+    found: list[ClientStats] = []
+    for name in names:
+        line, cap = used.get(name, SummaryLine(group=name)), capped.get(name)
+        found.append(ClientStats(
+            client=name, requests=line.requests, errors=line.errors, refused=line.refused,
+            cost_nanos=line.cost_nanos, tokens=line.tokens,
+            today_spent_nanos=cap.committed if cap else None,
+            today_reserved_nanos=cap.reserved if cap else None, cap_nanos=cap.limit if cap else None))
+    return found
 
 
 def _int(value: object) -> int:
@@ -81,7 +101,7 @@ def _model(line: SummaryLine, tier_of: Callable[[str], str]) -> ModelStats:
     return ModelStats(
         model=name, tier=tier_of(name), requests=line.requests, errors=line.errors, attempts=line.attempts,
         attempt_errors=line.attempt_errors, cached=line.cached, cost_nanos=line.cost_nanos,
-        tokens=line.tokens,
+        tokens=line.tokens, refused=line.refused,
         avg_latency_ms=line.avg_latency_ms, p50_latency_ms=line.p50_latency_ms,
         p95_latency_ms=line.p95_latency_ms)
 
@@ -146,7 +166,11 @@ def _decision(record: AuditRecord) -> DecisionView:
     votes = [{k: v.get(k) for k in ("model", "status", "action", "confidence", "weight")}
              for v in deciding.get("votes") or []]
     agreement = deciding.get("agreement")
+    payload = record.payload
+    bar_time = payload.get("time")
     return DecisionView(seq=record.seq, ts=record.ts, symbol=record.symbol, action=record.action,
                         cost_nanos=record.cost_nanos,
                         agreement=float(agreement) if isinstance(agreement, int | float) else None,
-                        votes=votes)
+                        votes=votes, decision_id=record.decision_id, audit_hash=record.hash,
+                        bar_time=str(bar_time) if bar_time is not None else None,
+                        price=_float(payload.get("price")), notional_usd=_float(payload.get("notional_usd")))

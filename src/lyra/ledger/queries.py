@@ -27,6 +27,9 @@ SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "
 # A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list: each row is
 # matched against each tag, so the work grows with rows x tags, and the tags are bounded.
 MAX_SUMMARY_TAGS = 1_000
+# The error kinds (exception class names, as lyra.observe.recording writes them) of requests a budget
+# cap refused before any upstream call: failed requests, but no model's failure.
+BUDGET_REFUSALS = ("BudgetExceeded", "CostUnbounded")
 
 
 def spend_between(conn: Connection, start_ts: float, end_ts: float, *,
@@ -114,13 +117,14 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
             billed(c.completion_tokens),
             billed(c.cost_nanos),
             count(is_request & c.cached.is_(True)),
+            count(is_request & (c.status == "error") & c.error_kind.in_(BUDGET_REFUSALS)),
         )
         .select_from(source)
         .where(*window)
         .group_by(group)
     )
     names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
-             "cost_nanos", "cached")
+             "cost_nanos", "cached", "refused")
     counts: dict[object, dict[str, int]] = {}
     for grp, *sums in conn.execute(totals):
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
@@ -164,7 +168,7 @@ def _line(group: object, sums: dict[str, int],
                        attempt_errors=sums["attempt_errors"],
                        prompt_tokens=sums["prompt_tokens"], completion_tokens=sums["completion_tokens"],
                        cost_nanos=sums["cost_nanos"], cached=sums["cached"], avg_latency_ms=avg,
-                       p50_latency_ms=p50, p95_latency_ms=p95)
+                       p50_latency_ms=p50, p95_latency_ms=p95, refused=sums["refused"])
 
 
 def _latency_stats(conn: Connection, ordered: Select[Any]
