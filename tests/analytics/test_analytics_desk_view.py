@@ -112,3 +112,24 @@ def test_a_decision_row_carries_its_bar_time_price_notional_and_audit_record(led
     row = report.decisions[0]
     assert (row.bar_time, row.price, row.notional_usd) == ("2025-01-30T15:30:00Z", 187.25, 4_900.5)
     assert (row.seq, row.decision_id, row.audit_hash) == (record.seq, record.decision_id, record.hash)
+
+
+def test_alerts_name_used_up_caps_in_their_unit_open_breakers_failing_models_and_refusals(ledger: Ledger) -> None:
+    fill(ledger)
+    for i in range(4):
+        refusal(ledger, DAY2 + 70 + i, "fast/a")
+    for i in range(6):  # fast/c: 3 of 6 failed in fill(), 9 of 12 now
+        request(ledger, DAY2 + 80 + i, "fast/c", "codex", latency=400, cost=0, ok=False)
+    ledger.flush(5)
+    caps = [CapLine("key_tokens:xai", 1_440, 1_440, 0, "tokens"), CapLine("tier:fast", 1_000_000_000, 950_000_000, 0),
+            CapLine("global", 50_000_000_000, 1_000, 0)]
+    report = build_report(ledger, ALL, tier_of=TIERS.__getitem__, caps=caps,
+                          breakers={"fast/c": "open", "fast/a": "closed", "fast/b": "half-open"})
+    assert report.alerts == [
+        "cap key_tokens:xai is used up: 1,440 tokens of 1,440 tokens",
+        "cap tier:fast at 95%: $0.95 of $1.00",
+        "circuit half-open for fast/b", "circuit open for fast/c",
+        "model fast/c failing: 9 of the 12 requests it was sent (75%)",
+        "4 requests refused by budget caps (no model's failure)",
+    ]
+    assert report.to_dict()["breakers"] == {"fast/c": "open", "fast/a": "closed", "fast/b": "half-open"}

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lyra.analytics.accounts import read_accounts
 from lyra.analytics.advice import AdviceRules, routing_advice
+from lyra.analytics.alerts import desk_alerts
 from lyra.analytics.drift import read_drift
 from lyra.analytics.report import (
     Agreement,
@@ -40,11 +41,13 @@ def build_report(
     rules: AdviceRules | None = None,
     now: float | None = None,
     client: str | None = None,
+    breakers: Mapping[str, str] | None = None,
 ) -> Report:
     """Read the window's rows and decisions (blocking: run it in a thread from async code).
 
     With `client`, the report is that gateway client's own: its rows, decisions and paper accounts
     only, and no key lines or routing advice (those describe the desk's keys, an operator's view).
+    `breakers` is the router's circuit of each model (an operator's view), shown and alerted on.
     """
     span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts, "client": client}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
@@ -55,18 +58,22 @@ def build_report(
     cost = sum(d.cost_nanos for d in days)
     records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts
                and (client is None or r.payload.get("client") == client)]
+    report_caps = [Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps]
+    accounts = read_accounts(ledger.accounts, client=client)
     return Report(
         window=window, generated_ts=now if now is not None else time.time(),
         requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_nanos=cost,
         models=models, keys=keys, days=days, months=_months(days), signals=_signals(records, cost),
         agreement=_agreement(records),
-        caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
+        caps=report_caps,
         advice=routing_advice(models, rules) if client is None else [],
         decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
-        simulated=ledger.simulated, client=client, accounts=read_accounts(ledger.accounts, client=client),
+        simulated=ledger.simulated, client=client, accounts=accounts,
         cost_drift=None if client is not None else read_drift(ledger, since_ts=window.start_ts,
                                                               until_ts=window.end_ts),
         clients=_clients(ledger.summary(by="client", **span), caps, client),
+        breakers=dict(breakers or {}),
+        alerts=desk_alerts(caps=report_caps, models=models, breakers=breakers or {}, accounts=accounts),
     )
 
 

@@ -226,6 +226,8 @@ class Report:
     accounts: list[AccountLine] = field(default_factory=list)  # paper accounts, as stored now
     cost_drift: CostDrift | None = None  # booked vs billed (GET /generation); None for a client
     clients: list[ClientStats] = field(default_factory=list)  # an operator: every client; a client: itself
+    breakers: dict[str, str] = field(default_factory=dict)  # model: open / half-open / closed (an operator's)
+    alerts: list[str] = field(default_factory=list)
 
     @property
     def success_rate(self) -> float | None:
@@ -255,6 +257,8 @@ class Report:
             "paper_accounts": accounts_section(self.accounts),  # as they stand now, whatever the window
             "cost_drift": None if self.cost_drift is None else self.cost_drift.to_dict(),
             "clients": [_client(c) for c in self.clients],
+            "breakers": dict(self.breakers),
+            "alerts": list(self.alerts),
         }
 
     @property
