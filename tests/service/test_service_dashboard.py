@@ -145,7 +145,7 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
         assert problems == []
         for fragment in [*secret_fragments(), QUANT_TOKEN, QUANT_TOKEN[12:24], OPS_TOKEN, OPS_TOKEN[12:24]]:
             assert fragment not in html and fragment not in orjson.dumps(report).decode()
-    assert SCREENSHOT.stat().st_size < 400_000
+    assert SCREENSHOT.stat().st_size < 800_000  # the whole desk view, kept small enough for the repo
 
 
 async def check_numbers(page: Any, report: dict[str, Any], budget: dict[str, Any]) -> None:
