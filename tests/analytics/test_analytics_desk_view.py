@@ -133,3 +133,15 @@ def test_alerts_name_used_up_caps_in_their_unit_open_breakers_failing_models_and
         "4 requests refused by budget caps (no model's failure)",
     ]
     assert report.to_dict()["breakers"] == {"fast/c": "open", "fast/a": "closed", "fast/b": "half-open"}
+
+
+def test_the_intraday_series_is_spend_and_requests_per_utc_hour(ledger: Ledger) -> None:
+    fill(ledger)  # DAY1 12:00:00-12:00:05 UTC; DAY2 09:00:00-09:00:05 UTC
+    request(ledger, DAY2 + 3_600 + 5, "fast/a", "xai", latency=100, cost=7)
+    ledger.flush(5)
+    report = build_report(ledger, ALL, tier_of=TIERS.__getitem__)
+    assert [(h.period, h.cost_nanos, h.requests) for h in report.hours] == [
+        ("2025-01-30T12:00Z", 6 * 1_000 + 6 * 1_200, 12), ("2025-02-01T09:00Z", 3 * 5_000 + 90_000, 7),
+        ("2025-02-01T10:00Z", 7, 1)]
+    assert report.to_dict()["hours"][-1] == {"period": "2025-02-01T10:00Z", "cost_nanos": 7,
+                                             "cost_usd": analytics.report.usd(7), "requests": 1}

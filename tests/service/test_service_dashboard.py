@@ -239,6 +239,10 @@ async def check_desk_view(page: Any, report: dict[str, Any]) -> None:
     votes = page.locator("#table-decisions tbody tr").first.locator("ul.votes li")
     assert await votes.count() == len(decision["votes"]) >= 2
     assert await page.text_content("#kpi-alerts") == str(len(report["alerts"]))
+    hours = await page.evaluate("() => { const c = Chart.getChart('chart-hours'); "
+                                "return [c.data.datasets[0].data, c.data.datasets[1].data]; }")
+    assert hours[0] == pytest.approx([h["cost_usd"] for h in report["hours"]], rel=1e-9)
+    assert hours[1] == [h["requests"] for h in report["hours"]] and sum(hours[1]) == totals["requests"]
     assert any("refused by budget caps" in a for a in report["alerts"])
 
 

@@ -73,6 +73,8 @@ def build_report(
                                                               until_ts=window.end_ts),
         clients=_clients(ledger.summary(by="client", **span), caps, client),
         breakers=dict(breakers or {}),
+        hours=[Spend(str(line.group), line.cost_nanos, line.requests)
+               for line in ledger.summary(by="hour", **span)],
         alerts=desk_alerts(caps=report_caps, models=models, breakers=breakers or {}, accounts=accounts),
     )
 

@@ -120,7 +120,7 @@ class ClientStats:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """Spend and requests of one UTC day ("2025-01-31") or month ("2025-01")."""
+    """Spend and requests of one UTC hour ("2025-01-31T14:00Z"), day ("2025-01-31") or month."""
 
     period: str
     cost_nanos: int
@@ -227,6 +227,7 @@ class Report:
     cost_drift: CostDrift | None = None  # booked vs billed (GET /generation); None for a client
     clients: list[ClientStats] = field(default_factory=list)  # an operator: every client; a client: itself
     breakers: dict[str, str] = field(default_factory=dict)  # model: open / half-open / closed (an operator's)
+    hours: list[Spend] = field(default_factory=list)  # the intraday series: spend and requests per UTC hour
     alerts: list[str] = field(default_factory=list)
 
     @property
@@ -259,6 +260,7 @@ class Report:
             "clients": [_client(c) for c in self.clients],
             "breakers": dict(self.breakers),
             "alerts": list(self.alerts),
+            "hours": [_spend(s) for s in self.hours],
         }
 
     @property

@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 
 from lyra.ledger.records import ROW_FIELDS, TAG_SEPARATOR, LedgerRow, SpendTotals, SummaryLine, split_tags
-from lyra.ledger.schema import TextPosition, UtcDay, usage
+from lyra.ledger.schema import TextPosition, UtcDay, UtcHour, usage
 
-SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag")
+SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag", "hour")
 # A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list: each row is
 # matched against each tag, so the work grows with rows x tags, and the tags are bounded.
 MAX_SUMMARY_TAGS = 1_000
@@ -70,6 +70,8 @@ def _group_expression(by: str) -> ColumnElement[Any]:
         return func.coalesce(c.served_model, c.requested_model)
     if by == "day":
         return UtcDay(c.ts)
+    if by == "hour":
+        return UtcHour(c.ts)
     columns = {"key": c.key_name, "task": c.task, "tier": c.tier, "client": c.client, "user": c.end_user}
     if by not in columns:
         raise ValueError(f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
@@ -135,7 +137,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
                .order_by(group, c.latency_ms))
     latency = _latency_stats(conn, ordered)
     lines = [_line(grp, sums, latency.get(grp)) for grp, sums in counts.items()]
-    if by == "day":
+    if by in ("day", "hour"):
         return sorted(lines, key=lambda line: str(line.group))
     return sorted(lines, key=lambda line: (-line.cost_nanos, -line.requests, str(line.group)))
 

@@ -312,8 +312,26 @@
                                      : "no model's circuit has tripped");
   }
 
+  function hours(report) {
+    var canvas = document.getElementById("chart-hours");
+    if (!canvas || !global.Chart) { return; }
+    var series = report.hours || [];
+    var labels = series.map(function (h) { return h.period.slice(5, 16).replace("T", " "); });
+    var data = [
+      { type: "bar", label: "spend $", data: series.map(function (h) { return Number(h.cost_usd); }), backgroundColor: palette[2], yAxisID: "y" },
+      { type: "line", label: "requests", data: series.map(function (h) { return h.requests; }), borderColor: palette[0],
+        backgroundColor: palette[0], yAxisID: "requests" }];
+    var chart = global.Chart.getChart(canvas);
+    if (chart) { chart.data.labels = labels; chart.data.datasets = data; chart.update("none"); return; }
+    new global.Chart(canvas, { type: "bar", data: { labels: labels, datasets: data },
+      options: { animation: false, responsive: true, maintainAspectRatio: false,
+                 scales: { y: { beginAtZero: true, position: "left" },
+                           requests: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } } } });
+  }
+
   function kpis(report) {
     var t = report.totals;
+    if (t.refused) { setText("kpi-errors", t.errors + " (" + t.refused + " by budget)"); }
     setText("kpi-failures", none(t.model_failures) ? String(t.errors) : String(t.model_failures));
     setText("kpi-refused", String(t.refused || 0));
     setText("kpi-cache", pct(t.cache_hit_rate));
@@ -330,6 +348,7 @@
     decisions(report);
     paper(report);
     alerts(report);
+    hours(report);
   }
 
   global.LyraCharts.draw = draw;
