@@ -3,11 +3,13 @@ per-client spend against its cap, and decision rows with bar time, price, notion
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
+from rich.console import Console
 
 from ledger_fill import DAY1, DAY2, TIERS, fill, request
 from lyra import analytics
@@ -53,6 +55,10 @@ def test_budget_refusals_are_failed_requests_but_no_models_failure(ledger: Ledge
     assert body["totals"]["model_failures"] == 3
     line = next(m for m in body["models"] if m["model"] == "fast/b")
     assert (line["refused"], line["model_failures"], line["error_rate"]) == (40, 0, 0.0)
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(analytics.report_tables(report))
+    row = next(r for r in console.file.getvalue().splitlines() if " fast/b " in r)  # type: ignore[attr-defined]
+    assert row.split()[:6] == ["fast/b", "fast", "46", "0", "40", "100.0%"], row  # failed 0, refused 40
 
 
 def test_a_model_only_refused_makes_no_sample_for_the_advice(ledger: Ledger) -> None:
