@@ -136,6 +136,8 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
                 problems: list[str] = []
                 page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: problems.append(str(e)))
+                elsewhere: list[str] = []  # offline: the page asks nothing of any other origin
+                page.on("request", lambda r: None if r.url.startswith(root + "/") else elsewhere.append(r.url))
                 await page.goto(f"{root}/dashboard#token={OPS_TOKEN}")
                 await page.wait_for_selector("body[data-drawn]", timeout=15_000)
                 assert "token=" not in page.url  # taken out of the address bar at once
@@ -150,7 +152,7 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
                 await check_a_client_sees_only_itself(context, root)
             finally:
                 await context.close()
-        assert problems == []
+        assert problems == [] and elsewhere == []
         for fragment in [*secret_fragments(), QUANT_TOKEN, QUANT_TOKEN[12:24], OPS_TOKEN, OPS_TOKEN[12:24]]:
             assert fragment not in html and fragment not in orjson.dumps(report).decode()
     assert SCREENSHOT.stat().st_size < 800_000  # the whole desk view, kept small enough for the repo
