@@ -246,6 +246,10 @@ async def check_desk_view(page: Any, report: dict[str, Any]) -> None:
     assert hours[0] == pytest.approx([h["cost_usd"] for h in report["hours"]], rel=1e-9)
     assert hours[1] == [h["requests"] for h in report["hours"]] and sum(hours[1]) == totals["requests"]
     assert any("refused by budget caps" in a for a in report["alerts"])
+    assert await page.locator("#alerts li").all_text_contents() == report["alerts"]
+    phases = report["breakers"]
+    assert await page.text_content("#breakers") == (
+        " · ".join(f"{m}: {phases[m]}" for m in sorted(phases)) or "no model's circuit has tripped")
 
 
 async def check_audit_link(page: Any, report: dict[str, Any]) -> None:
