@@ -23,7 +23,7 @@ from test_service_secrets import secret_fragments
 from ledger_fill import TIERS, fill
 from lyra import analytics
 from lyra.ledger import Ledger
-from lyra.simulator import Simulator
+from lyra.simulator import Fault, Simulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -33,6 +33,7 @@ QUANT = {"Authorization": f"Bearer {QUANT_TOKEN}"}
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 APT_TIMEOUT_S = 600
 REFUSED_MODEL = "google/gemini-2.5-flash-lite"  # one the quant client's chats are served by too
+FAILING = "openai/gpt-4o-mini"  # its upstream fails every call, so its circuit opens
 
 
 def _missing(reason: str) -> None:
@@ -120,6 +121,11 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
     async with quant_gateway(sim, tmp_path) as base, aiohttp.ClientSession() as session:
         root = base.removesuffix("/v1")
         await traffic(session, base)
+        sim.add_fault(Fault(kind="server_error", status=500, model=FAILING))  # a model's own failures
+        chat = {"model": FAILING, "messages": MESSAGES, "max_tokens": 40}
+        async with session.post(f"{base}/chat/completions", json=chat, headers=QUANT) as r:
+            assert r.status == 503, await r.text()
+        sim.clear_faults()
         report = await get_json(session, f"{base}/report?since=1d")
         budget = await get_json(session, f"{base}/budget")
         usage = await get_json(session, f"{base}/usage?since=1d&by=model")
@@ -246,10 +252,17 @@ async def check_desk_view(page: Any, report: dict[str, Any]) -> None:
     assert hours[0] == pytest.approx([h["cost_usd"] for h in report["hours"]], rel=1e-9)
     assert hours[1] == [h["requests"] for h in report["hours"]] and sum(hours[1]) == totals["requests"]
     assert any("refused by budget caps" in a for a in report["alerts"])
-    assert await page.locator("#alerts li").all_text_contents() == report["alerts"]
-    phases = report["breakers"]
-    assert await page.text_content("#breakers") == (
-        " · ".join(f"{m}: {phases[m]}" for m in sorted(phases)) or "no model's circuit has tripped")
+    # The page polls on its own: a circuit may cool from open to half-open between its read and ours.
+    def steady(alerts: list[str]) -> list[str]:
+        return [a.replace("circuit half-open", "circuit open") for a in alerts]
+
+    assert steady(await page.locator("#alerts li").all_text_contents()) == steady(report["alerts"])
+    # The failing model: its own failures, no refusal, and its circuit open (or, on a slow machine, cooling).
+    failing = next(m for m in report["models"] if m["model"] == FAILING)
+    assert failing["model_failures"] >= 1 and failing["refused"] == 0
+    assert report["breakers"][FAILING] in ("open", "half-open")
+    assert f"circuit {report['breakers'][FAILING]} for {FAILING}" in report["alerts"]
+    assert f"{FAILING}: " in (await page.text_content("#breakers") or "")
 
 
 async def check_audit_link(page: Any, report: dict[str, Any]) -> None:
