@@ -159,10 +159,10 @@ def test_spend_between_is_a_half_open_window(make_ledger: MakeLedger) -> None:
 
 def line(requests: int, attempts: int, *, errors: int = 0, attempt_errors: int = 0, prompt: int = 0,
          completion: int = 0, cost: int = 0, cached: int = 0, avg: float | None = None,
-         p50: float | None = None, p95: float | None = None) -> dict[str, object]:
+         p50: float | None = None, p95: float | None = None, refused: int = 0) -> dict[str, object]:
     return {"requests": requests, "attempts": attempts, "errors": errors, "attempt_errors": attempt_errors,
             "prompt_tokens": prompt, "completion_tokens": completion, "cost_nanos": cost, "cached": cached,
-            "avg_latency_ms": avg, "p50_latency_ms": p50, "p95_latency_ms": p95}
+            "avg_latency_ms": avg, "p50_latency_ms": p50, "p95_latency_ms": p95, "refused": refused}
 
 
 def by_group(lines: list[dict[str, object]]) -> dict[object, dict[str, object]]:

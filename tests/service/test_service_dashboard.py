@@ -16,14 +16,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from gateway_support import MESSAGES, OPS_TOKEN
+from gateway_support import MESSAGES, OPS_TOKEN, TIGHT_TOKEN
 from quant_support import QUANT_TOKEN, quant_gateway
 from test_service_secrets import secret_fragments
 
 from ledger_fill import TIERS, fill
 from lyra import analytics
 from lyra.ledger import Ledger
-from lyra.simulator import Simulator
+from lyra.simulator import Fault, Simulator
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,6 +32,8 @@ SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 QUANT = {"Authorization": f"Bearer {QUANT_TOKEN}"}
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 APT_TIMEOUT_S = 600
+REFUSED_MODEL = "google/gemini-2.5-flash-lite"  # one the quant client's chats are served by too
+FAILING = "openai/gpt-4o-mini"  # its upstream fails every call, so its circuit opens
 
 
 def _missing(reason: str) -> None:
@@ -78,6 +80,10 @@ async def traffic(session: aiohttp.ClientSession, base: str) -> None:
         assert r.status == 200, await r.text()
     async with session.post(f"{base}/decide", json={"sample": "GOOGL"}, headers=QUANT) as r:
         assert r.status == 200, await r.text()
+    # The tight client's cap refuses its request before any upstream call: a refusal, no model's failure.
+    async with session.post(f"{base}/chat/completions", headers={"Authorization": f"Bearer {TIGHT_TOKEN}"},
+                            json=chat | {"model": REFUSED_MODEL}) as r:
+        assert r.status == 402, await r.text()
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> Any:
@@ -115,6 +121,11 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
     async with quant_gateway(sim, tmp_path) as base, aiohttp.ClientSession() as session:
         root = base.removesuffix("/v1")
         await traffic(session, base)
+        sim.add_fault(Fault(kind="server_error", status=500, model=FAILING))  # a model's own failures
+        chat = {"model": FAILING, "messages": MESSAGES, "max_tokens": 40}
+        async with session.post(f"{base}/chat/completions", json=chat, headers=QUANT) as r:
+            assert r.status == 503, await r.text()
+        sim.clear_faults()
         report = await get_json(session, f"{base}/report?since=1d")
         budget = await get_json(session, f"{base}/budget")
         usage = await get_json(session, f"{base}/usage?since=1d&by=model")
@@ -131,21 +142,26 @@ async def test_the_dashboard_in_chromium_shows_the_recorded_numbers(
                 problems: list[str] = []
                 page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: problems.append(str(e)))
+                elsewhere: list[str] = []  # offline: the page asks nothing of any other origin
+                page.on("request", lambda r: None if r.url.startswith(root + "/") else elsewhere.append(r.url))
                 await page.goto(f"{root}/dashboard#token={OPS_TOKEN}")
                 await page.wait_for_selector("body[data-drawn]", timeout=15_000)
                 assert "token=" not in page.url  # taken out of the address bar at once
                 assert "the whole desk (operator)" in (await page.text_content("#status") or "")
                 await check_numbers(page, report, budget)
+                await check_desk_view(page, report)
+                await check_audit_link(page, report)
                 await check_live_refresh(page, session, base, report["totals"]["requests"])
                 SCREENSHOT.parent.mkdir(exist_ok=True)
                 await page.screenshot(path=str(SCREENSHOT), full_page=True, scale="css")
                 html = await page.content()
+                await check_a_client_sees_only_itself(context, root)
             finally:
                 await context.close()
-        assert problems == []
+        assert problems == [] and elsewhere == []
         for fragment in [*secret_fragments(), QUANT_TOKEN, QUANT_TOKEN[12:24], OPS_TOKEN, OPS_TOKEN[12:24]]:
             assert fragment not in html and fragment not in orjson.dumps(report).decode()
-    assert SCREENSHOT.stat().st_size < 400_000
+    assert SCREENSHOT.stat().st_size < 800_000  # the whole desk view, kept small enough for the repo
 
 
 async def check_numbers(page: Any, report: dict[str, Any], budget: dict[str, Any]) -> None:
@@ -172,6 +188,103 @@ async def check_numbers(page: Any, report: dict[str, Any], budget: dict[str, Any
     first = await page.locator("#table-accounts tbody tr").first.text_content() or ""
     assert accounts[0]["name"] in first
     assert report["paper_accounts"]["return_on_ai_spend_unit"] in (await page.text_content("#accounts-roas") or "")
+
+
+async def cells(page: Any, table: str) -> list[list[str]]:
+    """The text of each body cell of a table, row by row, as the page shows it."""
+    rows: list[list[str]] = await page.evaluate(
+        "(id) => Array.from(document.querySelectorAll('#' + id + ' tbody tr'))"
+        ".map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))", table)
+    return rows
+
+
+def _pct(share: float) -> str:
+    return f"{100 * share:.1f}%"
+
+
+async def check_desk_view(page: Any, report: dict[str, Any]) -> None:
+    """The desk view's numbers, each against the page's own JSON (/v1/report)."""
+    totals = report["totals"]
+    # A budget refusal is a failed request, but no model's failure: apart in the totals, the table, the advice.
+    assert totals["refused"] == 1 and totals["model_failures"] == totals["errors"] - 1
+    assert await page.text_content("#kpi-refused") == "1"
+    assert await page.text_content("#kpi-failures") == str(totals["model_failures"])
+    refused = next(m for m in report["models"] if m["model"] == REFUSED_MODEL)
+    assert refused["refused"] == 1 and refused["model_failures"] == 0 and refused["error_rate"] == 0
+    row = next(r for r in await cells(page, "table-models") if r[0] == REFUSED_MODEL)
+    assert (row[2], row[3], row[4], row[5]) == (str(refused["requests"]), "0", "1", "100.0%")
+    assert all(a["model"] != REFUSED_MODEL for a in report["advice"])
+    assert await page.text_content("#kpi-cache") == _pct(totals["cache_hit_rate"])
+    # Token caps in tokens, against the token limit; dollar caps in dollars.
+    token_caps = [c for c in report["budget"] if c["name"].startswith("key_tokens:")]
+    used = [c for c in token_caps if c["spent"] > 0]
+    assert used and all(c["unit"] == "tokens" for c in token_caps)
+    keys = await page.evaluate(
+        "() => { const c = Chart.getChart('chart-keys'); return [c.data.labels, c.data.datasets[0].data]; }")
+    for cap in token_caps:
+        name = cap["name"].removeprefix("key_tokens:")
+        at = keys[0].index(f"{name} ({cap['limit']:,} token cap)")
+        assert keys[1][at] == pytest.approx(100 * cap["spent"] / cap["limit"], rel=1e-9)
+    shown = {r[0]: r for r in await cells(page, "table-keys")}
+    for key in report["keys"]:
+        if key["cap_tokens"] is not None:
+            assert shown[key["key"]][6] == (f"{key['today_tokens']:,} tokens of {key['cap_tokens']:,} tokens "
+                                            f"({_pct(key['token_utilisation'])})")
+    # Every client for the operator, each against its daily cap.
+    clients = await cells(page, "table-clients")
+    assert [r[0] for r in clients] == [c["client"] for c in report["clients"]]
+    assert {"quant", "tight", "desk", "ops", "slow"} <= {r[0] for r in clients}
+    for line, c in zip(clients, report["clients"], strict=True):
+        assert (line[1], line[2], line[3]) == (str(c["requests"]), str(c["model_failures"]), str(c["refused"]))
+        assert line[5].endswith(f"({_pct(c['utilisation'])})")
+    assert next(r for r in clients if r[0] == "tight")[3] == "1"
+    # Paper account positions and the decision rows: bar time, price, notional, one line per vote.
+    accounts = report["paper_accounts"]["accounts"]
+    assert [r[0] for r in await cells(page, "table-positions")] == [a["name"] for a in accounts]
+    decision, first = report["decisions"][0], (await cells(page, "table-decisions"))[0]
+    assert first[0] == f"#{decision['seq']}" and first[1] == decision["bar_time"][:16].replace("T", " ")
+    assert first[4] == f"{decision['price']:.2f}" and first[5] == f"${decision['notional_usd']:,.2f}"
+    votes = page.locator("#table-decisions tbody tr").first.locator("ul.votes li")
+    assert await votes.count() == len(decision["votes"]) >= 2
+    assert await page.text_content("#kpi-alerts") == str(len(report["alerts"]))
+    hours = await page.evaluate("() => { const c = Chart.getChart('chart-hours'); "
+                                "return [c.data.datasets[0].data, c.data.datasets[1].data]; }")
+    assert hours[0] == pytest.approx([h["cost_usd"] for h in report["hours"]], rel=1e-9)
+    assert hours[1] == [h["requests"] for h in report["hours"]] and sum(hours[1]) == totals["requests"]
+    assert any("refused by budget caps" in a for a in report["alerts"])
+    # The page polls on its own: a circuit may cool from open to half-open between its read and ours.
+    def steady(alerts: list[str]) -> list[str]:
+        return [a.replace("circuit half-open", "circuit open") for a in alerts]
+
+    assert steady(await page.locator("#alerts li").all_text_contents()) == steady(report["alerts"])
+    # The failing model: its own failures, no refusal, and its circuit open (or, on a slow machine, cooling).
+    failing = next(m for m in report["models"] if m["model"] == FAILING)
+    assert failing["model_failures"] >= 1 and failing["refused"] == 0
+    assert report["breakers"][FAILING] in ("open", "half-open")
+    assert f"circuit {report['breakers'][FAILING]} for {FAILING}" in report["alerts"]
+    assert f"{FAILING}: " in (await page.text_content("#breakers") or "")
+
+
+async def check_audit_link(page: Any, report: dict[str, Any]) -> None:
+    """A decision's audit link shows its record, read from /v1/audit with the page's token."""
+    decision = report["decisions"][0]
+    await page.locator("#table-decisions tbody tr").first.locator("a").click()
+    await page.wait_for_selector("#audit:not([hidden])", timeout=15_000)
+    record = orjson.loads(await page.text_content("#audit-record") or "{}")
+    assert (record["seq"], record["decision_id"]) == (decision["seq"], decision["decision_id"])
+    assert record["hash"] == decision["audit_hash"] and record["decision"]["price"] == decision["price"]
+
+
+async def check_a_client_sees_only_itself(context: Any, root: str) -> None:
+    page = await context.new_page()
+    try:
+        await page.goto(f"{root}/dashboard#token={QUANT_TOKEN}")
+        await page.wait_for_selector("body[data-drawn]", timeout=15_000)
+        assert "client quant's own usage" in (await page.text_content("#status") or "")
+        assert [r[0] for r in await cells(page, "table-clients")] == ["quant"]
+        assert await cells(page, "table-keys") == []
+    finally:
+        await page.close()
 
 
 async def check_live_refresh(page: Any, session: aiohttp.ClientSession, base: str, before: int) -> None:

@@ -24,11 +24,15 @@ class AdviceRules:
 
 
 def routing_advice(models: Sequence[ModelStats], rules: AdviceRules | None = None) -> list[Advice]:
-    """One Advice per model that does worse than its tier's peers (tiers with two or more models)."""
+    """One Advice per model that does worse than its tier's peers (tiers with two or more models).
+
+    Only requests that reached a model count: a budget cap's refusal is no sign of the model's health,
+    so it neither makes a model "fail more" nor makes up a sample.
+    """
     rules = rules or AdviceRules()
     tiers: dict[str, list[ModelStats]] = defaultdict(list)
     for m in models:
-        if m.requests >= rules.min_requests:
+        if m.reached >= rules.min_requests:
             tiers[m.tier].append(m)
     found: list[Advice] = []
     for tier, peers in sorted(tiers.items()):
@@ -56,6 +60,6 @@ def _reasons(m: ModelStats, peers: Sequence[ModelStats], rules: AdviceRules) -> 
                        f"median of ${usd(int(median_cost)):.6f}")
     median_err = statistics.median(p.error_rate for p in peers)
     if m.error_rate > max(rules.factor * median_err, median_err + rules.error_margin):
-        reasons.append(f"failing more: {m.error_rate:.1%} of requests failed against the {m.tier} median "
-                       f"of {median_err:.1%}")
+        reasons.append(f"failing more: {m.error_rate:.1%} of the requests it was sent failed against the "
+                       f"{m.tier} median of {median_err:.1%} (budget refusals not counted)")
     return reasons

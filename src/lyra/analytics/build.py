@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lyra.analytics.accounts import read_accounts
 from lyra.analytics.advice import AdviceRules, routing_advice
+from lyra.analytics.alerts import desk_alerts
 from lyra.analytics.drift import read_drift
 from lyra.analytics.report import (
     Agreement,
     Cap,
+    ClientStats,
     DecisionView,
     KeyStats,
     ModelStats,
@@ -39,11 +41,13 @@ def build_report(
     rules: AdviceRules | None = None,
     now: float | None = None,
     client: str | None = None,
+    breakers: Mapping[str, str] | None = None,
 ) -> Report:
     """Read the window's rows and decisions (blocking: run it in a thread from async code).
 
     With `client`, the report is that gateway client's own: its rows, decisions and paper accounts
     only, and no key lines or routing advice (those describe the desk's keys, an operator's view).
+    `breakers` is the router's circuit of each model (an operator's view), shown and alerted on.
     """
     span: dict[str, Any] = {"since_ts": window.start_ts, "until_ts": window.end_ts, "client": client}
     models = [_model(line, tier_of) for line in ledger.summary(by="model", **span)]
@@ -54,18 +58,43 @@ def build_report(
     cost = sum(d.cost_nanos for d in days)
     records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts
                and (client is None or r.payload.get("client") == client)]
+    report_caps = [Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps]
+    accounts = read_accounts(ledger.accounts, client=client)
     return Report(
         window=window, generated_ts=now if now is not None else time.time(),
         requests=sum(m.requests for m in models), errors=sum(m.errors for m in models), cost_nanos=cost,
         models=models, keys=keys, days=days, months=_months(days), signals=_signals(records, cost),
         agreement=_agreement(records),
-        caps=[Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps],
+        caps=report_caps,
         advice=routing_advice(models, rules) if client is None else [],
         decisions=[_decision(r) for r in records[:RECENT_DECISIONS]],
-        simulated=ledger.simulated, client=client, accounts=read_accounts(ledger.accounts, client=client),
+        simulated=ledger.simulated, client=client, accounts=accounts,
         cost_drift=None if client is not None else read_drift(ledger, since_ts=window.start_ts,
                                                               until_ts=window.end_ts),
+        clients=_clients(ledger.summary(by="client", **span), caps, client),
+        breakers=dict(breakers or {}),
+        hours=[Spend(str(line.group), line.cost_nanos, line.requests)
+               for line in ledger.summary(by="hour", **span)],
+        alerts=desk_alerts(caps=report_caps, models=models, breakers=breakers or {}, accounts=accounts),
     )
+
+
+def _clients(lines: Sequence[SummaryLine], caps: Sequence[CapLine], client: str | None) -> list[ClientStats]:
+    """Every gateway client with traffic in the window or a daily cap (only `client` itself, when given)."""
+    used = {str(line.group): line for line in lines if line.group is not None}
+    capped = {c.name.removeprefix("client:"): c for c in caps if c.name.startswith("client:")}
+    names = sorted(set(used) | set(capped))
+    if client is not None:
+        names = [n for n in names if n == client] or [client]
+    found: list[ClientStats] = []
+    for name in names:
+        line, cap = used.get(name, SummaryLine(group=name)), capped.get(name)
+        found.append(ClientStats(
+            client=name, requests=line.requests, errors=line.errors, refused=line.refused,
+            cost_nanos=line.cost_nanos, tokens=line.tokens,
+            today_spent_nanos=cap.committed if cap else None,
+            today_reserved_nanos=cap.reserved if cap else None, cap_nanos=cap.limit if cap else None))
+    return found
 
 
 def _int(value: object) -> int:
@@ -81,7 +110,7 @@ def _model(line: SummaryLine, tier_of: Callable[[str], str]) -> ModelStats:
     return ModelStats(
         model=name, tier=tier_of(name), requests=line.requests, errors=line.errors, attempts=line.attempts,
         attempt_errors=line.attempt_errors, cached=line.cached, cost_nanos=line.cost_nanos,
-        tokens=line.tokens,
+        tokens=line.tokens, refused=line.refused,
         avg_latency_ms=line.avg_latency_ms, p50_latency_ms=line.p50_latency_ms,
         p95_latency_ms=line.p95_latency_ms)
 
@@ -146,7 +175,11 @@ def _decision(record: AuditRecord) -> DecisionView:
     votes = [{k: v.get(k) for k in ("model", "status", "action", "confidence", "weight")}
              for v in deciding.get("votes") or []]
     agreement = deciding.get("agreement")
+    payload = record.payload
+    bar_time = payload.get("time")
     return DecisionView(seq=record.seq, ts=record.ts, symbol=record.symbol, action=record.action,
                         cost_nanos=record.cost_nanos,
                         agreement=float(agreement) if isinstance(agreement, int | float) else None,
-                        votes=votes)
+                        votes=votes, decision_id=record.decision_id, audit_hash=record.hash,
+                        bar_time=str(bar_time) if bar_time is not None else None,
+                        price=_float(payload.get("price")), notional_usd=_float(payload.get("notional_usd")))

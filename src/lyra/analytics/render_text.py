@@ -48,6 +48,10 @@ def _table(title: str, *columns: str) -> FitTable:
     return table
 
 
+def _count(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
 def report_tables(report: Report) -> RenderableType:
     """Totals, models, keys, spend by day and month, signals and agreement, and routing advice."""
     money = "simulated" if report.simulated else "real"
@@ -57,16 +61,18 @@ def report_tables(report: Report) -> RenderableType:
     totals.add_row(str(report.requests), str(report.errors), _pct(report.success_rate),
                    _usd(report.cost_nanos), f"{s.signals} of {s.decisions}", _usd(s.spend_per_signal_nanos),
                    _pct(report.agreement.mean_agreement))
-    models = _table("Models", "model", "tier", "requests", "failed", "success", "avg ms", "p50 ms", "p95 ms",
-                    "cost", "$/request")
-    for m in report.models:
-        models.add_row(m.model, m.tier, str(m.requests), str(m.errors), _pct(m.success_rate),
-                       _ms(m.avg_latency_ms), _ms(m.p50_latency_ms), _ms(m.p95_latency_ms),
-                       _usd(m.cost_nanos), _usd(m.cost_per_request_nanos))
-    keys = _table("Keys", "key", "attempts", "failed", "error rate", "cost", "today", "cap", "used")
-    for k in report.keys:
+    models = _table("Models", "model", "tier", "requests", "failed", "refused", "success", "avg ms", "p50 ms",
+                    "p95 ms", "cost", "$/request")
+    for m in report.models:  # failed: the model's own failures; refused: by a budget cap, before any call
+        models.add_row(m.model, m.tier, str(m.requests), str(m.failures), str(m.refused),
+                       _pct(m.success_rate), _ms(m.avg_latency_ms), _ms(m.p50_latency_ms),
+                       _ms(m.p95_latency_ms), _usd(m.cost_nanos), _usd(m.cost_per_request_nanos))
+    keys = _table("Keys", "key", "attempts", "failed", "error rate", "cost", "today", "cap", "used",
+                  "tokens today", "token cap", "tokens used")
+    for k in report.keys:  # each cap in its own unit: dollars of the $ cap, tokens of the token cap
         keys.add_row(k.key, str(k.attempts), str(k.attempt_errors), _pct(k.error_rate), _usd(k.cost_nanos),
-                     _usd(k.today_spent_nanos), _usd(k.cap_nanos), _pct(k.utilisation))
+                     _usd(k.today_spent_nanos), _usd(k.cap_nanos), _pct(k.utilisation),
+                     _count(k.today_tokens), _count(k.cap_tokens), _pct(k.token_utilisation))
     spend = _table("Spend", "period", "requests", "cost")
     for line in [*report.days, *report.months]:
         spend.add_row(line.period, str(line.requests), _usd(line.cost_nanos))

@@ -33,18 +33,34 @@ class ModelStats:
     avg_latency_ms: float | None
     p50_latency_ms: float | None
     p95_latency_ms: float | None
+    refused: int = 0  # failed requests a budget cap refused before the model was asked (in `errors`)
+
+    @property
+    def reached(self) -> int:
+        """Requests that reached the model: all but the budget's refusals."""
+        return self.requests - self.refused
+
+    @property
+    def failures(self) -> int:
+        """The model's own failures: failed requests less the budget's refusals."""
+        return self.errors - self.refused
 
     @property
     def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
+        """The model's failures over the requests that reached it (a budget refusal is no failure)."""
+        return self.failures / self.reached if self.reached else 0.0
 
     @property
     def success_rate(self) -> float:
-        return 1.0 - self.error_rate if self.requests else 0.0
+        return 1.0 - self.error_rate if self.reached else 0.0
 
     @property
     def cost_per_request_nanos(self) -> int:
-        return self.cost_nanos // self.requests if self.requests else 0
+        return self.cost_nanos // self.reached if self.reached else 0
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        return self.cached / self.reached if self.reached else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,10 +88,39 @@ class KeyStats:
             return None
         return self.today_spent_nanos / self.cap_nanos
 
+    @property
+    def token_utilisation(self) -> float | None:
+        """Today's tokens as a share of the key's daily token cap (tokens over tokens, never dollars)."""
+        if self.cap_tokens is None or self.today_tokens is None or not self.cap_tokens:
+            return None
+        return self.today_tokens / self.cap_tokens
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientStats:
+    """One gateway client: its requests, refusals and spend over the window, and today's use of its cap."""
+
+    client: str
+    requests: int
+    errors: int
+    refused: int
+    cost_nanos: int
+    tokens: int
+    today_spent_nanos: int | None = None
+    today_reserved_nanos: int | None = None
+    cap_nanos: int | None = None
+
+    @property
+    def utilisation(self) -> float | None:
+        """Today's spend and holds as a share of the client's daily $ cap."""
+        if not self.cap_nanos or self.today_spent_nanos is None:
+            return None
+        return (self.today_spent_nanos + (self.today_reserved_nanos or 0)) / self.cap_nanos
+
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """Spend and requests of one UTC day ("2025-01-31") or month ("2025-01")."""
+    """Spend and requests of one UTC hour ("2025-01-31T14:00Z"), day ("2025-01-31") or month."""
 
     period: str
     cost_nanos: int
@@ -151,6 +196,11 @@ class DecisionView:
     cost_nanos: int
     agreement: float | None
     votes: list[dict[str, Any]]
+    decision_id: str | None = None  # the audit record's id; `seq` is its place in the hash chain
+    audit_hash: str | None = None
+    bar_time: str | None = None  # the time of the bar decided on, as the decision recorded it
+    price: float | None = None
+    notional_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,6 +225,10 @@ class Report:
     client: str | None = None  # one gateway client's own report; None: the whole desk's
     accounts: list[AccountLine] = field(default_factory=list)  # paper accounts, as stored now
     cost_drift: CostDrift | None = None  # booked vs billed (GET /generation); None for a client
+    clients: list[ClientStats] = field(default_factory=list)  # an operator: every client; a client: itself
+    breakers: dict[str, str] = field(default_factory=dict)  # model: open / half-open / closed (an operator's)
+    hours: list[Spend] = field(default_factory=list)  # the intraday series: spend and requests per UTC hour
+    alerts: list[str] = field(default_factory=list)
 
     @property
     def success_rate(self) -> float | None:
@@ -189,7 +243,9 @@ class Report:
                        "label": self.window.label},
             "generated_ts": self.generated_ts,
             "totals": {"requests": self.requests, "errors": self.errors, "success_rate": self.success_rate,
-                       "cost_nanos": self.cost_nanos, "cost_usd": usd(self.cost_nanos)},
+                       "cost_nanos": self.cost_nanos, "cost_usd": usd(self.cost_nanos),
+                       "refused": self.refused, "model_failures": self.errors - self.refused,
+                       "cached": self.cached, "cache_hit_rate": self.cache_hit_rate},
             "models": [_model(m) for m in self.models],
             "keys": [_key(k) for k in self.keys],
             "days": [_spend(s) for s in self.days],
@@ -201,18 +257,49 @@ class Report:
             "decisions": [asdict(d) | {"cost_usd": usd(d.cost_nanos)} for d in self.decisions],
             "paper_accounts": accounts_section(self.accounts),  # as they stand now, whatever the window
             "cost_drift": None if self.cost_drift is None else self.cost_drift.to_dict(),
+            "clients": [_client(c) for c in self.clients],
+            "breakers": dict(self.breakers),
+            "alerts": list(self.alerts),
+            "hours": [_spend(s) for s in self.hours],
         }
+
+    @property
+    def refused(self) -> int:
+        """Requests a budget cap refused (counted in `errors`, but no model's failure)."""
+        return sum(m.refused for m in self.models)
+
+    @property
+    def cached(self) -> int:
+        return sum(m.cached for m in self.models)
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Requests answered from the cache, over those that were not refused."""
+        reached = self.requests - self.refused
+        return round(self.cached / reached, 4) if reached > 0 else None
 
 
 def _model(m: ModelStats) -> dict[str, Any]:
     return asdict(m) | {"error_rate": round(m.error_rate, 4), "success_rate": round(m.success_rate, 4),
                         "cost_usd": usd(m.cost_nanos),
-                        "cost_per_request_usd": usd(m.cost_per_request_nanos)}
+                        "cost_per_request_usd": usd(m.cost_per_request_nanos),
+                        "model_failures": m.failures,
+                        "cache_hit_rate": None if m.cache_hit_rate is None else round(m.cache_hit_rate, 4)}
 
 
 def _key(k: KeyStats) -> dict[str, Any]:
-    util = k.utilisation
+    util, tokens = k.utilisation, k.token_utilisation
     return asdict(k) | {"error_rate": round(k.error_rate, 4), "cost_usd": usd(k.cost_nanos),
+                        "utilisation": None if util is None else round(util, 4),
+                        "today_spent_usd": usd(k.today_spent_nanos), "cap_usd": usd(k.cap_nanos),
+                        "token_utilisation": None if tokens is None else round(tokens, 4)}
+
+
+def _client(c: ClientStats) -> dict[str, Any]:
+    util = c.utilisation
+    return asdict(c) | {"cost_usd": usd(c.cost_nanos), "model_failures": c.errors - c.refused,
+                        "today_spent_usd": usd(c.today_spent_nanos),
+                        "today_reserved_usd": usd(c.today_reserved_nanos), "cap_usd": usd(c.cap_nanos),
                         "utilisation": None if util is None else round(util, 4)}
 
 

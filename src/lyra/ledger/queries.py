@@ -21,12 +21,15 @@ from sqlalchemy import (
 )
 
 from lyra.ledger.records import ROW_FIELDS, TAG_SEPARATOR, LedgerRow, SpendTotals, SummaryLine, split_tags
-from lyra.ledger.schema import TextPosition, UtcDay, usage
+from lyra.ledger.schema import TextPosition, UtcDay, UtcHour, usage
 
-SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag")
+SUMMARY_DIMENSIONS = ("model", "key", "task", "tier", "client", "day", "user", "tag", "hour")
 # A summary by tag joins the window's rows to its distinct tags, sent as one VALUES list: each row is
 # matched against each tag, so the work grows with rows x tags, and the tags are bounded.
 MAX_SUMMARY_TAGS = 1_000
+# The error kinds (exception class names, as lyra.observe.recording writes them) of requests a budget
+# cap refused before any upstream call: failed requests, but no model's failure.
+BUDGET_REFUSALS = ("BudgetExceeded", "CostUnbounded")
 
 
 def spend_between(conn: Connection, start_ts: float, end_ts: float, *,
@@ -67,6 +70,8 @@ def _group_expression(by: str) -> ColumnElement[Any]:
         return func.coalesce(c.served_model, c.requested_model)
     if by == "day":
         return UtcDay(c.ts)
+    if by == "hour":
+        return UtcHour(c.ts)
     columns = {"key": c.key_name, "task": c.task, "tier": c.tier, "client": c.client, "user": c.end_user}
     if by not in columns:
         raise ValueError(f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")
@@ -114,13 +119,14 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
             billed(c.completion_tokens),
             billed(c.cost_nanos),
             count(is_request & c.cached.is_(True)),
+            count(is_request & (c.status == "error") & c.error_kind.in_(BUDGET_REFUSALS)),
         )
         .select_from(source)
         .where(*window)
         .group_by(group)
     )
     names = ("requests", "attempts", "errors", "attempt_errors", "prompt_tokens", "completion_tokens",
-             "cost_nanos", "cached")
+             "cost_nanos", "cached", "refused")
     counts: dict[object, dict[str, int]] = {}
     for grp, *sums in conn.execute(totals):
         # Postgres sums BIGINT into NUMERIC, which arrives as Decimal.
@@ -131,7 +137,7 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
                .order_by(group, c.latency_ms))
     latency = _latency_stats(conn, ordered)
     lines = [_line(grp, sums, latency.get(grp)) for grp, sums in counts.items()]
-    if by == "day":
+    if by in ("day", "hour"):
         return sorted(lines, key=lambda line: str(line.group))
     return sorted(lines, key=lambda line: (-line.cost_nanos, -line.requests, str(line.group)))
 
@@ -164,7 +170,7 @@ def _line(group: object, sums: dict[str, int],
                        attempt_errors=sums["attempt_errors"],
                        prompt_tokens=sums["prompt_tokens"], completion_tokens=sums["completion_tokens"],
                        cost_nanos=sums["cost_nanos"], cached=sums["cached"], avg_latency_ms=avg,
-                       p50_latency_ms=p50, p95_latency_ms=p95)
+                       p50_latency_ms=p50, p95_latency_ms=p95, refused=sums["refused"])
 
 
 def _latency_stats(conn: Connection, ordered: Select[Any]

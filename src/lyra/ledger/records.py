@@ -106,6 +106,7 @@ class SummaryLine:
     avg_latency_ms: float | None = None
     p50_latency_ms: float | None = None
     p95_latency_ms: float | None = None
+    refused: int = 0  # failed requests that a budget cap refused before any upstream call (in `errors`)
 
     @property
     def tokens(self) -> int:

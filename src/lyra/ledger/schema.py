@@ -276,6 +276,25 @@ def _utc_day_postgresql(element: UtcDay, compiler: SQLCompiler, **kw: Any) -> st
     return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 
 
+class UtcHour(FunctionElement[str]):
+    """The UTC hour, as 'YYYY-MM-DDTHH:00Z', of an epoch-seconds column (the intraday series)."""
+
+    type = String()
+    name = "utc_hour"
+    inherit_cache = True
+
+
+@compiles(UtcHour, "sqlite")
+def _utc_hour_sqlite(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strftime('%Y-%m-%dT%H:00Z', {compiler.process(element.clauses, **kw)}, 'unixepoch')"
+
+
+@compiles(UtcHour, "postgresql")
+def _utc_hour_postgresql(element: UtcHour, compiler: SQLCompiler, **kw: Any) -> str:
+    column = compiler.process(element.clauses, **kw)
+    return f"""to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:00"Z"')"""
+
+
 class TextPosition(FunctionElement[int]):
     """Where a text first occurs in another, from 1, or 0 when it does not (NULL when either is NULL)."""
 
@@ -299,6 +318,7 @@ __all__ = [
     "USAGE_TABLE",
     "TextPosition",
     "UtcDay",
+    "UtcHour",
     "audit_head",
     "create_ledger_engine",
     "create_tables",

@@ -17,6 +17,7 @@ from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.observe.metrics import Metrics
 from lyra.service import chat, consensus, dashboard, decide, health, models, report, responses, usage
+from lyra.service.audit import audit_record
 from lyra.service.errors import ApiError, from_unexpected
 from lyra.service.gateway import Gateway, caller_of, gateway_of
 from lyra.service.middleware import AnswerUnexpected, ObserveRequests
@@ -38,6 +39,7 @@ ROUTES = [
     Route("/v1/usage", usage.usage, methods=["GET"]),
     Route("/v1/budget", usage.budget, methods=["GET"]),
     Route("/v1/report", report.report, methods=["GET"]),
+    Route("/v1/audit/{ref}", audit_record, methods=["GET"]),
     Route("/dashboard", dashboard.dashboard, methods=["GET"]),
     Mount("/static", app=dashboard.static_files(), name="static"),
     Route("/metrics", health.metrics, methods=["GET"]),

@@ -32,7 +32,8 @@ async def report(request: Request) -> Response:
     window = _window(request)
     caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
     shown, scope = visible_caps(caps, client), None if client.admin else client.name
-    built = await gateway.read_ledger(lambda: _build(gateway, ledger, window, shown, scope))
+    breakers = gateway.lyra.router.breaker.phases() if client.admin else {}  # the desk's routing: operators'
+    built = await gateway.read_ledger(lambda: _build(gateway, ledger, window, shown, scope, breakers))
     return Response(orjson.dumps(built.to_dict(), default=json_default), media_type="application/json",
                     headers={"Cache-Control": "no-store"})
 
@@ -50,9 +51,9 @@ def _window(request: Request) -> analytics.Window:
 
 
 def _build(gateway: Gateway, ledger: Ledger, window: analytics.Window,
-           caps: Sequence[CapLine], client: str | None) -> analytics.Report:
+           caps: Sequence[CapLine], client: str | None, breakers: dict[str, str]) -> analytics.Report:
     """Commit queued rows first, so the report includes the requests just made; `client` scopes it."""
     with contextlib.suppress(TimeoutError):  # a slow database: report what is committed
         ledger.flush(_FLUSH_TIMEOUT_S)
-    return analytics.build_report(ledger, window, caps=caps, client=client,
+    return analytics.build_report(ledger, window, caps=caps, client=client, breakers=breakers,
                                   tier_of=lambda model: tier_of_model(gateway.lyra, model))

@@ -36,6 +36,30 @@
       .then(function () { timer = window.setTimeout(poll, POLL_MS); });
   }
 
+  // A decision's audit link: the record, read with the same token, shown in the page as JSON text.
+  function showAudit(seq) {
+    fetch("/v1/audit/" + encodeURIComponent(seq), { headers: { Authorization: "Bearer " + token() }, cache: "no-store" })
+      .then(function (r) {
+        return r.json().then(function (body) {
+          if (!r.ok) { throw new Error(body.error ? body.error.message : "HTTP " + r.status); }
+          return body;
+        });
+      })
+      .then(function (record) {
+        document.getElementById("audit-title").textContent = "#" + record.seq + " (" + record.decision_id + ")";
+        document.getElementById("audit-record").textContent = JSON.stringify(record, null, 2);
+      })
+      .catch(function (err) {
+        document.getElementById("audit-title").textContent = "#" + seq;
+        document.getElementById("audit-record").textContent = "error: " + err.message;
+      })
+      .then(function () {
+        var section = document.getElementById("audit");
+        section.hidden = false;
+        section.scrollIntoView();
+      });
+  }
+
   function start() {
     if (timer !== null) { window.clearTimeout(timer); timer = null; }
     poll();
@@ -52,6 +76,10 @@
         start();
       });
       document.getElementById("since").addEventListener("change", start);
+      document.getElementById("report").addEventListener("click", function (event) {
+        var a = event.target.closest ? event.target.closest("a[data-seq]") : null;
+        if (a) { event.preventDefault(); showAudit(a.dataset.seq); }
+      });
       start();
     });
   });
