@@ -96,17 +96,21 @@ async def test_doctor_names_the_cap_and_does_not_call_a_failure_share_fine(
         monkeypatch.setenv(name, value)
     path = tmp_path / "lyra.toml"
     path.write_text(budget_config_text(daily=0.000001))
+    refused_by: set[str] = set()
     async with Lyra.from_config(path) as engine:
         for _ in range(12):
-            with pytest.raises(BudgetExceeded):
+            with pytest.raises(BudgetExceeded) as caught:
                 await engine.complete(tier="fast", messages=[{"role": "user", "content": "x"}])
+            refused_by.add(caught.value.cap)
         assert engine.ledger is not None
         engine.ledger.flush()
+    assert refused_by == {"global"}  # a $0.000001 day: the desk's own cap is the one that refuses
     for ask in (False, True):
         text = await run_doctor(config=path, hours=1, log_file=None, ask=ask)
         assert "BudgetExceeded 12" in text
-        assert "BudgetExceeded under caps: global 12, tier:fast 12" in text
-        assert re.search(r"those caps now, tightest first .*: tier:fast \$[0-9.]+ left of \$[0-9.]+, "
-                         r"global \$[0-9.]+ left of \$0\.000001$", text, re.M), text
+        assert "BudgetExceeded by cap: global 12" in text  # the ledger row names the cap that refused
+        assert "under caps" not in text and "do not say which" not in text
+        assert re.search(r"those caps now, tightest first: global \$[0-9.]+ left of \$0\.000001$",
+                         text, re.M), text
         assert "verdict: needs action, 100.0% of requests failed, above the 10% threshold" in text
         assert "nothing that needs action" not in text

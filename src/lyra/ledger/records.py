@@ -46,6 +46,7 @@ class LedgerRow:
     end_user: str | None = None  # the caller's own `user` of the request (OpenAI's field), as sent
     tags: str | None = None  # the request's tags, sorted and joined by TAG_SEPARATOR ("desk:alpha,run:7")
     profile: str | None = None  # request rows: the fingerprint of the model and provider preferences sent
+    refused_cap: str | None = None  # a request a budget cap refused: that cap's label ("global", "key:xai")
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))

@@ -83,6 +83,8 @@ usage = Table(
     Column("tags", Text()),
     # The 12-digit fingerprint of the exact model, provider preferences and service tier a request sent.
     Column("profile", String()),
+    # The cap that refused a request before any upstream call (BudgetExceeded), by its label.
+    Column("refused_cap", String()),
     # What OpenRouter's /generation says the attempt cost, when it was asked, and that minus the
     # booked cost_nanos (lyra.reconcile fills them; NULL until then).
     *(Column(name, BigInteger() if sql == "BIGINT" else Double()) for name, sql in RECONCILE_COLUMNS),
@@ -239,6 +241,8 @@ def _migrate(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN simulated BOOLEAN NOT NULL DEFAULT FALSE"))
         if table == USAGE_TABLE and "profile" not in columns:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN profile VARCHAR"))
+        if table == USAGE_TABLE and "refused_cap" not in columns:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN refused_cap VARCHAR"))
         if table == USAGE_TABLE:
             _add_attribution(conn, columns)
             _add_reconcile_columns(conn, columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lyra.errors import LyraError, UpstreamError
+from lyra.errors import BudgetExceeded, LyraError, UpstreamError
 from lyra.ledger import Ledger, LedgerRow, tags_text
 from lyra.routing.policy import RoutePlan
 from lyra.types import Attempt, Completion, CompletionRequest
@@ -55,4 +55,5 @@ class LedgerRecorder:
             client=request.client, status="error", error_kind=type(error).__name__,
             http_status=error.status if isinstance(error, UpstreamError) else None,
             simulated=self.ledger.simulated, end_user=request.user, tags=tags_text(request.tags),
+            refused_cap=(error.cap or None) if isinstance(error, BudgetExceeded) else None,
         ))

@@ -170,6 +170,7 @@ class Findings:
     by_task: Counter[str] = field(default_factory=Counter)
     log_lines: list[str] = field(default_factory=list)
     budget_caps: Counter[str] = field(default_factory=Counter)  # BudgetExceeded refusals under each cap
+    refused_by: Counter[str] = field(default_factory=Counter)  # refusals by the cap that refused them
     cap_lines: list[str] = field(default_factory=list)  # those caps' state now, fullest first
     thresholds: Thresholds = field(default_factory=Thresholds)
 
@@ -189,12 +190,15 @@ class Findings:
         ):
             if counter:
                 out.append(f"{title}: " + ", ".join(f"{k} {v}" for k, v in counter.most_common(5)))
-        if self.budget_caps:
+        if self.refused_by:
+            out.append("BudgetExceeded by cap: " + ", ".join(
+                f"{cap} {n}" for cap, n in self.refused_by.most_common(5)))
+        if self.budget_caps:  # rows written before the ledger named the refusing cap
             out.append("BudgetExceeded under caps: " + ", ".join(
                 f"{cap} {n}" for cap, n in self.budget_caps.most_common(5)))
-            if self.cap_lines:
-                out.append("those caps now, tightest first (the ledger does not say which one refused): "
-                           + ", ".join(self.cap_lines))
+        if self.cap_lines:
+            unsure = " (older rows do not say which one refused)" if self.budget_caps else ""
+            out.append(f"those caps now, tightest first{unsure}: " + ", ".join(self.cap_lines))
         if self.log_lines:
             out.append(f"log warnings and errors: {len(self.log_lines)}; last: {self.log_lines[-1][:200]}")
         limit = f"{self.thresholds.error_rate:.0%} threshold"
@@ -204,7 +208,8 @@ class Findings:
 
     def name_caps(self, caps: Iterable[CapLine]) -> None:
         """Note the state now of the caps the BudgetExceeded refusals were under."""
-        named = {line.name: line for line in caps if line.name in self.budget_caps}
+        wanted = self.budget_caps.keys() | self.refused_by.keys()
+        named = {line.name: line for line in caps if line.name in wanted}
         tightest = sorted(named.values(), key=lambda c: c.remaining)
         self.cap_lines = [f"{c.name} {_cap_amount(c, c.remaining)} left of {_cap_amount(c, c.limit)}"
                           for c in tightest]
@@ -226,7 +231,9 @@ def find_problems(rows: list[LedgerRow], log_lines: list[str]) -> Findings:
             found.by_kind[row.error_kind or "unknown"] += 1
             found.by_model[row.served_model or row.requested_model or "?"] += 1
             found.by_task[row.task or f"tier:{row.tier}"] += 1
-            if row.error_kind == "BudgetExceeded":
+            if row.refused_cap:
+                found.refused_by[row.refused_cap] += 1
+            elif row.error_kind == "BudgetExceeded":
                 found.budget_caps.update(_caps_over(row))
     return found
 
@@ -264,7 +271,7 @@ async def run_doctor(*, config: Path | None, hours: float, log_file: Path | None
         log_lines = read_log(log_file, secrets=known) if log_file is not None else []
         rows = lyra.ledger.rows(since_ts=time.time() - hours * 3600) if lyra.ledger is not None else []
         findings = find_problems(rows, log_lines)
-        if findings.budget_caps and lyra.budget is not None:
+        if (findings.budget_caps or findings.refused_by) and lyra.budget is not None:
             findings.name_caps(await lyra.budget.snapshot())
         text = ["findings (computed):", *(f"  {line}" for line in findings.lines())]
         if ask and (findings.failed or findings.log_lines):
