@@ -186,14 +186,16 @@ def test_the_member_table_has_the_clis_brier_and_cost_per_correct_call(cli: type
     result = CliRunner().invoke(cli, ["backtest", *WINDOW, "--report", str(page_path)])
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
+    # The CLI's fitted table: columns at least two spaces apart, a rule under the header, rows to the
+    # first line that is not one (a value holds no run of two spaces).
     header = next(i for i, line in enumerate(lines) if "Brier" in line)
-    names = [c.strip() for c in lines[header].strip("┃ ").split("┃")]
+    names = re.split(r"\s{2,}", lines[header].strip())
     brier, per = names.index("Brier"), next(i for i, n in enumerate(names) if "correct" in n)
     printed = {}
     for line in lines[header + 2:]:
-        if not line.startswith("│"):
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(names):
             break
-        cells = [c.strip() for c in line.strip("│ ").split("│")]
         printed[cells[0]] = (cells[brier], cells[per])
     table = Page(page_path.read_text()).tables["members"]
     columns = table[0]
