@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from test_service_dashboard import CHROMIUM_ARGS, _missing, chromium  # noqa: F401  (chromium: a fixture)
 from typer.testing import CliRunner
 
@@ -117,6 +118,48 @@ async def test_the_backtest_report_in_chromium_shows_the_runs_numbers(
         for chart in ("chart-price", "chart-equity", "chart-drawdown", "chart-spend"):
             assert await page.locator(f"#{chart}").is_visible(), chart
         shot = DOCS / "backtest-report.png"
+        await page.screenshot(path=str(shot), full_page=True, scale="css")
+    assert noted == []  # offline: no request left the page, and no script failed
+    assert 0 < shot.stat().st_size < MAX_BYTES
+
+
+async def test_the_spend_report_in_chromium_shows_the_ledgers_totals(
+    tmp_path: Path, chromium: Path  # noqa: F811
+) -> None:
+    # Some traffic on the simulator first: the demo's calls, then a pipeline run keeping a paper account.
+    await lyra_cli("demo", "--calls", "3", "--time-scale", "0")
+    await lyra_cli("run", "--data", "GOOGL", "--bars", "5", "--time-scale", "0", "--account", "live:GOOGL")
+    report = json.loads(await lyra_cli("report", "--json"))
+    page_path = tmp_path / "report.html"
+    await lyra_cli("report", "--html", str(page_path))
+    totals = report["totals"]
+    assert totals["requests"] > 0 and totals["cost_nanos"] > 0 and len(report["decisions"]) == 5
+    async with offline_page(chromium, tmp_path / "chromium-profile") as (page, noted):
+        await page.goto(page_path.as_uri())
+        await page.wait_for_selector("body[data-drawn]", timeout=15_000)
+        spend = totals["cost_usd"]
+        assert await page.text_content("#kpi-requests") == str(totals["requests"])
+        assert await page.text_content("#kpi-spend") == (f"${spend:.4f}" if spend >= 0.01 else f"${spend:.6f}")
+        assert await page.text_content("#kpi-signals") == str(report["signals"]["signals"])
+        requests = await page.evaluate(
+            "() => { const c = Chart.getChart('chart-requests'); return [c.data.labels, c.data.datasets[0].data]; }")
+        assert requests == [[m["model"] for m in report["models"]], [m["requests"] for m in report["models"]]]
+        assert sum(requests[1]) == totals["requests"]
+        days = await page.evaluate(
+            "() => { const c = Chart.getChart('chart-days'); return [c.data.labels, c.data.datasets[0].data]; }")
+        assert days[0] == [d["period"] for d in report["days"]]
+        assert days[1] == pytest.approx([d["cost_usd"] for d in report["days"]], rel=1e-9)
+        assert sum(d["cost_nanos"] for d in report["days"]) == totals["cost_nanos"]
+        models = [r for r in await table_rows(page, "table-models") if r and r[0] in requests[0]]
+        assert [r[0] for r in models] == [m["model"] for m in report["models"]]
+        assert await page.locator("#table-decisions tbody tr").count() == len(report["decisions"])
+        [account] = report["paper_accounts"]["accounts"]
+        shown = [r for r in await table_rows(page, "table-accounts") if r and r[0] == account["name"]]
+        assert len(shown) == 1 and await page.locator("#table-accounts").is_visible()
+        assert account["return_on_ai_spend_unit"] in (await page.text_content("#accounts-roas") or "")
+        for chart in ("chart-requests", "chart-days", "chart-tiers"):
+            assert await page.locator(f"#{chart}").is_visible(), chart
+        shot = DOCS / "report.png"
         await page.screenshot(path=str(shot), full_page=True, scale="css")
     assert noted == []  # offline: no request left the page, and no script failed
     assert 0 < shot.stat().st_size < MAX_BYTES
