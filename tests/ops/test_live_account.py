@@ -318,3 +318,23 @@ def test_a_wrapped_replay_stops_the_accounts_tape(tmp_path: Path) -> None:
     _, at = market.window(SYMBOL, 10 * 60)  # while decisions wrap around to the start
     assert at == session_bar(tape, 0)
 
+
+
+async def test_the_accounts_ai_spend_counts_each_billed_call_once(sim: Simulator, tmp_path: Path) -> None:
+    """A live session reuses each market analysis in the decisions after it: the account's AI spend
+    counts that call once, so it never says more than the ledger billed, and it misses nothing a
+    decision's own calls cost (the calls no decision used are only analyses and the other jobs')."""
+    config = tmp_path / "live.toml"
+    config.write_text(fast_config_text(**SESSION))
+    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    async with Lyra.from_config(config, environ=env) as lyra:
+        runner = LiveRunner(lyra, load_replay("EURUSD", [SYMBOL]), SimulatedClock())
+        status = await asyncio.wait_for(runner.run(), 120)
+        assert lyra.ledger is not None
+        lyra.ledger.flush()
+        rows = [r for r in lyra.ledger.rows(since_ts=0) if r.kind == "attempt"]
+    billed = sum(r.cost_nanos for r in rows)
+    beside_decisions = sum(r.cost_nanos for r in rows if r.task not in ("signal_generation", "risk_assessment"))
+    spent = status.accounts[SYMBOL].ai_spend_nanos
+    assert 0 < spent <= billed
+    assert spent >= billed - beside_decisions

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -82,12 +82,16 @@ class LiveOrchestrator(TradingAIOrchestrator):
 
     async def analyze_market_conditions(self, features: dict[str, Any],
                                         context: DecisionContext | None = None) -> list[StageResult]:
-        found = self.analysis.get(context.symbol) if context is not None else None
-        return (
-            [found]
-            if found
-            else [StageResult(stage="technical_analysis", status="skipped", output="no market analysis yet")]
-        )
+        """The symbol's latest market analysis. Its call is paid once: the first decision that uses
+        it carries its cost, later ones reuse it at no cost, so that what the decisions (and the
+        account) say they cost adds up to what was billed, never more."""
+        if context is None or context.symbol not in self.analysis:
+            return [StageResult(stage="technical_analysis", status="skipped",
+                                output="no market analysis yet")]
+        found = self.analysis[context.symbol]
+        if found.cost_nanos:
+            self.analysis[context.symbol] = replace(found, cost_nanos=0)
+        return [found]
 
     async def generate_trading_signals(
         self, features: dict[str, Any], news: Sequence[str] = (), context: DecisionContext | None = None
