@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -44,6 +44,16 @@ class TierProfile:
     tier: str
     provider: ProviderSettings | None = None
     service_tier: str | None = None
+    # The profile's own preferences as sent, and what a caller without a `provider` is sent
+    # (structured or not): worked out once, not on every attempt. Read-only.
+    _pinned: dict[str, Any] = field(init=False, repr=False, compare=False)
+    _plain: dict[bool, dict[str, Any] | None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        pinned = self.provider.model_dump(exclude_none=True) if self.provider is not None else {}
+        object.__setattr__(self, "_pinned", pinned)
+        object.__setattr__(self, "_plain", {structured: self._merge(None, structured=structured)
+                                            for structured in (False, True)})
 
     @classmethod
     def of(cls, name: str, tier: TierSettings) -> TierProfile | None:
@@ -52,13 +62,20 @@ class TierProfile:
             return None
         return cls(name, tier.provider, tier.service_tier)
 
-    def provider_for(self, caller: Mapping[str, Any] | None, *, structured: bool) -> dict[str, Any] | None:
-        """The `provider` object to send: the caller's merged under the profile (module docstring)."""
+    def provider_for(self, caller: Mapping[str, Any] | None, *,
+                     structured: bool) -> Mapping[str, Any] | None:
+        """The `provider` object to send: the caller's merged under the profile (module docstring).
+
+        Without a caller's own object the answer is the one worked out at construction (read-only)."""
+        if not caller:
+            return self._plain[structured]
+        return self._merge(caller, structured=structured)
+
+    def _merge(self, caller: Mapping[str, Any] | None, *, structured: bool) -> dict[str, Any] | None:
         merged: dict[str, Any] = dict(caller or {})
         if self.provider is None:
             return merged or None
-        pinned = self.provider.model_dump(exclude_none=True)
-        for name, value in pinned.items():
+        for name, value in self._pinned.items():
             if name in _STRICTER_TRUE:
                 merged[name] = bool(value) or merged.get(name) is True
             elif name == "data_collection":
