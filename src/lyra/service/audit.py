@@ -20,10 +20,7 @@ MAX_REF = 64
 async def audit_record(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    ledger = gateway.lyra.ledger
-    if ledger is None:
-        raise ApiError(503, "the audit trail needs the ledger, which is disabled ([ledger] enabled = false)",
-                       type="service_unavailable", code="ledger_disabled")
+    ledger = gateway.ledger_for("the audit trail")
     ref = request.path_params["ref"]
     if not ref or len(ref) > MAX_REF or not all(ch.isalnum() or ch in "-_" for ch in ref):
         raise bad_request("ref", "ref: expected a decision's sequence number or id")

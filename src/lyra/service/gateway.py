@@ -11,6 +11,7 @@ from typing import TypeVar, cast
 from starlette.requests import Request
 
 from lyra.engine import Lyra
+from lyra.ledger import Ledger
 from lyra.observe.metrics import Metrics
 from lyra.service.auth import Client, ClientAuth
 from lyra.service.errors import ApiError
@@ -57,6 +58,14 @@ class Gateway:
         self.ready = False
         self._reads.shutdown(wait=True)
         await self.lyra.aclose()
+
+    def ledger_for(self, what: str) -> Ledger:
+        """The ledger, or a 503 saying that `what` needs it and it is disabled."""
+        ledger = self.lyra.ledger
+        if ledger is None:
+            raise ApiError(503, f"{what} needs the ledger, which is disabled ([ledger] enabled = false)",
+                           type="service_unavailable", code="ledger_disabled")
+        return ledger
 
     async def read_ledger(self, read: Callable[[], T]) -> T:
         """Run a blocking ledger read on the gateway's one reading thread."""

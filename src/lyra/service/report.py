@@ -15,7 +15,7 @@ from lyra.budget.governor import CapLine
 from lyra.ledger import Ledger
 from lyra.money import json_default
 from lyra.service.access import tier_of_model
-from lyra.service.errors import ApiError, bad_request
+from lyra.service.errors import bad_request
 from lyra.service.gateway import Gateway, gateway_of
 from lyra.service.tenancy import visible_caps
 
@@ -25,10 +25,7 @@ _FLUSH_TIMEOUT_S = 2.0
 async def report(request: Request) -> Response:
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    ledger = gateway.lyra.ledger
-    if ledger is None:
-        raise ApiError(503, "the report needs the ledger, which is disabled ([ledger] enabled = false)",
-                       type="service_unavailable", code="ledger_disabled")
+    ledger = gateway.ledger_for("the report")
     window = _window(request)
     caps = await gateway.lyra.budget.snapshot() if gateway.lyra.budget is not None else []
     shown, scope = visible_caps(caps, client), None if client.admin else client.name

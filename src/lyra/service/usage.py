@@ -30,10 +30,7 @@ async def usage(request: Request) -> Response:
     """
     gateway = gateway_of(request)
     client = await gateway.admit(request)
-    ledger = gateway.lyra.ledger
-    if ledger is None:
-        raise ApiError(503, "usage needs the ledger, which is disabled ([ledger] enabled = false)",
-                       type="service_unavailable", code="ledger_disabled")
+    ledger = gateway.ledger_for("usage")
     by = request.query_params.get("by", "model")
     if by not in SUMMARY_DIMENSIONS:
         raise bad_request("by", f"by: expected one of {', '.join(SUMMARY_DIMENSIONS)}, got {by!r}")

@@ -36,6 +36,7 @@
     return { label: label, data: data, backgroundColor: palette[i % palette.length] };
   }
 
+  // A table whose cells are text, or a node (a link, a list) built by the caller: never HTML from the data.
   function table(id, headers, rows) {
     var el = document.getElementById(id);
     if (!el) { return; }
@@ -45,7 +46,11 @@
     var body = el.createTBody();
     rows.forEach(function (row) {
       var tr = body.insertRow();
-      row.forEach(function (cell) { tr.insertCell().textContent = cell === null || cell === undefined ? "–" : String(cell); });
+      row.forEach(function (cell) {
+        var td = tr.insertCell();
+        if (cell instanceof global.Node) { td.appendChild(cell); }
+        else { td.textContent = cell === null || cell === undefined ? "–" : String(cell); }
+      });
     });
   }
 
@@ -151,7 +156,7 @@
     document.body.setAttribute("data-drawn", String(report.generated_ts));
   }
 
-  global.LyraCharts = { draw: draw, charts: charts };
+  global.LyraCharts = { draw: draw, charts: charts, table: table };
 })(window);
 
 /* The desk view, drawn after the views above (appended, so the report views stay as they were): caps in
@@ -175,22 +180,7 @@
   function ofCap(used, cap, share, fmt) { return none(cap) ? "no cap" : fmt(used) + " of " + fmt(cap) + " (" + pct(share) + ")"; }
   function utc(iso) { return none(iso) ? "–" : String(iso).slice(0, 16).replace("T", " "); }
 
-  // A table whose cells are text, or a node (a link, a list) built here: never HTML from the data.
-  function table(id, headers, rows) {
-    var el = document.getElementById(id);
-    if (!el) { return; }
-    el.textContent = "";
-    var head = el.createTHead().insertRow();
-    headers.forEach(function (h) { var th = document.createElement("th"); th.textContent = h; head.appendChild(th); });
-    var body = el.createTBody();
-    rows.forEach(function (row) {
-      var tr = body.insertRow();
-      row.forEach(function (cell) {
-        var td = tr.insertCell();
-        if (cell instanceof global.Node) { td.appendChild(cell); } else { td.textContent = none(cell) ? "–" : String(cell); }
-      });
-    });
-  }
+  var table = global.LyraCharts.table;
 
   function list(items, className) {
     var ul = document.createElement("ul");
