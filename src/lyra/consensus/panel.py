@@ -46,6 +46,7 @@ class MemberVote:
     latency_s: float = 0.0
     cached: bool = False
     profile: dict[str, Any] | None = None  # the exact model and provider preferences its call sent
+    answer: str = ""  # the model's answer as it came back, before parsing (training data needs it)
 
     def ballot(self) -> Ballot:
         return Ballot(self.weight, self.action if self.status == "vote" else None, self.confidence)
@@ -70,6 +71,9 @@ class Consensus:
     notional: float | None = None
     escalated_from: Consensus | None = None
     supports: dict[str, float] = field(default_factory=dict)
+    # The messages every member was sent (the decision instructions first). Not in `to_dict`: a
+    # decision record stores them once per stage, and the consensus API's callers sent them.
+    prompt: list[Message] = field(default_factory=list)
 
     @classmethod
     def of_one(cls, vote: MemberVote, *, panel: str) -> Consensus:
@@ -109,7 +113,7 @@ def _vote_dict(v: MemberVote) -> dict[str, Any]:
     return {"model": v.model, "served_model": v.served_model, "key": v.key, "weight": v.weight,
             "status": v.status, "action": v.action, "confidence": v.confidence, "rationale": v.rationale,
             "reason": v.reason, "cost_usd": str(nanos_to_usd(v.cost_nanos)),
-            "latency_s": round(v.latency_s, 4), "cached": v.cached, "profile": v.profile}
+            "latency_s": round(v.latency_s, 4), "cached": v.cached, "profile": v.profile, "answer": v.answer}
 
 
 def with_instructions(messages: Sequence[Message]) -> list[Message]:
@@ -186,7 +190,9 @@ class ConsensusEngine:
         for vote, tally in zip(votes, tallies, strict=True):
             vote.cost_nanos = tally.nanos  # failed and cancelled members' booked cost counts too
         outcome = rule.decide([v.ballot() for v in votes], threshold=cfg.threshold, quorum=cfg.quorum)
-        return self._result(panel, cfg, outcome, votes, started, early, notional)
+        result = self._result(panel, cfg, outcome, votes, started, early, notional)
+        result.prompt = prompt
+        return result
 
     def _settled(self, rule_name: str, votes: list[MemberVote], tasks: Mapping[Task, int],
                  pending: set[Task], cfg: PanelSettings) -> Outcome | None:
@@ -222,6 +228,7 @@ class ConsensusEngine:
         vote.served_model, vote.cost_nanos = completion.model, completion.total_cost_nanos
         vote.cached = completion.cached
         vote.profile = completion.profile
+        vote.answer = completion.text
         vote.latency_s = time.monotonic() - started
         parsed = parse_decision(completion.text)
         if isinstance(parsed, Abstention):

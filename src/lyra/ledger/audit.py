@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,6 +96,18 @@ class AuditTrail:
         with self._engine.connect() as conn:
             rows = conn.execute(select(decisions).order_by(decisions.c.seq.desc()).limit(limit)).mappings()
             return [_record(r) for r in rows]
+
+    def records(self, *, batch: int = 500) -> Iterator[AuditRecord]:
+        """Every record in chain order, read a batch at a time (an export walks the whole trail)."""
+        after = 0
+        while True:
+            with self._engine.connect() as conn:
+                rows = list(conn.execute(select(decisions).where(decisions.c.seq > after)
+                                         .order_by(decisions.c.seq).limit(batch)).mappings())
+            yield from (_record(r) for r in rows)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1]["seq"])
 
     def verify(self) -> ChainCheck:
         """Walk the chain from the start; report the first record that was edited, removed or reordered."""

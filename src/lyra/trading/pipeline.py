@@ -22,7 +22,7 @@ from lyra.trading.data import Bars
 from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, stage
-from lyra.types import Completion
+from lyra.types import Completion, Message
 
 StageStatus = Literal["ok", "error", "skipped"]
 
@@ -44,6 +44,10 @@ class StageResult:
     # The profile of each call behind the stage (a panel: each member that answered): the exact model,
     # the provider preferences and service tier sent, and their fingerprint.
     profiles: list[dict[str, Any]] = field(default_factory=list)
+    # The messages the stage sent, exactly (a panel: what every member got), and a single call's
+    # answer before parsing; a panel's answers are on its votes. Training data is built from them.
+    messages: list[dict[str, Any]] | None = None
+    answer: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -54,7 +58,7 @@ class StageResult:
         return {"stage": self.stage, "tier": self.tier, "model": self.model, "cost_nanos": self.cost_nanos,
                 "latency_s": round(self.latency_s, 4), "status": self.status, "output": self.output,
                 "error": self.error, "error_kind": self.error_kind, "cap": self.cap,
-                "profiles": self.profiles}
+                "profiles": self.profiles, "messages": self.messages, "answer": self.answer}
 
 
 @dataclass(slots=True, kw_only=True)
@@ -129,12 +133,12 @@ class TradingAIOrchestrator:
                                         context: DecisionContext | None = None) -> list[StageResult]:
         """Stage 1 (fast tier summary) and stage 2 (advanced-tier technical analysis), together."""
         data, analysis = stage("market_data"), stage("technical_analysis")
+        asked, studied = prompts.market_summary(features), prompts.technical_analysis(features)
         summary, technical = await asyncio.gather(
             run_stage(data.name, lambda: self.lyra.complete(client=self.client, tier=data.tier,
-                task=data.task, messages=prompts.market_summary(features), max_tokens=data.max_tokens)),
+                task=data.task, messages=asked, max_tokens=data.max_tokens), messages=asked),
             run_stage(analysis.name, lambda: self.lyra.complete(client=self.client, tier=analysis.tier,
-                task=analysis.task, messages=prompts.technical_analysis(features),
-                max_tokens=analysis.max_tokens)),
+                task=analysis.task, messages=studied, max_tokens=analysis.max_tokens), messages=studied),
         )
         return [summary, technical]
 
@@ -155,19 +159,21 @@ class TradingAIOrchestrator:
         """
         held = context.account if context is not None else self.account
         account = account_block(held, price if price is not None else _float(features.get("close")))
+        messages = prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
+                                           account=account)
         result = await run_stage("risk_assessment", lambda: self.lyra.complete(client=self.client,
-            task="risk_assessment", response_format=prompts.RISK_SCHEMA,
-            messages=prompts.risk_assessment(features, action=action, notional_usd=notional_usd,
-                                             account=account)))
+            task="risk_assessment", response_format=prompts.RISK_SCHEMA, messages=messages),
+            messages=messages)
         verdict, cap = _parse_risk(result)
         return result, verdict, cap
 
     async def validate_strategy(self, description: str) -> StageResult:
         """A premium-tier review of a strategy description: approve, reduce or reject, with the reason."""
+        messages = prompts.risk_assessment({"strategy": description[:2000]}, action="RUN STRATEGY",
+                                           notional_usd=self.account.equity, account={})
         result = await run_stage("strategy_validation", lambda: self.lyra.complete(client=self.client,
-            task="risk_assessment", response_format=prompts.RISK_SCHEMA,
-            messages=prompts.risk_assessment({"strategy": description[:2000]}, action="RUN STRATEGY",
-                                             notional_usd=self.account.equity, account={})))
+            task="risk_assessment", response_format=prompts.RISK_SCHEMA, messages=messages),
+            messages=messages)
         _parse_risk(result)
         return result
 
@@ -236,7 +242,7 @@ class TradingAIOrchestrator:
         monitor = stage("execution_monitoring")
         return await run_stage(monitor.name, lambda: self.lyra.complete(
             client=self.client, tier=monitor.tier, task=monitor.task, max_tokens=monitor.max_tokens,
-            messages=messages))
+            messages=messages), messages=messages)
 
 
 def account_block(account: AccountState, price: float | None) -> dict[str, Any]:
@@ -273,15 +279,23 @@ def _failed(name: str, exc: LyraError, started: float) -> StageResult:
                        error_kind=type(exc).__name__, cap=cap, latency_s=time.monotonic() - started)
 
 
-async def run_stage(name: str, call: Callable[[], Awaitable[Completion]]) -> StageResult:
-    """One stage's call, with what it cost and how long it took; an engine error is a failed stage."""
+async def run_stage(name: str, call: Callable[[], Awaitable[Completion]], *,
+                    messages: Sequence[Message] | None = None) -> StageResult:
+    """One stage's call, with what it cost and how long it took; an engine error is a failed stage.
+
+    `messages` are the ones `call` sends, recorded with the stage as they were sent.
+    """
     started = time.monotonic()
+    sent = [dict(m) for m in messages] if messages is not None else None
     try:
         c = await call()
     except LyraError as exc:
-        return _failed(name, exc, started)
+        failed = _failed(name, exc, started)
+        failed.messages = sent
+        return failed
     return StageResult(stage=name, tier=c.tier, model=c.model, cost_nanos=c.total_cost_nanos,
-                       latency_s=c.latency_s, output=c.text, profiles=[c.profile] if c.profile else [])
+                       latency_s=c.latency_s, output=c.text, profiles=[c.profile] if c.profile else [],
+                       messages=sent, answer=c.text)
 
 
 async def _panel_stage(
@@ -296,7 +310,7 @@ async def _panel_stage(
     result = StageResult(stage=name, tier=f"panel:{c.panel}", model=", ".join(voted) or None,
                          cost_nanos=c.cost_nanos, latency_s=c.latency_s,
                          output={"action": c.action, "score": round(c.score, 4), "reason": c.reason},
-                         profiles=_panel_profiles(c))
+                         profiles=_panel_profiles(c), messages=[dict(m) for m in c.prompt])
     _mark_member_failures(result, c)
     return result, c
 
