@@ -273,3 +273,23 @@ async def test_a_replay_records_the_same_prompts_and_answers_byte_for_byte(
     votes = [v for d in recorded if d.signal for v in d.signal.votes if v.status == "vote"]
     assert votes and all(action_of(v.answer) == v.action for v in votes)
     assert engine.ledger is not None and engine.ledger.audit.verify().ok
+
+
+async def test_a_backtest_with_audit_records_its_anonymised_prompts_for_export(engine: Lyra) -> None:
+    from lyra.trading.backtest import Window
+    from lyra.trading.evaluate import BacktestOptions, run_backtest
+    from lyra.trading.finetune import FinetuneOptions, build_export
+
+    bars = load_sample("GOOGL")
+    options = BacktestOptions(window=Window(start="2018-05-01", every=5), audit=True, adaptive=True)
+    report = await run_backtest(engine, bars, options)
+    assert engine.ledger is not None
+    trail = [r.payload for r in engine.ledger.audit.records()]
+    assert len(trail) == len(report["decisions"]) > 5  # the fixed walk's decisions, not the adaptive repeats
+    assert engine.ledger.audit.verify().ok
+    horizon = report["window"]["horizon"]
+    built = build_export(trail, bars, FinetuneOptions(as_of=bars.end, horizon=horizon))
+    assert built.sft and built.counts["known"] + built.counts["not_known"] == len(trail)
+    for line in built.sft:
+        user = next(m for m in json.loads(line)["messages"] if m["role"] == "user")["content"]
+        assert '"time"' not in user and "2018" not in user and '"close":100' in user  # as the backtest sent it

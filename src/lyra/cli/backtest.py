@@ -49,6 +49,8 @@ def backtest_command(
     adaptive: Annotated[bool, typer.Option(help="Also walk with track-record panel weights")] = False,
     record: Annotated[Path | None, typer.Option(help="Store every model answer in this cassette")] = None,
     replay: Annotated[Path | None, typer.Option(help="Answer from this cassette, no upstream call")] = None,
+    audit: Annotated[bool, typer.Option(help="Append the decisions to the audit trail (for `lyra export "
+                                             "finetune`)")] = False,
     report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here")] = None,
     time_scale: Annotated[float, typer.Option(help="Simulator latency scale when no key is set")] = 0.0,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending real money")] = False,
@@ -68,7 +70,8 @@ def backtest_command(
         raise typer.Exit(2)
     options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
                               costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
-                              anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share)
+                              anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share,
+                              audit=audit)
     try:
         path = use_config(config).path
         result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,

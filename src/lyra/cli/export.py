@@ -186,7 +186,7 @@ def _render(summary: dict[str, Any]) -> None:
                        ("not on the bars", "not_on_bars"),
                        ("skipped: outcome not yet known at as-of", "outcome_not_known"),
                        ("with known outcome", "outcome_known"),
-                       ("  of which without recorded prompts", "without_prompts"),
+                       ("  of which the stage has no recorded prompt", "without_prompts"),
                        ("answers read", "answers"), ("answers unusable", "answers_unusable"),
                        ("SFT lines", "sft_lines"), ("DPO pairs", "dpo_pairs"),
                        ("duplicate lines dropped", "duplicates_dropped")):

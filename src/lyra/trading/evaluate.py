@@ -242,6 +242,9 @@ class BacktestOptions:
     anonymise: bool = True
     adaptive: bool = False  # also walk with adaptive panel weights, to compare with the fixed ones
     max_failed_share: float | None = None  # None: the configured risk.max_failed_share
+    # Append the pipeline walk's decisions to the audit trail (prompts as sent, anonymised or not),
+    # so that `lyra export finetune` can learn from them; the adaptive walk's repeats are not.
+    audit: bool = False
 
 
 FULLY_INVESTED = "buy_and_hold_fully_invested"
@@ -345,8 +348,8 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
                          horizon: int, on_step: Callable[[Step], None] | None) -> list[Walked]:
     """The pipeline's walk (and the adaptive one), each with how it sizes its trades."""
     equity = lyra.settings.risk.account_equity_usd
-    orchestrator = TradingAIOrchestrator(lyra, audit=False,
-                                         feature_filter=anonymise if options.anonymise else None)
+    features = anonymise if options.anonymise else None
+    orchestrator = TradingAIOrchestrator(lyra, audit=options.audit, feature_filter=features)
     sizing = f"proposes ${options.notional:,.0f} a trade; the risk rules may cut it"
     # The pipeline trades under the risk rules on every bar (stops and halts intrabar); baselines do not.
     risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
@@ -356,7 +359,8 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
     runs = [Walked(run, "pipeline", sizing)]
     if options.adaptive:
         learner = AdaptiveWeights(horizon=horizon)
-        adaptive = pipeline_decider(orchestrator, bars.symbol, options.notional, adaptive=learner)
+        again = TradingAIOrchestrator(lyra, audit=False, feature_filter=features)
+        adaptive = pipeline_decider(again, bars.symbol, options.notional, adaptive=learner)
         run = await walk("pipeline_adaptive", adaptive, bars, times, equity=equity, costs=options.costs,
                          on_step=on_step, risk=risk, day_start_s=day_start)
         runs.append(Walked(run, "pipeline_adaptive", sizing))
