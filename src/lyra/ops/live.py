@@ -102,6 +102,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
             lambda: self.lyra.complete(
                 task="signal_generation", messages=messages, response_format=DECISION_RESPONSE_FORMAT
             ),
+            messages=messages,
         )
         if stage.status != "ok":
             return stage, None
@@ -120,6 +121,7 @@ class LiveOrchestrator(TradingAIOrchestrator):
             served_model=stage.model,
             cost_nanos=stage.cost_nanos,
             latency_s=stage.latency_s,
+            answer=stage.answer or "",
         )
         return stage, Consensus.of_one(vote, panel="task:signal_generation")
 
@@ -331,9 +333,10 @@ class LiveRunner:
     async def _market_analysis(self, job: Job, at_s: float) -> None:
         symbol = job.symbol or ""
         _, _, features = await self._features(symbol, at_s)
+        messages = prompts.technical_analysis(features)
         stage = await run_stage(
             "technical_analysis",
-            lambda: self.lyra.complete(task="market_analysis", messages=prompts.technical_analysis(features)),
+            lambda: self.lyra.complete(task="market_analysis", messages=messages), messages=messages,
         )
         self._check(job, stage)
         if stage.status == "ok":
