@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -86,8 +87,7 @@ def finetune(
         options = (FinetuneOptions(as_of=when, task=task, horizon=horizon) if band is None else
                    FinetuneOptions(as_of=when, task=task, horizon=horizon, hold_band=band))
         bars = _bars(data, symbol)
-        payloads = _payloads(choice.path, ledger)
-        result = build_export(payloads, bars, options)
+        result = _export(choice.path, ledger, lambda payloads: build_export(payloads, bars, options))
     except LyraError as exc:
         raise fail(exc) from None
     written = _write(result, fmt, out)
@@ -123,8 +123,12 @@ def _bars(data: str | None, symbol: str | None) -> Bars:
     return Bars(frame=series.frame, symbol=symbol or series.symbol, interval=series.interval)
 
 
-def _payloads(config: Path | None, given: str | None) -> list[dict[str, Any]]:
-    """Every decision's payload in chain order; a ledger that does not exist is an error, never created."""
+def _export(config: Path | None, given: str | None,
+            build: Callable[[Iterator[dict[str, Any]]], FinetuneExport]) -> FinetuneExport:
+    """`build` over every decision's payload in chain order, streamed a batch at a time.
+
+    A ledger that does not exist is an error, never created.
+    """
     from lyra.config import load_config
     from lyra.ledger import Ledger, default_url
     from lyra.ledger.schema import parse_url, sqlite_path
@@ -144,7 +148,7 @@ def _payloads(config: Path | None, given: str | None) -> list[dict[str, Any]]:
         raise LyraError(f"ledger {file} does not exist; run `lyra run` (or pass --ledger) first")
     store = Ledger(url, simulated=simulated)
     try:
-        return [r.payload for r in store.audit.records()]
+        return build(r.payload for r in store.audit.records())
     except database_errors() as exc:
         where = store.url_for_display
         raise LyraError(f"cannot read the audit trail in {where}: {first_line(exc)}") from None
