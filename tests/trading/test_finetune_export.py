@@ -337,3 +337,16 @@ async def test_live_decisions_record_their_single_call_signal_for_export(engine:
         when = decision_time(prompt)
         assert action_of(answer["content"]) == realised(bars, when)
         assert any(s["messages"] == prompt and s["answer"] == answer["content"] for s in signal)
+
+
+def test_the_outcome_is_the_backtests_forward_move_on_the_bars_known_at_as_of() -> None:
+    from lyra.trading.finetune import _Known
+
+    bars = load_sample("GOOGL")
+    cut = bars.until(bars.frame.index[-50])
+    known = _Known(cut)
+    for horizon in (1, 5):
+        for i in range(len(cut) - 80, len(cut)):
+            assert known.move(i, horizon) == forward_move(cut.frame, i, horizon)
+    assert known.move(len(cut) - 1, 1) is None
+    assert [realised_action(m, BAND) for m in (0.01, -0.01, 0.0005, -0.0006)] == ["BUY", "SELL", "HOLD", "HOLD"]

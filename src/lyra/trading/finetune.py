@@ -2,7 +2,7 @@
 
 Each recorded decision holds, per stage, the messages it sent and every panel member's answer as
 it came back. A decision is scored against the bars that followed it, with the backtest's rule
-(`forward_move`: the close `horizon` bars later over the next bar's open), but only on the bars
+(`backtest.forward_move`: the close `horizon` bars later over the next bar's open), but only on the bars
 known at `as_of`: the bars are cut there before anything is scored, so an outcome that was not yet
 known (its horizon bar is after `as_of`) never enters the file, and no later bar can change it.
 
@@ -27,7 +27,6 @@ import pandas as pd
 from lyra.consensus.decision import Decision, parse_decision
 from lyra.log import mask_secrets
 from lyra.trading.account import Costs
-from lyra.trading.backtest import forward_move
 from lyra.trading.data import Bars, DataError, as_utc
 
 Format = Literal["sft", "dpo", "both"]
@@ -94,21 +93,21 @@ def realised_action(move: float, band: float) -> Action:
 
 def build_export(payloads: Iterable[dict[str, Any]], bars: Bars, options: FinetuneOptions) -> FinetuneExport:
     """The examples of every decision (audit payloads, in chain order) whose outcome was known at as-of."""
-    known = bars.until(options.as_of)  # nothing after as-of is read again below
-    index = {t: i for i, t in enumerate(known.frame.index)}
+    known = _Known(bars.until(options.as_of))  # nothing after as-of is read again below
     out = FinetuneExport()
     seen_lines: set[bytes] = set()
+    clean = _Clean()
     for payload in payloads:
         out.counts["seen"] += 1
-        move = _outcome(payload, bars.symbol, known, index, options, out.counts)
+        move = _outcome(payload, bars.symbol, known, options, out.counts)
         if move is None:
             continue
         out.counts["known"] += 1
-        prompt = _prompt(payload, options.task)
+        prompt = _prompt(payload, options.task, clean)
         if prompt is None:
             out.counts["without_prompts"] += 1
             continue
-        answers = _answers(payload, options.task, out.counts)
+        answers = _answers(payload, options.task, out.counts, clean)
         best = realised_action(move, options.hold_band)
         right = [a for a in answers if a.action == best]
         wrong = [a for a in answers if a.action != best]
@@ -121,8 +120,39 @@ def build_export(payloads: Iterable[dict[str, Any]], bars: Bars, options: Finetu
     return out
 
 
-def _outcome(payload: dict[str, Any], symbol: str, known: Bars, index: dict[pd.Timestamp, int],
-             options: FinetuneOptions, counts: collections.Counter[str]) -> float | None:
+class _Known:
+    """The bars known at as-of as plain arrays: the outcome of thousands of decisions is read from them."""
+
+    def __init__(self, bars: Bars) -> None:
+        self.index = {t: i for i, t in enumerate(bars.frame.index)}
+        self.opens = bars.frame["open"].to_numpy()
+        self.closes = bars.frame["close"].to_numpy()
+
+    def move(self, i: int, horizon: int) -> float | None:
+        """`backtest.forward_move` on these bars: the close `horizon` bars on over the next open, less 1."""
+        ahead = i + max(1, horizon)
+        if ahead >= len(self.closes):
+            return None
+        return float(self.closes[ahead] / self.opens[i + 1] - 1)
+
+
+class _Clean:
+    """Texts already checked for key-shaped strings (the instructions repeat in every prompt)."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def __call__(self, text: str) -> bool:
+        if text in self._seen:
+            return True
+        if mask_secrets(text) != text:
+            return False
+        self._seen.add(text)
+        return True
+
+
+def _outcome(payload: dict[str, Any], symbol: str, known: _Known, options: FinetuneOptions,
+             counts: collections.Counter[str]) -> float | None:
     """The decision's realised move on the bars known at as-of, or None (counted why)."""
     if payload.get("symbol") != symbol:
         counts["other_symbol"] += 1
@@ -135,17 +165,17 @@ def _outcome(payload: dict[str, Any], symbol: str, known: Bars, index: dict[pd.T
     if when > options.as_of:
         counts["not_known"] += 1
         return None
-    i = index.get(when)
+    i = known.index.get(when)
     if i is None:
         counts["not_on_bars"] += 1
         return None
-    move = forward_move(known.frame, i, options.horizon)
+    move = known.move(i, options.horizon)
     if move is None:  # the horizon bar closed after as-of (or is not in the data yet)
         counts["not_known"] += 1
     return move
 
 
-def _prompt(payload: dict[str, Any], task: str) -> list[dict[str, str]] | None:
+def _prompt(payload: dict[str, Any], task: str, clean: _Clean) -> list[dict[str, str]] | None:
     """The messages the stage sent, as sent; None when not recorded or not valid chat messages."""
     stages = payload.get("stages", ())
     stage = next((s for s in stages if isinstance(s, dict) and s.get("stage") == task), None)
@@ -157,13 +187,14 @@ def _prompt(payload: dict[str, Any], task: str) -> list[dict[str, str]] | None:
         role, content = (m.get("role"), m.get("content")) if isinstance(m, dict) else (None, None)
         if role not in ROLES or role == "assistant" or not isinstance(content, str) or not content.strip():
             return None
-        if mask_secrets(content) != content:
+        if not clean(content):
             return None  # something shaped like a key: never into a training file
         out.append({"role": role, "content": content})
     return out
 
 
-def _answers(payload: dict[str, Any], task: str, counts: collections.Counter[str]) -> list[_Answer]:
+def _answers(payload: dict[str, Any], task: str, counts: collections.Counter[str],
+             clean: _Clean) -> list[_Answer]:
     """Each distinct valid answer of the stage's panel (and the panel it escalated from), in vote order."""
     found: dict[str, _Answer] = {}
     panel = payload.get(TASKS[task])
@@ -174,7 +205,7 @@ def _answers(payload: dict[str, Any], task: str, counts: collections.Counter[str
             counts["answers"] += 1
             text = vote.get("answer")
             parsed = parse_decision(text) if isinstance(text, str) and text.strip() else None
-            if not isinstance(parsed, Decision) or mask_secrets(text or "") != text:
+            if not isinstance(parsed, Decision) or not clean(str(text)):
                 counts["unusable"] += 1
                 continue
             found.setdefault(str(text), _Answer(str(text), parsed.action))
