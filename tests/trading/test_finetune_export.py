@@ -350,3 +350,18 @@ def test_the_outcome_is_the_backtests_forward_move_on_the_bars_known_at_as_of() 
             assert known.move(i, horizon) == forward_move(cut.frame, i, horizon)
     assert known.move(len(cut) - 1, 1) is None
     assert [realised_action(m, BAND) for m in (0.01, -0.01, 0.0005, -0.0006)] == ["BUY", "SELL", "HOLD", "HOLD"]
+
+
+def test_the_text_summary_names_every_count_and_file(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft.jsonl"
+    result = CliRunner().invoke(app, ["export", "finetune", "--ledger", str(recorded), "--out", str(out)],
+                                env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    for label in ("decisions seen", "skipped: outcome not yet known at as-of", "with known outcome",
+                  "SFT lines", "DPO pairs"):
+        assert re.search(rf"{re.escape(label)}\s+\d+", text), label
+    sft, dpo = len(lines(out)), len(lines(tmp_path / "ft.dpo.jsonl"))
+    assert f"wrote {out} (sft, {sft} lines, sha256 " in text
+    assert f"wrote {tmp_path / 'ft.dpo.jsonl'} (dpo, {dpo} lines, sha256 " in text
+    assert re.search(rf"decisions seen\s+{DECISIONS}\b", text)

@@ -199,5 +199,6 @@ def _render(summary: dict[str, Any]) -> None:
     actions = ", ".join(f"{k} {v}" for k, v in summary["sft_by_action"].items()) or "none"
     console.print(f"SFT answers by action: {actions}", markup=False)
     for f in summary["files"]:
+        # soft_wrap: a long path stays on one line, to be copied whole
         console.print(f"wrote {f['path']} ({f['format']}, {f['lines']} lines, sha256 {f['sha256_16']})",
-                      markup=False)
+                      markup=False, soft_wrap=True)
