@@ -7,17 +7,24 @@ fields (tests/upstreams/openai_server.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import typer
 from openai_server import OpenAIServer
+from typer.testing import CliRunner
 
 from lyra import BudgetExceeded, Lyra, NoModelAvailable
+from lyra.cli.budget import register
 from lyra.config import load_config
 from lyra.errors import ConfigError
+from lyra.money import usd_to_nanos
 from lyra.simulator import Fault, Simulator, SimulatorOptions
 from lyra.simulator.state import key_label
+from lyra.trading.cassette import Cassette
 from support import TOKENS, engine_env, fast_config_text
 
 MSG = [{"role": "user", "content": "Summarise BTC in one line."}]
@@ -316,3 +323,57 @@ def test_bad_upstream_names_and_prices_are_one_line(write: Callable[..., Path], 
         with pytest.raises(ConfigError) as caught:
             load_config(path, environ=env)
         assert expected in str(caught.value) and "\n" not in str(caught.value)
+
+
+async def test_an_upstream_answer_recorded_on_a_cassette_replays_with_no_call(
+        write: Callable[..., Path], env: dict[str, str], local: OpenAIServer, tmp_path: Path) -> None:
+    path, tape = write('["local:my-signal-ft"]'), tmp_path / "tape.json"
+    recorder = Cassette(tape, "record")
+    async with Lyra.from_config(path, environ=env) as lyra:
+        lyra.set_interceptor(recorder.intercept)
+        recorded = await lyra.complete(tier="fast", messages=MSG, seed=7)
+    recorder.save()
+    player = Cassette(tape, "replay")
+    lyra = Lyra.from_config(path, environ=env)
+    lyra.set_interceptor(player.intercept)
+    await lyra.start_offline()
+    try:
+        replayed = await lyra.complete(tier="fast", messages=MSG, seed=7)
+    finally:
+        await lyra.aclose()
+    assert local.calls == 1 and player.replayed == 1
+    assert (replayed.model, replayed.text, replayed.cost_nanos) == ("local:my-signal-ft", recorded.text,
+                                                                     recorded.cost_nanos)
+
+
+@pytest.fixture
+async def served_on_local(write: Callable[..., Path], env: dict[str, str], tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> tuple[Path, int]:
+    """An engine on a SQLite state file served two calls on upstream local (a $2 cap): config, spend."""
+    ledger, state = tmp_path / "ledger.db", tmp_path / "state.db"
+    for name, value in (env | {"LYRA_LEDGER_URL": f"sqlite:///{ledger}"}).items():
+        monkeypatch.setenv(name, value)
+    path = write('["local:my-signal-ft"]', local_extra="daily_usd = 2")
+    text = path.read_text()
+    path.write_text(text.replace('[state]\nbackend = "sqlite"', f'[state]\nbackend = "sqlite"\npath = "{state}"'))
+    async with Lyra.from_config(path) as lyra:
+        done = [await lyra.complete(tier="fast", messages=MSG, cache="bypass") for _ in range(2)]
+    return path, sum(c.cost_nanos for c in done)
+
+
+def test_lyra_budget_shows_each_upstream_cap_and_rebuilds_it_from_the_ledger(
+        served_on_local: tuple[Path, int], tmp_path: Path) -> None:
+    path, spent = served_on_local
+    app = typer.Typer()
+    register(app)
+    memory = tmp_path / "memory.toml"
+    memory.write_text(path.read_text().replace('backend = "sqlite"', 'backend = "memory"'))
+    for config in (path, memory):  # the shared state, then a new one rebuilt from the ledger
+        result = CliRunner().invoke(app, ["budget", "-c", str(config), "--json"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        caps = {c["name"]: c for c in json.loads(result.stdout, parse_float=Decimal)["caps"]}
+        assert caps["upstream:local"]["limit"] == 2
+        assert usd_to_nanos(caps["upstream:local"]["spent"]) == spent > 0
+        assert "upstream:a" not in caps  # no daily_usd: no cap of its own
+    table = CliRunner().invoke(app, ["budget", "-c", str(path)], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "upstreams" in table.stdout and "local" in table.stdout
