@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
 
+import openai
 import pytest
 import typer
 from openai_server import OpenAIServer
@@ -19,12 +20,15 @@ from typer.testing import CliRunner
 
 from lyra import BudgetExceeded, Lyra, NoModelAvailable
 from lyra.cli.budget import register
+from lyra.cli.live import register as register_plan
 from lyra.config import load_config
 from lyra.errors import ConfigError
 from lyra.money import usd_to_nanos
+from lyra.service import create_app
 from lyra.simulator import Fault, Simulator, SimulatorOptions
 from lyra.simulator.state import key_label
 from lyra.trading.cassette import Cassette
+from service.gateway_support import DESK_TOKEN, gateway_config_text, running
 from support import TOKENS, engine_env, fast_config_text
 
 MSG = [{"role": "user", "content": "Summarise BTC in one line."}]
@@ -315,7 +319,8 @@ def test_bad_upstream_names_and_prices_are_one_line(write: Callable[..., Path], 
     path = write()
     cases = {
         "[upstreams.local]": ("[upstreams.Local]", "upstreams.Local: not an upstream name"),
-        "prompt_per_m_usd = 0.2": ("prompt_per_m_usd = -1", "prompt_per_m_usd"),
+        'id = "my-signal-ft", prompt_per_m_usd = 0.2': ('id = "my-signal-ft", prompt_per_m_usd = -1',
+                                                       "upstreams.local.models.0.prompt_per_m_usd: must be at least 0"),
     }
     original = path.read_text()
     for old, (new, expected) in cases.items():
@@ -377,3 +382,35 @@ def test_lyra_budget_shows_each_upstream_cap_and_rebuilds_it_from_the_ledger(
         assert "upstream:a" not in caps  # no daily_usd: no cap of its own
     table = CliRunner().invoke(app, ["budget", "-c", str(path)], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "upstreams" in table.stdout and "local" in table.stdout
+
+
+def test_lyra_plan_prices_an_upstream_model_and_names_one_it_cannot(
+        write: Callable[..., Path], env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    app = typer.Typer()
+    register_plan(app)
+    path = write(market='["local:my-signal-ft"]')
+    result = CliRunner().invoke(app, ["plan", "--config", str(path), "--json", "--no-history"])
+    assert result.exit_code == 0, result.output
+    assert "local:my-signal-ft" in result.stdout
+    listed = write(market='["local:listed-ft"]', local_extra="prices_from_models = true")
+    refused = CliRunner().invoke(app, ["plan", "--config", str(listed), "--json", "--no-history"])
+    assert refused.exit_code != 0 and "'local:listed-ft' has no known price on upstream 'local'" in refused.output
+    assert "Traceback" not in refused.output
+
+
+async def test_the_gateway_serves_an_upstream_model_by_its_full_id(
+        env: dict[str, str], sim_a: Simulator, local: OpenAIServer, tmp_path: Path) -> None:
+    text = gateway_config_text().replace(FAST_MODELS, 'models = ["local:my-signal-ft", "openai/gpt-4o-mini"]')
+    path = tmp_path / "lyra.toml"
+    path.write_text(text + upstreams_toml(sim_a, local))
+    lyra = Lyra.from_config(path, environ=env | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"})
+    async with running(create_app(lyra)) as url, openai.AsyncOpenAI(api_key=DESK_TOKEN, base_url=url,
+                                                                     max_retries=0) as desk:
+        listed = {m.id async for m in desk.models.list()}
+        answer = await desk.chat.completions.create(model="local:my-signal-ft", messages=MSG)
+    assert "local:my-signal-ft" in listed
+    assert answer.model == "local:my-signal-ft" and answer.choices[0].message.content == local.content
+    assert local.calls == 1 and local.bodies[0]["model"] == "my-signal-ft"
+    assert not OPENROUTER_ONLY_FIELDS & set(local.bodies[0])

@@ -442,7 +442,8 @@ class Settings(_Strict):
         return places
 
     def model_ids(self) -> set[str]:
-        """Every model id the configuration names."""
+        """Every OpenRouter model id the configuration names (not an upstream's `NAME:` ids: OpenRouter's
+        listing, which these are checked against, does not know them)."""
         ids = {self.budget.low_budget_model}
         for tier in self.tiers.values():
             ids.update(tier.models)
@@ -450,7 +451,18 @@ class Settings(_Strict):
             ids.update(task.models)
         for panel in self.panels.values():
             ids.update(m.model for m in panel.members)
-        return ids
+        return {m for m in ids if self.upstream_of(m) is None}
+
+    def every_model_id(self) -> list[str]:
+        """Every model id the configuration names, an upstream's `NAME:` ids included, each once."""
+        ids = [self.budget.low_budget_model]
+        for tier in self.tiers.values():
+            ids += tier.models
+        for task in self.tasks.values():
+            ids += task.models
+        for panel in self.panels.values():
+            ids += [m.model for m in panel.members]
+        return list(dict.fromkeys(ids))
 
     def check_models(self, catalog: Catalog, source: str, *, allow_retired: bool = False) -> None:
         """Refuse model ids the catalogue does not know (they could not be priced) or knows as retired.

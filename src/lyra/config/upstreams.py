@@ -10,13 +10,14 @@ upstream of every id without a configured `NAME:` prefix.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from lyra.catalog.models import ModelInfo
+from lyra.catalog.models import Catalog, ModelInfo
+from lyra.errors import ConfigError
 from lyra.redact import mask_url
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
@@ -171,6 +172,18 @@ def catalog_models(upstreams: Mapping[str, UpstreamSettings]) -> list[ModelInfo]
     return found
 
 
+def priced_catalog(catalog: Catalog, upstreams: Mapping[str, UpstreamSettings],
+                   model_ids: Iterable[str]) -> Catalog:
+    """`catalog` with the configured upstream models, for a command that prices them without starting
+    an engine (`lyra plan`); ConfigError naming the first of `model_ids` left without a price (one
+    only its upstream's /models would price: that listing is read by a started engine)."""
+    merged = catalog.merged(catalog_models(upstreams))
+    for model_id in model_ids:
+        if split_model(model_id, upstreams) is not None and merged.find(model_id) is None:
+            raise ConfigError(price_refusal(model_id, upstreams, listing_read=True) or model_id)
+    return merged
+
+
 __all__ = [
     "UpstreamModel",
     "UpstreamSettings",
@@ -178,5 +191,6 @@ __all__ = [
     "check_upstream_names",
     "keyless_key",
     "price_refusal",
+    "priced_catalog",
     "split_model",
 ]

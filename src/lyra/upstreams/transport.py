@@ -35,7 +35,7 @@ class UpstreamTransport:
     async def chat(self, body: bytes, *, api_key: str, timeout_s: float) -> ChatResult:
         result = await self.wire.chat(body, api_key=api_key, timeout_s=timeout_s)
         return dataclasses.replace(result, id="", model=self._named(result.model),
-                                   usage=_uncosted(result.usage))
+                                   provider=result.provider or self.name, usage=_uncosted(result.usage))
 
     async def stream(self, body: bytes, *, api_key: str, timeout_s: float,
                      on_generation_id: Callable[[str], None] | None = None) -> AsyncIterator[StreamDelta]:
@@ -44,6 +44,7 @@ class UpstreamTransport:
             delta.id = ""
             delta.model = self._named(delta.model) if delta.model else None
             delta.usage = _uncosted(delta.usage)
+            delta.provider = delta.provider or self.name  # a plain server names none
             yield delta
 
     def _named(self, served: str) -> str:
