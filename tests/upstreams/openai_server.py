@@ -29,6 +29,7 @@ class OpenAIServer:
     listing_pricing: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> OpenRouter-shaped pricing
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    report_usage: bool = True  # False: answers without `usage`, as some servers stream
     fail_next: int = 0
     fail_status: int = 500
     _runner: web.AppRunner | None = None
@@ -95,11 +96,14 @@ class OpenAIServer:
         usage = {"prompt_tokens": prompt, "completion_tokens": completion,
                  "total_tokens": prompt + completion}
         if not body.get("stream"):
-            return web.json_response({
+            answer = {
                 "id": ident, "object": "chat.completion", "created": 1700000000, "model": body["model"],
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": self.content},
                              "logprobs": None, "finish_reason": "stop"}],
-                "usage": usage, "system_fingerprint": "fp_test"})
+                "usage": usage, "system_fingerprint": "fp_test"}
+            if not self.report_usage:
+                del answer["usage"]
+            return web.json_response(answer)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, word in enumerate(words):
@@ -110,7 +114,7 @@ class OpenAIServer:
         await response.write(_sse({"id": ident, "object": "chat.completion.chunk", "created": 1700000000,
                                    "model": body["model"],
                                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if self.report_usage and (body.get("stream_options") or {}).get("include_usage"):
             await response.write(_sse({"id": ident, "object": "chat.completion.chunk", "created": 1700000000,
                                        "model": body["model"], "choices": [], "usage": usage}))
         await response.write(b"data: [DONE]\n\n")

@@ -22,6 +22,7 @@ from lyra import BudgetExceeded, Lyra, NoModelAvailable
 from lyra.cli.budget import register
 from lyra.cli.live import register as register_plan
 from lyra.config import load_config
+from lyra.config.upstreams import split_model
 from lyra.errors import ConfigError
 from lyra.money import usd_to_nanos
 from lyra.service import create_app
@@ -414,3 +415,59 @@ async def test_the_gateway_serves_an_upstream_model_by_its_full_id(
     assert answer.model == "local:my-signal-ft" and answer.choices[0].message.content == local.content
     assert local.calls == 1 and local.bodies[0]["model"] == "my-signal-ft"
     assert not OPENROUTER_ONLY_FIELDS & set(local.bodies[0])
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_an_answer_without_usage_is_booked_at_its_worst_case(
+        write: Callable[..., Path], env: dict[str, str], local: OpenAIServer, streamed: bool) -> None:
+    local.report_usage = False
+    async with Lyra.from_config(write('["local:my-signal-ft"]'), environ=env) as lyra:
+        if streamed:
+            stream = lyra.stream(tier="fast", messages=MSG, max_tokens=50)
+            _ = [piece async for piece in stream]
+            c = stream.completion
+        else:
+            c = await lyra.complete(tier="fast", messages=MSG, max_tokens=50)
+    # Nothing will reconcile it, so the most it can have cost: the prompt bound and all 50 tokens.
+    assert c.cost_estimated and c.completion_tokens == 50
+    assert c.cost_nanos == c.prompt_tokens * LOCAL_PROMPT_NANOS + 50 * LOCAL_COMPLETION_NANOS
+
+
+def test_only_a_configured_prefix_names_an_upstream() -> None:
+    upstreams = {"openai": object(), "local": object()}
+    assert split_model("local:my-signal-ft", upstreams) == ("local", "my-signal-ft")
+    assert split_model("openai:ft:gpt-4o-mini:desk::abc123", upstreams) == ("openai", "ft:gpt-4o-mini:desk::abc123")
+    # OpenRouter's own ids, variants included, stay OpenRouter's even beside an upstream named `openai`.
+    for model_id in ("openai/gpt-oss-20b:free", "openai/gpt-4o", "other:model", "local:"):
+        assert split_model(model_id, upstreams) is None
+
+
+async def test_a_refused_upstream_key_is_retired_and_the_tier_goes_on_to_openrouter(
+        tmp_path: Path, sim: Simulator) -> None:
+    server = await OpenAIServer(api_key="sk-desk-right-" + "9e" * 20).start()
+    try:
+        text = fast_config_text(**{FAST_MODELS: 'models = ["desk:my-signal-ft", "openai/gpt-4o-mini"]'}) + f"""
+[keys.desk]
+env = "LYRA_KEY_DESK"
+daily_usd = 5
+daily_tokens = 1_000_000
+
+[upstreams.desk]
+base_url = "{server.base_url}"
+keys = ["desk"]
+models = [{{ id = "my-signal-ft", prompt_per_m_usd = 0.2, completion_per_m_usd = 1.0 }}]
+"""
+        (tmp_path / "lyra.toml").write_text(text)
+        env = {**engine_env(sim), "LYRA_KEY_DESK": "sk-desk-wrong-" + "1f" * 20}
+        async with Lyra.from_config(tmp_path / "lyra.toml", environ=env) as lyra:
+            first = await lyra.complete(tier="fast", messages=MSG)
+            second = await lyra.complete(tier="fast", messages=MSG, cache="bypass")
+    finally:
+        await server.stop()
+    assert first.model == second.model == "openai/gpt-4o-mini" and first.key_name != "desk"
+    assert (first.attempts[0].model, first.attempts[0].status, first.attempts[0].key_name) == (
+        "desk:my-signal-ft", 401, "desk")
+    skipped = second.attempts[0]
+    assert (skipped.model, skipped.outcome) == ("desk:my-signal-ft", "skipped")
+    assert skipped.message.startswith("no usable key: key desk (retired")
+    assert server.calls == 1 and sim.stats.calls == 2

@@ -373,7 +373,7 @@ class Router:
                 key = loop.pin_key
             loop.pin_key = None
             if key is None:
-                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(loop))
+                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(loop, allowed))
                 self._next_model(loop)
                 continue
             if loop.pending_delay:
@@ -400,8 +400,8 @@ class Router:
         loop.pending_delay = 0.0
         loop.pin_key = None
 
-    def _key_reasons(self, loop: _Loop) -> str:
-        names = self.keys.order(loop.plan.keys, round_robin=False)
+    def _key_reasons(self, loop: _Loop, allowed: Sequence[str]) -> str:
+        names = self.keys.order(allowed, round_robin=False)
         reasons = {name: self.keys.usable(name)
                    or ("refused earlier in this request" if name in loop.dead_keys else "avoided")
                    for name in names}
@@ -515,6 +515,8 @@ class Router:
         if usage is not None and usage.cost_usd is not None:
             return AttemptUsage(prompt, completion, usd_to_nanos(usage.cost_usd, round_up=True), False)
         if usage is None:
+            if self.upstreams.get(ctx.model.id) is not None:
+                return self._worst_usage(ctx)  # nothing reconciles another upstream's call: its most
             return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
                                 True)
         # No usage.cost: priced from the usage as OpenRouter prices it (cache reads, reasoning). On
