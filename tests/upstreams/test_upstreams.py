@@ -471,3 +471,14 @@ models = [{{ id = "my-signal-ft", prompt_per_m_usd = 0.2, completion_per_m_usd =
     assert (skipped.model, skipped.outcome) == ("desk:my-signal-ft", "skipped")
     assert skipped.message.startswith("no usable key: key desk (retired")
     assert server.calls == 1 and sim.stats.calls == 2
+
+
+def test_a_panel_member_names_a_key_of_its_own_upstream(write: Callable[..., Path], env: dict[str, str]) -> None:
+    member = '\n[panels.mixed]\nmembers = [{{ model = "{model}", key = "{key}", weight = 1 }}]\n'
+    for model, key, expected in (
+            ("a:openai/gpt-4o-mini", "xai", r"panels\.mixed\.members\[0\]\.key: 'a:openai/gpt-4o-mini' is served by "
+                                            r"upstream 'a', whose keys are sim_a"),
+            ("openai/gpt-4o", "sim_a", r"panels\.mixed\.members\[0\]\.key: key 'sim_a' belongs to an upstream")):
+        with pytest.raises(ConfigError, match=expected):
+            load_config(write(extra=member.format(model=model, key=key)), environ=env)
+    load_config(write(extra=member.format(model="a:openai/gpt-4o-mini", key="sim_a")), environ=env)
