@@ -7,25 +7,28 @@ from enum import StrEnum
 
 
 class CapScope(StrEnum):
-    """What a cap limits: the whole day, one tier's share, one key (dollars or tokens), one client."""
+    """What a cap limits: the whole day, one tier's share, one key (dollars or tokens), one client,
+    one `[upstreams.*]` endpoint."""
 
     GLOBAL = "global"
     TIER = "tier"
     KEY = "key"
     KEY_TOKENS = "key_tokens"
     CLIENT = "client"
+    UPSTREAM = "upstream"
 
 
 # The storage key's short scope names (kept as they are: live state written by older versions).
 _STORED = {CapScope.GLOBAL: "global", CapScope.TIER: "tier", CapScope.KEY: "key", CapScope.KEY_TOKENS: "ktok",
-           CapScope.CLIENT: "client"}
+           CapScope.CLIENT: "client", CapScope.UPSTREAM: "up"}
 _FROM_STORED = {stored: scope for scope, stored in _STORED.items()}
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Cap:
     """One daily cap. `label` is how people and the API see it ("global", "tier:fast",
-    "key:xai", "key_tokens:xai", "client:desk"); `storage_key(day)` is where the state keeps it."""
+    "key:xai", "key_tokens:xai", "client:desk", "upstream:local"); `storage_key(day)` is where the state
+    keeps it."""
 
     scope: CapScope
     name: str = ""
@@ -55,6 +58,10 @@ class Cap:
     def client(cls, name: str) -> Cap:
         return cls(CapScope.CLIENT, name)
 
+    @classmethod
+    def upstream(cls, name: str) -> Cap:
+        return cls(CapScope.UPSTREAM, name)
+
     @property
     def unit(self) -> str:
         """What the cap counts: "tokens" for a key's token cap, "usd" (nano-dollars) for the rest."""
@@ -76,8 +83,8 @@ class Cap:
         try:
             return cls(CapScope(scope), name)
         except ValueError:
-            raise ValueError(f"{label!r} is not a cap; use global, tier:NAME, key:NAME, key_tokens:NAME "
-                             "or client:NAME") from None
+            raise ValueError(f"{label!r} is not a cap; use global, tier:NAME, key:NAME, key_tokens:NAME, "
+                             "client:NAME or upstream:NAME") from None
 
     @classmethod
     def find(cls, label: str) -> Cap | None:

@@ -15,6 +15,7 @@ from lyra.budget.forecast import SpendForecast
 from lyra.budget.governor import BudgetGovernor, tier_caps
 from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
+from lyra.config.upstreams import catalog_models
 from lyra.consensus.panel import Consensus, ConsensusEngine
 from lyra.errors import LedgerUnavailable, LyraError, StateUnavailable
 from lyra.failures import FailurePolicy
@@ -33,6 +34,7 @@ from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.routing.router import Recorder, Router, StreamProgress
 from lyra.state import StateBackend, open_backend
 from lyra.types import CacheMode, ChoiceDelta, Completion, CompletionRequest, Message, RequestOptions
+from lyra.upstreams import Upstreams, listed_models
 
 if TYPE_CHECKING:
     from lyra.simulator import Simulator, SimulatorOptions
@@ -74,6 +76,7 @@ class Running:
         if self.reconciler is not None:
             await self.reconciler.stop()
         await self.router.transport.close()
+        await self.router.upstreams.close()
         if isinstance(self.cache.store, RedisCache):
             await self.cache.store.close()
 
@@ -94,7 +97,9 @@ class Lyra:
     ) -> None:
         self.config = config
         self.settings = config.settings
-        self.catalog = catalog or load_catalog()
+        # The `[upstreams.*]` models are catalogued like any other (prices, context): routing,
+        # budgets, the ledger and the panels then treat `NAME:model-id` like any model id.
+        self.catalog = (catalog or load_catalog()).merged(catalog_models(self.settings.upstreams))
         self.settings.check_models(self.catalog, config.source)
         self._simulator_options = simulator_options
         self._opened = Opened()  # what a start has opened so far
@@ -221,14 +226,18 @@ class Lyra:
             await simulator.start()
             base_url = simulator.base_url
             secrets = {name: Secret(f"sk-or-sim-{name}-{_secrets.token_hex(8)}")
-                       for name in self.settings.keys}
+                       for name in self.settings.keys if name not in self.config.upstream_secrets}
             log.warning("no OpenRouter key set; using the built-in simulator at %s", base_url)
+        secrets = {**secrets, **self.config.upstream_secrets}
+        upstreams = Upstreams.of(self.settings)
+        if any(u.prices_from_models for u in self.settings.upstreams.values()):
+            self.catalog = self.catalog.merged(await listed_models(upstreams, secrets))
         state, budget = await self._open_stores(simulated=self.config.simulated)
         recorders: list[Recorder] = []
         if self.ledger is not None:
             recorders.append(LedgerRecorder(self.ledger, tier_of=budget.charged_tier))
         recorders.extend(self._extra_recorders)
-        router = self._build_router(base_url, secrets, recorders, budget, state)
+        router = self._build_router(base_url, secrets, recorders, budget, state, upstreams)
         cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
         return Running(router=router, cache=cache, consensus=ConsensusEngine(self.settings, self.run),
                        reconciler=reconciler_for(self.settings, self.ledger, router))
@@ -323,11 +332,14 @@ class Lyra:
         return open_backend(state.backend, path=path, redis_url=self.config.redis_url, prefix=prefix)
 
     def _build_router(self, base_url: str, secrets: Mapping[str, Secret], recorders: Sequence[Recorder],
-                      budget: BudgetGovernor, state: StateBackend) -> Router:
+                      budget: BudgetGovernor, state: StateBackend,
+                      upstreams: Upstreams | None = None) -> Router:
         s = self.settings
+        upstreams = upstreams or Upstreams()
         transport = OpenRouterTransport(base_url=base_url, app_title=s.openrouter.app_title,
                                         app_url=s.openrouter.app_url)
-        keys = KeyPool(s.keys, secrets, day_starts_utc_hour=s.budget.day_starts_utc_hour)
+        keys = KeyPool(s.keys, secrets, day_starts_utc_hour=s.budget.day_starts_utc_hour,
+                       keyless=upstreams.keyless())
         limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour)
         return Router(
             policy=RoutePolicy(s, self.catalog),
@@ -343,6 +355,7 @@ class Lyra:
             planners=[budget],
             recorders=recorders,
             barriers=[self.ledger.durable] if self.ledger is not None else [],
+            upstreams=upstreams,
         )
 
     async def aclose(self) -> None:

@@ -12,6 +12,7 @@ from typing import Protocol
 from lyra.caps import Cap
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
+from lyra.config.upstreams import keyless_key
 from lyra.days import budget_day, day_bounds
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
 from lyra.ids import new_id
@@ -98,6 +99,11 @@ class BudgetGovernor:
         self.key_caps = {n: usd_to_nanos(k.daily_usd) for n, k in settings.keys.items()}
         self.key_tokens = {n: k.daily_tokens for n, k in settings.keys.items()}
         self.client_caps = {n: usd_to_nanos(c.daily_usd) for n, c in settings.clients.items()}
+        self.upstream_caps = {n: usd_to_nanos(u.daily_usd) for n, u in settings.upstreams.items()
+                              if u.daily_usd is not None}
+        # An upstream's spend in the ledger is its keys' (a keyless one's attempts carry its pseudo key).
+        self._upstream_keys = {n: (*u.keys,) if u.keys else (keyless_key(n),)
+                               for n, u in settings.upstreams.items() if n in self.upstream_caps}
         self._tier_of_model: dict[str, str] = {}
         for tier_name, tier in settings.tiers.items():
             for model_id in tier.models:
@@ -179,9 +185,13 @@ class BudgetGovernor:
         limits = [
             (Cap.daily(), self.daily if privileged else self.daily - self.reserve_slice),
             (Cap.tier(tier), tier_limit + (self.reserve_slice if privileged else 0)),
-            (Cap.key(ctx.key_name), self.key_caps[ctx.key_name]),
-            (Cap.key_tokens(ctx.key_name), self.key_tokens[ctx.key_name]),
         ]
+        if ctx.key_name in self.key_caps:  # a keyless upstream's pseudo key has no caps of its own
+            limits += [(Cap.key(ctx.key_name), self.key_caps[ctx.key_name]),
+                       (Cap.key_tokens(ctx.key_name), self.key_tokens[ctx.key_name])]
+        upstream = self._settings.upstream_of(ctx.model.id) if self.upstream_caps else None
+        if upstream in self.upstream_caps:
+            limits.append((Cap.upstream(upstream), self.upstream_caps[upstream]))
         client = ctx.request.client
         if client is not None and client in self.client_caps:
             limits.append((Cap.client(client), self.client_caps[client]))
@@ -290,6 +300,7 @@ class BudgetGovernor:
         found += [(Cap.key(n), c) for n, c in self.key_caps.items()]
         found += [(Cap.key_tokens(n), c) for n, c in self.key_tokens.items()]
         found += [(Cap.client(n), c) for n, c in self.client_caps.items()]
+        found += [(Cap.upstream(n), c) for n, c in self.upstream_caps.items()]
         return found
 
     async def snapshot(self) -> list[CapLine]:
@@ -308,6 +319,8 @@ class BudgetGovernor:
         values.update({Cap.key(k).storage_key(day): v for k, v in totals.by_key.items()})
         values.update({Cap.key_tokens(k).storage_key(day): v for k, v in totals.tokens_by_key.items()})
         values.update({Cap.client(k).storage_key(day): v for k, v in totals.by_client.items()})
+        values.update({Cap.upstream(n).storage_key(day): sum(totals.by_key.get(k, 0) for k in keys)
+                       for n, keys in self._upstream_keys.items()})
         return values
 
 

@@ -43,7 +43,8 @@ ByOption = Annotated[str, typer.Option("--by",
                                        help="Group by model, key, task, tier, client, day, user or tag")]
 
 _BAR_WIDTH = 10
-_HEADINGS = {"tier": "tiers", "key": "keys", "key_tokens": "key tokens", "client": "clients"}
+_HEADINGS = {"tier": "tiers", "key": "keys", "key_tokens": "key tokens", "client": "clients",
+             "upstream": "upstreams"}
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +126,7 @@ async def read_budget(config: Path | None) -> BudgetView:
 
 
 def budget(config: ConfigOption = None, as_json: JsonOption = False) -> None:
-    """Today's spend against every cap: global, tiers, keys ($ and tokens) and clients."""
+    """Today's spend against every cap: global, tiers, keys ($ and tokens), clients and upstreams."""
     with _reported("the budget state"):
         view = asyncio.run(read_budget(use_config(config).path))
     if as_json:

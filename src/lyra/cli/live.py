@@ -22,6 +22,7 @@ from lyra.cli.common import (
     use_config,
 )
 from lyra.config import load_config
+from lyra.config.upstreams import priced_catalog
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.ledger import Ledger, default_url
@@ -73,7 +74,9 @@ def plan_command(
             raise _fail(f"the ledger database ({origin}) cannot be read for --history: {first_line(exc)}; "
                         f"start it, fix {origin} or pass --no-history") from None
         try:
-            plan = build_plan(loaded.settings, catalog, ledger)
+            settings = loaded.settings
+            priced = priced_catalog(catalog, settings.upstreams, settings.every_model_id())
+            plan = build_plan(settings, priced, ledger)
         finally:
             if ledger is not None:
                 ledger.close()

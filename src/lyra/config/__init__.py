@@ -40,6 +40,7 @@ from lyra.config.schema import (
     check_url,
     did_you_mean,
 )
+from lyra.config.upstreams import UpstreamModel, UpstreamSettings
 
 __all__ = [
     "BASE_URL_ENV",
@@ -66,6 +67,8 @@ __all__ = [
     "StateSettings",
     "TaskSettings",
     "TierSettings",
+    "UpstreamModel",
+    "UpstreamSettings",
     "check_http_url",
     "check_ledger_url",
     "check_url",

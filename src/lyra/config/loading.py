@@ -6,7 +6,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
 from importlib import resources
@@ -59,6 +59,9 @@ class LoadedConfig:
     # Where each URL came from, for error lines: "LYRA_LEDGER_URL" or "lyra.toml: ledger.url".
     ledger_url_origin: str = ""
     redis_url_origin: str = REDIS_URL_ENV
+    # The secrets of the keys that belong to an `[upstreams.*]` endpoint: apart from OpenRouter's,
+    # so that a run with no OpenRouter key is still simulated and OPENROUTER_API_KEY never fills them.
+    upstream_secrets: dict[str, Secret] = field(default_factory=dict)
 
     @property
     def simulated(self) -> bool:
@@ -67,7 +70,8 @@ class LoadedConfig:
 
     def __repr__(self) -> str:
         return (f"LoadedConfig(source={self.source!r}, keys={sorted(self.settings.keys)}, "
-                f"secrets={self.secrets!r}, ledger_url={mask_optional_url(self.ledger_url)!r}, "
+                f"secrets={self.secrets!r}, upstream_secrets={self.upstream_secrets!r}, "
+                f"ledger_url={mask_optional_url(self.ledger_url)!r}, "
                 f"redis_url={mask_optional_url(self.redis_url)!r}, settings={self.settings!r})")
 
     __str__ = __repr__
@@ -153,6 +157,7 @@ def load_config(
         _check_redis_url(redis_url)
     return LoadedConfig(
         settings=settings, source=source, secrets=_secrets(settings, env, source),
+        upstream_secrets=_upstream_secrets(settings, env, source),
         ledger_url=ledger_url, redis_url=redis_url, ledger_url_origin=ledger_origin,
     )
 
@@ -330,7 +335,9 @@ def _environment(folder: Path) -> dict[str, str]:
 
 def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> dict[str, Secret]:
     shared = env.get("OPENROUTER_API_KEY", "").strip()
-    found = {name: env.get(key.env, "").strip() or shared for name, key in settings.keys.items()}
+    upstream_keys = {k for u in settings.upstreams.values() for k in u.keys}
+    found = {name: env.get(key.env, "").strip() or shared for name, key in settings.keys.items()
+             if name not in upstream_keys}
     if not any(found.values()):
         return {}
     missing = [name for name, value in found.items() if not value]
@@ -341,3 +348,18 @@ def _secrets(settings: Settings, env: Mapping[str, str], source: str) -> dict[st
             "set it, set OPENROUTER_API_KEY to use one key for every name, or remove the key"
         )
     return {name: Secret(value) for name, value in found.items()}
+
+
+def _upstream_secrets(settings: Settings, env: Mapping[str, str], source: str) -> dict[str, Secret]:
+    """Each upstream key's secret, from its own variable only; a missing one is one line naming it."""
+    found: dict[str, Secret] = {}
+    for name, upstream in settings.upstreams.items():
+        for i, key in enumerate(upstream.keys):
+            variable = settings.keys[key].env
+            value = env.get(variable, "").strip()
+            if not value:
+                raise ConfigError(
+                    f"{source}: upstreams.{name}.keys[{i}]: environment variable {variable} (keys.{key}.env) "
+                    f"is not set; set it, or remove the key from the upstream if its server needs none")
+            found[key] = Secret(value)
+    return found

@@ -22,6 +22,7 @@ from pydantic import (
 from lyra.catalog.models import TIERS, Catalog
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
+from lyra.config.upstreams import UpstreamSettings, check_upstream_names, price_refusal, split_model
 from lyra.days import parse_session
 from lyra.errors import ConfigError, FailureKind
 from lyra.failures import FailureAction
@@ -329,6 +330,7 @@ class Settings(_Strict):
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)  # lyra.config.upstreams
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -359,7 +361,31 @@ class Settings(_Strict):
                 _known(name, dict.fromkeys(TIERS), where, "tier")
         for i, task_name in enumerate(self.budget.privileged_tasks):
             _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
+        self._check_upstreams()
         return self
+
+    def _check_upstreams(self) -> None:
+        if not self.upstreams:
+            return
+        openrouter_keys = {f"tiers.{n}.keys": t.keys for n, t in self.tiers.items()}
+        openrouter_keys.update({f"tasks.{n}.keys": t.keys for n, t in self.tasks.items()})
+        check_upstream_names(self.upstreams, self.keys, openrouter_keys)
+        for panel_name, panel in self.panels.items():
+            for i, member in enumerate(panel.members):
+                split = self.upstream_of(member.model)
+                own = self.upstreams[split].keys if split is not None else []
+                where = f"panels.{panel_name}.members[{i}].key"
+                if split is None and any(member.key in u.keys for u in self.upstreams.values()):
+                    raise ValueError(f"{where}: key {member.key!r} belongs to an upstream; "
+                                     f"{member.model!r} is OpenRouter's, so name one of OpenRouter's keys")
+                if own and member.key not in own:
+                    raise ValueError(f"{where}: {member.model!r} is served by upstream {split!r}, whose keys "
+                                     f"are {', '.join(own)}; name one of them")
+
+    def upstream_of(self, model_id: str) -> str | None:
+        """The upstream serving a `NAME:model-id`, or None for OpenRouter's own ids."""
+        split = split_model(model_id, self.upstreams) if self.upstreams else None
+        return split[0] if split is not None else None
 
     @model_validator(mode="after")
     def _exact_decision_ids(self) -> Settings:
@@ -416,7 +442,8 @@ class Settings(_Strict):
         return places
 
     def model_ids(self) -> set[str]:
-        """Every model id the configuration names."""
+        """Every OpenRouter model id the configuration names (not an upstream's `NAME:` ids: OpenRouter's
+        listing, which these are checked against, does not know them)."""
         ids = {self.budget.low_budget_model}
         for tier in self.tiers.values():
             ids.update(tier.models)
@@ -424,7 +451,18 @@ class Settings(_Strict):
             ids.update(task.models)
         for panel in self.panels.values():
             ids.update(m.model for m in panel.members)
-        return ids
+        return {m for m in ids if self.upstream_of(m) is None}
+
+    def every_model_id(self) -> list[str]:
+        """Every model id the configuration names, an upstream's `NAME:` ids included, each once."""
+        ids = [self.budget.low_budget_model]
+        for tier in self.tiers.values():
+            ids += tier.models
+        for task in self.tasks.values():
+            ids += task.models
+        for panel in self.panels.values():
+            ids += [m.model for m in panel.members]
+        return list(dict.fromkeys(ids))
 
     def check_models(self, catalog: Catalog, source: str, *, allow_retired: bool = False) -> None:
         """Refuse model ids the catalogue does not know (they could not be priced) or knows as retired.
@@ -440,6 +478,11 @@ class Settings(_Strict):
             places += [(f"panels.{name}.members[{i}].model", m.model) for i, m in enumerate(panel.members)]
         known = [m.id for m in catalog]
         for where, model_id in places:
+            if self.upstream_of(model_id) is not None:
+                refusal = price_refusal(model_id, self.upstreams)
+                if refusal is not None:
+                    raise ConfigError(f"{source}: {where}: {refusal}")
+                continue
             found = catalog.find(model_id)
             if found is None:
                 hint = did_you_mean(model_id, known)

@@ -18,6 +18,7 @@ from lyra.openrouter.wire import (
     decode_chunk,
     error_from_payload,
 )
+from lyra.redact import mask_url
 
 
 class OpenRouterTransport:
@@ -34,11 +35,16 @@ class OpenRouterTransport:
         app_title: str = "Lyra Trading System",
         app_url: str = "",
         max_connections: int = 200,
+        name: str = "OpenRouter",
     ) -> None:
+        """An empty `app_title` sends no attribution headers (an upstream that is not OpenRouter);
+        `name` is how network errors name the far end."""
         self.base_url = base_url.rstrip("/")
+        self.name = name
         self._chat_url = f"{self.base_url}/chat/completions"
-        self._static_headers = {"Content-Type": "application/json",
-                                "X-OpenRouter-Title": app_title, "X-Title": app_title}
+        self._static_headers = {"Content-Type": "application/json"}
+        if app_title:
+            self._static_headers.update({"X-OpenRouter-Title": app_title, "X-Title": app_title})
         if app_url:
             self._static_headers["HTTP-Referer"] = app_url
         self._max_connections = max_connections
@@ -46,7 +52,7 @@ class OpenRouterTransport:
         self._headers_by_key: dict[str, dict[str, str]] = {}
 
     def __repr__(self) -> str:
-        return f"OpenRouterTransport(base_url={self.base_url!r})"
+        return f"OpenRouterTransport(base_url={mask_url(self.base_url)!r})"
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -67,7 +73,9 @@ class OpenRouterTransport:
     def _headers(self, api_key: str) -> dict[str, str]:
         headers = self._headers_by_key.get(api_key)
         if headers is None:
-            headers = {**self._static_headers, "Authorization": f"Bearer {api_key}"}
+            headers = {**self._static_headers}
+            if api_key:  # a local server may need none
+                headers["Authorization"] = f"Bearer {api_key}"
             self._headers_by_key[api_key] = headers
         return headers
 
@@ -84,7 +92,7 @@ class OpenRouterTransport:
             raise UpstreamTimeout(f"no answer within {timeout_s:.1f}s", status=408, kind=FailureKind.TIMEOUT,
                                   retryable=True, maybe_billed=True) from exc
         except aiohttp.ClientError as exc:
-            raise _network_error(exc) from exc
+            raise _network_error(exc, self.name) from exc
 
     async def stream(self, body: bytes, *, api_key: str, timeout_s: float,
                      on_generation_id: Callable[[str], None] | None = None) -> AsyncIterator[StreamDelta]:
@@ -127,7 +135,7 @@ class OpenRouterTransport:
             raise UpstreamTimeout(f"stream stalled for {timeout_s:.1f}s", status=408,
                                   kind=FailureKind.TIMEOUT, retryable=True, maybe_billed=True) from exc
         except aiohttp.ClientError as exc:
-            raise _network_error(exc) from exc
+            raise _network_error(exc, self.name) from exc
 
     async def get_json(self, path: str, *, api_key: str | None = None, timeout_s: float = 15.0,
                        params: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -142,7 +150,7 @@ class OpenRouterTransport:
             raise UpstreamTimeout(f"GET {path}: no answer within {timeout_s:.1f}s", status=408,
                                   kind=FailureKind.TIMEOUT, retryable=True) from exc
         except aiohttp.ClientError as exc:
-            raise _network_error(exc) from exc
+            raise _network_error(exc, self.name) from exc
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -176,9 +184,9 @@ class OpenRouterTransport:
         return {}
 
 
-def _network_error(exc: aiohttp.ClientError) -> UpstreamError:
+def _network_error(exc: aiohttp.ClientError, far_end: str = "OpenRouter") -> UpstreamError:
     name = type(exc).__name__
     # A refused connection never reached OpenRouter; a dropped one may have been served and billed.
     sent = not isinstance(exc, aiohttp.ClientConnectorError)
-    return UpstreamError(f"network error talking to OpenRouter ({name})", status=0, kind=FailureKind.NETWORK,
+    return UpstreamError(f"network error talking to {far_end} ({name})", status=0, kind=FailureKind.NETWORK,
                          retryable=True, maybe_billed=sent)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lyra.config import KeySettings, Secret
+from lyra.config.upstreams import keyless_key
 from lyra.log import get_logger
 
 log = get_logger("lyra.routing.keys")
@@ -41,6 +42,9 @@ def limit_period_end(now: float, period: str | None) -> float:
         year, month = (midnight.year + 1, 1) if midnight.month == 12 else (midnight.year, midnight.month + 1)
         return midnight.replace(year=year, month=month, day=1).timestamp()
     return (midnight + timedelta(days=1)).timestamp()
+
+
+_NO_TOKEN_CAP = 10**15
 
 
 @dataclass(slots=True)
@@ -76,7 +80,10 @@ class KeyPool:
         *,
         day_starts_utc_hour: int = 0,
         clock: Callable[[], float] = time.time,
+        keyless: Sequence[str] = (),
     ) -> None:
+        """`keyless`: upstreams called with no key; each gets a pseudo key (`keyless_key`) with no
+        secret and no token cap (its upstream's `daily_usd` caps it)."""
         self._clock = clock
         self._day_hour = day_starts_utc_hour
         now = clock()
@@ -85,6 +92,10 @@ class KeyPool:
                            day_end=next_day_start(now, day_starts_utc_hour))
             for name, cfg in keys.items() if name in secrets
         }
+        for upstream in keyless:
+            name = keyless_key(upstream)
+            self._states[name] = KeyState(name=name, secret=Secret(""), daily_tokens=_NO_TOKEN_CAP,
+                                          day_end=next_day_start(now, day_starts_utc_hour))
         self._round_robin: dict[tuple[str, ...], Iterator[int]] = {}
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
+from lyra.config.upstreams import price_refusal
 from lyra.errors import ConfigError, NoModelAvailable
 from lyra.routing.profiles import TierProfile
 from lyra.types import CompletionRequest
@@ -122,6 +123,9 @@ class RoutePolicy:
         found: list[ModelInfo] = []
         for model_id in ids:
             info = self._catalog.find(model_id)
+            if info is None and (refusal := price_refusal(model_id, self._settings.upstreams,
+                                                          listing_read=True)) is not None:
+                raise NoModelAvailable(refusal)
             if info is None:
                 raise NoModelAvailable(
                     f"model {model_id!r} is not in the catalogue, so it cannot be priced or "

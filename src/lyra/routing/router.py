@@ -45,6 +45,7 @@ from lyra.routing.policy import RoutePlan, RoutePolicy
 from lyra.routing.profiles import for_wire, profile_record
 from lyra.routing.retry import Backoff, CircuitBreaker
 from lyra.types import Attempt, Choice, ChoiceDelta, Completion, CompletionRequest
+from lyra.upstreams import Upstreams, UpstreamTransport
 
 log = get_logger("lyra.routing.router")
 
@@ -195,9 +196,12 @@ class Router:
         planners: Sequence[Planner] = (),
         barriers: Sequence[Callable[[], Awaitable[None]]] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        upstreams: Upstreams | None = None,
     ) -> None:
         self.policy = policy
         self.transport = transport
+        # The `[upstreams.*]` endpoints: a `NAME:model-id` goes there, every other id to `transport`.
+        self.upstreams = upstreams or Upstreams()
         self.keys = keys
         self.breaker = breaker or CircuitBreaker()
         self.backoff = backoff or Backoff()
@@ -281,10 +285,10 @@ class Router:
 
     async def _chat_attempt(self, ctx: AttemptContext, timeout_s: float,
                             run: AttemptRun) -> AsyncIterator[ChoiceDelta | Answer]:
-        result = await self.transport.chat(self._body(ctx, stream=False),
-                                           api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s)
+        result = await self._transport(ctx).chat(self._body(ctx, stream=False),
+                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s)
         yield Answer(text=result.text, usage=result.usage, served=result.model, provider=result.provider,
-                     generation_id=result.id, finish_reason=result.finish_reason,
+                     generation_id=result.id or None, finish_reason=result.finish_reason,
                      choices=tuple(result.choices), service_tier=result.service_tier)
 
     async def _stream_attempt(self, ctx: AttemptContext, timeout_s: float, run: AttemptRun,
@@ -296,15 +300,15 @@ class Router:
         def header_id(generation_id: str) -> None:  # X-Generation-Id arrives before the first token
             run.generation_id = run.generation_id or generation_id
 
-        async for delta in self.transport.stream(self._body(ctx, stream=True),
-                                                 api_key=self.keys.secret(ctx.key_name), timeout_s=timeout_s,
-                                                 on_generation_id=header_id):
+        async for delta in self._transport(ctx).stream(self._body(ctx, stream=True),
+                                                       api_key=self.keys.secret(ctx.key_name),
+                                                       timeout_s=timeout_s, on_generation_id=header_id):
             if "model" not in meta:
                 meta["model"] = delta.model
                 progress.model = delta.model or ctx.model.id
             meta.setdefault("provider", delta.provider)
             if run.generation_id is None:
-                run.generation_id = delta.id
+                run.generation_id = delta.id or None
             if delta.service_tier:
                 meta["service_tier"] = delta.service_tier
             if delta.usage is not None:
@@ -360,7 +364,8 @@ class Router:
                                "than the request OpenRouter's in-flight budget refused")
                     self._next_model(loop)
                     continue
-            order = [k for k in self.keys.order(loop.plan.keys, round_robin=loop.plan.round_robin)
+            allowed = self.upstreams.keys_for(model.id, loop.plan.keys)  # an upstream's model: its own keys
+            order = [k for k in self.keys.order(allowed, round_robin=loop.plan.round_robin)
                      if k not in loop.dead_keys]
             key = self.keys.pick(order, avoid=loop.avoid_keys,
                                  estimated_tokens=loop.prompt_tokens + max_tokens * loop.request.n)
@@ -368,7 +373,7 @@ class Router:
                 key = loop.pin_key
             loop.pin_key = None
             if key is None:
-                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(loop))
+                self._skip(loop, model.id, None, "no usable key: " + self._key_reasons(loop, allowed))
                 self._next_model(loop)
                 continue
             if loop.pending_delay:
@@ -395,8 +400,8 @@ class Router:
         loop.pending_delay = 0.0
         loop.pin_key = None
 
-    def _key_reasons(self, loop: _Loop) -> str:
-        names = self.keys.order(loop.plan.keys, round_robin=False)
+    def _key_reasons(self, loop: _Loop, allowed: Sequence[str]) -> str:
+        names = self.keys.order(allowed, round_robin=False)
         reasons = {name: self.keys.usable(name)
                    or ("refused earlier in this request" if name in loop.dead_keys else "avoided")
                    for name in names}
@@ -476,8 +481,15 @@ class Router:
     def _attempt_timeout(self, loop: _Loop) -> float:
         return max(0.001, min(loop.plan.attempt_timeout_s, loop.deadline - time.monotonic()))
 
+    def _transport(self, ctx: AttemptContext) -> OpenRouterTransport | UpstreamTransport:
+        upstream = self.upstreams.get(ctx.model.id)
+        return self.transport if upstream is None else upstream.transport
+
     def _body(self, ctx: AttemptContext, *, stream: bool) -> bytes:
         r = ctx.request
+        if (upstream := self.upstreams.get(ctx.model.id)) is not None:  # no OpenRouter-only field
+            return upstream.body(r, model_id=ctx.model.id, max_tokens=ctx.max_tokens,
+                                 temperature=ctx.plan.temperature, stream=stream)
         provider, service_tier = self._sent(ctx)
         return ChatRequest(
             model=ctx.model.id, messages=r.messages, max_tokens=ctx.max_tokens,
@@ -503,13 +515,16 @@ class Router:
         if usage is not None and usage.cost_usd is not None:
             return AttemptUsage(prompt, completion, usd_to_nanos(usage.cost_usd, round_up=True), False)
         if usage is None:
+            if self.upstreams.get(ctx.model.id) is not None:
+                return self._worst_usage(ctx)  # nothing reconciles another upstream's call: its most
             return AttemptUsage(prompt, completion, ctx.model.cost_nanos(prompt, completion, round_up=True),
                                 True)
-        # No usage.cost: priced from the usage as OpenRouter prices it (cache reads, reasoning).
+        # No usage.cost: priced from the usage as OpenRouter prices it (cache reads, reasoning). On
+        # another upstream that is the bill itself: its usage at the configured prices, not an estimate.
         cost = usage_cost_nanos(ctx.model, prompt_tokens=prompt, completion_tokens=completion,
                                 cached_tokens=usage.cached_tokens, reasoning_tokens=usage.reasoning_tokens,
                                 cache_write_tokens=usage.cache_write_tokens)
-        return AttemptUsage(prompt, completion, cost, True)
+        return AttemptUsage(prompt, completion, cost, self.upstreams.get(ctx.model.id) is None)
 
     def _ambiguous_usage(self, ctx: AttemptContext, exc: UpstreamError) -> AttemptUsage | None:
         """The worst case, for a failure that may still have been billed; None if it was not.
