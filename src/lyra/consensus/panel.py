@@ -157,8 +157,12 @@ class ConsensusEngine:
 
     async def ask(self, messages: Sequence[Message], *, panel: str, notional: float | None = None,
                   cache: Literal["use", "bypass", "refresh"] = "use",
-                  client: str | None = None) -> Consensus:
-        """One panel: members in parallel, early exit once the outcome cannot change."""
+                  client: str | None = None, settle_early: bool = True) -> Consensus:
+        """One panel: members in parallel, early exit once the outcome cannot change.
+
+        `settle_early=False` waits for every member (to the deadline): a study of the panel's
+        members needs each one's vote, not only the outcome.
+        """
         cfg = self.panel(panel)
         rule = RULES[cfg.rule]
         prompt = with_instructions(messages)
@@ -179,7 +183,7 @@ class ConsensusEngine:
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 votes[tasks[task]] = task.result()
-            if pending and self._settled(rule.name, votes, tasks, pending, cfg) is not None:
+            if settle_early and pending and self._settled(rule.name, votes, tasks, pending, cfg) is not None:
                 early = True
                 break
         await self._stop(pending, tasks, votes, early)

@@ -1,0 +1,396 @@
+"""Baselines beside the panel from the panel study's votes: each one's decisions and exact cost, walk-forward.
+
+At decision i (bar b) every learnt quantity uses only outcomes whose horizon had closed by b
+(a vote at bar j is scored at bar j + horizon <= b): each model's calibrator, its hit rate (which
+picks the best single model), the panels' error correlations (their effective number of voters)
+and the cascade's stopping threshold. The baselines:
+
+- full_panel: the full panel's configured rule on all its members (what "the full panel on every
+  decision" means), at all its members' costs;
+- best_single: the one full-panel member with the best hit rate so far, at its own cost;
+- self_consistency: one model asked k times, the plurality of its answers (a tie holds);
+- calibrated_panel: the full panel's calibrated vote (weighted log-odds, scaled to its
+  effective number of voters), BUY or SELL beyond the margin;
+- cascade: the cheap panel's calibrated vote, kept when it is decisive (far enough from the
+  trade/hold boundary), else the calibrated full panel's; it pays the full panel only when it
+  escalates. Its threshold is the smallest distance at which the cheap panel's calls matched
+  the full panel's at least `target_agreement` of the time on the decisions where both were
+  asked so far (the cascade's own record: it asks the full panel on every decision until it
+  has `min_record` of them, and afterwards only when it escalates);
+- cascade_configured: the configured escalation (the cheap panel's own rule, escalating when it
+  is unsure or split), for comparison.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from lyra.config import PanelSettings, Settings
+from lyra.config.calibration import CalibrationSettings
+from lyra.consensus.aggregation import RULES, Ballot
+from lyra.consensus.calibration import (
+    WalkForward,
+    action_of,
+    brier,
+    calibrated_vote,
+    ece,
+    effective_voters,
+    error_agreement,
+    error_correlation,
+    reliability,
+)
+from lyra.consensus.decision import ACTIONS, Action
+from lyra.trading.backtest import Step, forward_move
+from lyra.trading.data import Bars
+from lyra.trading.panel_study import StudyPoint, StudyVote
+
+STRATEGIES = ("full_panel", "best_single", "self_consistency", "calibrated_panel", "cascade",
+              "cascade_configured")
+LABELS = {
+    "full_panel": "full panel, configured weights (every decision)",
+    "best_single": "best single model (walk-forward)",
+    "self_consistency": "one model sampled k times",
+    "calibrated_panel": "full panel, calibrated vote",
+    "cascade": "cost-tuned cascade (calibrated)",
+    "cascade_configured": "configured escalation cascade",
+}
+_GRID = tuple(round(0.01 * k, 2) for k in range(0, 51))  # candidate decisiveness thresholds
+_MARGINS = tuple(round(0.025 * k, 3) for k in range(0, 20))  # candidate trade/hold boundaries
+
+
+@dataclass(slots=True)
+class Choices:
+    """One baseline's action and cost at each decision."""
+
+    actions: list[str] = field(default_factory=list)
+    costs: list[int] = field(default_factory=list)
+    escalated: int = 0
+    audited: int = 0  # decisions the full panel was asked on only to keep the cascade's record honest
+
+
+@dataclass(slots=True)
+class StudyResult:
+    """Every baseline's decisions, and the calibration and diversity figures behind them."""
+
+    choices: dict[str, Choices]
+    # The cascade's (margin, distance) at each decision; None: it escalated whatever the cheap panel said.
+    thresholds: list[tuple[float, float] | None]
+    calibration: list[dict[str, Any]]
+    diversity: dict[str, Any]
+    sampled_model: str
+    samples: int
+
+
+def p_up(vote: StudyVote) -> float | None:
+    """A vote read as a probability that the price rises: BUY conf, SELL 1 - conf, HOLD 0.5; None: no vote."""
+    if vote.action is None:
+        return None
+    c = min(1.0, max(0.0, vote.confidence))
+    return {"BUY": c, "SELL": 1.0 - c}.get(vote.action, 0.5)
+
+
+def truth(move: float, band: float) -> str:
+    """What would have been right: BUY above the round-trip cost, SELL below minus it, else HOLD."""
+    return "BUY" if move > band else "SELL" if move < -band else "HOLD"
+
+
+@dataclass(slots=True)
+class _Record:
+    """What is known at a decision bar: closed outcomes per model and the cascade's record."""
+
+    calibration: CalibrationSettings
+    horizon: int
+    calibrators: dict[str, WalkForward] = field(default_factory=dict)
+    closed: list[tuple[int, dict[str, str | None], str, float]] = field(default_factory=list)
+    cascade: list[tuple[float, str]] = field(default_factory=list)  # (cheap probability, full panel's action)
+
+    def calibrator(self, model: str) -> WalkForward:
+        return self.calibrators.setdefault(model, WalkForward(self.calibration.method,
+                                                              self.calibration.min_samples))
+
+
+def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: Settings, *,
+             cheap_panel: str, full_panel: str, band: float, sampled_model: str) -> StudyResult:
+    """Every baseline's action and cost at each study point, walk-forward."""
+    calib = settings.calibration
+    cheap_cfg, full_cfg = settings.panels[cheap_panel], settings.panels[full_panel]
+    frame = bars.frame
+    record = _Record(calib, horizon)
+    outcomes: list[tuple[float, str] | None] = []
+    for p in points:
+        move = forward_move(frame, p.bar, horizon)
+        outcomes.append(None if move is None else (1.0 if move > 0 else 0.0, truth(move, band)))
+    choices = {name: Choices() for name in STRATEGIES}
+    thresholds: list[tuple[float, float] | None] = []
+    calibrated: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
+    filed = stops = 0
+    for i, point in enumerate(points):
+        # File the outcomes whose horizon has closed by this bar: nothing later is ever read.
+        while filed < i and points[filed].bar + max(1, horizon) <= point.bar:
+            _file(record, points[filed], outcomes[filed])
+            filed += 1
+        fitted = {m: record.calibrator(m).at(point.bar) for m in _models(point)}
+        probs = {id(v): fitted[v.model](q) for v in (*point.cheap, *point.full)
+                 if (q := p_up(v)) is not None}
+        for v in (*point.cheap, *point.full):
+            q = p_up(v)
+            if q is not None and outcomes[i] is not None:
+                calibrated[v.model].append((q, probs[id(v)], outcomes[i][0]))  # type: ignore[index]
+        n_full = _n_eff(record, [m.model for m in full_cfg.members])
+        n_cheap = _n_eff(record, [m.model for m in cheap_cfg.members])
+        full_configured = _configured(full_cfg, point.full)
+        full_cal = action_of(_vote(point.full, probs, n_full), calib.margin)
+        cheap_p = _vote(point.cheap, probs, n_cheap)
+        cheap_cost, full_cost = _cost(point.cheap), _cost(point.full)
+        _add(choices["full_panel"], full_configured, full_cost)
+        _add(choices["calibrated_panel"], full_cal, full_cost)
+        best = _best_single(record, full_cfg)
+        vote = next(v for v in point.full if v.model == best)
+        _add(choices["best_single"], vote.action or "HOLD", vote.cost_nanos)
+        _add(choices["self_consistency"], _plurality(point.samples), _cost(point.samples))
+        tuned = _threshold(record.cascade, calib)
+        thresholds.append(tuned)
+        margin, threshold = tuned if tuned is not None else (calib.margin, None)
+        if threshold is not None and _distance(cheap_p, margin) >= threshold:
+            stops += 1
+            if calib.audit_every and stops % calib.audit_every == 0:
+                # An audit: the full panel is asked (and paid) but the cheap call stands, so that the
+                # record keeps measuring the calls the cascade stops on, not only those it escalates.
+                _add(choices["cascade"], action_of(cheap_p, margin), cheap_cost + full_cost)
+                record.cascade.append((cheap_p, full_configured))
+                choices["cascade"].audited += 1
+            else:
+                _add(choices["cascade"], action_of(cheap_p, margin), cheap_cost)
+        else:
+            _add(choices["cascade"], full_configured, cheap_cost + full_cost)
+            choices["cascade"].escalated += 1
+            record.cascade.append((cheap_p, full_configured))
+        kept = _configured_clear(cheap_cfg, full_cfg, point.cheap)
+        if kept is not None:
+            _add(choices["cascade_configured"], kept, cheap_cost)
+        else:
+            _add(choices["cascade_configured"], full_configured, cheap_cost + full_cost)
+            choices["cascade_configured"].escalated += 1
+    while filed < len(points):  # for the report only: every outcome known by the data's end
+        _file(record, points[filed], outcomes[filed])
+        filed += 1
+    return StudyResult(choices=choices, thresholds=thresholds,
+                       calibration=_calibration_rows(points, outcomes, calibrated, calib),
+                       diversity=_diversity(points, outcomes, cheap_cfg, full_cfg),
+                       sampled_model=sampled_model, samples=len(points[0].samples) if points else 0)
+
+
+def _models(point: StudyPoint) -> set[str]:
+    return {v.model for v in (*point.cheap, *point.full)}
+
+
+def _file(record: _Record, point: StudyPoint, outcome: tuple[float, str] | None) -> None:
+    if outcome is None:
+        return
+    up, right = outcome
+    answers: dict[str, str | None] = {}
+    for v in (*point.cheap, *point.full):
+        q = p_up(v)
+        if q is not None:
+            record.calibrator(v.model).observe(q, up, closes_at=point.bar + max(1, record.horizon))
+        answers[v.model] = v.action
+    record.closed.append((point.bar, answers, right, up))
+
+
+def _add(choices: Choices, action: str, cost: int) -> None:
+    choices.actions.append(action)
+    choices.costs.append(cost)
+
+
+def _cost(votes: Sequence[StudyVote]) -> int:
+    return sum(v.cost_nanos for v in votes)
+
+
+def _vote(votes: Sequence[StudyVote], probs: dict[int, float], n_eff: float) -> float:
+    voted = [v for v in votes if id(v) in probs]
+    scale = n_eff * len(voted) / len(votes) if votes else 0.0  # missing voters carry no weight
+    return calibrated_vote([probs[id(v)] for v in voted], [v.weight for v in voted], n_eff=scale)
+
+
+def _outcome(cfg: PanelSettings, votes: Sequence[StudyVote]) -> Any:
+    ballots = [Ballot(v.weight, _action(v.action), v.confidence) for v in votes]
+    return RULES[cfg.rule].decide(ballots, threshold=cfg.threshold, quorum=cfg.quorum)
+
+
+def _action(action: str | None) -> Action | None:
+    return next((a for a in ACTIONS if a == action), None)
+
+
+def _configured(cfg: PanelSettings, votes: Sequence[StudyVote]) -> str:
+    """The panel's configured rule on the votes."""
+    return str(_outcome(cfg, votes).action)
+
+
+def _configured_clear(cheap: PanelSettings, target: PanelSettings, votes: Sequence[StudyVote]
+                      ) -> str | None:
+    """The cheap panel's action when the configured cascade keeps it (as `ConsensusEngine._clear`)."""
+    outcome = _outcome(cheap, votes)
+    decisive = max(outcome.supports.values(), default=0.0) >= outcome_threshold(cheap)
+    if outcome.quorum_met and decisive and outcome.agreement >= target.escalate_below_agreement:
+        return str(outcome.action)
+    return None
+
+
+def outcome_threshold(cfg: PanelSettings) -> float:
+    return cfg.threshold
+
+
+def _plurality(votes: Sequence[StudyVote]) -> str:
+    counts = collections.Counter(v.action for v in votes if v.action is not None).most_common()
+    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
+        return "HOLD"
+    return str(counts[0][0])
+
+
+def _best_single(record: _Record, full: PanelSettings) -> str:
+    """The full-panel member with the best hit rate on closed outcomes (min_samples calls), else heaviest."""
+    heaviest = max(full.members, key=lambda m: m.weight).model
+    best, rate = heaviest, -1.0
+    for member in full.members:
+        calls = [(a, right) for _, answers, right, _ in record.closed
+                 if (a := answers.get(member.model)) in ("BUY", "SELL")]
+        if len(calls) < record.calibration.min_samples:
+            continue
+        hit = sum(1 for a, right in calls if a == right) / len(calls)
+        if hit > rate:
+            best, rate = member.model, hit
+    return best if rate >= 0 else heaviest
+
+
+def _errors(record_closed: Sequence[tuple[int, dict[str, str | None], str, float]], a: str, b: str
+            ) -> tuple[list[float], list[float]]:
+    pairs = [(ans[a], ans[b], right) for _, ans, right, _ in record_closed
+             if ans.get(a) is not None and ans.get(b) is not None]
+    return [float(x != r) for x, _, r in pairs], [float(y != r) for _, y, r in pairs]
+
+
+def _mean_correlation(closed: Sequence[tuple[int, dict[str, str | None], str, float]], models: list[str]
+                      ) -> float | None:
+    values = [c for a, b in itertools.combinations(models, 2)
+              if (c := error_correlation(*_errors(closed, a, b))) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _n_eff(record: _Record, models: list[str]) -> float:
+    if len(record.closed) < record.calibration.min_samples:
+        return float(len(models))
+    return effective_voters(len(models), _mean_correlation(record.closed, models))
+
+
+def wilson_lower(hits: int, n: int, z: float = 1.0) -> float:
+    """The lower end of the Wilson interval of a share (z = 1: about one standard error below)."""
+    if n <= 0:
+        return 0.0
+    share = hits / n
+    centre = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def _distance(p: float, margin: float) -> float:
+    """How far a probability of a rise is from the trade/hold boundary at `margin`."""
+    return abs(abs(p - 0.5) - margin)
+
+
+def _threshold(record: list[tuple[float, str]], calib: CalibrationSettings) -> tuple[float, float] | None:
+    """The (margin, distance) at which the cheap panel's calls in the record matched the full panel's.
+
+    For each margin the smallest distance whose kept calls matched at least `target_agreement` of
+    the time; of those, the pair that keeps the most calls (the most decisions stopped cheap).
+    None (escalate) while the record is short or no pair meets the target.
+    """
+    if len(record) < calib.min_record:
+        return None
+    need = min(calib.min_record, 10)
+    best: tuple[int, float, float] | None = None
+    for margin in _MARGINS:
+        for d in _GRID:
+            kept = [action_of(p, margin) == full for p, full in record if _distance(p, margin) >= d]
+            if len(kept) < need:
+                break
+            if wilson_lower(sum(kept), len(kept)) >= calib.target_agreement:
+                if best is None or len(kept) > best[0]:
+                    best = (len(kept), margin, d)
+                break
+    return None if best is None else (best[1], best[2])
+
+
+def _calibration_rows(points: Sequence[StudyPoint], outcomes: Sequence[tuple[float, str] | None],
+                      calibrated: dict[str, list[tuple[float, float, float]]], calib: CalibrationSettings
+                      ) -> list[dict[str, Any]]:
+    """Per model: Brier, ECE, reliability of stated and walk-forward calibrated probabilities; hits, cost."""
+    rows = []
+    for model in sorted(calibrated):
+        triples = calibrated[model]
+        stated, cal, ys = [t[0] for t in triples], [t[1] for t in triples], [t[2] for t in triples]
+        votes = [(v, o) for p, o in zip(points, outcomes, strict=True)
+                 for v in (*p.cheap, *p.full) if v.model == model]
+        cost = sum(v.cost_nanos for v, _ in votes)
+        calls = [(v.action, o[1]) for v, o in votes if o is not None and v.action in ("BUY", "SELL")]
+        correct = sum(1 for a, right in calls if a == right)
+        rows.append({
+            "model": model, "votes": len(votes), "scored": len(triples), "calls": len(calls),
+            "correct": correct, "hit_rate": correct / len(calls) if calls else None,
+            "brier_stated": brier(stated, ys), "brier_calibrated": brier(cal, ys),
+            "ece_stated": ece(stated, ys, bins=calib.bins), "ece_calibrated": ece(cal, ys, bins=calib.bins),
+            "reliability_stated": [b.to_dict() for b in reliability(stated, ys, bins=calib.bins)],
+            "reliability_calibrated": [b.to_dict() for b in reliability(cal, ys, bins=calib.bins)],
+            "cost_nanos": cost, "cost_per_correct_nanos": cost // correct if correct else None,
+        })
+    return rows
+
+
+def _diversity(points: Sequence[StudyPoint], outcomes: Sequence[tuple[float, str] | None],
+               cheap: PanelSettings, full: PanelSettings) -> dict[str, Any]:
+    """Pairwise error agreement and correlation per panel, and its effective number of voters."""
+    closed = [(p.bar, {v.model: v.action for v in (*p.cheap, *p.full)}, o[1], o[0])
+              for p, o in zip(points, outcomes, strict=True) if o is not None]
+    out: dict[str, Any] = {}
+    for name, cfg in (("full", full), ("cheap", cheap)):
+        models = [m.model for m in cfg.members]
+        pairs: list[dict[str, Any]] = []
+        for a, b in itertools.combinations(models, 2):
+            both = [(ans.get(a), ans.get(b), right) for _, ans, right, _ in closed]
+            agree, n = error_agreement([x for x, _, _ in both], [y for _, y, _ in both],
+                                       [r for *_, r in both])
+            pairs.append({"a": a, "b": b, "both_wrong": n, "error_agreement": agree,
+                          "error_correlation": error_correlation(*_errors(closed, a, b))})
+        rho = _mean_correlation(closed, models)
+        agreements = [float(x) for p in pairs if isinstance(x := p["error_agreement"], float)]
+        out[name] = {"members": len(models), "pairs": pairs, "mean_error_correlation": rho,
+                     "mean_error_agreement": sum(agreements) / len(agreements) if agreements else None,
+                     "effective_voters": effective_voters(len(models), rho)}
+    return out
+
+
+def same_share(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """The share of decisions on which two baselines decided the same."""
+    return sum(1 for x, y in zip(a, b, strict=True) if x == y) / len(a) if a else None
+
+
+
+
+def choice_decider(times: Sequence[pd.Timestamp], actions: Sequence[str], notional: float) -> Any:
+    """A baseline's recorded actions as a strategy for the walk: the same fills, fees and size for each."""
+    by_time = dict(zip(times, actions, strict=True))
+
+    async def decide(known: Bars, t: pd.Timestamp, account: Any) -> Step:
+        return Step(time=t, action=_action(by_time[t]) or "HOLD", notional_usd=notional)
+
+    return decide
+
+
+__all__ = ["LABELS", "STRATEGIES", "Choices", "StudyResult", "choice_decider", "evaluate", "p_up",
+           "same_share", "truth", "wilson_lower"]
