@@ -19,14 +19,15 @@ class CalibrationSettings(BaseModel):
     # The calibrated vote trades when the probability of a rise is at least 0.5 + margin (BUY) or
     # at most 0.5 - margin (SELL), and holds in between.
     margin: float = Field(0.1, ge=0, lt=0.5)
-    # The cascade stops at the cheap panel where, in the record so far, the cheap panel's calls as
-    # far from the trade/hold boundary matched the full panel's at least this often.
+    # The cascade keeps its expected disagreements with the full panel within 1 - this share.
     target_agreement: float = Field(0.95, gt=0, le=1)
-    # Decisions on record (full panel asked) before the cascade may stop at the cheap panel at all,
-    # and the fewest record points a threshold's agreement is measured on.
+    # Decisions on record (full panel asked) before the cascade may stop at the cheap panel at all.
     min_record: int = Field(20, ge=1, le=100_000)
+    # The cascade stops only on a call at least this likely to be the full panel's (calibrated on
+    # its record), and only while the expected disagreements stay within 1 - target_agreement.
+    min_stop_probability: float = Field(0.9, gt=0, le=1)
     # Every n-th decision the cascade stops on is audited: the full panel is asked too (and paid), so
     # that the record goes on measuring the stopped calls. 0: never.
-    audit_every: int = Field(3, ge=0, le=100_000)
+    audit_every: int = Field(5, ge=0, le=100_000)
     self_consistency_samples: int = Field(3, ge=0, le=20)  # extra answers of one model per decision
     self_consistency_model: str | None = None  # None: the full panel's heaviest member

@@ -43,13 +43,19 @@ class Isotonic:
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
+    ns: tuple[int, ...] = ()  # how many points each block pooled
 
     def __call__(self, x: float) -> float:
         """The fitted value of the first block whose upper edge is at or above x (the last past them)."""
-        for edge, value in zip(self.xs, self.ys, strict=True):
+        return self.block(x)[0]
+
+    def block(self, x: float) -> tuple[float, int]:
+        """The fitted value at x and how many points stand behind it."""
+        counts = self.ns or (0,) * len(self.xs)
+        for edge, value, n in zip(self.xs, self.ys, counts, strict=True):
             if x <= edge:
-                return value
-        return self.ys[-1]
+                return value, n
+        return self.ys[-1], counts[-1]
 
 
 def pav(xs: Sequence[float], ys: Sequence[float]) -> Isotonic:
@@ -71,7 +77,8 @@ def pav(xs: Sequence[float], ys: Sequence[float]) -> Isotonic:
         while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
             top = blocks.pop()
             blocks[-1] = [top[0], blocks[-1][1] + top[1], blocks[-1][2] + top[2]]
-    return Isotonic(tuple(b[0] for b in blocks), tuple(b[1] / b[2] for b in blocks))
+    return Isotonic(tuple(b[0] for b in blocks), tuple(b[1] / b[2] for b in blocks),
+                    tuple(int(b[2]) for b in blocks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +163,16 @@ class WalkForward:
         known = [(x, y) for closes, x, y in self.record if closes <= t]
         return Calibrator.learn([x for x, _ in known], [y for _, y in known], method=self.method,
                                 min_samples=self.min_samples)
+
+
+def wilson_lower(hits: float, n: int, z: float = 1.0) -> float:
+    """The lower end of the Wilson interval of a share (z = 1: about one standard error below it)."""
+    if n <= 0:
+        return 0.0
+    share = min(1.0, max(0.0, hits / n))
+    centre = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
 
 
 def brier(ps: Sequence[float], ys: Sequence[float]) -> float | None:
@@ -261,4 +278,4 @@ def action_of(p_up: float, margin: float) -> Literal["BUY", "SELL", "HOLD"]:
 
 __all__ = ["Bin", "Calibrator", "Isotonic", "Method", "Platt", "WalkForward", "action_of", "brier",
            "calibrated_vote", "clamp", "ece", "effective_voters", "error_agreement", "error_correlation",
-           "logit", "pav", "platt", "reliability", "sigmoid"]
+           "logit", "pav", "platt", "reliability", "sigmoid", "wilson_lower"]

@@ -3,7 +3,7 @@
 At decision i (bar b) every learnt quantity uses only outcomes whose horizon had closed by b
 (a vote at bar j is scored at bar j + horizon <= b): each model's calibrator, its hit rate (which
 picks the best single model), the panels' error correlations (their effective number of voters)
-and the cascade's stopping threshold. The baselines:
+and the cascade's calibration. Agreement is with full_panel. The baselines:
 
 - full_panel: the full panel's configured rule on all its members (what "the full panel on every
   decision" means), at all its members' costs;
@@ -11,12 +11,16 @@ and the cascade's stopping threshold. The baselines:
 - self_consistency: one model asked k times, the plurality of its answers (a tie holds);
 - calibrated_panel: the full panel's calibrated vote (weighted log-odds, scaled to its
   effective number of voters), BUY or SELL beyond the margin;
-- cascade: the cheap panel's calibrated vote, kept when it is decisive (far enough from the
-  trade/hold boundary), else the calibrated full panel's; it pays the full panel only when it
-  escalates. Its threshold is the smallest distance at which the cheap panel's calls matched
-  the full panel's at least `target_agreement` of the time on the decisions where both were
-  asked so far (the cascade's own record: it asks the full panel on every decision until it
-  has `min_record` of them, and afterwards only when it escalates);
+- full_cheapest_first: the full panel asked one member at a time, cheapest first, until its
+  outcome cannot change (`settled`): the full panel's decisions exactly, without the members
+  whose answers could not have changed them (it trades latency for cost);
+- cascade: the cheap panel first. Its lean (the weighted mean of its stated probabilities of a
+  rise) is calibrated against the full panel's decisions on the cascade's record (isotonic, the
+  lower end of a Wilson interval per block): it stops when the full panel's most likely decision
+  is at least `min_stop_probability` likely and the expected disagreements so far stay within
+  1 - `target_agreement` of the decisions so far; else it escalates to the full panel asked
+  cheapest first. The record is what the cascade itself saw: every decision until it holds
+  `min_record`, then its escalations and every `audit_every`-th stop (asked and paid for);
 - cascade_configured: the configured escalation (the cheap panel's own rule, escalating when it
   is unsure or split), for comparison.
 """
@@ -25,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +37,7 @@ import pandas as pd
 
 from lyra.config import PanelSettings, Settings
 from lyra.config.calibration import CalibrationSettings
-from lyra.consensus.aggregation import RULES, Ballot
+from lyra.consensus.aggregation import RULES, Ballot, settled
 from lyra.consensus.calibration import (
     WalkForward,
     action_of,
@@ -44,25 +47,26 @@ from lyra.consensus.calibration import (
     effective_voters,
     error_agreement,
     error_correlation,
+    pav,
     reliability,
+    wilson_lower,
 )
 from lyra.consensus.decision import ACTIONS, Action
 from lyra.trading.backtest import Step, forward_move
 from lyra.trading.data import Bars
 from lyra.trading.panel_study import StudyPoint, StudyVote
 
-STRATEGIES = ("full_panel", "best_single", "self_consistency", "calibrated_panel", "cascade",
-              "cascade_configured")
+STRATEGIES = ("full_panel", "full_cheapest_first", "best_single", "self_consistency", "calibrated_panel",
+              "cascade", "cascade_configured")
 LABELS = {
     "full_panel": "full panel, configured weights (every decision)",
+    "full_cheapest_first": "full panel, cheapest member first until settled",
     "best_single": "best single model (walk-forward)",
     "self_consistency": "one model sampled k times",
     "calibrated_panel": "full panel, calibrated vote",
     "cascade": "cost-tuned cascade (calibrated)",
     "cascade_configured": "configured escalation cascade",
 }
-_GRID = tuple(round(0.01 * k, 2) for k in range(0, 51))  # candidate decisiveness thresholds
-_MARGINS = tuple(round(0.025 * k, 3) for k in range(0, 20))  # candidate trade/hold boundaries
 
 
 @dataclass(slots=True)
@@ -80,8 +84,8 @@ class StudyResult:
     """Every baseline's decisions, and the calibration and diversity figures behind them."""
 
     choices: dict[str, Choices]
-    # The cascade's (margin, distance) at each decision; None: it escalated whatever the cheap panel said.
-    thresholds: list[tuple[float, float] | None]
+    # The cascade's calibrated probability of its call at each decision; None: no record yet.
+    thresholds: list[float | None]
     calibration: list[dict[str, Any]]
     diversity: dict[str, Any]
     sampled_model: str
@@ -109,7 +113,7 @@ class _Record:
     horizon: int
     calibrators: dict[str, WalkForward] = field(default_factory=dict)
     closed: list[tuple[int, dict[str, str | None], str, float]] = field(default_factory=list)
-    cascade: list[tuple[float, str]] = field(default_factory=list)  # (cheap probability, full panel's action)
+    cascade: list[tuple[float, str]] = field(default_factory=list)  # (cheap lean, full panel's action)
 
     def calibrator(self, model: str) -> WalkForward:
         return self.calibrators.setdefault(model, WalkForward(self.calibration.method,
@@ -128,9 +132,10 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
         move = forward_move(frame, p.bar, horizon)
         outcomes.append(None if move is None else (1.0 if move > 0 else 0.0, truth(move, band)))
     choices = {name: Choices() for name in STRATEGIES}
-    thresholds: list[tuple[float, float] | None] = []
+    thresholds: list[float | None] = []
     calibrated: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
     filed = stops = 0
+    expected_misses = 0.0
     for i, point in enumerate(points):
         # File the outcomes whose horizon has closed by this bar: nothing later is ever read.
         while filed < i and points[filed].bar + max(1, horizon) <= point.bar:
@@ -144,34 +149,40 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
             if q is not None and outcomes[i] is not None:
                 calibrated[v.model].append((q, probs[id(v)], outcomes[i][0]))  # type: ignore[index]
         n_full = _n_eff(record, [m.model for m in full_cfg.members])
-        n_cheap = _n_eff(record, [m.model for m in cheap_cfg.members])
         full_configured = _configured(full_cfg, point.full)
         full_cal = action_of(_vote(point.full, probs, n_full), calib.margin)
-        cheap_p = _vote(point.cheap, probs, n_cheap)
         cheap_cost, full_cost = _cost(point.cheap), _cost(point.full)
+        settled_cost = cheapest_first_cost(full_cfg, point.full)
+        _add(choices["full_cheapest_first"], full_configured, settled_cost)
         _add(choices["full_panel"], full_configured, full_cost)
         _add(choices["calibrated_panel"], full_cal, full_cost)
         best = _best_single(record, full_cfg)
         vote = next(v for v in point.full if v.model == best)
         _add(choices["best_single"], vote.action or "HOLD", vote.cost_nanos)
         _add(choices["self_consistency"], _plurality(point.samples), _cost(point.samples))
-        tuned = _threshold(record.cascade, calib)
-        thresholds.append(tuned)
-        margin, threshold = tuned if tuned is not None else (calib.margin, None)
-        if threshold is not None and _distance(cheap_p, margin) >= threshold:
+        lean = cheap_evidence(point.cheap)
+        call = cascade_call(record.cascade, lean, calib)
+        thresholds.append(None if call is None else call[1])
+        # Stop where the call is likely enough and the expected disagreements so far, this one
+        # included, stay within what the target allows over the decisions so far.
+        risk = 1.0 - call[1] if call is not None else 1.0
+        if (call is not None and lean is not None and call[1] >= calib.min_stop_probability
+                and expected_misses + risk <= (1.0 - calib.target_agreement) * (i + 1)):
+            expected_misses += risk
             stops += 1
             if calib.audit_every and stops % calib.audit_every == 0:
                 # An audit: the full panel is asked (and paid) but the cheap call stands, so that the
                 # record keeps measuring the calls the cascade stops on, not only those it escalates.
-                _add(choices["cascade"], action_of(cheap_p, margin), cheap_cost + full_cost)
-                record.cascade.append((cheap_p, full_configured))
+                _add(choices["cascade"], call[0], cheap_cost + settled_cost)
+                record.cascade.append((lean, full_configured))
                 choices["cascade"].audited += 1
             else:
-                _add(choices["cascade"], action_of(cheap_p, margin), cheap_cost)
+                _add(choices["cascade"], call[0], cheap_cost)
         else:
-            _add(choices["cascade"], full_configured, cheap_cost + full_cost)
+            _add(choices["cascade"], full_configured, cheap_cost + settled_cost)
             choices["cascade"].escalated += 1
-            record.cascade.append((cheap_p, full_configured))
+            if lean is not None:
+                record.cascade.append((lean, full_configured))
         kept = _configured_clear(cheap_cfg, full_cfg, point.cheap)
         if kept is not None:
             _add(choices["cascade_configured"], kept, cheap_cost)
@@ -247,6 +258,23 @@ def outcome_threshold(cfg: PanelSettings) -> float:
     return cfg.threshold
 
 
+def cheapest_first_cost(cfg: PanelSettings, votes: Sequence[StudyVote]) -> int:
+    """What the panel costs asked one member at a time, cheapest first, until its outcome cannot change.
+
+    The outcome is the panel's configured one by construction (`settled` only stops when every
+    answer still to come would leave it as it is); what it saves is the members never asked.
+    """
+    order = sorted(votes, key=lambda v: (v.cost_nanos, v.model))
+    rule, spent, done = RULES[cfg.rule], 0, []
+    for k, vote in enumerate(order):
+        spent += vote.cost_nanos
+        done.append(Ballot(vote.weight, _action(vote.action), vote.confidence))
+        pending = [v.weight for v in order[k + 1:]]
+        if settled(rule, done, pending, threshold=cfg.threshold, quorum=cfg.quorum) is not None:
+            break
+    return spent
+
+
 def _plurality(votes: Sequence[StudyVote]) -> str:
     counts = collections.Counter(v.action for v in votes if v.action is not None).most_common()
     if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
@@ -289,42 +317,34 @@ def _n_eff(record: _Record, models: list[str]) -> float:
     return effective_voters(len(models), _mean_correlation(record.closed, models))
 
 
-def wilson_lower(hits: int, n: int, z: float = 1.0) -> float:
-    """The lower end of the Wilson interval of a share (z = 1: about one standard error below)."""
-    if n <= 0:
-        return 0.0
-    share = hits / n
-    centre = share + z * z / (2 * n)
-    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return (centre - spread) / (1 + z * z / n)
+def cheap_evidence(votes: Sequence[StudyVote]) -> float | None:
+    """The cheap panel's lean: its weighted mean stated probability of a rise, less 0.5 (None: no vote)."""
+    voted = [(v.weight, q) for v in votes if (q := p_up(v)) is not None]
+    total = sum(w for w, _ in voted)
+    return sum(w * (q - 0.5) for w, q in voted) / total if voted and total > 0 else None
 
 
-def _distance(p: float, margin: float) -> float:
-    """How far a probability of a rise is from the trade/hold boundary at `margin`."""
-    return abs(abs(p - 0.5) - margin)
+def cascade_call(record: Sequence[tuple[float, str]], lean: float | None, calib: CalibrationSettings
+                 ) -> tuple[str, float] | None:
+    """The full panel's most likely decision given the cheap panel's lean, and its calibrated probability.
 
-
-def _threshold(record: list[tuple[float, str]], calib: CalibrationSettings) -> tuple[float, float] | None:
-    """The (margin, distance) at which the cheap panel's calls in the record matched the full panel's.
-
-    For each margin the smallest distance whose kept calls matched at least `target_agreement` of
-    the time; of those, the pair that keeps the most calls (the most decisions stopped cheap).
-    None (escalate) while the record is short or no pair meets the target.
+    Calibrated on the cascade's record of (lean, full panel's decision): P(BUY) rises with the lean,
+    P(SELL) falls with it, P(HOLD) falls with its size, each an isotonic fit. The probability is
+    the lower end of the Wilson interval of the block the lean falls in, so that a block of a few
+    lucky agreements is not taken for certainty. None while the record is shorter than min_record.
     """
-    if len(record) < calib.min_record:
+    if lean is None or len(record) < calib.min_record:
         return None
-    need = min(calib.min_record, 10)
-    best: tuple[int, float, float] | None = None
-    for margin in _MARGINS:
-        for d in _GRID:
-            kept = [action_of(p, margin) == full for p, full in record if _distance(p, margin) >= d]
-            if len(kept) < need:
-                break
-            if wilson_lower(sum(kept), len(kept)) >= calib.target_agreement:
-                if best is None or len(kept) > best[0]:
-                    best = (len(kept), margin, d)
-                break
-    return None if best is None else (best[1], best[2])
+    leans = [x for x, _ in record]
+    fits = {"BUY": (pav(leans, [float(a == "BUY") for _, a in record]), lean),
+            "SELL": (pav([-x for x in leans], [float(a == "SELL") for _, a in record]), -lean),
+            "HOLD": (pav([-abs(x) for x in leans], [float(a == "HOLD") for _, a in record]), -abs(lean))}
+    scored = []
+    for action, (fit, x) in fits.items():
+        share, n = fit.block(x)
+        scored.append((wilson_lower(share * n, n), action))
+    probability, action = max(scored)
+    return action, probability
 
 
 def _calibration_rows(points: Sequence[StudyPoint], outcomes: Sequence[tuple[float, str] | None],
@@ -392,5 +412,16 @@ def choice_decider(times: Sequence[pd.Timestamp], actions: Sequence[str], notion
     return decide
 
 
-__all__ = ["LABELS", "STRATEGIES", "Choices", "StudyResult", "choice_decider", "evaluate", "p_up",
-           "same_share", "truth", "wilson_lower"]
+__all__ = [
+    "LABELS",
+    "STRATEGIES",
+    "Choices",
+    "StudyResult",
+    "cascade_call",
+    "cheap_evidence",
+    "choice_decider",
+    "evaluate",
+    "p_up",
+    "same_share",
+    "truth",
+]

@@ -33,7 +33,7 @@ async def run_study(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], options: 
         "self_consistency": {"model": model, "samples": options.samples},
         "decisions": len(points), "calibration_settings": lyra.settings.calibration.model_dump(),
         "baselines": rows,
-        "cascade_thresholds": [None if t is None else {"margin": t[0], "distance": t[1]}
+        "cascade_probability": [None if t is None else round(t, 4)
                                for t in result.thresholds],
         "calibration": result.calibration,
         "diversity": result.diversity,
