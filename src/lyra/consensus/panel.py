@@ -157,12 +157,8 @@ class ConsensusEngine:
 
     async def ask(self, messages: Sequence[Message], *, panel: str, notional: float | None = None,
                   cache: Literal["use", "bypass", "refresh"] = "use",
-                  client: str | None = None, settle_early: bool = True) -> Consensus:
-        """One panel: members in parallel, early exit once the outcome cannot change.
-
-        `settle_early=False` waits for every member (to the deadline): a study of the panel's
-        members needs each one's vote, not only the outcome.
-        """
+                  client: str | None = None) -> Consensus:
+        """One panel: members in parallel, early exit once the outcome cannot change."""
         cfg = self.panel(panel)
         rule = RULES[cfg.rule]
         prompt = with_instructions(messages)
@@ -183,12 +179,14 @@ class ConsensusEngine:
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 votes[tasks[task]] = task.result()
-            if settle_early and pending and self._settled(rule.name, votes, tasks, pending, cfg) is not None:
+            if pending and self._settled(rule.name, votes, tasks, pending, cfg) is not None:
                 early = True
                 break
         await self._stop(pending, tasks, votes, early)
         for vote, tally in zip(votes, tallies, strict=True):
-            vote.cost_nanos = tally.nanos  # failed and cancelled members' booked cost counts too
+            # Failed and cancelled members' booked cost counts too; a replayed answer books nothing,
+            # so it keeps the cost recorded with it and a replay reports what the recording did.
+            vote.cost_nanos = max(tally.nanos, vote.cost_nanos)
         outcome = rule.decide([v.ballot() for v in votes], threshold=cfg.threshold, quorum=cfg.quorum)
         return self._result(panel, cfg, outcome, votes, started, early, notional)
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from lyra.config import PanelSettings, Settings
 from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Abstention, parse_decision
-from lyra.consensus.panel import Consensus, with_instructions
+from lyra.consensus.panel import with_instructions
 from lyra.engine import Lyra
 from lyra.errors import ConfigError, LyraError
 from lyra.trading import prompts
@@ -110,28 +110,38 @@ def _key_of(panel: PanelSettings, model: str) -> str | None:
 
 
 async def _panel(lyra: Lyra, messages: Any, panel: str) -> list[StudyVote]:
-    result: Consensus = await lyra.running.consensus.ask(messages, panel=panel, cache="bypass",
-                                                        settle_early=False)
-    return [StudyVote(v.model, v.weight, v.action if v.status == "vote" else None,
-                      v.confidence if v.status == "vote" else 0.0, v.cost_nanos) for v in result.votes]
+    """Every member of the panel on the prompt, all waited for (a study needs each vote, not the outcome)."""
+    cfg = lyra.settings.panels[panel]
+    return list(await asyncio.gather(*(_ask(lyra, messages, cfg, m.model, m.key, m.weight, None)
+                                       for m in cfg.members)))
 
 
 async def _sample(lyra: Lyra, messages: Any, panel: PanelSettings, model: str, key: str | None,
                   seed: int) -> StudyVote:
     """One more answer of `model`, told apart from the others by its seed."""
-    tally = SpendTally()
+    return await _ask(lyra, messages, panel, model, key, 1.0, seed)
+
+
+async def _ask(lyra: Lyra, messages: Any, panel: PanelSettings, model: str, key: str | None, weight: float,
+               seed: int | None) -> StudyVote:
+    """One member's answer, asked as the panel asks it (same request, so a cassette holds one answer list).
+
+    Its cost is what the answer cost (recorded with it, so a replay reports the same); a call that
+    failed counts nothing and is no vote.
+    """
+    request = CompletionRequest(messages=with_instructions(messages), task=panel.task, model=model, key=key,
+                                max_tokens=panel.max_tokens, seed=seed, cache="bypass",
+                                response_format=DECISION_RESPONSE_FORMAT, deadline_s=panel.deadline_s,
+                                spend=SpendTally())
     try:
-        completion = await lyra.run(CompletionRequest(
-            messages=with_instructions(messages), task=panel.task, model=model, key=key,
-            max_tokens=panel.max_tokens, seed=seed, response_format=DECISION_RESPONSE_FORMAT,
-            cache="bypass", deadline_s=panel.deadline_s, spend=tally))
+        completion = await lyra.run(request)
     except LyraError:
-        return StudyVote(model, 1.0, None, 0.0, tally.nanos)
+        return StudyVote(model, weight, None, 0.0, 0)
     parsed = parse_decision(completion.text)
-    cost = max(tally.nanos, completion.total_cost_nanos)
+    cost = completion.total_cost_nanos
     if isinstance(parsed, Abstention):
-        return StudyVote(model, 1.0, None, 0.0, cost)
-    return StudyVote(model, 1.0, parsed.action, parsed.confidence, cost)
+        return StudyVote(model, weight, None, 0.0, cost)
+    return StudyVote(model, weight, parsed.action, parsed.confidence, cost)
 
 
 __all__ = ["StudyOptions", "StudyPoint", "StudyVote", "check", "collect", "sampled_model"]

@@ -31,7 +31,8 @@ async def run_study(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], options: 
     return {
         "cheap_panel": options.cheap_panel, "full_panel": options.full_panel,
         "self_consistency": {"model": model, "samples": options.samples},
-        "decisions": len(points), "calibration_settings": lyra.settings.calibration.model_dump(),
+        "decisions": len(points), "times": [p.time.isoformat() for p in points],
+        "calibration_settings": lyra.settings.calibration.model_dump(),
         "baselines": rows,
         "cascade_probability": [None if t is None else round(t, 4)
                                for t in result.thresholds],
@@ -53,6 +54,7 @@ def _row(name: str, *, run_summary: dict[str, Any], result: StudyResult) -> dict
         "same_as_calibrated_panel": same_share(choices.actions, calibrated.actions),
         "escalated": choices.escalated, "audited": choices.audited,
         "actions": {a: choices.actions.count(a) for a in ("BUY", "SELL", "HOLD")},
+        "decided": list(choices.actions), "cost_nanos_by_decision": list(choices.costs),
         "accuracy": run_summary.get("accuracy"), "pnl_usd": run_summary["pnl_usd"],
         "trades": run_summary["trades"], "fees_usd": run_summary["fees_usd"],
         "total_return": run_summary.get("total_return"), "sharpe": run_summary.get("sharpe"),
