@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 import orjson
 import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from lyra import Lyra
 from lyra.config import Settings, load_config
@@ -96,15 +99,18 @@ def test_changing_outcomes_after_t_changes_nothing_decided_at_t(cut: int) -> Non
 def test_cheapest_first_stops_once_the_outcome_is_settled() -> None:
     panel = settings().panels["trade"]  # weighted, threshold 0.75
     holds = [StudyVote(m.model, m.weight, "HOLD", 0.6, 1000 * (k + 1)) for k, m in enumerate(panel.members)]
+    expected = {v.model: float(v.cost_nanos) for v in holds}  # their mean cost before: the same order
     # Cheapest first here is the heaviest (0.30): once it holds, BUY or SELL can reach 0.70 < 0.75.
-    assert cheapest_first_cost(panel, holds) == 1000
+    assert cheapest_first_cost(panel, holds, expected) == 1000
     buys = [StudyVote(v.model, v.weight, "BUY", 0.8, v.cost_nanos) for v in holds]
     # 0.30 + 0.25 + 0.20 = 0.75 for BUY: whatever the last two say, BUY stays.
-    assert cheapest_first_cost(panel, buys) == 1000 + 2000 + 3000
+    assert cheapest_first_cost(panel, buys, expected) == 1000 + 2000 + 3000
     split = [StudyVote(v.model, v.weight, a, 0.8, v.cost_nanos)
              for v, a in zip(holds, ["BUY", "BUY", "SELL", "BUY", "BUY"], strict=True)]
     # BUY 0.55 after two, then a SELL: BUY can reach only 0.80 - it still can, so all five are asked.
-    assert cheapest_first_cost(panel, split) == sum(v.cost_nanos for v in split)
+    assert cheapest_first_cost(panel, split, expected) == sum(v.cost_nanos for v in split)
+    # Without history the lightest members go first: 0.10, 0.15, 0.20 hold and BUY can reach only 0.55.
+    assert cheapest_first_cost(panel, holds, {}) == 5000 + 4000 + 3000
 
 
 async def test_the_study_reports_every_baseline_with_exact_money(engine: Lyra, bars: Bars) -> None:
@@ -160,3 +166,30 @@ def test_the_calibration_settings_refuse_bad_values_naming_the_field() -> None:
     text = example_config_text() + "\n[calibration]\nmargin = 0.7\n"
     with pytest.raises(Exception, match=r"calibration\.margin"):
         parse_settings(text, "lyra.toml")
+
+
+def test_the_command_prints_the_baselines_and_writes_them_as_json(cli: typer.Typer, tmp_path: Path) -> None:
+    args = ["backtest", "--from", "2018-03-01", "--every", "10", "--baselines", "--samples", "1"]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.stderr
+    for text in ("Baselines on the same", "cost-tuned cascade (calibrated)", "Calibration per model",
+                 "independent voters", "sampled 1 times"):
+        assert text in table.stdout
+    report = json.loads(CliRunner().invoke(cli, [*args, "--json"]).stdout)
+    assert [r["name"] for r in report["panel_study"]["baselines"]] == list(STRATEGIES)
+    assert report["panel_study"]["self_consistency"]["samples"] == 1
+    plain = json.loads(CliRunner().invoke(cli, ["backtest", "--from", "2018-03-01", "--every", "10", "--json"]
+                                          ).stdout)
+    assert plain["panel_study"] is None  # asked for only
+
+
+async def test_the_spend_estimate_of_the_study_bounds_what_it_spent(engine: Lyra, bars: Bars) -> None:
+    from lyra.trading.panel_study import estimate_nanos
+
+    report = await run_backtest(engine, bars, OPTIONS)
+    study = report["panel_study"]
+    rows = {r["name"]: r for r in study["baselines"]}
+    cheap = sum(rows["cascade"]["cost_nanos_by_decision"])
+    spent = rows["full_panel"]["ai_spend_nanos"] + rows["self_consistency"]["ai_spend_nanos"]
+    bound = estimate_nanos(engine, study["decisions"], STUDY)
+    assert spent < bound and cheap < bound

@@ -138,6 +138,10 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     decisions = len(decision_times(window_bars(bars, options.window), options.window))
     if not lyra.config.simulated and replay is None:
         estimate = estimate_cost_nanos(lyra, decisions)
+        if options.study is not None:
+            from lyra.trading.panel_study import estimate_nanos
+
+            estimate += estimate_nanos(lyra, decisions, options.study)
         errors.print(f"{decisions} decisions on real OpenRouter keys: at most about {format_usd(estimate)}")
         if not yes and not typer.confirm("spend it?", err=True):
             return None

@@ -115,6 +115,16 @@ class _Record:
     closed: list[tuple[int, dict[str, str | None], str, float]] = field(default_factory=list)
     cascade: list[tuple[float, str]] = field(default_factory=list)  # (cheap lean, full panel's action)
 
+    costs: dict[str, tuple[int, int]] = field(default_factory=dict)  # model -> (total nanos, answers)
+
+    def note_costs(self, votes: Sequence[StudyVote]) -> None:
+        for v in votes:
+            total, n = self.costs.get(v.model, (0, 0))
+            self.costs[v.model] = (total + v.cost_nanos, n + 1)
+
+    def mean_costs(self) -> dict[str, float]:
+        return {m: total / n for m, (total, n) in self.costs.items() if n}
+
     def calibrator(self, model: str) -> WalkForward:
         return self.calibrators.setdefault(model, WalkForward(self.calibration.method,
                                                               self.calibration.min_samples))
@@ -152,7 +162,8 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
         full_configured = _configured(full_cfg, point.full)
         full_cal = action_of(_vote(point.full, probs, n_full), calib.margin)
         cheap_cost, full_cost = _cost(point.cheap), _cost(point.full)
-        settled_cost = cheapest_first_cost(full_cfg, point.full)
+        settled_cost = cheapest_first_cost(full_cfg, point.full, record.mean_costs())
+        record.note_costs(point.full)
         _add(choices["full_cheapest_first"], full_configured, settled_cost)
         _add(choices["full_panel"], full_configured, full_cost)
         _add(choices["calibrated_panel"], full_cal, full_cost)
@@ -258,13 +269,15 @@ def outcome_threshold(cfg: PanelSettings) -> float:
     return cfg.threshold
 
 
-def cheapest_first_cost(cfg: PanelSettings, votes: Sequence[StudyVote]) -> int:
+def cheapest_first_cost(cfg: PanelSettings, votes: Sequence[StudyVote], expected: dict[str, float]) -> int:
     """What the panel costs asked one member at a time, cheapest first, until its outcome cannot change.
 
+    "Cheapest" is each member's mean cost on the decisions before (`expected`; what this one will
+    cost is not known before it answers); a member without history goes first, lightest first.
     The outcome is the panel's configured one by construction (`settled` only stops when every
     answer still to come would leave it as it is); what it saves is the members never asked.
     """
-    order = sorted(votes, key=lambda v: (v.cost_nanos, v.model))
+    order = sorted(votes, key=lambda v: (expected.get(v.model, -1.0), v.weight, v.model))
     rule, spent, done = RULES[cfg.rule], 0, []
     for k, vote in enumerate(order):
         spent += vote.cost_nanos

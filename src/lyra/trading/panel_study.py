@@ -83,6 +83,22 @@ def check(settings: Settings, options: StudyOptions) -> None:
         raise ConfigError(f"panel study: samples must be 0 or more, got {options.samples}")
 
 
+def estimate_nanos(lyra: Lyra, decisions: int, options: StudyOptions) -> int:
+    """An upper bound of what the study adds: both panels and the samples on every decision, at list price."""
+    s = lyra.settings
+    per_decision = 0
+    model = sampled_model(s, options)
+    for name, extra in ((options.cheap_panel, ()), (options.full_panel, (model,) * options.samples)):
+        panel = s.panels[name]
+        task = s.tasks.get(panel.task)
+        prompt = task.expected_prompt_tokens if task is not None else 700
+        for m in (*(m.model for m in panel.members), *extra):
+            info = lyra.catalog.find(m)
+            if info is not None:
+                per_decision += info.cost_nanos(prompt, panel.max_tokens, round_up=True)
+    return per_decision * decisions
+
+
 async def collect(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], options: StudyOptions, *,
                   feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None) -> list[StudyPoint]:
     """Ask both panels (every member) and the sampled model on each decision's signal prompt."""
@@ -144,4 +160,4 @@ async def _ask(lyra: Lyra, messages: Any, panel: PanelSettings, model: str, key:
     return StudyVote(model, weight, parsed.action, parsed.confidence, cost)
 
 
-__all__ = ["StudyOptions", "StudyPoint", "StudyVote", "check", "collect", "sampled_model"]
+__all__ = ["StudyOptions", "StudyPoint", "StudyVote", "check", "collect", "estimate_nanos", "sampled_model"]
