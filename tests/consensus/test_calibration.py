@@ -113,3 +113,31 @@ def test_effective_voters_and_error_overlap() -> None:
     assert (share, n) == (pytest.approx(1 / 3), 3)
     assert error_correlation([1, 0, 1, 0], [1, 0, 1, 0]) == pytest.approx(1.0)
     assert error_correlation([1, 1, 1], [0, 1, 0]) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.sampled_from([0.0, 1.0]), st.integers(0, 50)), max_size=60),
+       st.integers(0, 50), st.lists(st.tuples(st.floats(0, 1), st.sampled_from([0.0, 1.0])), max_size=20))
+def test_outcomes_closing_after_t_never_change_the_calibrator_at_t(
+        record: list[tuple[float, float, int]], t: int, later: list[tuple[float, float]]) -> None:
+    wf = WalkForward(min_samples=3)
+    for stated, up, closes in record:
+        wf.observe(stated, up, closes_at=closes)
+    before = wf.at(t)
+    for stated, up in later:
+        wf.observe(stated, up, closes_at=t + 1)
+    after = wf.at(t)
+    assert after == before
+    assert all(after(x) == before(x) for x in (0.0, 0.3, 0.5, 0.8, 1.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 1), st.sampled_from([0.0, 1.0])), min_size=1, max_size=80))
+def test_brier_and_ece_stay_in_range_and_ece_vanishes_for_bin_rates(pairs: list[tuple[float, float]]) -> None:
+    ps, ys = [p for p, _ in pairs], [y for _, y in pairs]
+    assert 0.0 <= (brier(ps, ys) or 0.0) <= 1.0
+    assert 0.0 <= (ece(ps, ys) or 0.0) <= 1.0
+    # Stating each bin's own observed rate (all inside the bin) is perfectly calibrated.
+    bins = reliability(ps, ys, bins=1)
+    rate = bins[0].observed or 0.0
+    assert ece([rate] * len(ys), ys, bins=1) == pytest.approx(0.0, abs=1e-12)
