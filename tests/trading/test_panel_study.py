@@ -118,6 +118,7 @@ async def test_the_study_reports_every_baseline_with_exact_money(engine: Lyra, b
     study = report["panel_study"]
     n = len(decision_times(bars, OPTIONS.window))
     assert study["decisions"] == n and len(study["times"]) == n
+    assert study["asked"] == n * (3 + 5 + 2) and study["missing_votes"] == 0
     rows = {r["name"]: r for r in study["baselines"]}
     assert list(rows) == list(STRATEGIES)
     for r in rows.values():

@@ -34,6 +34,9 @@ def render_study(console: Console, study: dict[str, Any]) -> None:
                  _pct(row["same_as_calibrated_panel"]), str(row["escalated"]), str(row["audited"]),
                  _pct(row["accuracy"]), f"{row['pnl_usd']:,.2f}", str(row["trades"]))
     console.print(base)
+    if study["missing_votes"]:
+        console.print(f"[yellow]warning:[/yellow] {study['missing_votes']} of {study['asked']} study answers "
+                      "were no vote (failed, refused by a budget cap or abstained); they weigh nothing")
     sc = study["self_consistency"]
     console.print(f"self-consistency: {sc['model']} sampled {sc['samples']} times (seeds 1..{sc['samples']})",
                   markup=False)

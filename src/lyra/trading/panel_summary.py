@@ -32,6 +32,9 @@ async def run_study(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], options: 
         "cheap_panel": options.cheap_panel, "full_panel": options.full_panel,
         "self_consistency": {"model": model, "samples": options.samples},
         "decisions": len(points), "times": [p.time.isoformat() for p in points],
+        # Answers that were no vote (a failed call, a budget refusal, an abstention): they weigh nothing.
+        "missing_votes": sum(1 for p in points for v in (*p.cheap, *p.full, *p.samples) if v.action is None),
+        "asked": sum(len(p.cheap) + len(p.full) + len(p.samples) for p in points),
         "calibration_settings": lyra.settings.calibration.model_dump(),
         "baselines": rows,
         "cascade_probability": [None if t is None else round(t, 4)

@@ -62,8 +62,12 @@ def study_section(study: dict[str, Any] | None) -> str:
         f"<p data-panel='{name}'>{name} panel: {p['members']} members, mean pairwise error correlation "
         f"{_num(p['mean_error_correlation'])}, wrong together agree {_pct(p['mean_error_agreement'])}: worth "
         f"{p['effective_voters']:.2f} independent voters.</p>" for name, p in study["diversity"].items())
+    missing = (f"<p><strong>{study['missing_votes']} of {study['asked']} study answers were no vote (failed, "
+               "refused by a budget cap or abstained); they weigh nothing.</strong></p>"
+               if study["missing_votes"] else "")
     sc = study["self_consistency"]
     return (f"<h2>Baselines beside the panel ({study['decisions']} decisions, same fills and fees)</h2>{base}"
+            f"{missing}"
             f"<p><small>Self-consistency: {html.escape(sc['model'])} sampled {sc['samples']} times. Every "
             f"baseline is computed from the votes of every member of both panels on each decision, at its "
             f"own members' costs.</small></p><h2>Calibration per model (walk-forward)</h2>{calibration}"
