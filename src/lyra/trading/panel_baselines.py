@@ -259,14 +259,10 @@ def _configured_clear(cheap: PanelSettings, target: PanelSettings, votes: Sequen
                       ) -> str | None:
     """The cheap panel's action when the configured cascade keeps it (as `ConsensusEngine._clear`)."""
     outcome = _outcome(cheap, votes)
-    decisive = max(outcome.supports.values(), default=0.0) >= outcome_threshold(cheap)
+    decisive = max(outcome.supports.values(), default=0.0) >= cheap.threshold
     if outcome.quorum_met and decisive and outcome.agreement >= target.escalate_below_agreement:
         return str(outcome.action)
     return None
-
-
-def outcome_threshold(cfg: PanelSettings) -> float:
-    return cfg.threshold
 
 
 def cheapest_first_cost(cfg: PanelSettings, votes: Sequence[StudyVote], expected: dict[str, float]) -> int:
