@@ -56,6 +56,12 @@ def backtest_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending real money")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     max_failed_share: MaxFailedOption = None,
+    baselines: Annotated[bool, typer.Option(
+        "--baselines", help="Also ask every member of both panels on every decision: calibration, "
+        "best single model, self-consistency, calibrated panel and cost-tuned cascade")] = False,
+    samples: Annotated[int | None, typer.Option(
+        min=0, max=20, help="With --baselines: extra answers of one model per decision "
+        "(default: calibration.self_consistency_samples)")] = None,
 ) -> None:
     """Walk forward over bars: decide with only the past, fill at the next open, report against baselines.
 
@@ -68,12 +74,13 @@ def backtest_command(
     if record is not None and replay is not None:
         errors.print("[red]error:[/red] --record and --replay exclude each other")
         raise typer.Exit(2)
-    options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
-                              costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
-                              anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share,
-                              audit=audit)
     try:
         path = use_config(config).path
+        study = _study_options(path, samples) if baselines else None
+        options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
+                                  costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
+                                  anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share,
+                                  audit=audit, study=study)
         result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,
                                        time_scale=time_scale, yes=yes, quiet=json_output))
     except LyraError as exc:
@@ -96,6 +103,23 @@ def backtest_command(
         raise typer.Exit(1)
 
 
+def _study_options(path: Path | None, samples: int | None) -> Any:
+    """The panel study of the pipeline's panels: the final panel and the cheap one it escalates from."""
+    from lyra.config import load_config
+    from lyra.trading.panel_study import StudyOptions, check
+    from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL
+
+    settings = load_config(path).settings
+    full = settings.panels.get(FINAL_PANEL)
+    cheap = (full.escalate_from if full is not None else None) or SIGNAL_PANEL
+    calibration = settings.calibration
+    options = StudyOptions(cheap_panel=cheap, full_panel=FINAL_PANEL,
+                           samples=calibration.self_consistency_samples if samples is None else samples,
+                           model=calibration.self_consistency_model)
+    check(settings, options)
+    return options
+
+
 async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,
                     record: Path | None, replay: Path | None, time_scale: float, yes: bool, quiet: bool
                     ) -> dict[str, Any] | None:
@@ -116,6 +140,10 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
     decisions = len(decision_times(window_bars(bars, options.window), options.window))
     if not lyra.config.simulated and replay is None:
         estimate = estimate_cost_nanos(lyra, decisions)
+        if options.study is not None:
+            from lyra.trading.panel_study import estimate_nanos
+
+            estimate += estimate_nanos(lyra, decisions, options.study)
         errors.print(f"{decisions} decisions on real OpenRouter keys: at most about {format_usd(estimate)}")
         if not yes and not typer.confirm("spend it?", err=True):
             return None
@@ -191,6 +219,10 @@ def _render(result: dict[str, Any]) -> None:
                        _cell(row["brier"], "num"), format_usd(row["cost_nanos"]),
                        format_usd(per) if per is not None else "-")
     console.print(models)
+    if result.get("panel_study"):
+        from lyra.cli.backtest_study import render_study
+
+        render_study(console, result["panel_study"])
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}")
     cassette = result.get("cassette")

@@ -188,7 +188,9 @@ class ConsensusEngine:
                 break
         await self._stop(pending, tasks, votes, early)
         for vote, tally in zip(votes, tallies, strict=True):
-            vote.cost_nanos = tally.nanos  # failed and cancelled members' booked cost counts too
+            # Failed and cancelled members' booked cost counts too; a replayed answer books nothing,
+            # so it keeps the cost recorded with it and a replay reports what the recording did.
+            vote.cost_nanos = max(tally.nanos, vote.cost_nanos)
         outcome = rule.decide([v.ballot() for v in votes], threshold=cfg.threshold, quorum=cfg.quorum)
         result = self._result(panel, cfg, outcome, votes, started, early, notional)
         result.prompt = prompt

@@ -86,8 +86,13 @@ class Cassette:
         try:
             completion = await call(request)
         except LyraError as exc:
-            answers[slot] = {"kind": "error", "error_type": type(exc).__name__, "message": str(exc)}
+            answers[slot] = {"kind": "error", "error_type": type(exc).__name__, "message": str(exc),
+                             "booked_nanos": _booked(request)}
             self.outcomes["failed"] += 1
+            raise
+        except asyncio.CancelledError:
+            # What the abandoned call booked as it unwound is money the run spent: replay books it too.
+            answers[slot] = {"kind": "cancelled", "booked_nanos": _booked(request)}
             raise
         answers[slot] = {"kind": "completion", "completion": _completion_dict(completion)}
         self._count(completion)
@@ -112,6 +117,8 @@ class Cassette:
         self._cursor[key] = seen + 1
         answer = entry["answers"][min(seen, len(entry["answers"]) - 1)]
         self.replayed += 1
+        if answer["kind"] in ("cancelled", "error") and request.spend is not None:
+            request.spend.nanos += int(answer.get("booked_nanos", 0))
         if answer["kind"] == "cancelled":
             # It was abandoned mid-flight when recorded (a settled panel); keep it pending again.
             await asyncio.Event().wait()
@@ -159,6 +166,10 @@ class Cassette:
         data = {"format": FORMAT, **self.summary(), "entries": self.entries}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
+
+
+def _booked(request: CompletionRequest) -> int:
+    return request.spend.nanos if request.spend is not None else 0
 
 
 def _describe(request: CompletionRequest) -> str:

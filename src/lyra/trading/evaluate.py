@@ -41,6 +41,8 @@ from lyra.trading.cassette import Cassette, CassetteMiss
 from lyra.trading.data import Bars, DataError, as_utc
 from lyra.trading.features import SIGNIFICANT_DIGITS
 from lyra.trading.metrics import Annualisation, annualisation, curve_stats
+from lyra.trading.panel_study import StudyOptions
+from lyra.trading.panel_summary import run_study
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, Stage, single_calls, stage_models
@@ -246,6 +248,8 @@ class BacktestOptions:
     # so that `lyra export finetune` can learn from them; the adaptive walk's repeats are not.
     audit: bool = False
 
+    study: StudyOptions | None = None  # also ask both panels on every decision: baselines and calibration
+
 
 FULLY_INVESTED = "buy_and_hold_fully_invested"
 
@@ -307,6 +311,9 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
     started = time.monotonic()
     try:
         runs = await _pipeline_runs(lyra, bars, times, options, horizon, on_step)
+        study = None if options.study is None else await run_study(
+            lyra, bars, times, options.study, horizon=horizon, costs=options.costs, notional=options.notional,
+            feature_filter=anonymise if options.anonymise else None)
     except CassetteMiss as exc:
         raise ReplayMismatch(str(exc)) from exc
     finally:
@@ -341,6 +348,7 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
         "cassette": cassette.summary() if cassette is not None else None,
         "prices": _price_curve(bars, times[0]),
         "fills": [_fill_row(f) for f in ai.fills],
+        "panel_study": study,
     }
 
 

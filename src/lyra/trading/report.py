@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from lyra.money import format_usd
+from lyra.trading.report_study import study_section
 from lyra.trading.svg_chart import COLOURS, WIDTH, Marker, Series, line_chart, ns
 from lyra.trading.tearsheet import drawdown_periods, monthly_returns, yearly_returns
 
@@ -75,6 +76,7 @@ return: {yearly}.</p>
 {_monthly_table(curves)}
 {_drawdown_table(pipeline)}
 {_member_table(result["track_record"])}
+{study_section(result.get("panel_study"))}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}</body></html>
 """
 
