@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.config.portfolio import PortfolioSettings
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.days import parse_session
@@ -329,6 +330,7 @@ class Settings(_Strict):
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:

@@ -44,6 +44,7 @@ from lyra.trading.metrics import Annualisation, annualisation, curve_stats
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, Stage, single_calls, stage_models
+from lyra.trading.timeframes import timeframes_hook
 
 HIDDEN_FEATURES = ("time", "symbol")
 # Absolute price levels name the asset and the era as surely as a date does: they are rebased so
@@ -242,6 +243,7 @@ class BacktestOptions:
     anonymise: bool = True
     adaptive: bool = False  # also walk with adaptive panel weights, to compare with the fixed ones
     max_failed_share: float | None = None  # None: the configured risk.max_failed_share
+    timeframes: tuple[str, ...] = ()  # higher intervals whose closed bars' features go in every prompt
 
 
 FULLY_INVESTED = "buy_and_hold_fully_invested"
@@ -323,6 +325,7 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
                    "every": every, "horizon": horizon},
         "costs": {"fee_bps": options.costs.fee_bps, "slippage_bps": options.costs.slippage_bps},
         "notional_usd": options.notional, "equity_usd": equity, "anonymised": options.anonymise,
+        "timeframes": [bars.interval, *options.timeframes],
         "elapsed_s": round(elapsed, 3), "annualisation": yearly.to_dict(),
         "return_on_ai_spend_unit": RETURN_ON_AI_SPEND_UNIT,
         "return_on_ai_spend_definition": RETURN_ON_AI_SPEND_DEFINITION,
@@ -346,7 +349,9 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
     """The pipeline's walk (and the adaptive one), each with how it sizes its trades."""
     equity = lyra.settings.risk.account_equity_usd
     orchestrator = TradingAIOrchestrator(lyra, audit=False,
-                                         feature_filter=anonymise if options.anonymise else None)
+                                         feature_filter=anonymise if options.anonymise else None,
+                                         extra_features=timeframes_hook(options.timeframes)
+                                         if options.timeframes else None)
     sizing = f"proposes ${options.notional:,.0f} a trade; the risk rules may cut it"
     # The pipeline trades under the risk rules on every bar (stops and halts intrabar); baselines do not.
     risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
