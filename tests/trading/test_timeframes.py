@@ -11,7 +11,13 @@ from lyra.trading.data import Bars, DataError, load_bars, load_sample
 from lyra.trading.evaluate import anonymise, pipeline_decider, probe_lookahead
 from lyra.trading.pipeline import TradingAIOrchestrator
 from lyra.trading.risk import AccountState
-from lyra.trading.timeframes import closed_bars, parse_timeframes, resample, timeframe_features, timeframes_hook
+from lyra.trading.timeframes import (
+    closed_bars,
+    parse_timeframes,
+    resample,
+    timeframe_features,
+    timeframes_hook,
+)
 
 ACCOUNT = AccountState(equity_at_day_start=100_000.0, equity=100_000.0)
 

@@ -37,6 +37,7 @@ class Target:
     weights: dict[str, float] | None
     cost_nanos: int = 0
     record: dict[str, Any] = field(default_factory=dict)
+    canonical: dict[str, Any] = field(default_factory=dict)  # what a replay reproduces byte for byte
 
 
 Strategy = Callable[[PortfolioView], Awaitable[Target]]
@@ -142,7 +143,8 @@ def model_strategy(rebalancer: Rebalancer) -> Strategy:
         decision = await rebalancer.decide(view)
         record = _without(decision.to_dict(), "latency_s")
         record.pop("audit_seq", None)
-        return Target(weights=decision.weights, cost_nanos=decision.cost_nanos, record=record)
+        return Target(weights=decision.weights, cost_nanos=decision.cost_nanos, record=record,
+                      canonical=decision.canonical())
 
     return decide
 
@@ -295,6 +297,7 @@ async def run_portfolio_backtest(
         "failures": failure_summary(decisions, allowed_share=allowed),
         "strategies": [summarise(r, aligned.interval, equity) for r in runs],
         "decisions": decisions,
+        "rebalances": [t.canonical for t in model.targets],
         "fills": [f.to_dict() for f in model.fills],
         "curves": {r.name: [[t.isoformat(), round(v, 2)] for t, v in r.equity.items()] for r in runs},
     }

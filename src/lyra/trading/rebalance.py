@@ -328,6 +328,22 @@ class RebalanceDecision:
     def action(self) -> str:
         return "REBALANCE" if self.turnover > 0 else "HOLD"
 
+    def canonical(self) -> dict[str, Any]:
+        """What a replay reproduces byte for byte: the proposal, the limits' cut, the route and the verdict.
+
+        Left out: costs and the panel's member-by-member detail. Which members were still running
+        when an early exit settled the panel depends on timing while recording, and a replay answers
+        every member at once (as in the single-symbol backtest): their scores and costs may differ,
+        the panel's action may not.
+        """
+        r6 = _rounded
+        return {"time": self.time, "action": self.action, "asked": r6(self.asked), "enforced": r6(self.enforced),
+                "weights": r6(self.weights), "current": r6(self.current), "reasons": self.reasons,
+                "turnover": round(self.turnover, 6), "turnover_usd": str(money(self.turnover_usd)),
+                "route": self.route, "approved": self.approved, "inputs_hash": self.inputs_hash,
+                "panel_action": self.panel.action if self.panel is not None else None,
+                "failed_stages": sum(s.failed for s in self.stages)}
+
     def to_dict(self) -> dict[str, Any]:
         r6 = _rounded
         return {
