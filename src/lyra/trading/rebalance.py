@@ -337,12 +337,22 @@ class RebalanceDecision:
         the panel's action may not.
         """
         r6 = _rounded
-        return {"time": self.time, "action": self.action, "asked": r6(self.asked), "enforced": r6(self.enforced),
-                "weights": r6(self.weights), "current": r6(self.current), "reasons": self.reasons,
-                "turnover": round(self.turnover, 6), "turnover_usd": str(money(self.turnover_usd)),
-                "route": self.route, "approved": self.approved, "inputs_hash": self.inputs_hash,
-                "panel_action": self.panel.action if self.panel is not None else None,
-                "failed_stages": sum(s.failed for s in self.stages)}
+        return {
+            "time": self.time,
+            "action": self.action,
+            "asked": r6(self.asked),
+            "enforced": r6(self.enforced),
+            "weights": r6(self.weights),
+            "current": r6(self.current),
+            "reasons": self.reasons,
+            "turnover": round(self.turnover, 6),
+            "turnover_usd": str(money(self.turnover_usd)),
+            "route": self.route,
+            "approved": self.approved,
+            "inputs_hash": self.inputs_hash,
+            "panel_action": self.panel.action if self.panel is not None else None,
+            "failed_stages": sum(s.failed for s in self.stages),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         r6 = _rounded
