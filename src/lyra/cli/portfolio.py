@@ -208,4 +208,55 @@ def _render(result: dict[str, Any]) -> None:
         console.print(f"upstream calls: {result['upstream_calls']}", markup=False)
 
 
-__all__ = ["PortfolioArgs", "load_sources", "portfolio_backtest"]
+def portfolio_live(
+    *, config: Path | None, sources: str, speed: float, days: float, clock: str, json_output: bool
+) -> None:
+    """`lyra live --portfolio`: play the aligned tape, rebalancing at portfolio.every; report at the end."""
+    import orjson
+
+    try:
+        path = use_config(config).path
+        status = asyncio.run(_live(path, sources, speed=speed, days=days, clock=clock))
+    except LyraError as exc:
+        raise fail(exc) from None
+    from lyra.ops.portfolio_live import describe
+
+    if json_output:
+        typer.echo(orjson.dumps(status.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(describe(status))
+
+
+async def _live(config: Path | None, sources: str, *, speed: float, days: float, clock: str) -> Any:
+    from lyra.errors import ConfigError
+    from lyra.ops.clock import Clock, ReplayClock, SimulatedClock
+    from lyra.ops.live import install_signal_handlers
+    from lyra.ops.portfolio_live import run_portfolio_live
+    from lyra.ops.schedule import session_length_s
+    from lyra.trading.portfolio import align
+
+    if clock not in ("paced", "simulated"):
+        raise ConfigError(f"--clock must be one of paced, simulated, got {clock!r}")
+    if speed <= 0:
+        raise ConfigError(f"--speed must be above 0, got {speed:g}")
+    stop = asyncio.Event()
+    install_signal_handlers(stop)
+    from lyra.engine import Lyra
+
+    async with Lyra.from_config(config) as lyra:
+        names = ",".join(lyra.settings.portfolio.symbols) if sources == "config" else sources
+        if not names:
+            raise ConfigError(
+                "lyra live --portfolio config: portfolio.symbols is empty; list files or samples"
+            )
+        aligned = align(load_sources(names))
+        session_clock: Clock = SimulatedClock() if clock == "simulated" else ReplayClock(speed)
+        status = await run_portfolio_live(
+            lyra, aligned, clock=session_clock, stop=stop, session_s=session_length_s(lyra.settings) * days
+        )
+        if lyra.ledger is not None:
+            lyra.ledger.flush(timeout=10)
+    return status
+
+
+__all__ = ["PortfolioArgs", "load_sources", "portfolio_backtest", "portfolio_live"]
