@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -34,7 +35,7 @@ async def test_it_rebalances_at_its_cadence_in_market_time_and_audits_each(engin
     assert status.bars == 20
     times = [pd.Timestamp(r["time"]) for r in status.rebalances]
     assert len(times) >= 2
-    assert all(later - earlier >= pd.Timedelta(days=3) for earlier, later in zip(times, times[1:], strict=False))
+    assert all(later - earlier >= pd.Timedelta(days=3) for earlier, later in itertools.pairwise(times))
     report = status.to_dict()
     assert report["rebalances"] == len(times) == report["audited"]
     assert engine.ledger is not None
