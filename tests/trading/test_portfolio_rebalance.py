@@ -139,3 +139,26 @@ def test_a_bad_portfolio_is_one_line(cli: typer.Typer) -> None:
     assert result.exit_code != 0 and "at least two" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["backtest", "--portfolio", "GOOGL,EURUSD", "--symbol-fees", "X"])
     assert result.exit_code != 0 and "--symbol-fees" in result.output
+
+
+async def test_a_rebalance_at_t_does_not_change_when_the_bars_after_t_change(engine: Lyra) -> None:
+    """The look-ahead probe for portfolios: every symbol's future scrambled, higher timeframes included."""
+    from lyra.trading.data import Bars
+
+    data = aligned()
+    t = data.times[-60]
+    scrambled = {}
+    for symbol, bars in data.bars.items():
+        frame = bars.frame.copy()
+        future = frame.index > t
+        frame.loc[future, ["open", "high", "low", "close"]] = frame.loc[future, ["open", "high", "low",
+                                                                                  "close"]].to_numpy()[::-1]
+        scrambled[symbol] = Bars(frame=frame, symbol=symbol, interval=bars.interval)
+    rebalancer = Rebalancer(engine, timeframes=("1w",), audit=False)
+    current = {"GOOGL": 0.1, "EURUSD": 0.0}
+    first = await rebalancer.decide(PortfolioView(time=t, known=data.bars, current=current,
+                                                  equity=Decimal(100_000), every=5))
+    second = await rebalancer.decide(PortfolioView(time=t, known=scrambled, current=current,
+                                                   equity=Decimal(100_000), every=5))
+    assert first.inputs_hash == second.inputs_hash
+    assert first.canonical() == second.canonical()

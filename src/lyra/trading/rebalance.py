@@ -216,7 +216,11 @@ def rebalance_schema(labels: Sequence[str]) -> dict[str, Any]:
 
 
 def asset_features(known: Bars, t: Any, timeframes: Sequence[str] = ()) -> dict[str, Any]:
-    """A symbol's scale-free features at t (and its higher timeframes'), nothing that names a price level."""
+    """A symbol's scale-free features at t (and its higher timeframes'), nothing that names a price level.
+
+    Only the bars at or before t are read, whatever the caller passes.
+    """
+    known = known.until(t)
     row = compute_features(known).iloc[-1]
     out: dict[str, Any] = {
         name: float(f"{float(row[name]):.6g}") + 0.0 for name in SCALE_FREE if math.isfinite(float(row[name]))
