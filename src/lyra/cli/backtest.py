@@ -72,6 +72,10 @@ def backtest_command(
     if record is not None and replay is not None:
         errors.print("[red]error:[/red] --record and --replay exclude each other")
         raise typer.Exit(2)
+    if portfolio is not None and data is not None:
+        errors.print("[red]error:[/red] --data and --portfolio exclude each other: list every data set "
+                     "in --portfolio")
+        raise typer.Exit(2)
     if portfolio is not None:
         from lyra.cli.portfolio import PortfolioArgs, portfolio_backtest
 

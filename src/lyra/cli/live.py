@@ -149,8 +149,8 @@ def live_command(
         help="paced: --speed session seconds per real second; simulated (replay only): session time "
              "moves as soon as every tick in flight is done, the same way on any machine")] = "paced",
     portfolio: Annotated[str | None, typer.Option(
-        help="rebalance a portfolio of these files or samples (default: portfolio.symbols) at "
-             "portfolio.every, instead of the schedule; 'config' reads portfolio.symbols")] = None,
+        help="rebalance a portfolio of these files or samples, comma-separated ('config': "
+             "portfolio.symbols), at portfolio.every instead of the task schedule")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="with --portfolio: print the end report as JSON")
                            ] = False,
 ) -> None:
