@@ -62,6 +62,7 @@ async def test_every_rebalance_is_in_the_audit_chain(engine: Lyra) -> None:
     assert engine.ledger is not None and decision.audit_seq is not None
     record = engine.ledger.audit.get(str(decision.audit_seq))
     assert record is not None and record.payload["kind"] == "portfolio_rebalance"
+    assert record.payload["source"] == "live"
     assert record.symbol == "PORTFOLIO:GOOGL+EURUSD"
     assert record.payload["weights"] == decision.to_dict()["weights"]
 
@@ -107,6 +108,11 @@ async def test_the_backtest_replays_byte_for_byte_with_zero_upstream_calls(
     names = [s["name"] for s in recorded["strategies"]]
     assert names == ["model", "equal_weight", "inverse_volatility", "buy_and_hold_GOOGL", "buy_and_hold_EURUSD"]
     assert recorded["resampled"] == {"EURUSD": "1h"}
+    assert engine.ledger is not None  # both runs' rebalances are in the audit chain, and it holds
+    audited = [r for r in engine.ledger.audit.recent(1000) if r.payload.get("kind") == "portfolio_rebalance"]
+    assert len(audited) == 2 * len(recorded["rebalances"])
+    assert {r.payload["source"] for r in audited} == {"backtest"}
+    assert engine.ledger.audit.verify().ok
     first = pd.Timestamp(recorded["window"]["start"])
     assert all(pd.Timestamp(f["time"]) > first for f in recorded["fills"])  # next-bar fills only
 

@@ -143,8 +143,12 @@ def model_strategy(rebalancer: Rebalancer) -> Strategy:
         decision = await rebalancer.decide(view)
         record = _without(decision.to_dict(), "latency_s")
         record.pop("audit_seq", None)
-        return Target(weights=decision.weights, cost_nanos=decision.cost_nanos, record=record,
-                      canonical=decision.canonical())
+        return Target(
+            weights=decision.weights,
+            cost_nanos=decision.cost_nanos,
+            record=record,
+            canonical=decision.canonical(),
+        )
 
     return decide
 
@@ -232,7 +236,9 @@ async def run_portfolio_backtest(
     every = _spacing(aligned, times)
     equity = exact(lyra.settings.risk.account_equity_usd)
     limits = Limits.from_settings(lyra.settings.portfolio)
-    rebalancer = Rebalancer(lyra, limits=limits, anonymise=options.anonymise, timeframes=options.timeframes)
+    rebalancer = Rebalancer(
+        lyra, limits=limits, anonymise=options.anonymise, timeframes=options.timeframes, source="backtest"
+    )
     if cassette is not None:
         cassette.note_time_range(times[0].isoformat(), aligned.times[-1].isoformat())
         lyra.set_interceptor(cassette.intercept)

@@ -410,8 +410,10 @@ class Rebalancer:
         timeframes: Sequence[str] = (),
         audit: bool = True,
         panel: str = FINAL_PANEL,
+        source: str = "live",
     ) -> None:
         self.lyra = lyra
+        self.source = source  # "live" or "backtest": which the audit record came from
         self.limits = limits or Limits.from_settings(lyra.settings.portfolio)
         self.anonymise = anonymise
         self.timeframes = tuple(timeframes)
@@ -491,7 +493,7 @@ class Rebalancer:
         )
         if self.audit and self.lyra.ledger is not None:
             record = self.lyra.ledger.audit.append(
-                {"kind": "portfolio_rebalance", **decision.to_dict()},
+                {"kind": "portfolio_rebalance", "source": self.source, **decision.to_dict()},
                 symbol="PORTFOLIO:" + "+".join(now),
                 action=decision.action,
                 cost_nanos=decision.cost_nanos,
