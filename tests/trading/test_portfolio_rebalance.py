@@ -168,3 +168,21 @@ async def test_a_rebalance_at_t_does_not_change_when_the_bars_after_t_change(eng
                                                    equity=Decimal(100_000), every=5))
     assert first.inputs_hash == second.inputs_hash
     assert first.canonical() == second.canonical()
+
+
+async def test_a_window_end_cuts_every_symbol_and_a_replay_miss_names_the_request(
+        engine: Lyra, tmp_path: Path) -> None:
+    import pytest
+
+    from lyra.trading.evaluate import ReplayMismatch
+
+    path = tmp_path / "short.json"
+    short = PortfolioOptions(window=Window(start="2017-10-01", end="2017-11-15", every=10))
+    recorder = Cassette(path, "record")
+    report = await run_portfolio_backtest(engine, aligned(), short, cassette=recorder)
+    recorder.save()
+    assert report["window"]["end"] == "2017-11-15T00:00:00+00:00"
+    assert all(pd.Timestamp(f["time"]) <= pd.Timestamp("2017-11-15", tz="UTC") for f in report["fills"])
+    other = PortfolioOptions(window=Window(start="2017-06-01", end="2017-07-15", every=10))
+    with pytest.raises(ReplayMismatch, match=r"no answer for request [0-9a-f]{32}"):
+        await run_portfolio_backtest(engine, aligned(), other, cassette=Cassette(path, "replay"))
