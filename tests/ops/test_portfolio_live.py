@@ -65,3 +65,19 @@ def test_live_portfolio_without_symbols_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["live", "--portfolio", "config", "--clock", "simulated", "--json"])
     assert result.exit_code != 0 and "portfolio.symbols is empty" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_a_restart_resumes_the_book_from_the_ledger(engine: Lyra) -> None:
+    from lyra.ops.portfolio_live import portfolio_name
+
+    aligned = align([load_sample("GOOGL"), load_sample("EURUSD")])
+    first = await run_portfolio_live(engine, aligned, clock=SimulatedClock(), session_s=9 * BAR_SESSION_S)
+    assert first.bars == 10 and not first.resumed and first.book is not None
+    assert engine.ledger is not None
+    saved = engine.ledger.accounts.load(portfolio_name(["GOOGL", "EURUSD"]))
+    assert saved is not None and saved["cash"] == str(first.book.cash)
+    second = await run_portfolio_live(engine, aligned, clock=SimulatedClock(), session_s=4 * BAR_SESSION_S)
+    assert second.resumed and second.bars == 5 and second.book is not None
+    played = [pd.Timestamp(r["time"]) for r in second.rebalances]
+    assert all(t > pd.Timestamp(saved["last_bar"]) for t in played)  # no bar is played twice
+    assert second.book.fills[: len(first.book.fills)] == first.book.fills  # the old fills are kept, exactly

@@ -12,6 +12,7 @@ is no future to hide.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ import pandas as pd
 from lyra.engine import Lyra
 from lyra.ops.clock import Clock
 from lyra.trading.backtest import WARMUP_BARS
+from lyra.trading.data import DataError
 from lyra.trading.intervals import _interval_delta
 from lyra.trading.portfolio import Aligned, PaperPortfolio, PortfolioCosts, exact
 from lyra.trading.rebalance import PortfolioView, Rebalancer
@@ -36,6 +38,7 @@ class PortfolioLiveStatus:
     rebalances: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
+    resumed: bool = False  # the book was resumed from the ledger
     book: PaperPortfolio | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -45,6 +48,7 @@ class PortfolioLiveStatus:
             "bars": self.bars,
             "rebalances": len(self.rebalances),
             "interrupted": self.interrupted,
+            "resumed": self.resumed,
             "routes": {r: sum(d["route"] == r for d in self.rebalances) for r in ("premium", "panel")},
             "cost_nanos": sum(int(d["cost_nanos"]) for d in self.rebalances),
             "audited": sum(d.get("audit_seq") is not None for d in self.rebalances),
@@ -70,19 +74,24 @@ async def run_portfolio_live(
     session_s: float | None = None,
     costs: PortfolioCosts | None = None,
 ) -> PortfolioLiveStatus:
-    """Play the tape on `clock`, rebalancing every `portfolio.every` of market time."""
+    """Play the tape on `clock`, rebalancing every `portfolio.every` of market time.
+
+    With a ledger the book is saved after every bar (as `portfolio:<symbols>`), so that a restart
+    resumes it: cash, positions, queued orders, fills, the last bar played and the last rebalance.
+    """
     settings = lyra.settings
     cadence = _interval_delta(settings.portfolio.every)
     every_bars = max(1, int(cadence / _interval_delta(aligned.interval)))
-    book = PaperPortfolio(
-        aligned.symbols, cash=exact(settings.risk.account_equity_usd), costs=costs or PortfolioCosts()
-    )
+    name = portfolio_name(aligned.symbols)
+    store = lyra.ledger.accounts if lyra.ledger is not None else None
+    saved = store.load(name) if store is not None else None
+    book, seen, last = _resume(saved, aligned, settings.risk.account_equity_usd, costs or PortfolioCosts())
     rebalancer = Rebalancer(lyra, anonymise=False)
-    status = PortfolioLiveStatus(book=book)
-    ready = _first_ready(aligned)
-    last: pd.Timestamp | None = None
-    for i, t in enumerate(aligned.times[ready:]):
-        at_s = i * BAR_SESSION_S
+    status = PortfolioLiveStatus(book=book, resumed=saved is not None)
+    for t in aligned.times[_first_ready(aligned) :]:
+        if seen is not None and t <= seen:
+            continue  # played before a restart: the book already holds it
+        at_s = status.bars * BAR_SESSION_S
         if session_s is not None and at_s > session_s:
             break
         await clock.sleep_until(at_s, stop=stop)
@@ -92,18 +101,44 @@ async def run_portfolio_live(
         book.fill_open(t, aligned.opens.loc[t].to_dict())
         book.mark(aligned.closes.loc[t].to_dict())
         status.bars += 1
-        if t == aligned.times[-1] or (last is not None and t - last < cadence):
-            continue  # the last bar has no next open to fill at
-        view = PortfolioView(
-            time=t, known=aligned.known(t), current=book.weights(), equity=book.equity, every=every_bars
-        )
-        decision = await rebalancer.decide(view)
-        book.target(decision.weights)
-        record = decision.to_dict()
-        status.rebalances.append(record)
-        status.errors += decision.errors
-        last = t
+        if t != aligned.times[-1] and (last is None or t - last >= cadence):  # the last bar has no next open
+            view = PortfolioView(
+                time=t, known=aligned.known(t), current=book.weights(), equity=book.equity, every=every_bars
+            )
+            decision = await rebalancer.decide(view)
+            book.target(decision.weights)
+            status.rebalances.append(decision.to_dict())
+            status.errors += decision.errors
+            last = t
+        if store is not None:
+            store.save(name, _state(book, t, last))
     return status
+
+
+def portfolio_name(symbols: Sequence[str]) -> str:
+    """The ledger name of a live portfolio: its symbols, in order."""
+    return "portfolio:" + "+".join(symbols)
+
+
+def _state(book: PaperPortfolio, seen: pd.Timestamp, last: pd.Timestamp | None) -> dict[str, Any]:
+    return {
+        **book.to_dict(),
+        "last_bar": seen.isoformat(),
+        "last_rebalance": last.isoformat() if last is not None else None,
+    }
+
+
+def _resume(
+    saved: dict[str, Any] | None, aligned: Aligned, equity: float, costs: PortfolioCosts
+) -> tuple[PaperPortfolio, pd.Timestamp | None, pd.Timestamp | None]:
+    if saved is None:
+        return PaperPortfolio(aligned.symbols, cash=exact(equity), costs=costs), None, None
+    book = PaperPortfolio.from_dict(saved, costs=costs)
+    if list(book.units) != aligned.symbols:
+        raise DataError(f"saved portfolio holds {', '.join(book.units)}, not {', '.join(aligned.symbols)}")
+    seen = pd.Timestamp(saved["last_bar"]) if saved.get("last_bar") else None
+    last = pd.Timestamp(saved["last_rebalance"]) if saved.get("last_rebalance") else None
+    return book, seen, last
 
 
 def _first_ready(aligned: Aligned) -> int:
@@ -126,4 +161,4 @@ def describe(status: PortfolioLiveStatus) -> str:
     )
 
 
-__all__ = ["BAR_SESSION_S", "PortfolioLiveStatus", "describe", "run_portfolio_live"]
+__all__ = ["BAR_SESSION_S", "PortfolioLiveStatus", "describe", "portfolio_name", "run_portfolio_live"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,7 @@ NANO = Decimal("0.000000001")
 UNIT_STEP = Decimal("0.00000001")
 _BPS = Decimal(10_000)
 ZERO = Decimal(0)
+PORTFOLIO_VERSION = 1
 
 
 def money(value: Decimal) -> Decimal:
@@ -140,6 +142,45 @@ class PaperPortfolio:
         self.fills: list[PortfolioFill] = []
         self.pending: dict[str, Decimal] = {}
         self.prices: dict[str, Decimal | None] = dict.fromkeys(symbols)
+
+    def to_dict(self) -> dict[str, object]:
+        """The book as JSON, every amount as an exact decimal string (saved by `lyra live --portfolio`)."""
+        return {
+            "version": PORTFOLIO_VERSION,
+            "cash": str(self.cash),
+            "units": {s: str(u) for s, u in self.units.items()},
+            "pending": {s: str(u) for s, u in self.pending.items()},
+            "prices": {s: (str(p) if p is not None else None) for s, p in self.prices.items()},
+            "fills": [f.to_dict() for f in self.fills],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, costs: PortfolioCosts) -> PaperPortfolio:
+        """A book saved by `to_dict`; a state that does not parse raises DataError naming the field."""
+        try:
+            if data.get("version") != PORTFOLIO_VERSION:
+                raise ValueError(f"version {data.get('version')!r}, expected {PORTFOLIO_VERSION}")
+            units = {str(s): Decimal(str(u)) for s, u in dict(data["units"]).items()}
+            book = cls(list(units), cash=Decimal(str(data["cash"])), costs=costs)
+            book.units = units
+            book.pending = {str(s): Decimal(str(u)) for s, u in dict(data["pending"]).items()}
+            book.prices = {
+                str(s): (Decimal(str(p)) if p is not None else None) for s, p in dict(data["prices"]).items()
+            }
+            book.fills = [
+                PortfolioFill(
+                    pd.Timestamp(str(f["time"])),
+                    str(f["symbol"]),
+                    Decimal(str(f["units"])),
+                    Decimal(str(f["price"])),
+                    Decimal(str(f["notional_usd"])),
+                    Decimal(str(f["fee_usd"])),
+                )
+                for f in list(data.get("fills", []))
+            ]
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise DataError(f"saved portfolio cannot be resumed: {exc}") from None
+        return book
 
     def mark(self, closes: Mapping[str, float]) -> None:
         """Take the last known close of each symbol (NaN: not known yet)."""
