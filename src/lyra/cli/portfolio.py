@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +68,14 @@ def portfolio_backtest(args: PortfolioArgs) -> None:
 
 
 def _costs(args: PortfolioArgs) -> Any:
+    from lyra.trading.data import DataError
     from lyra.trading.portfolio import PortfolioCosts
     from lyra.trading.portfolio_backtest import parse_symbol_fees
 
-    try:
-        fee, slip = Decimal(repr(args.fee_bps)), Decimal(repr(args.slippage_bps))
-    except InvalidOperation:  # pragma: no cover - typer gives floats
-        raise typer.BadParameter("fees must be numbers") from None
+    fee, slip = Decimal(repr(args.fee_bps)), Decimal(repr(args.slippage_bps))
+    for name, value in (("--fee-bps", fee), ("--slippage-bps", slip)):
+        if not value.is_finite() or value < 0:
+            raise DataError(f"{name} must be a number of basis points >= 0, got {value}")
     return PortfolioCosts(fee_bps=fee, slippage_bps=slip, symbol_fee_bps=parse_symbol_fees(args.symbol_fees))
 
 
