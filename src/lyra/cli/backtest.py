@@ -62,6 +62,12 @@ def backtest_command(
     samples: Annotated[int | None, typer.Option(
         min=0, max=20, help="With --baselines: extra answers of one model per decision "
         "(default: calibration.self_consistency_samples)")] = None,
+    timeframes: Annotated[str | None, typer.Option(
+        help="Higher timeframes from the bars, e.g. 4h,1d: closed bars only, in every prompt")] = None,
+    portfolio: Annotated[str | None, typer.Option(
+        help="Rebalance a portfolio of these files or samples, comma-separated (e.g. GOOGL,EURUSD)")] = None,
+    symbol_fees: Annotated[str | None, typer.Option(
+        help="Per-symbol fees for --portfolio, basis points: GOOGL=1,EURUSD=0.2")] = None,
 ) -> None:
     """Walk forward over bars: decide with only the past, fill at the next open, report against baselines.
 
@@ -74,13 +80,27 @@ def backtest_command(
     if record is not None and replay is not None:
         errors.print("[red]error:[/red] --record and --replay exclude each other")
         raise typer.Exit(2)
+    if portfolio is not None and data is not None:
+        errors.print("[red]error:[/red] --data and --portfolio exclude each other: list every data set "
+                     "in --portfolio")
+        raise typer.Exit(2)
+    if portfolio is not None:
+        from lyra.cli.portfolio import PortfolioArgs, portfolio_backtest
+
+        portfolio_backtest(PortfolioArgs(config=config, sources=portfolio, start=start, end=end, every=every,
+                                         fee_bps=fee_bps, slippage_bps=slippage_bps, symbol_fees=symbol_fees,
+                                         anonymise=anonymise, timeframes=timeframes,
+                                         record=record, replay=replay, time_scale=time_scale, yes=yes,
+                                         json_output=json_output, max_failed_share=max_failed_share))
+        return
     try:
         path = use_config(config).path
         study = _study_options(path, samples) if baselines else None
         options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
                                   costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
                                   anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share,
-                                  audit=audit, study=study)
+                                  audit=audit, study=study,
+                                  timeframes=_timeframes(timeframes, data, symbol))
         result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,
                                        time_scale=time_scale, yes=yes, quiet=json_output))
     except LyraError as exc:
@@ -118,6 +138,26 @@ def _study_options(path: Path | None, samples: int | None) -> Any:
                            model=calibration.self_consistency_model)
     check(settings, options)
     return options
+
+
+def _timeframes(text: str | None, data: str | None, symbol: str | None) -> tuple[str, ...]:
+    """The --timeframes list, checked against the data's interval (a one-line error when it does not fit)."""
+    if not text:
+        return ()
+    from lyra.trading.timeframes import parse_timeframes
+
+    try:
+        return parse_timeframes(text, _load(data, symbol).interval)
+    except LyraError as exc:
+        raise fail(exc) from None
+
+
+def _load(data: str | None, symbol: str | None) -> Any:
+    from lyra.trading.data import list_samples, load_bars, load_sample
+
+    if data is None or data.upper() in list_samples():
+        return load_sample(data or "GOOGL")
+    return load_bars(data, symbol=symbol)
 
 
 async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,

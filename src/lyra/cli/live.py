@@ -151,9 +151,20 @@ def live_command(
     clock: Annotated[str, typer.Option(
         help="paced: --speed session seconds per real second; simulated (replay only): session time "
              "moves as soon as every tick in flight is done, the same way on any machine")] = "paced",
+    portfolio: Annotated[str | None, typer.Option(
+        help="rebalance a portfolio of these files or samples, comma-separated ('config': "
+             "portfolio.symbols), at portfolio.every instead of the task schedule")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="with --portfolio: print the end report as JSON")
+                           ] = False,
 ) -> None:
     """Run the task schedule for the configured symbols on replayed or live market data, trading a
     paper account per symbol."""
+    if portfolio is not None:
+        from lyra.cli.portfolio import portfolio_live
+
+        portfolio_live(config=config, sources=portfolio, speed=speed, days=days, clock=clock,
+                       json_output=json_output)
+        return
     try:
         path = use_config(config).path
         code = asyncio.run(

@@ -21,6 +21,7 @@ from pydantic import (
 
 from lyra.catalog.models import TIERS, Catalog
 from lyra.config.calibration import CalibrationSettings
+from lyra.config.portfolio import PortfolioSettings
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.config.upstreams import UpstreamSettings, check_upstream_names, price_refusal, split_model
@@ -332,8 +333,8 @@ class Settings(_Strict):
     schedule: ScheduleSettings = ScheduleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)  # lyra.config.upstreams
-
     calibration: CalibrationSettings = CalibrationSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:

@@ -89,12 +89,31 @@ def _view_from_block(block: str) -> MarketView | None:
         for key, value in source.items()
         if key.lower() in FEATURE_NAMES and _is_number(value)
     }
+    features = _with_timeframes(features, data.get("timeframes"))
     if not features:
         return None
     price = next(
         (float(d[k]) for d in (source, data) for k in _PRICE_NAMES if _is_number(d.get(k))), None
     )
     return MarketView(features, price if price and price > 0 else None)
+
+
+def _with_timeframes(features: dict[str, float], timeframes: Any) -> dict[str, float]:
+    """Each feature averaged over the base bars and every higher timeframe that has it.
+
+    A multi-timeframe prompt (lyra.trading.timeframes) then moves the decision only as far as the
+    higher timeframes agree with the base one: a deterministic stand-in for reading them together.
+    """
+    if not isinstance(timeframes, dict):
+        return features
+    values: dict[str, list[float]] = {k: [v] for k, v in features.items()}
+    for block in timeframes.values():
+        if not isinstance(block, dict):
+            continue
+        for key, value in block.items():
+            if key.lower() in FEATURE_NAMES and _is_number(value):
+                values.setdefault(key.lower(), []).append(float(value))
+    return {k: sum(v) / len(v) for k, v in values.items()}
 
 
 def _is_number(value: Any) -> bool:

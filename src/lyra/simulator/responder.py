@@ -13,6 +13,7 @@ import orjson
 from lyra.catalog.models import ModelInfo
 from lyra.simulator import schema as js
 from lyra.simulator.decision import ACTION_ALIASES, Decision, decide, find_market_view
+from lyra.simulator.portfolio_answer import portfolio_answer
 from lyra.simulator.profiles import profile_for
 from lyra.simulator.tokens import message_text
 
@@ -65,6 +66,9 @@ def respond(model: ModelInfo, payload: Mapping[str, Any], seed: int) -> str:
     if isinstance(response_format, Mapping):
         kind = response_format.get("type")
         if kind == "json_schema":
+            weights = portfolio_answer(response_format, messages, profile, rng)
+            if weights is not None:
+                return weights
             schema = _schema_of(response_format)
             sentence = _sentence(model.id, messages, rng)
             value = _schema_value(schema, decision, sentence, rng)

@@ -46,6 +46,7 @@ from lyra.trading.panel_summary import run_study
 from lyra.trading.pipeline import TradeDecision, TradingAIOrchestrator
 from lyra.trading.risk import AccountState
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, Stage, single_calls, stage_models
+from lyra.trading.timeframes import timeframes_hook
 
 HIDDEN_FEATURES = ("time", "symbol")
 # Absolute price levels name the asset and the era as surely as a date does: they are rebased so
@@ -249,6 +250,7 @@ class BacktestOptions:
     audit: bool = False
 
     study: StudyOptions | None = None  # also ask both panels on every decision: baselines and calibration
+    timeframes: tuple[str, ...] = ()  # higher intervals whose closed bars' features go in every prompt
 
 
 FULLY_INVESTED = "buy_and_hold_fully_invested"
@@ -333,6 +335,7 @@ async def run_backtest(lyra: Lyra, bars: Bars, options: BacktestOptions, *, cass
                    "every": every, "horizon": horizon},
         "costs": {"fee_bps": options.costs.fee_bps, "slippage_bps": options.costs.slippage_bps},
         "notional_usd": options.notional, "equity_usd": equity, "anonymised": options.anonymise,
+        "timeframes": [bars.interval, *options.timeframes],
         "elapsed_s": round(elapsed, 3), "annualisation": yearly.to_dict(),
         "return_on_ai_spend_unit": RETURN_ON_AI_SPEND_UNIT,
         "return_on_ai_spend_definition": RETURN_ON_AI_SPEND_DEFINITION,
@@ -357,7 +360,9 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
     """The pipeline's walk (and the adaptive one), each with how it sizes its trades."""
     equity = lyra.settings.risk.account_equity_usd
     features = anonymise if options.anonymise else None
-    orchestrator = TradingAIOrchestrator(lyra, audit=options.audit, feature_filter=features)
+    extra = timeframes_hook(options.timeframes) if options.timeframes else None
+    orchestrator = TradingAIOrchestrator(lyra, audit=options.audit, feature_filter=features,
+                                         extra_features=extra)
     sizing = f"proposes ${options.notional:,.0f} a trade; the risk rules may cut it"
     # The pipeline trades under the risk rules on every bar (stops and halts intrabar); baselines do not.
     risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
@@ -367,7 +372,7 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
     runs = [Walked(run, "pipeline", sizing)]
     if options.adaptive:
         learner = AdaptiveWeights(horizon=horizon)
-        again = TradingAIOrchestrator(lyra, audit=False, feature_filter=features)
+        again = TradingAIOrchestrator(lyra, audit=False, feature_filter=features, extra_features=extra)
         adaptive = pipeline_decider(again, bars.symbol, options.notional, adaptive=learner)
         run = await walk("pipeline_adaptive", adaptive, bars, times, equity=equity, costs=options.costs,
                          on_step=on_step, risk=risk, day_start_s=day_start)

@@ -115,8 +115,12 @@ class TradingAIOrchestrator:
     def __init__(self, lyra: Lyra, *, account: AccountState | None = None, signal_panel: str = SIGNAL_PANEL,
                  final_panel: str = FINAL_PANEL, audit: bool = True,
                  feature_filter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-                 client: str | None = None) -> None:
+                 client: str | None = None,
+                 extra_features: Callable[[Bars, Any], dict[str, Any]] | None = None) -> None:
         self.lyra = lyra
+        # More features from the bars known at the decision (higher timeframes: lyra.trading.timeframes),
+        # added to what every stage's prompt carries.
+        self.extra_features = extra_features
         self.client = client  # a gateway client whose daily cap pays for every stage
         # What the prompts may see (a backtest strips dates and rebases prices). It is given the
         # features at full precision and rounds what it returns, so that no digit left over from
@@ -191,6 +195,8 @@ class TradingAIOrchestrator:
         when = at if at is not None else bars.end
         known = features_at(bars, when)
         features = known if self.feature_filter is None else self.feature_filter(raw_features_at(bars, when))
+        if self.extra_features is not None:
+            features = {**features, **self.extra_features(bars.until(when), when)}
         price, atr = float(known["close"]), _float(known.get("atr"))
         analysis, (signal_stage, signal) = await asyncio.gather(
             self.analyze_market_conditions(features, context),
