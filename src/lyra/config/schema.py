@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.config.desk import ArbitrageSettings, ComplianceSettings, check_desk_references
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.days import parse_session
@@ -329,6 +330,8 @@ class Settings(_Strict):
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+    arbitrage: ArbitrageSettings = ArbitrageSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -359,6 +362,8 @@ class Settings(_Strict):
                 _known(name, dict.fromkeys(TIERS), where, "tier")
         for i, task_name in enumerate(self.budget.privileged_tasks):
             _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
+        check_desk_references(self.compliance, self.arbitrage,
+                              {"tiers": self.tiers, "tasks": self.tasks, "keys": self.keys})
         return self
 
     @model_validator(mode="after")
