@@ -5,9 +5,10 @@ review will say:
 
 - compliance_review blocks an order that comes within 10 % of a desk limit (order size or the
   position it leaves), which a careful reviewer would send to a person; else it approves.
-- arbitrage_evaluation rejects a candidate whose quote on either venue is stale (older than one
-  bar), whose smaller side's volume is under ten times the quantity (too thin to fill), or that
-  comes right after a gap in either venue's bars (more than two bars); else it accepts.
+- arbitrage_evaluation rejects a candidate whose quote on either venue is stale (not from the
+  current bar: a bar old or more), whose smaller side's volume is under ten times the quantity
+  (too thin to fill), or that comes right after a gap in either venue's bars (more than two
+  bars); else it accepts.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def _arbitrage(data: dict[str, Any]) -> tuple[str, str]:
     for venue in ("a", "b"):
         side = data.get(f"venue_{venue}") or {}
         age, gap = _number(side.get("quote_age_s")), _number(side.get("since_previous_bar_s"))
-        if age is not None and interval and age > interval:
+        if age is not None and interval and age >= interval:
             return "reject", (f"venue {venue.upper()}'s quote is stale ({age:,.0f} s old, bars every "
                               f"{interval:,.0f} s)")
         if gap is not None and interval and gap > 2 * interval:
