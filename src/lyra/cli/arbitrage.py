@@ -210,8 +210,8 @@ def derive_command(
         console.print_json(data=result)
     else:
         console.print(
-            f"wrote {len(frame)} bars to {out} ({bars.symbol}, {lag_bars} bars late, {offset} bps "
-            f"apart, every {drop_every or 'no'}-th bar left out)",
+            f"wrote {len(frame)} bars to {out} ({bars.symbol}: quoted {lag_bars} bar(s) late, {offset} bps "
+            f"apart, " + (f"1 bar in {drop_every} left out)" if drop_every else "no bar left out)"),
             markup=False,
         )
 

@@ -14,8 +14,9 @@ names itself in the decision and the audit record):
 7. max_position_notional: the position it leaves is larger than this.
 
 The trades and opening times the rules count are kept in a `ComplianceBook`: the orders this
-process let through, in time order. A position resumed from the ledger with no opening order
-in the book is not held to the minimum holding time (its opening time is not known here).
+process let through, in time order, one book per engine (the desk's). A position resumed from
+the ledger with no opening order in the book is not held to the minimum holding time (its
+opening time is not known here).
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ class ComplianceBook:
 def kill_switch_on(settings: ComplianceSettings) -> str | None:
     """Why the kill switch is on, or None."""
     if settings.kill_switch:
-        return "kill switch on (compliance.kill_switch = true)"
+        return "compliance.kill_switch = true"
     if settings.kill_switch_file and Path(settings.kill_switch_file).expanduser().exists():
-        return f"kill switch on (file {settings.kill_switch_file} exists)"
+        return f"file {settings.kill_switch_file} exists"
     return None
 
 
@@ -130,7 +131,7 @@ class ComplianceRules:
     def check(self, order: Order) -> RuleCheck:
         """The first rule the order fails, or a pass; exits and holds always pass."""
         if not order.trades:
-            return RuleCheck(None, "no new exposure: exits are never blocked", ())
+            return RuleCheck(None, "no new exposure (a HOLD or an exit): nothing to check", ())
         checked: list[str] = []
         for name in RULES:
             checked.append(name)

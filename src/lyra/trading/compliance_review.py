@@ -9,6 +9,7 @@ never changes the order's size.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,12 +112,30 @@ class ComplianceGate:
             review, refusal = parse_review(stage)
             if refusal is not None:
                 blocked_by, reason = "review", refusal
+        if blocked_by is None and review is not None:
+            # Other orders may have been let through while the review was asked (live and the gateway
+            # decide several symbols at once): the rules are checked again before the order counts.
+            again = self.rules.check(order)
+            if not again.passed:
+                check, blocked_by, reason = again, f"rule:{again.blocked_by}", again.reason
         if blocked_by is None:
             self.rules.book.record(order)
             verdict = ComplianceVerdict("pass", None, check.reason, check.checked, review)
             return risk, verdict, stage
         held = RiskVerdict("HOLD", 0.0, "reject", (*risk.reasons, reason), risk.premium_route)
         return held, ComplianceVerdict("blocked", blocked_by, reason, check.checked, review), stage
+
+
+_GATES: weakref.WeakKeyDictionary[Any, ComplianceGate] = weakref.WeakKeyDictionary()
+
+
+def gate_for(engine: Any, settings: ComplianceSettings) -> ComplianceGate:
+    """The desk's one gate per engine: every orchestrator on it (a gateway request, each live symbol)
+    counts its trades in the same book."""
+    gate = _GATES.get(engine)
+    if gate is None or gate.settings is not settings:
+        gate = _GATES[engine] = ComplianceGate(settings)
+    return gate
 
 
 def _skip_reason(check: RuleCheck, order: Order, settings: ComplianceSettings) -> str:
@@ -148,4 +167,5 @@ def parse_review(stage: StageResult) -> tuple[Any, str | None]:
     return payload, f"blocked by compliance review ({why})"
 
 
-__all__ = ["REVIEW_SCHEMA", "STAGE", "ComplianceGate", "ComplianceVerdict", "order_of", "parse_review"]
+__all__ = ["REVIEW_SCHEMA", "STAGE", "ComplianceGate", "ComplianceVerdict", "gate_for", "order_of",
+           "parse_review"]

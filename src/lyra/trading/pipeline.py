@@ -18,7 +18,7 @@ from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.errors import BudgetExceeded, LyraError
 from lyra.trading import prompts
-from lyra.trading.compliance_review import ComplianceGate, order_of
+from lyra.trading.compliance_review import gate_for, order_of
 from lyra.trading.data import Bars, as_utc
 from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
@@ -127,7 +127,7 @@ class TradingAIOrchestrator:
         self.final_panel = final_panel
         self.audit = audit
         desk = lyra.settings.compliance
-        self.compliance = ComplianceGate(desk) if desk.enabled else None  # rules before any decision is final
+        self.compliance = gate_for(lyra, desk) if desk.enabled else None  # rules before any decision is final
 
     async def analyze_market_conditions(self, features: dict[str, Any],
                                         context: DecisionContext | None = None) -> list[StageResult]:

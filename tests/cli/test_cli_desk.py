@@ -1,0 +1,70 @@
+"""`lyra arbitrage`, `lyra derive-venue` and `lyra compliance` on the bundled sample, with --json."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from lyra.cli.commands import app
+from support import fast_config_text
+
+runner = CliRunner()
+
+
+def stdout_json(output: str) -> dict:
+    start = output.index("{")
+    return json.loads(output[start:output.rindex("}") + 1])
+
+
+def test_derive_then_arbitrage_with_json_record_and_replay(tmp_path: Path) -> None:
+    venue_b = tmp_path / "venue_b.csv"
+    derived = runner.invoke(app, ["derive-venue", "--from", "EURUSD", "--lag-bars", "1", "--drop-every", "7",
+                                  "--out", str(venue_b), "--json"])
+    assert derived.exit_code == 0, derived.output
+    assert stdout_json(derived.output)["bars"] == 6224 - 6224 // 7
+    cassette = tmp_path / "arb.json"
+    args = ["arbitrage", "--venue-a", "EURUSD", "--venue-b", str(venue_b), "--symbol", "EURUSD",
+            "--from", "2017-03-01", "--to", "2017-03-03", "--threshold-bps", "5", "--json"]
+    recorded = runner.invoke(app, [*args, "--record", str(cassette)])
+    assert recorded.exit_code == 0, recorded.output
+    report = stdout_json(recorded.output)
+    assert report["simulated"] and report["passed_filter"] > 0
+    assert report["upstream_calls"] == report["passed_filter"]
+    assert report["candidates"] >= report["passed_filter"] >= report["accepted"]
+    assert Decimal(report["earned_usd"]["accepted_at_quote"]) <= Decimal(report["earned_usd"]["passed_filter_at_quote"])
+    replayed = runner.invoke(app, [*args, "--replay", str(cassette)])
+    assert replayed.exit_code == 0, replayed.output
+    again = stdout_json(replayed.output)
+    assert again["upstream_calls"] == 0 and again["cassette"]["counts"]["requests"] == report["passed_filter"]
+    for key in ("candidates", "passed_filter", "accepted", "earned_usd", "evaluations", "ai_spend_nanos"):
+        assert again[key] == report[key], key
+
+
+def test_bad_input_is_one_line(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["arbitrage", "--venue-a", "EURUSD", "--venue-b", str(tmp_path / "nope.csv")])
+    assert missing.exit_code != 0 and "Traceback" not in missing.output
+    assert "nope.csv" in missing.output
+    bad = runner.invoke(app, ["arbitrage", "--venue-a", "EURUSD", "--venue-b", "EURUSD", "--fee-bps-a", "x"])
+    assert bad.exit_code == 2 and "--fee-bps-a" in bad.output
+
+
+def test_compliance_lists_the_rules_in_order_and_the_kill_switch(tmp_path: Path) -> None:
+    switch = tmp_path / "KILL"
+    path = tmp_path / "lyra.toml"
+    path.write_text(fast_config_text() + f'\n[compliance]\nenabled = true\nmax_trades_per_day = 3\n'
+                    f'kill_switch_file = "{switch}"\nreview = true\nreview_key = "microsoft"\n')
+    off = runner.invoke(app, ["compliance", "--config", str(path), "--json"])
+    assert off.exit_code == 0, off.output
+    data = stdout_json(off.output)
+    assert [r["rule"] for r in data["rules"]][:4] == ["kill_switch", "restricted_symbols", "trading_hours",
+                                                      "max_trades_per_day"]
+    assert data["rules"][3]["setting"] == 3 and data["kill_switch_on"] is False
+    assert data["review"] == {"enabled": True, "route": "tier premium", "key_first": "microsoft"}
+    switch.touch()
+    on = stdout_json(runner.invoke(app, ["compliance", "--config", str(path), "--json"]).output)
+    assert on["kill_switch_on"] is True and str(switch) in on["rules"][0]["setting"]
+    table = runner.invoke(app, ["compliance", "--config", str(path)])
+    assert table.exit_code == 0 and "max_trades_per_day" in table.output
