@@ -68,3 +68,21 @@ def test_compliance_lists_the_rules_in_order_and_the_kill_switch(tmp_path: Path)
     assert on["kill_switch_on"] is True and str(switch) in on["rules"][0]["setting"]
     table = runner.invoke(app, ["compliance", "--config", str(path)])
     assert table.exit_code == 0 and "max_trades_per_day" in table.output
+
+
+def test_backtest_reports_how_the_orders_fared_at_the_gate(tmp_path: Path) -> None:
+    path = tmp_path / "desk.toml"
+    path.write_text(fast_config_text(**{'rule = "confidence"\nthreshold = 0.6': 'rule = "weighted"\nthreshold = 0.3'})
+                    + '\n[compliance]\nenabled = true\ntrading_hours_utc = { EURUSD = "08:00-16:00" }\n')
+    args = ["backtest", "--config", str(path), "--data", "EURUSD", "--from", "2017-03-01", "--to", "2017-03-06",
+            "--every", "1"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code in (0, 1), result.output
+    report = stdout_json(result.output)
+    gate = report["compliance"]
+    seen = [d for d in report["decisions"] if d["compliance"]["rules_checked"]]
+    assert gate["orders_seen"] == len(seen) > 0
+    assert gate["passed"] + sum(gate["blocked"].values()) == gate["orders_seen"]
+    assert set(gate["blocked"]) <= {"rule:trading_hours"}
+    table = runner.invoke(app, args)
+    assert f"compliance: {gate['orders_seen']} orders reached the gate, {gate['passed']} passed" in table.output

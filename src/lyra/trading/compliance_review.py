@@ -138,6 +138,21 @@ def gate_for(engine: Any, settings: ComplianceSettings) -> ComplianceGate:
     return gate
 
 
+def block_summary(decisions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How a run's orders fared at the gate: seen, passed, blocked by each rule or the review (None:
+    compliance was off)."""
+    verdicts = [d["compliance"] for d in decisions if d.get("compliance") is not None]
+    if not verdicts:
+        return None
+    seen = [v for v in verdicts if v["rules_checked"]]
+    blocked: dict[str, int] = {}
+    for v in seen:
+        if v["blocked_by"] is not None:
+            blocked[v["blocked_by"]] = blocked.get(v["blocked_by"], 0) + 1
+    return {"orders_seen": len(seen), "passed": sum(v["verdict"] == "pass" for v in seen),
+            "blocked": dict(sorted(blocked.items()))}
+
+
 def _skip_reason(check: RuleCheck, order: Order, settings: ComplianceSettings) -> str:
     if not check.passed:
         return f"not asked: {check.reason}"
@@ -167,5 +182,5 @@ def parse_review(stage: StageResult) -> tuple[Any, str | None]:
     return payload, f"blocked by compliance review ({why})"
 
 
-__all__ = ["REVIEW_SCHEMA", "STAGE", "ComplianceGate", "ComplianceVerdict", "gate_for", "order_of",
-           "parse_review"]
+__all__ = ["REVIEW_SCHEMA", "STAGE", "ComplianceGate", "ComplianceVerdict", "block_summary", "gate_for",
+           "order_of", "parse_review"]
