@@ -46,6 +46,19 @@ def test_a_loss_making_spread_never_passes_a_zero_threshold() -> None:
     assert s.net_usd < 0 and not s.passes(D(0))
 
 
+def test_an_arbitrage_table_routed_nowhere_is_one_line(tmp_path: Path) -> None:
+    from lyra.config import load_config
+    from lyra.errors import ConfigError
+    from support import fast_config_text
+
+    path = tmp_path / "lyra.toml"
+    text = fast_config_text()
+    path.write_text(text.replace('tier = "advanced"\n# key = "grok4"', 'tier = "golden"'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert "arbitrage.tier: unknown tier 'golden'" in str(caught.value) and "\n" not in str(caught.value)
+
+
 @pytest.fixture
 def venues(write_csv) -> tuple[Bars, Bars]:
     rows_a = "".join(f"2024-01-01T{h:02d}:00:00Z,100,100,100,100,1000000000\n" for h in range(10))

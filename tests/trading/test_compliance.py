@@ -102,7 +102,8 @@ def test_bad_compliance_config_is_one_line_naming_the_field(tmp_path: Path) -> N
     from lyra.config import load_config
 
     for section, field in (('trading_hours_utc = { GOOGL = "25:00-26:00" }', "trading_hours_utc"),
-                           ('review_key = "nokey"', "compliance.review_key"),
+                           ('review = true\nreview_key = "nokey"', "compliance.review_key"),
+                           ('review = true\nreview_tier = "gold"', "compliance.review_tier"),
                            ("max_trades_per_day = -1", "max_trades_per_day")):
         path = tmp_path / "lyra.toml"
         path.write_text(fast_config_text() + f"\n[compliance]\nenabled = true\n{section}\n")

@@ -93,14 +93,22 @@ class ArbitrageSettings(_Strict):
     max_tokens: int = Field(300, gt=0, le=100_000)
 
 
-def check_desk_references(compliance: ComplianceSettings, arbitrage: ArbitrageSettings,
+def check_desk_references(compliance: ComplianceSettings, arbitrage: ArbitrageSettings | None,
                           known: dict[str, Any]) -> None:
-    """Refuse a review or evaluation routed to a tier, task or key the configuration does not have."""
-    for where, name, what in (("compliance.review_tier", compliance.review_tier, "tiers"),
-                              ("compliance.review_task", compliance.review_task, "tasks"),
-                              ("compliance.review_key", compliance.review_key, "keys"),
-                              ("arbitrage.tier", arbitrage.tier, "tiers"),
-                              ("arbitrage.task", arbitrage.task, "tasks"),
-                              ("arbitrage.key", arbitrage.key, "keys")):
+    """Refuse a review or evaluation routed to a tier, task or key the configuration does not have.
+
+    Only what is in use: the review when compliance is enabled, the evaluation when `[arbitrage]`
+    is given or `lyra arbitrage` runs (`arbitrage` None: not checked), so that a configuration
+    without a premium or advanced tier still loads."""
+    places: list[tuple[str, str | None, str]] = []
+    if compliance.enabled and compliance.review:
+        tier = None if compliance.review_task else compliance.review_tier
+        places += [("compliance.review_tier", tier, "tiers"),
+                   ("compliance.review_task", compliance.review_task, "tasks"),
+                   ("compliance.review_key", compliance.review_key, "keys")]
+    if arbitrage is not None:
+        places += [("arbitrage.tier", None if arbitrage.task else arbitrage.tier, "tiers"),
+                   ("arbitrage.task", arbitrage.task, "tasks"), ("arbitrage.key", arbitrage.key, "keys")]
+    for where, name, what in places:
         if name is not None and name not in known[what]:
             raise ValueError(f"{where}: unknown {what[:-1]} {name!r}; configured: {', '.join(known[what])}")

@@ -362,8 +362,9 @@ class Settings(_Strict):
                 _known(name, dict.fromkeys(TIERS), where, "tier")
         for i, task_name in enumerate(self.budget.privileged_tasks):
             _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
-        check_desk_references(self.compliance, self.arbitrage,
-                              {"tiers": self.tiers, "tasks": self.tasks, "keys": self.keys})
+        arbitrage = self.arbitrage if "arbitrage" in self.model_fields_set else None  # checked when given
+        check_desk_references(self.compliance, arbitrage, {"tiers": self.tiers, "tasks": self.tasks,
+                                                           "keys": self.keys})
         return self
 
     @model_validator(mode="after")

@@ -20,8 +20,9 @@ from typing import Any
 
 import orjson
 
-from lyra.config.desk import ArbitrageSettings
+from lyra.config.desk import ArbitrageSettings, check_desk_references
 from lyra.engine import Lyra
+from lyra.errors import ConfigError
 from lyra.trading.arbitrage import Aligned, Costs, Spread, align, best_spread, round_trip
 from lyra.trading.cassette import Cassette
 from lyra.trading.data import Bars
@@ -108,6 +109,11 @@ async def run_arbitrage(lyra: Lyra, a: Bars, b: Bars, options: ArbitrageOptions,
                         cassette: Cassette | None = None, audit: bool = True) -> dict[str, Any]:
     """Filter every aligned bar in code, evaluate what passes, record it all and report."""
     settings, costs = lyra.settings.arbitrage, options.costs
+    try:
+        check_desk_references(lyra.settings.compliance, settings, {"tiers": lyra.settings.tiers,
+                              "tasks": lyra.settings.tasks, "keys": lyra.settings.keys})
+    except ValueError as exc:
+        raise ConfigError(f"{lyra.config.source}: {exc}") from None
     points = align(a, b, start=options.start, end=options.end)
     interval_s = float(_interval_seconds(a))
     if cassette is not None:
