@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+import time
+import types
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,3 +89,41 @@ def test_backtest_reports_how_the_orders_fared_at_the_gate(tmp_path: Path) -> No
     assert set(gate["blocked"]) <= {"rule:trading_hours"}
     table = runner.invoke(app, args)
     assert f"compliance: {gate['orders_seen']} orders reached the gate, {gate['passed']} passed" in table.output
+
+
+def _fake_exchanges(closes: dict[str, list[float]]) -> types.ModuleType:
+    """A ccxt stand-in with one exchange class per id, each serving its closes as hourly candles that
+    ended before now (no network)."""
+    module = types.ModuleType("ccxt")
+
+    class NetworkError(Exception):
+        pass
+
+    module.BaseError = Exception  # type: ignore[attr-defined]
+    module.NetworkError = NetworkError  # type: ignore[attr-defined]
+    module.BadSymbol = NetworkError  # type: ignore[attr-defined]
+    hour_ms = 3_600_000
+    last = (int(time.time() * 1000) // hour_ms - 2) * hour_ms
+    for exchange_id, series in closes.items():
+        rows = [[last - (len(series) - 1 - i) * hour_ms, c, c, c, c, 1e9] for i, c in enumerate(series)]
+
+        def fetch(self: object, symbol: str, timeframe: str, limit: int, rows: list = rows) -> list:
+            return rows[-limit:]
+
+        setattr(module, exchange_id, type(exchange_id, (), {"__init__": lambda self, config: None,
+                                                            "fetch_ohlcv": fetch}))
+    return module
+
+
+def test_arbitrage_between_two_ccxt_exchanges_without_network(monkeypatch) -> None:
+    b_closes = [100.0 + (0.2 if i % 2 else 0.0) for i in range(30)]  # B is 20 bps dear every other bar
+    monkeypatch.setitem(sys.modules, "ccxt", _fake_exchanges({"binance": [100.0] * 30, "kraken": b_closes}))
+    result = runner.invoke(app, ["arbitrage", "--venue-a", "ccxt:binance:BTC/USDT:1h",
+                                 "--venue-b", "ccxt:kraken:BTC/USDT:1h", "--quantity", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    report = stdout_json(result.output)
+    assert report["symbol"] == "BTC/USDT" and report["candidates"] == 15
+    assert report["passed_filter"] == 15 == report["upstream_calls"]  # 20 bps less 2 bps fees and 1 of slippage
+    assert report["accepted"] == 15  # fresh quotes on both, deep enough, no gap
+    # each: 0.2 gross - 0.02002 fees (1 bps of 100 and of 100.2) - 0.01001 slippage (0.5 bps of 200.2)
+    assert Decimal(report["earned_usd"]["accepted_at_quote"]) == 15 * Decimal("0.16997")
