@@ -201,6 +201,10 @@ async def _backtest(config: Path | None, data: str | None, symbol: str | None, o
             result["upstream_calls"] = lyra.simulator.stats.calls
     finally:
         await lyra.aclose()
+    from lyra.trading.compliance_review import block_summary
+
+    if (gate := block_summary(result["decisions"])) is not None:
+        result["compliance"] = gate  # the desk's rules were on: how the orders fared
     if cassette is not None:
         cassette.save()
         result["cassette"] = {**cassette.summary(), "path": str(cassette.path), "mode": cassette.mode,
@@ -263,6 +267,10 @@ def _render(result: dict[str, Any]) -> None:
         from lyra.cli.backtest_study import render_study
 
         render_study(console, result["panel_study"])
+    if gate := result.get("compliance"):
+        blocked = ", ".join(f"{n} by {k}" for k, n in gate["blocked"].items()) or "none blocked"
+        console.print(f"compliance: {gate['orders_seen']} orders reached the gate, {gate['passed']} passed; "
+                      f"{blocked}", markup=False)
     for warning in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {escape(str(warning))}")
     cassette = result.get("cassette")

@@ -240,9 +240,9 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra.cli import backtest, budget, export, live, reconcile, report, serve, tokens, trading
+    from lyra.cli import arbitrage, backtest, budget, export, live, reconcile, report, serve, tokens, trading
 
-    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens, export):
+    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens, export, arbitrage):
         commands.register(app)
 
 

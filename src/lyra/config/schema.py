@@ -21,6 +21,7 @@ from pydantic import (
 
 from lyra.catalog.models import TIERS, Catalog
 from lyra.config.calibration import CalibrationSettings
+from lyra.config.desk import ArbitrageSettings, ComplianceSettings, check_desk_references
 from lyra.config.portfolio import PortfolioSettings
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
@@ -335,6 +336,8 @@ class Settings(_Strict):
     upstreams: dict[str, UpstreamSettings] = Field(default_factory=dict)  # lyra.config.upstreams
     calibration: CalibrationSettings = CalibrationSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+    arbitrage: ArbitrageSettings = ArbitrageSettings()
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -366,6 +369,9 @@ class Settings(_Strict):
         for i, task_name in enumerate(self.budget.privileged_tasks):
             _known(task_name, {**dict.fromkeys(TASKS), **self.tasks}, f"budget.privileged_tasks[{i}]", "task")
         self._check_upstreams()
+        arbitrage = self.arbitrage if "arbitrage" in self.model_fields_set else None  # checked when given
+        check_desk_references(self.compliance, arbitrage, {"tiers": self.tiers, "tasks": self.tasks,
+                                                           "keys": self.keys})
         return self
 
     def _check_upstreams(self) -> None:

@@ -13,6 +13,7 @@ import orjson
 from lyra.catalog.models import ModelInfo
 from lyra.simulator import schema as js
 from lyra.simulator.decision import ACTION_ALIASES, Decision, decide, find_market_view
+from lyra.simulator.desk import desk_overlay, schema_name
 from lyra.simulator.portfolio_answer import portfolio_answer
 from lyra.simulator.profiles import profile_for
 from lyra.simulator.tokens import message_text
@@ -72,6 +73,7 @@ def respond(model: ModelInfo, payload: Mapping[str, Any], seed: int) -> str:
             schema = _schema_of(response_format)
             sentence = _sentence(model.id, messages, rng)
             value = _schema_value(schema, decision, sentence, rng)
+            value = desk_overlay(schema_name(response_format), value, messages)
             return orjson.dumps(_risk_overlay(value, messages, decision)).decode()
         if kind == "json_object":
             if decision is not None:

@@ -18,7 +18,8 @@ from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.errors import BudgetExceeded, LyraError
 from lyra.trading import prompts
-from lyra.trading.data import Bars
+from lyra.trading.compliance_review import gate_for, order_of
+from lyra.trading.data import Bars, as_utc
 from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, stage
@@ -82,6 +83,7 @@ class TradeDecision:
     latency_s: float = 0.0
     audit_seq: int | None = None
     errors: list[str] = field(default_factory=list)
+    compliance: dict[str, Any] | None = None  # the desk's rules and review, when [compliance] is enabled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,7 +99,7 @@ class TradeDecision:
             "stages": [s.to_dict() for s in self.stages], "features": self.features,
             "audit_seq": self.audit_seq, "errors": self.errors,
             "failed_stages": sum(s.failed for s in self.stages),
-        }
+        } | ({"compliance": self.compliance} if self.compliance is not None else {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class TradingAIOrchestrator:
         self.signal_panel = signal_panel
         self.final_panel = final_panel
         self.audit = audit
+        desk = lyra.settings.compliance
+        self.compliance = gate_for(lyra, desk) if desk.enabled else None  # rules before any decision is final
 
     async def analyze_market_conditions(self, features: dict[str, Any],
                                         context: DecisionContext | None = None) -> list[StageResult]:
@@ -224,6 +228,14 @@ class TradingAIOrchestrator:
         risk = self.rules.rule(signal=wanted, proposed_notional_usd=proposed_notional, price=price, atr=atr,
                                account=context.account, model_verdict=verdict, model_max_notional_usd=cap,
                                review_missing=missing)
+        compliance = None
+        if self.compliance is not None:
+            risk, verdict_, review_stage = await self.compliance.apply(
+                order_of(symbol, as_utc(str(known["time"])), risk, context.account, price), risk,
+                lambda request: run_stage("compliance_review", lambda: self.lyra.run(request)),
+                anonymous=self.feature_filter is not None, client=self.client)
+            stages.append(review_stage)
+            compliance = verdict_.to_dict()
         stages.append(await self._monitor(features, risk))
         deciding = final or signal
         decision = TradeDecision(
@@ -232,7 +244,7 @@ class TradingAIOrchestrator:
             agreement=deciding.agreement if deciding else 0.0, risk=risk, signal=signal, final=final,
             stages=stages, features=features, inputs_hash=_inputs_hash(symbol, features, news),
             cost_nanos=sum(s.cost_nanos for s in stages), latency_s=time.monotonic() - started,
-            errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"])
+            errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"], compliance=compliance)
         if self.audit and self.lyra.ledger is not None:
             payload = decision.to_dict() | ({"client": self.client} if self.client is not None else {})
             record = self.lyra.ledger.audit.append(payload, symbol=symbol, action=decision.action,
