@@ -15,6 +15,7 @@ from lyra.budget.forecast import SpendForecast
 from lyra.budget.governor import BudgetGovernor, tier_caps
 from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
+from lyra.config.priority import PriorityTable
 from lyra.consensus.panel import Consensus, ConsensusEngine
 from lyra.errors import LedgerUnavailable, LyraError, StateUnavailable
 from lyra.failures import FailurePolicy
@@ -328,7 +329,8 @@ class Lyra:
         transport = OpenRouterTransport(base_url=base_url, app_title=s.openrouter.app_title,
                                         app_url=s.openrouter.app_url)
         keys = KeyPool(s.keys, secrets, day_starts_utc_hour=s.budget.day_starts_utc_hour)
-        limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour)
+        limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour,
+                              priorities=PriorityTable.of_settings(s))
         return Router(
             policy=RoutePolicy(s, self.catalog),
             transport=transport,

@@ -12,6 +12,7 @@ from typing import Protocol
 from lyra.caps import Cap
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
+from lyra.config.priority import RANK, PriorityTable
 from lyra.days import budget_day, day_bounds
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
 from lyra.ids import new_id
@@ -98,6 +99,7 @@ class BudgetGovernor:
         self.key_caps = {n: usd_to_nanos(k.daily_usd) for n, k in settings.keys.items()}
         self.key_tokens = {n: k.daily_tokens for n, k in settings.keys.items()}
         self.client_caps = {n: usd_to_nanos(c.daily_usd) for n, c in settings.clients.items()}
+        self.priorities = PriorityTable.of_settings(settings)
         self._tier_of_model: dict[str, str] = {}
         for tier_name, tier in settings.tiers.items():
             for model_id in tier.models:
@@ -154,8 +156,10 @@ class BudgetGovernor:
         return {cap: value for cap, value in self.seed_values(day, totals).items() if value}
 
     def privileged(self, request: CompletionRequest) -> bool:
-        """Whether a call may spend the reserved slice: a configured privileged task, or an emergency."""
-        return request.task in self._settings.budget.privileged_tasks or request.priority == "emergency"
+        """Whether a call may spend the reserved slice: a configured privileged task, or an emergency
+        (a request asking for "emergency", or a task whose priority is "emergency")."""
+        return (request.task in self._settings.budget.privileged_tasks
+                or self.priorities.level(request) == "emergency")
 
     def worst_case(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> int:
         """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
@@ -253,7 +257,8 @@ class BudgetGovernor:
         used = await self.backend.usage(caps)
         global_left = self.daily - _used(used, caps[0])
         privileged = self.privileged(request)
-        if global_left < self.low_budget and not privileged and request.priority != "high":
+        urgent = self.priorities.rank(request) <= RANK["high"]  # keeps its tier while the share lasts
+        if global_left < self.low_budget and not privileged and not urgent:
             return self._free_plan(plan)
         if tier is None:
             return plan

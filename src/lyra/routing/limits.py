@@ -1,16 +1,32 @@
-"""Rate limits: token buckets per key and per model, and OpenRouter's free-model limits."""
+"""Rate limits: token buckets per key and per model, and OpenRouter's free-model limits.
+
+When a bucket is empty its callers queue in this process by priority (lyra.config.priority): one
+pump per bucket takes each next token for the highest-priority waiter, first come first served
+within a priority, sleeping until the bucket refills rather than polling it. A waiter whose
+wait (the tokens queued ahead of it, at the refill rate) already passes its deadline is refused
+at once. With `priority_headroom_share`, "normal" and "low" calls also leave that share of every
+bucket untouched, so that a higher-priority call in any process sharing the bucket (SQLite, Redis)
+finds a token at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lyra.config import LimitSettings
+from lyra.config.priority import PRIORITIES, RANK, PriorityTable
 from lyra.days import budget_day
 from lyra.errors import RateLimited
+from lyra.routing.admission import BucketQueue, Waiter
 from lyra.routing.router import AttemptContext, AttemptUsage
 from lyra.state.base import StateBackend
+
+# Priorities that may take a bucket's last tokens: below these, calls leave the headroom.
+_HEADROOM_FREE = RANK["high"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,13 +38,23 @@ class Bucket:
 
 
 class RateLimiter:
-    """Takes a token from every bucket an attempt touches, waiting up to the request's deadline."""
+    """Takes a token from every bucket an attempt touches, waiting its turn up to the request's deadline.
 
-    def __init__(self, limits: LimitSettings, backend: StateBackend, *, day_starts_utc_hour: int = 0) -> None:
+    `clock` and `sleep` are the monotonic clock deadlines are measured on and the way to wait on
+    it; a test passes a clock it moves by hand.
+    """
+
+    def __init__(self, limits: LimitSettings, backend: StateBackend, *, day_starts_utc_hour: int = 0,
+                 priorities: PriorityTable | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._limits = limits
         self.backend = backend
         self._day_hour = day_starts_utc_hour
         self._fixed: dict[tuple[str, str], list[Bucket]] = {}
+        self._priorities = priorities or PriorityTable()
+        self._clock = clock
+        self._sleep = sleep
+        self._queues: dict[str, BucketQueue] = {}
 
     def buckets(self, ctx: AttemptContext) -> list[Bucket]:
         """The buckets one attempt draws from; the token bucket's amount is its worst case."""
@@ -49,27 +75,178 @@ class RateLimiter:
             found.append(Bucket(f"rpd:free:{day}", lim.free_rpd, 0.0, 1))
         return found
 
+    def waiting(self, bucket: str) -> int:
+        """How many calls of this process wait for `bucket` now."""
+        queue = self._queues.get(bucket)
+        return len(queue) if queue is not None else 0
+
     async def acquire(self, ctx: AttemptContext, deadline: float) -> None:
         """Take a token from each bucket, or none at all: when a later bucket refuses (or the wait is
         cancelled), the tokens already taken from earlier ones are given back."""
+        rank = self._priorities.rank(ctx.request)
         taken: list[Bucket] = []
         try:
             for bucket in self.buckets(ctx):
-                await self._take(bucket, ctx, deadline)
+                await self._take(bucket, ctx, deadline, rank)
                 taken.append(bucket)
         except BaseException:
             for bucket in reversed(taken):
-                await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s, -bucket.amount)
+                await self._give_back(bucket.name, bucket.capacity, bucket.refill_per_s, bucket.amount)
             raise
 
-    async def _take(self, bucket: Bucket, ctx: AttemptContext, deadline: float) -> None:
-        while (wait := await self.backend.take(bucket.name, bucket.capacity, bucket.refill_per_s,
-                                               bucket.amount)) > 0:
-            if time.monotonic() + wait > deadline:
-                raise RateLimited(
-                    f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
-                    "after the request deadline", retry_after=wait)
-            await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+    def _floor(self, bucket: Bucket, rank: int) -> float:
+        """The tokens a call of `rank` must leave in the bucket (never so many that it cannot fit)."""
+        if rank <= _HEADROOM_FREE:
+            return 0.0
+        return min(bucket.capacity * self._limits.priority_headroom_share, bucket.capacity - bucket.amount)
+
+    async def _try(self, name: str, capacity: float, refill_per_s: float, amount: float,
+                   floor: float) -> tuple[float, float]:
+        """One take that leaves `floor` tokens: (0.0, tokens left) or (wait, tokens in the bucket)."""
+        level = await self.backend.take_level(name, capacity, refill_per_s, amount)
+        if level.wait > 0:
+            extra = 0.0 if floor <= 0 else (math.inf if refill_per_s <= 0 else floor / refill_per_s)
+            return level.wait + extra, level.tokens
+        if level.tokens >= floor:
+            return 0.0, level.tokens
+        # Taken, but into the headroom higher priorities keep: give it back and wait for more.
+        await self._give_back(name, capacity, refill_per_s, amount)
+        left = level.tokens + amount
+        return (math.inf if refill_per_s <= 0 else (amount + floor - left) / refill_per_s), left
+
+    async def _give_back(self, name: str, capacity: float, refill_per_s: float, amount: float) -> None:
+        await self.backend.take(name, capacity, refill_per_s, -amount)
+
+    async def _take(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int) -> None:
+        floor = self._floor(bucket, rank)
+        queue = self._queues.get(bucket.name)
+        if queue is None or not queue:
+            # Nobody of this process waits: take at once, as the backend allows.
+            wait, tokens = await self._try(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                           bucket.amount, floor)
+            if wait == 0:
+                return
+            if self._clock() + wait > deadline:
+                raise RateLimited(f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
+                                  "after the request deadline", retry_after=wait)
+            queue = self._queues.get(bucket.name)  # another call may have queued meanwhile
+            if queue is None:
+                queue = self._queues[bucket.name] = BucketQueue(bucket.name, bucket.capacity,
+                                                                bucket.refill_per_s)
+            if not queue:
+                queue.note(tokens, self._clock())
+        self._refuse_if_late(queue, bucket, ctx, deadline, rank, floor)
+        waiter = Waiter(rank, bucket.amount, floor, deadline, ctx.model.id,
+                        asyncio.get_running_loop().create_future())
+        queue.push(waiter)
+        if queue.pump is None:
+            queue.pump = asyncio.create_task(self._pump(queue), name=f"lyra-limit-{bucket.name}")
+        elif queue.head() is waiter and queue.kick is not None and not queue.kick.done():
+            queue.kick.set_result(None)  # the pump sleeps for a lower-priority head: look again now
+        try:
+            await waiter.future
+        except asyncio.CancelledError:
+            done = waiter.future
+            # The token may have been taken for this call just as it was cancelled: give it back.
+            if done.done() and not done.cancelled() and done.exception() is None:
+                await self._give_back(bucket.name, bucket.capacity, bucket.refill_per_s, bucket.amount)
+            raise
+        finally:
+            queue.remove(waiter)
+
+    def _refuse_if_late(self, queue: BucketQueue, bucket: Bucket, ctx: AttemptContext, deadline: float,
+                        rank: int, floor: float) -> None:
+        """Refuse a newcomer at once when the tokens queued ahead of it cannot refill before its deadline."""
+        now = self._clock()
+        count, ahead = queue.ahead(rank)
+        wait = queue.wait_for(ahead + bucket.amount + floor, queue.level(now))
+        if now + wait > deadline:
+            raise RateLimited(_late(bucket.name, ctx.model.id, rank, count, wait), retry_after=wait)
+
+    async def _pump(self, queue: BucketQueue) -> None:
+        """Serve the queue's waiters in order until it is empty: one take per refill, never a poll."""
+        known = False  # the last take told the level: no need to ask again before the next refill
+        try:
+            while (head := queue.head()) is not None:
+                if head.future.done():  # cancelled: its task has not left the line yet
+                    queue.remove(head)
+                    continue
+                now = self._clock()
+                if not known or queue.level(now) >= head.amount + head.floor:
+                    try:
+                        wait, tokens = await self._try(queue.name, queue.capacity, queue.refill_per_s,
+                                                       head.amount, head.floor)
+                    except Exception as exc:  # the backend failed: this waiter hears it, the next tries
+                        queue.remove(head)
+                        if not head.future.done():
+                            head.future.set_exception(exc)
+                        continue
+                    now = self._clock()
+                    queue.note(tokens, now)
+                    if wait == 0:
+                        queue.remove(head)
+                        if head.future.done():  # cancelled while the take was in flight
+                            await self._give_back(queue.name, queue.capacity, queue.refill_per_s, head.amount)
+                        else:
+                            head.future.set_result(None)
+                        known = True
+                        continue
+                known = False
+                self._expire(queue, now)
+                if (head := queue.head()) is None:
+                    break
+                await self._nap(queue, queue.wait_for(head.amount + head.floor, queue.level(now)))
+        except BaseException as exc:
+            for waiter in list(queue):
+                queue.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_exception(
+                        RateLimited(f"rate limit {queue.name}: the limiter stopped ({type(exc).__name__})"))
+            raise
+        finally:
+            queue.pump = None
+            if not queue and self._queues.get(queue.name) is queue:
+                del self._queues[queue.name]  # per-day buckets come and go
+
+    def _expire(self, queue: BucketQueue, now: float) -> None:
+        """Refuse every waiter whose turn, behind the tokens queued ahead of it, comes after its deadline.
+
+        Runs at each empty take, so a waiter pushed back by higher-priority arrivals (or starved by
+        other processes) hears it as soon as its deadline is out of reach, not at the deadline.
+        """
+        ahead, position, tokens = 0.0, 0, queue.level(now)
+        for waiter in list(queue):
+            wait = queue.wait_for(ahead + waiter.amount + waiter.floor, tokens)
+            if now + wait > waiter.deadline:
+                queue.remove(waiter)
+                if not waiter.future.done():
+                    waiter.future.set_exception(RateLimited(
+                        _late(queue.name, waiter.model, waiter.rank, position, wait), retry_after=wait))
+                continue
+            ahead += waiter.amount
+            position += 1
+
+    async def _nap(self, queue: BucketQueue, seconds: float) -> None:
+        """Sleep until the bucket refills for the head, or until a higher-priority head arrives."""
+        kick = queue.kick = asyncio.get_running_loop().create_future()
+        # A bucket that never refills (a day's quota) is only worth looking at again for a new head.
+        forever = not math.isfinite(seconds)
+        nap = asyncio.ensure_future(asyncio.Event().wait() if forever else self._sleep(seconds))
+        try:
+            await asyncio.wait((nap, kick), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            queue.kick = None
+            if not nap.done():
+                nap.cancel()
+            if not kick.done():
+                kick.cancel()
 
     async def release(self, ticket: None, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
         return None
+
+
+def _late(bucket: str, model: str, rank: int, ahead: int, wait: float) -> str:
+    level = PRIORITIES[rank]
+    queued = f"{ahead} call(s) of priority {level} or higher queued ahead; " if ahead else ""
+    return (f"rate limit {bucket} for {model}: {queued}its turn comes in {wait:.1f}s, "
+            "after the request deadline")
