@@ -21,9 +21,12 @@ from lyra.config import LimitSettings
 from lyra.config.priority import PRIORITIES, RANK, PriorityTable
 from lyra.days import budget_day
 from lyra.errors import RateLimited
+from lyra.log import get_logger
 from lyra.routing.admission import BucketQueue, Waiter
 from lyra.routing.router import AttemptContext, AttemptUsage
 from lyra.state.base import StateBackend
+
+log = get_logger("lyra.routing.limits")
 
 # Priorities that may take a bucket's last tokens: below these, calls leave the headroom.
 _HEADROOM_FREE = RANK["high"]
@@ -117,6 +120,14 @@ class RateLimiter:
     async def _give_back(self, name: str, capacity: float, refill_per_s: float, amount: float) -> None:
         await self.backend.take(name, capacity, refill_per_s, -amount)
 
+    async def _give_back_quietly(self, queue: BucketQueue, amount: float) -> None:
+        """Give a token back from the pump: a backend failure loses it (the bucket under-counts until it
+        refills, the safe side) rather than stopping every waiter's pump."""
+        try:
+            await self._give_back(queue.name, queue.capacity, queue.refill_per_s, amount)
+        except Exception as exc:
+            log.warning("rate limit %s: a token could not be given back (%s)", queue.name, type(exc).__name__)
+
     async def _take(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int) -> None:
         floor = self._floor(bucket, rank)
         queue = self._queues.get(bucket.name)
@@ -186,7 +197,7 @@ class RateLimiter:
                     if wait == 0:
                         queue.remove(head)
                         if head.future.done():  # cancelled while the take was in flight
-                            await self._give_back(queue.name, queue.capacity, queue.refill_per_s, head.amount)
+                            await self._give_back_quietly(queue, head.amount)
                         else:
                             head.future.set_result(None)
                         known = True
