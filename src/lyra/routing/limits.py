@@ -24,7 +24,7 @@ from lyra.errors import RateLimited
 from lyra.log import get_logger
 from lyra.routing.admission import BucketQueue, Waiter
 from lyra.routing.router import AttemptContext, AttemptUsage
-from lyra.state.base import StateBackend
+from lyra.state.base import BucketLevel, StateBackend
 
 log = get_logger("lyra.routing.limits")
 
@@ -87,26 +87,40 @@ class RateLimiter:
         """Take a token from each bucket, or none at all: when a later bucket refuses (or the wait is
         cancelled), the tokens already taken from earlier ones are given back."""
         rank = self._priorities.rank(ctx.request)
+        share = 0.0 if rank <= _HEADROOM_FREE else self._limits.priority_headroom_share
+        backend, queues = self.backend, self._queues
         taken: list[Bucket] = []
         try:
             for bucket in self.buckets(ctx):
-                await self._take(bucket, ctx, deadline, rank)
+                # The tokens this call must leave for higher priorities (never so many it cannot fit).
+                floor = min(bucket.capacity * share, bucket.capacity - bucket.amount) if share else 0.0
+                if not queues.get(bucket.name):
+                    # Nobody of this process waits: take at once, as the backend allows (inlined: the
+                    # common case, a few microseconds).
+                    level = await backend.take_level(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                                     bucket.amount)
+                    if level.wait == 0 and level.tokens >= floor:
+                        taken.append(bucket)
+                        continue
+                    await self._missed(bucket, ctx, deadline, rank, floor, level)
+                else:
+                    await self._wait_turn(bucket, ctx, deadline, rank, floor)
                 taken.append(bucket)
         except BaseException:
             for bucket in reversed(taken):
                 await self._give_back(bucket.name, bucket.capacity, bucket.refill_per_s, bucket.amount)
             raise
 
-    def _floor(self, bucket: Bucket, rank: int) -> float:
-        """The tokens a call of `rank` must leave in the bucket (never so many that it cannot fit)."""
-        if rank <= _HEADROOM_FREE:
-            return 0.0
-        return min(bucket.capacity * self._limits.priority_headroom_share, bucket.capacity - bucket.amount)
-
     async def _try(self, name: str, capacity: float, refill_per_s: float, amount: float,
                    floor: float) -> tuple[float, float]:
         """One take that leaves `floor` tokens: (0.0, tokens left) or (wait, tokens in the bucket)."""
         level = await self.backend.take_level(name, capacity, refill_per_s, amount)
+        return await self._settle_take(name, capacity, refill_per_s, amount, floor, level)
+
+    async def _settle_take(self, name: str, capacity: float, refill_per_s: float, amount: float,
+                           floor: float, level: BucketLevel) -> tuple[float, float]:
+        """What a take's `level` means for a call that must leave `floor` tokens: (0.0, tokens left)
+        or (wait, tokens in the bucket), giving back a token taken from the headroom."""
         if level.wait > 0:
             extra = 0.0 if floor <= 0 else (math.inf if refill_per_s <= 0 else floor / refill_per_s)
             return level.wait + extra, level.tokens
@@ -128,24 +142,27 @@ class RateLimiter:
         except Exception as exc:
             log.warning("rate limit %s: a token could not be given back (%s)", queue.name, type(exc).__name__)
 
-    async def _take(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int) -> None:
-        floor = self._floor(bucket, rank)
-        queue = self._queues.get(bucket.name)
-        if queue is None or not queue:
-            # Nobody of this process waits: take at once, as the backend allows.
-            wait, tokens = await self._try(bucket.name, bucket.capacity, bucket.refill_per_s,
-                                           bucket.amount, floor)
-            if wait == 0:
-                return
-            if self._clock() + wait > deadline:
-                raise RateLimited(f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
-                                  "after the request deadline", retry_after=wait)
-            queue = self._queues.get(bucket.name)  # another call may have queued meanwhile
-            if queue is None:
-                queue = self._queues[bucket.name] = BucketQueue(bucket.name, bucket.capacity,
-                                                                bucket.refill_per_s)
-            if not queue:
-                queue.note(tokens, self._clock())
+    async def _missed(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int, floor: float,
+                      level: BucketLevel) -> None:
+        """The first take found the bucket short: refuse when even the next token is too late, else queue."""
+        wait, tokens = await self._settle_take(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                               bucket.amount, floor, level)
+        if wait == 0:
+            return
+        if self._clock() + wait > deadline:
+            raise RateLimited(f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
+                              "after the request deadline", retry_after=wait)
+        queue = self._queues.get(bucket.name)  # another call may have queued meanwhile
+        if queue is None:
+            queue = self._queues[bucket.name] = BucketQueue(bucket.name, bucket.capacity, bucket.refill_per_s)
+        if not queue:
+            queue.note(tokens, self._clock())
+        await self._wait_turn(bucket, ctx, deadline, rank, floor)
+
+    async def _wait_turn(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int,
+                         floor: float) -> None:
+        """Join the bucket's queue (refused at once when its turn would come too late) and wait for it."""
+        queue = self._queues[bucket.name]
         self._refuse_if_late(queue, bucket, ctx, deadline, rank, floor)
         waiter = Waiter(rank, bucket.amount, floor, deadline, ctx.model.id,
                         asyncio.get_running_loop().create_future())
