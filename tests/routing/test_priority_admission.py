@@ -52,7 +52,7 @@ class ManualClock:
         self.now += seconds
         while self._sleepers and self._sleepers[0][0] <= self.now:
             _, _, wake = heapq.heappop(self._sleepers)
-            if not wake.done():
+            if not wake.done() and wake.get_loop() is asyncio.get_running_loop():
                 wake.set_result(None)
         await settle()
 
@@ -286,3 +286,33 @@ def test_a_configured_priority_is_used_and_a_bad_one_is_one_line_naming_the_fiel
         assert "\n" not in line and "tasks.news_sentiment.priority" in line, line
     with pytest.raises(ConfigError, match=r"limits\.priority_headroom_share"):
         parse_settings(fast_config_text() + "\n[limits]\npriority_headroom_share = 1.5\n", "lyra.toml")
+
+
+def test_a_limiter_used_again_on_a_new_event_loop_does_not_wait_behind_the_old_loops_waiters() -> None:
+    clock = ManualClock()
+    limits = limiter(clock, MemoryBackend(clock=clock))
+    left: list[asyncio.Task[None]] = []  # kept until the end: the old loop's tasks are never run again
+
+    async def first() -> None:
+        await drain(limits, 60)
+        left.append(asyncio.create_task(limits.acquire(attempt("signal_generation"), clock() + 100)))
+        await settle()
+        assert limits.waiting(BUCKET) == 1
+
+    old = asyncio.new_event_loop()
+    old.run_until_complete(first())
+    for task in asyncio.all_tasks(old):
+        task._log_destroy_pending = False  # type: ignore[attr-defined]  # abandoned on purpose
+    old.close()  # closed with its waiter and pump still pending, as a killed loop leaves them
+
+    async def second() -> list[str]:
+        calls = Admissions(limits)
+        calls.start("new", "signal_generation", clock() + 100, clock)
+        await settle()
+        assert limits.waiting(BUCKET) == 1  # the new loop's one: the old line was dropped
+        await clock.advance(1)
+        await calls.close()
+        return calls.order
+
+    assert asyncio.run(second()) == ["new"]
+    left.clear()

@@ -35,6 +35,7 @@ class BucketQueue:
     name: str
     capacity: float
     refill_per_s: float
+    loop: asyncio.AbstractEventLoop
     lines: tuple[deque[Waiter], ...] = field(default_factory=lambda: tuple(deque() for _ in PRIORITIES))
     count: int = 0
     tokens: float = 0.0  # the level the backend last reported,

@@ -152,20 +152,28 @@ class RateLimiter:
         if self._clock() + wait > deadline:
             raise RateLimited(f"rate limit {bucket.name} for {ctx.model.id}: next token in {wait:.1f}s, "
                               "after the request deadline", retry_after=wait)
-        queue = self._queues.get(bucket.name)  # another call may have queued meanwhile
-        if queue is None:
-            queue = self._queues[bucket.name] = BucketQueue(bucket.name, bucket.capacity, bucket.refill_per_s)
+        queue = self._queue(bucket)  # another call may have queued meanwhile
         if not queue:
             queue.note(tokens, self._clock())
         await self._wait_turn(bucket, ctx, deadline, rank, floor)
 
+    def _queue(self, bucket: Bucket) -> BucketQueue:
+        """The bucket's queue on the running event loop; one left by a loop that has gone is dropped
+        (its waiters and pump went with that loop)."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(bucket.name)
+        if queue is None or queue.loop is not loop:
+            queue = self._queues[bucket.name] = BucketQueue(bucket.name, bucket.capacity, bucket.refill_per_s,
+                                                            loop)
+        return queue
+
     async def _wait_turn(self, bucket: Bucket, ctx: AttemptContext, deadline: float, rank: int,
                          floor: float) -> None:
         """Join the bucket's queue (refused at once when its turn would come too late) and wait for it."""
-        queue = self._queues[bucket.name]
+        queue = self._queue(bucket)
         self._refuse_if_late(queue, bucket, ctx, deadline, rank, floor)
         waiter = Waiter(rank, bucket.amount, floor, deadline, ctx.model.id,
-                        asyncio.get_running_loop().create_future())
+                        queue.loop.create_future())
         queue.push(waiter)
         if queue.pump is None:
             queue.pump = asyncio.create_task(self._pump(queue), name=f"lyra-limit-{bucket.name}")
@@ -227,7 +235,7 @@ class RateLimiter:
         except BaseException as exc:
             for waiter in list(queue):
                 queue.remove(waiter)
-                if not waiter.future.done():
+                if not waiter.future.done() and not queue.loop.is_closed():
                     waiter.future.set_exception(
                         RateLimited(f"rate limit {queue.name}: the limiter stopped ({type(exc).__name__})"))
             raise
@@ -264,9 +272,8 @@ class RateLimiter:
             await asyncio.wait((nap, kick), return_when=asyncio.FIRST_COMPLETED)
         finally:
             queue.kick = None
-            if not nap.done():
+            if not queue.loop.is_closed():  # else the loop went with its tasks: nothing to cancel
                 nap.cancel()
-            if not kick.done():
                 kick.cancel()
 
     async def release(self, ticket: None, ctx: AttemptContext, usage: AttemptUsage | None) -> None:
