@@ -147,8 +147,9 @@ async def test_a_risk_call_behind_300_queued_signal_calls_is_admitted_first_with
         await clock.advance(1)
     # FIFO within a priority: the signals follow in the order they came, one per refill.
     assert calls.order == ["risk"] + [f"signal-{i}" for i in range(10)]
-    # No polling: one take per refill for the head, one more for the admitted call's token bucket.
-    assert backend.takes - takes_before <= 2 * len(calls.order)
+    # No polling: one take per refill for the head, one more for the admitted call's token bucket
+    # (and one when the risk call's arrival woke the pump).
+    assert backend.takes - takes_before <= 2 * len(calls.order) + 1
 
     # A signal call that would wait behind the 290 still queued (290 s) with a 10 s deadline is
     # refused at once: the clock does not move and it never joins the queue.
@@ -159,6 +160,14 @@ async def test_a_risk_call_behind_300_queued_signal_calls_is_admitted_first_with
         await limits.acquire(attempt("signal_generation"), now + 10)
     assert clock() == now and limits.waiting(BUCKET) == waiting
     assert refused.value.retry_after is not None and refused.value.retry_after > 10
+    with pytest.raises(RateLimited, match=rf"rate limit {BUCKET} .*290 call\(s\) of priority low or higher"):
+        await limits.acquire(attempt("code_generation"), now + 100)
+    # A risk call still fits: nothing of its priority is queued ahead of it.
+    calls.start("risk-2", "risk_assessment", now + 2, clock)
+    await settle()
+    assert limits.waiting(BUCKET) == waiting + 1 and "risk-2" not in calls.refused
+    await clock.advance(1)
+    assert calls.order[-1] == "risk-2"
 
     await calls.close()
     await settle()

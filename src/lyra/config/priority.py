@@ -54,8 +54,8 @@ class PriorityTable:
         if base is None:
             base = DEFAULT_TASK_PRIORITY.get(task or "", "normal")
         asked = request.priority
-        if asked != "normal" and RANK[asked] < RANK[base]:
-            return asked
+        if asked != "normal" and RANK.get(asked, len(PRIORITIES)) < RANK[base]:
+            return asked  # an unknown value (the type allows none) is ignored rather than trusted
         return base
 
     def rank(self, request: CompletionRequest) -> int:
