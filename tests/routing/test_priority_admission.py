@@ -205,6 +205,34 @@ async def test_a_waiter_pushed_past_its_deadline_by_higher_priorities_is_refused
     await calls.close()
 
 
+async def test_a_waiter_pushed_back_while_the_pump_serves_without_asking_the_state_is_refused_too() -> None:
+    clock = ManualClock()
+    backend = CountingBackend(clock)
+    limits = limiter(clock, backend)
+    await drain(limits, 60)
+    calls = Admissions(limits)
+    for i in range(2):
+        calls.start(f"risk-{i}", "risk_assessment", clock() + 1_000, clock)
+    for i in range(3):
+        calls.start(f"signal-{i}", "signal_generation", clock() + 1_000, clock)
+    tight = clock() + 6  # sixth in line: its turn in 6 s fits, just
+    calls.start("tight", "signal_generation", tight, clock)
+    await settle()
+    await clock.advance(1)  # risk-0 served; from here the pump knows the level without a take
+    assert calls.order == ["risk-0"]
+    # Behind risk-1 (so the pump is not woken) and ahead of the signals: tight's turn is now 7 s away.
+    calls.start("risk-late", "risk_assessment", clock() + 1_000, clock)
+    await settle()
+    assert not calls.refused
+    await clock.advance(1)  # risk-1 served without a take of the bucket that failed
+    assert calls.order == ["risk-0", "risk-1"]
+    assert "tight" in calls.refused and clock() < tight
+    for _ in range(5):
+        await clock.advance(1)
+    assert calls.order == ["risk-0", "risk-1", "risk-late", "signal-0", "signal-1", "signal-2"]
+    await calls.close()
+
+
 async def test_an_emergency_request_outranks_a_risk_task() -> None:
     clock = ManualClock()
     limits = limiter(clock, CountingBackend(clock))

@@ -38,6 +38,10 @@ class BucketQueue:
     loop: asyncio.AbstractEventLoop
     lines: tuple[deque[Waiter], ...] = field(default_factory=lambda: tuple(deque() for _ in PRIORITIES))
     count: int = 0
+    amounts: list[float] = field(default_factory=lambda: [0.0] * len(PRIORITIES))  # tokens per line
+    # Set when a newcomer lands ahead of waiters already queued (a higher priority): their turns
+    # moved back, so the pump looks again at whose deadline is now out of reach.
+    reordered: bool = False
     tokens: float = 0.0  # the level the backend last reported,
     tokens_at: float = -math.inf  # and when (the limiter's clock)
     pump: asyncio.Task[None] | None = None
@@ -58,7 +62,10 @@ class BucketQueue:
 
     def push(self, waiter: Waiter) -> None:
         self.lines[waiter.rank].append(waiter)
+        self.amounts[waiter.rank] += waiter.amount
         self.count += 1
+        if any(self.lines[waiter.rank + 1:]):
+            self.reordered = True
 
     def remove(self, waiter: Waiter) -> None:
         """Take `waiter` out of its line; nothing when it is gone already (served, failed)."""
@@ -71,6 +78,8 @@ class BucketQueue:
             except ValueError:
                 return
         self.count -= 1
+        # Kept exact rather than drifting: an empty line holds nothing.
+        self.amounts[waiter.rank] = self.amounts[waiter.rank] - waiter.amount if line else 0.0
 
     def note(self, tokens: float, now: float) -> None:
         self.tokens, self.tokens_at = tokens, now
@@ -87,11 +96,7 @@ class BucketQueue:
 
     def ahead(self, rank: int) -> tuple[int, float]:
         """How many waiters, and how many tokens, a newcomer of `rank` would wait behind."""
-        count, amount = 0, 0.0
-        for line in self.lines[: rank + 1]:
-            count += len(line)
-            amount += sum(w.amount for w in line)
-        return count, amount
+        return sum(len(line) for line in self.lines[: rank + 1]), sum(self.amounts[: rank + 1])
 
     def wait_for(self, needed: float, tokens: float) -> float:
         """Seconds until the bucket grows from `tokens` to `needed`, at its refill rate."""

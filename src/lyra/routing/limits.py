@@ -227,8 +227,13 @@ class RateLimiter:
                             head.future.set_result(None)
                         known = True
                         continue
+                if not known or queue.reordered:
+                    # The bucket held less than projected (a take failed: another process, a clock
+                    # step) or turns moved back: see whose deadline is out of reach. Otherwise the
+                    # head was served exactly as every estimate assumed.
+                    queue.reordered = False
+                    self._expire(queue, now)
                 known = False
-                self._expire(queue, now)
                 if (head := queue.head()) is None:
                     break
                 await self._nap(queue, queue.wait_for(head.amount + head.floor, queue.level(now)))
