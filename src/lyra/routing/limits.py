@@ -252,8 +252,9 @@ class RateLimiter:
     def _expire(self, queue: BucketQueue, now: float) -> None:
         """Refuse every waiter whose turn, behind the tokens queued ahead of it, comes after its deadline.
 
-        Runs at each empty take, so a waiter pushed back by higher-priority arrivals (or starved by
-        other processes) hears it as soon as its deadline is out of reach, not at the deadline.
+        Runs when a take came up short or a newcomer moved turns back, so a waiter pushed back by
+        higher-priority arrivals (or starved by other processes) hears it as soon as its deadline is
+        out of reach, not at the deadline.
         """
         ahead, position, tokens = 0.0, 0, queue.level(now)
         for waiter in list(queue):
