@@ -15,6 +15,7 @@ from lyra.budget.forecast import SpendForecast
 from lyra.budget.governor import BudgetGovernor, tier_caps
 from lyra.catalog.models import Catalog, load_catalog
 from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
+from lyra.config.priority import PriorityTable
 from lyra.config.upstreams import catalog_models
 from lyra.consensus.panel import Consensus, ConsensusEngine
 from lyra.errors import LedgerUnavailable, LyraError, StateUnavailable
@@ -340,7 +341,8 @@ class Lyra:
                                         app_url=s.openrouter.app_url)
         keys = KeyPool(s.keys, secrets, day_starts_utc_hour=s.budget.day_starts_utc_hour,
                        keyless=upstreams.keyless())
-        limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour)
+        limiter = RateLimiter(s.limits, state, day_starts_utc_hour=s.budget.day_starts_utc_hour,
+                              priorities=PriorityTable.of_settings(s))
         return Router(
             policy=RoutePolicy(s, self.catalog),
             transport=transport,

@@ -12,6 +12,7 @@ from typing import Protocol
 from lyra.caps import Cap
 from lyra.catalog.models import Catalog, ModelInfo
 from lyra.config import Settings
+from lyra.config.priority import RANK, PriorityTable
 from lyra.config.upstreams import keyless_key
 from lyra.days import budget_day, day_bounds
 from lyra.errors import BudgetExceeded, StateReset, StateUnavailable
@@ -104,6 +105,7 @@ class BudgetGovernor:
         # An upstream's spend in the ledger is its keys' (a keyless one's attempts carry its pseudo key).
         self._upstream_keys = {n: (*u.keys,) if u.keys else (keyless_key(n),)
                                for n, u in settings.upstreams.items() if n in self.upstream_caps}
+        self.priorities = PriorityTable.of_settings(settings)
         self._tier_of_model: dict[str, str] = {}
         for tier_name, tier in settings.tiers.items():
             for model_id in tier.models:
@@ -160,8 +162,10 @@ class BudgetGovernor:
         return {cap: value for cap, value in self.seed_values(day, totals).items() if value}
 
     def privileged(self, request: CompletionRequest) -> bool:
-        """Whether a call may spend the reserved slice: a configured privileged task, or an emergency."""
-        return request.task in self._settings.budget.privileged_tasks or request.priority == "emergency"
+        """Whether a call may spend the reserved slice: a configured privileged task, or an emergency
+        (a request asking for "emergency", or a task whose priority is "emergency")."""
+        return (request.task in self._settings.budget.privileged_tasks
+                or self.priorities.level(request) == "emergency")
 
     def worst_case(self, model: ModelInfo, prompt_tokens: int, max_tokens: int) -> int:
         """The most this attempt can cost: the prompt estimate plus max_tokens, at list price."""
@@ -263,7 +267,8 @@ class BudgetGovernor:
         used = await self.backend.usage(caps)
         global_left = self.daily - _used(used, caps[0])
         privileged = self.privileged(request)
-        if global_left < self.low_budget and not privileged and request.priority != "high":
+        urgent = self.priorities.rank(request) <= RANK["high"]  # keeps its tier while the share lasts
+        if global_left < self.low_budget and not privileged and not urgent:
             return self._free_plan(plan)
         if tier is None:
             return plan

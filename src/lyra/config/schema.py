@@ -23,6 +23,7 @@ from lyra.catalog.models import TIERS, Catalog
 from lyra.config.calibration import CalibrationSettings
 from lyra.config.desk import ArbitrageSettings, ComplianceSettings, check_desk_references
 from lyra.config.portfolio import PortfolioSettings
+from lyra.config.priority import Priority
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.config.upstreams import UpstreamSettings, check_upstream_names, price_refusal, split_model
@@ -164,6 +165,9 @@ class TaskSettings(_Strict):
     symbols: list[str] = Field(default_factory=list)
     expected_prompt_tokens: Tokens = 500  # per call, for `lyra plan` before there is history
     expected_completion_tokens: Tokens = 200
+    # Who is admitted first when a rate limit or the budget binds (lyra.config.priority); None: the
+    # task's default (risk_assessment "high", code_generation "low", the rest "normal").
+    priority: Priority | None = None
 
     @field_validator("every")
     @classmethod
@@ -245,6 +249,9 @@ class LimitSettings(_Strict):
     model_rpm: dict[str, Rate] = Field(default_factory=dict)
     free_rpm: Rate = 20
     free_rpd: Rate = 50
+    # The share of every bucket that "normal" and "low" calls leave untouched, so that a risk check
+    # or an emergency call finds a token at once in any process sharing the bucket (README).
+    priority_headroom_share: float = Field(0.05, ge=0, lt=1)
 
 
 class RiskSettings(_Strict):
