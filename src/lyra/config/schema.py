@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.config.hedge import HedgeSettings
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.days import parse_session
@@ -147,6 +148,7 @@ class TierSettings(_Strict):
     # privacy fields and max_price cannot be loosened by a caller) and the service tier asked for.
     provider: ProviderSettings | None = None
     service_tier: Literal["flex", "priority"] | None = None
+    hedge: HedgeSettings | None = None  # None: the tier's default (lyra.config.hedge.tier_hedge)
 
 
 class TaskSettings(_Strict):
