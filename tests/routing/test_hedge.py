@@ -262,3 +262,42 @@ def _reconciled(ledger: object) -> dict[str | None, tuple[int | None, int | None
         found = conn.execute(select(usage.c.generation_id, usage.c.reconciled_cost_nanos, usage.c.drift_nanos)
                              .where(usage.c.kind == "attempt", usage.c.generation_id.is_not(None)))
         return {gen: (cost, drift) for gen, cost, drift in found}
+
+
+def test_the_share_cap_allows_ceil_share_times_primaries_and_no_more() -> None:
+    from fractions import Fraction
+
+    from lyra.routing.hedge import ShareCap
+
+    for primaries in (1, 19, 20, 21, 60, 999):
+        cap = ShareCap(Fraction("0.05"), window=1000)
+        slots = [cap.primary() for _ in range(primaries)]
+        taken = sum(cap.take(slot) for slot in slots)
+        assert taken == math.ceil(Fraction("0.05") * primaries)  # 0.05 * 60 is 3 exactly, not 3.0000000000000004
+    cap = ShareCap(Fraction("0.05"), window=20)
+    first = cap.primary()
+    assert cap.take(first) and not cap.take(cap.primary())
+    cap.give_back(first)  # refused by a guard after the share allowed it: not sent, not counted
+    assert cap.take(cap.primary())
+    for _ in range(20):  # the hedged attempts leave the window: room again
+        cap.primary()
+    assert cap.take(cap.primary())
+
+
+def test_the_tracker_trusts_a_quantile_only_from_min_samples_and_prefers_the_provider() -> None:
+    from lyra.routing.hedge import LatencyTracker
+
+    tracker = LatencyTracker(samples=100)
+    for i in range(1, 21):
+        tracker.observe("m", "Fast", False, i / 100)
+    assert tracker.quantile("m", None, False, 0.95, min_samples=21) is None
+    assert tracker.quantile("m", None, False, 0.95, min_samples=20) == pytest.approx(0.19)
+    assert tracker.quantile("m", None, True, 0.95, min_samples=20) is None  # streams are kept apart
+    for _ in range(20):
+        tracker.observe("m", "Slow", False, 2.0)
+    assert tracker.quantile("m", "Fast", False, 0.95, min_samples=20) == pytest.approx(0.19)
+    assert tracker.quantile("m", "Slow", False, 0.95, min_samples=20) == 2.0
+    assert tracker.quantile("m", "Other", False, 0.95, min_samples=20) == 2.0  # unknown: the model's
+    for _ in range(100):  # only the newest `samples` are kept
+        tracker.observe("m", None, False, 0.01)
+    assert tracker.quantile("m", None, False, 0.95, min_samples=20) == 0.01
