@@ -1,16 +1,18 @@
 """Hedged requests against a heavy-tailed upstream: the latency tail with and without, and what it costs.
 
 One simulator with the `heavy_tail` latency profile (3 % of calls several to a hundred times slower
-than their tier's range; lyra.simulator.profiles) serves two engines in this process, alike but for
-`[tiers.fast.hedge]`: the baseline has `enabled = false`, the other the defaults (a hedge after the
-model's measured p95, at most 5 % of the tier's attempts). Both send the same fast-tier requests,
-in alternating blocks so that both see the same machine; each first warms up (its latency tracker
-needs `min_samples` calls before it hedges), and the warm-up is not counted. Reported per engine:
+than their tier's range; lyra.simulator.profiles) serves three engines in this process, alike but for
+`[tiers.fast.hedge]`: the baseline has `enabled = false`, "race-only" runs every attempt through
+the race but never hedges (`min_samples` out of reach: what the machinery alone costs), "hedged"
+has the defaults (a hedge after the model's measured p95, at most 5 % of the tier's attempts).
+They send the same fast-tier requests, in alternating blocks so that all see the same machine;
+each first warms up (its latency tracker needs `min_samples` calls before it hedges), and the
+warm-up is not counted. Reported per engine:
 p50, p99 and p99.9 of the time to each answer, the upstream attempts per request, and the dollars
 booked (the losers at their worst case, as until reconciliation) and billed (the simulator's own
 account of what it charged).
 
-    python bench/hedge.py [--requests 3000] [--concurrency 16] [--time-scale 0.1]
+    python bench/hedge.py [--requests 2500] [--concurrency 16] [--time-scale 0.1]
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ from lyra.simulator import Simulator, SimulatorOptions
 from lyra.types import Completion
 
 MESSAGES = [{"role": "user", "content": "BTC 1m: last 64,120, bid 64,118, ask 64,121. Quick read?"}]
+# The baseline; the race without hedges (every attempt in a task of its own, raced against no one:
+# what the machinery alone costs); and the defaults.
+ARMS = (("baseline", "enabled = false"), ("race-only", "min_samples = 100000\nsamples = 100000"),
+        ("hedged", "enabled = true"))
 KEYS = ("xai", "grok4", "codex", "deepseek1", "deepseek2", "premium", "microsoft", "universal")
 BLOCK = 250  # requests per engine per turn
 WARMUP = 300
@@ -64,6 +70,7 @@ class Arm:
     latencies: list[float] = field(default_factory=list)
     completions: list[Completion] = field(default_factory=list)
     billed_nanos: int = 0
+    cpu_s: float = 0.0  # process CPU over this engine's blocks (the in-process simulator's included)
 
     def quantile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -96,6 +103,7 @@ class Arm:
 
 async def run_block(arm: Arm, requests: int, concurrency: int, *, record: bool) -> None:
     todo = iter(range(requests))
+    cpu = time.process_time()
 
     async def worker() -> None:
         for _ in todo:
@@ -106,13 +114,15 @@ async def run_block(arm: Arm, requests: int, concurrency: int, *, record: bool) 
                 arm.completions.append(c)
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    if record:
+        arm.cpu_s += time.process_time() - cpu
 
 
 async def main(requests: int, concurrency: int, time_scale: float) -> None:
     options = SimulatorOptions(time_scale=time_scale, generation_lag_s=0.0, latency="heavy_tail", seed=17)
     with tempfile.TemporaryDirectory() as folder:
         paths = {}
-        for name, hedge in (("baseline", "enabled = false"), ("hedged", "enabled = true")):
+        for name, hedge in ARMS:
             paths[name] = Path(folder) / f"{name}.toml"
             paths[name].write_text(bench_config(hedge))
         async with Simulator(options=options) as sim:
@@ -145,16 +155,17 @@ async def main(requests: int, concurrency: int, time_scale: float) -> None:
 
 
 def report(arms: list[Arm], requests: int, concurrency: int, time_scale: float, wall: float) -> None:
-    base, hedged = arms
+    base, hedged = arms[0], arms[-1]
     print(f"{requests} fast-tier requests per engine, concurrency {concurrency}, simulator latency "
           f"heavy_tail x{time_scale} ({wall:.0f} s)")
     print(f"{'engine':<9} {'p50 ms':>8} {'p99 ms':>8} {'p99.9 ms':>9} {'attempts':>9} {'hedges':>7} "
-          f"{'won':>5} {'booked $':>10} {'billed $':>10}")
+          f"{'won':>5} {'booked $':>10} {'billed $':>10} {'CPU us/req':>10}")
     for arm in arms:
         won = sum(1 for c in arm.completions for a in c.attempts if a.kind == "hedge" and a.outcome == "ok")
         print(f"{arm.name:<9} {arm.quantile(0.5) * 1e3:>8.1f} {arm.quantile(0.99) * 1e3:>8.1f} "
               f"{arm.quantile(0.999) * 1e3:>9.1f} {arm.attempts():>9} {arm.attempts('hedge'):>7} {won:>5} "
-              f"{_usd(arm.booked_nanos()):>10} {_usd(arm.billed_nanos):>10}")
+              f"{_usd(arm.booked_nanos()):>10} {_usd(arm.billed_nanos):>10} "
+              f"{arm.cpu_s / max(1, len(arm.latencies)) * 1e6:>10.0f}")
     extra = hedged.attempts() - base.attempts()
     print(f"p99.9: {base.quantile(0.999) / hedged.quantile(0.999):.2f}x lower with hedging; "
           f"p99: {base.quantile(0.99) / hedged.quantile(0.99):.2f}x; p50: "
@@ -181,7 +192,7 @@ def _usd(nanos: int) -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=2500)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--time-scale", type=float, default=0.1)
     args = parser.parse_args()

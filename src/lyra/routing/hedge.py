@@ -15,8 +15,9 @@ p99.9 from 1,800 ms to 74 ms for 2 % more requests. Here, for a tier that hedges
   only for providers that support cancellation), with its generation id when one arrived, so
   that reconciliation books what was billed.
 
-Each attempt of a hedging tier runs in a task of its own, which feeds a queue: the winner keeps
-running in its task after the race, so that its timeouts stay those of the task that set them.
+Each attempt of a hedging tier runs in a task of its own, which hands its first piece to a future
+and the rest to a queue: the winner keeps running in its task after the race, so that its timeouts
+stay those of the task that set them.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ class Lane:
     tickets: list[Any]
     run: AttemptRun
     items: AsyncIterator[ChoiceDelta | Answer] | None = None
-    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # the pieces after the first
+    first: asyncio.Future[Any] | None = None  # the first piece, or what ended the attempt before it
     task: asyncio.Task[None] | None = None
     done: bool = False  # booked: lost, failed or (for the winner) left to the router
 
@@ -146,18 +148,25 @@ class Lane:
 
     def start(self) -> None:
         assert self.items is not None, "a lane starts with its attempt's pieces"
-        self.task = asyncio.create_task(self._feed(self.items))
+        self.first = asyncio.get_running_loop().create_future()
+        self.task = asyncio.create_task(self._feed(self.items, self.first))
 
-    async def _feed(self, items: AsyncIterator[ChoiceDelta | Answer]) -> None:
+    async def _feed(self, items: AsyncIterator[ChoiceDelta | Answer], first: asyncio.Future[Any]) -> None:
+        def put(item: Any) -> None:
+            if first.done():
+                self.queue.put_nowait(item)
+            else:
+                first.set_result(item)
+
         try:
             async for item in items:
-                self.queue.put_nowait(item)
+                put(item)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # handed to the reader, which raises it as the router expects
-            self.queue.put_nowait(_Failed(exc))
+            put(_Failed(exc))
             return
-        self.queue.put_nowait(_END)
+        put(_END)
 
     async def stop(self) -> None:
         """Cancel the attempt (its connection closes: the call is cancelled upstream) and wait for it."""
@@ -253,34 +262,27 @@ class Hedger:
     async def _first(self, race: Race, lanes: list[Lane], delay: float | None, slot: Slot, share: ShareCap,
                      launch: Launch, failed: Failed) -> tuple[Lane, Any]:
         """The lane that answers first and its first piece; hedging once the delay passes."""
-        gets: dict[asyncio.Task[Any], Lane] = {}
-        try:
-            while True:
-                for lane in lanes:
-                    if not lane.done and lane not in gets.values():
-                        gets[asyncio.create_task(lane.queue.get())] = lane
-                done, _ = await asyncio.wait(gets, timeout=None if len(lanes) > 1 else delay,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if not done:
-                    if await self._hedge(lanes, slot, share, launch) == "guard":
-                        delay = None  # a cap or a rate limit said no: this attempt goes on alone
+        while True:
+            waiting = {lane.first: lane for lane in lanes if not lane.done and lane.first is not None}
+            done, _ = await asyncio.wait(waiting, timeout=None if len(lanes) > 1 else delay,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                if await self._hedge(lanes, slot, share, launch) == "guard":
+                    delay = None  # a cap or a rate limit said no: this attempt goes on alone
+                continue
+            for first in sorted(done, key=lambda f: lanes.index(waiting[f])):  # the primary first on a tie
+                lane = waiting[first]
+                item = first.result()
+                if not isinstance(item, _Failed) and item is not _END:
+                    return lane, item
+                error = item.error if isinstance(item, _Failed) else _ended()
+                live = [other for other in lanes if other is not lane and not other.done]
+                if live and isinstance(error, UpstreamError):
+                    lane.done = True
+                    await failed(lane, error)
                     continue
-                for get in sorted(done, key=lambda g: lanes.index(gets[g])):  # the primary first on a tie
-                    lane = gets.pop(get)
-                    item = get.result()
-                    if not isinstance(item, _Failed) and item is not _END:
-                        return lane, item
-                    error = item.error if isinstance(item, _Failed) else _ended()
-                    live = [other for other in lanes if other is not lane and not other.done]
-                    if live and isinstance(error, UpstreamError):
-                        lane.done = True
-                        await failed(lane, error)
-                        continue
-                    race.lane = lane
-                    raise error
-        finally:
-            for get in gets:
-                get.cancel()
+                race.lane = lane
+                raise error
 
     async def _hedge(self, lanes: list[Lane], slot: Slot, share: ShareCap, launch: Launch) -> str:
         """Send the hedge if the share and the guards allow it now: "sent", "share" or "guard"."""
