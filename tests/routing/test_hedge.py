@@ -20,6 +20,7 @@ import pytest
 from lyra import Lyra, LyraError
 from lyra.budget.governor import BudgetGovernor
 from lyra.catalog.estimate import measure_prompt, worst_case
+from lyra.ledger.queries import HEDGE_LOST
 from lyra.money import usd_to_nanos
 from lyra.observe.metrics import Metrics
 from lyra.routing.hedge import LOST, Hedger
@@ -90,6 +91,11 @@ async def test_a_hung_primary_loses_to_its_hedge_and_is_booked_at_its_worst_case
         ("error", LOST, None, loser.cost_nanos), ("ok", None, "hedge", winner.cost_nanos)]
     [request] = [r for r in rows if r.kind == "request"]
     assert (request.served_model, request.cost_nanos, request.status) == (SECOND, winner.cost_nanos, "ok")
+    # The loser failed nothing: reports count two attempts, no attempt error, and all the spend.
+    [tier_line] = ledger.summary(since_ts=0, by="tier")
+    assert (tier_line.attempts, tier_line.attempt_errors) == (2, 0)
+    assert tier_line.cost_nanos == loser.cost_nanos + winner.cost_nanos
+    assert HEDGE_LOST == LOST
     # The budget holds both, once each: committed equals the two bookings, nothing left reserved.
     governor = lyra.running.router.guards[0]
     assert isinstance(governor, BudgetGovernor)
