@@ -33,7 +33,7 @@ PRIMARY = "google/gemini-2.5-flash-lite"  # the fast tier's first model
 SECOND = "openai/gpt-4o-mini"  # its second: where a hedge of the first goes
 P95_S = 0.05  # the seeded latency: a primary unanswered this long is hedged
 MAX_TOKENS = 300
-HEDGE = "\n[tiers.fast.hedge]\nmin_samples = 10\n"
+HEDGE = "\n[tiers.fast.hedge]\nmin_samples = 10\nmin_delay_s = 0.01\n"
 RECONCILE = "first_delay_s = 0\nmax_delay_s = 0\nlookups = 6"
 
 
@@ -307,3 +307,30 @@ def test_the_tracker_trusts_a_quantile_only_from_min_samples_and_prefers_the_pro
     for _ in range(100):  # only the newest `samples` are kept
         tracker.observe("m", None, False, 0.01)
     assert tracker.quantile("m", None, False, 0.95, min_samples=20) == 0.01
+
+
+async def test_a_caller_that_goes_away_mid_race_leaves_both_attempts_booked_and_none_running(
+        hedged: tuple[Lyra, Metrics], sim: Simulator) -> None:
+    lyra, _ = hedged
+    hedger = seed(lyra)
+    sim.add_fault(Fault(kind="timeout", model=PRIMARY, count=1, hang_s=30))
+    sim.add_fault(Fault(kind="timeout", model=SECOND, count=1, hang_s=30))
+    call = asyncio.create_task(lyra.complete(tier="fast", messages=MSG, max_tokens=MAX_TOKENS))
+    deadline = time.monotonic() + 30  # against a hang only: no assertion depends on how long it takes
+    while hedger.stats["sent"] == 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    ledger = lyra.ledger
+    assert ledger is not None
+    ledger.flush()
+    rows = ledger.rows(kind="attempt")
+    assert {(r.error_kind, r.attempt_kind, r.cost_nanos) for r in rows} == {
+        ("cancelled", None, worst_nanos(lyra, PRIMARY)), ("cancelled", "hedge", worst_nanos(lyra, SECOND))}
+    assert len(rows) == 2
+    governor = lyra.running.router.guards[0]
+    assert isinstance(governor, BudgetGovernor)
+    tier = {line.name: line for line in await governor.snapshot()}["tier:fast"]
+    assert (tier.committed, tier.reserved) == (sum(r.cost_nanos for r in rows), 0)
+    assert not [t for t in asyncio.all_tasks() if "_feed" in repr(t.get_coro())]  # no lane left running

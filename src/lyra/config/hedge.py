@@ -38,6 +38,9 @@ class HedgeSettings(BaseModel):
     quantile: float = Field(0.95, gt=0.5, lt=1)
     # Latencies a model needs before its quantile is trusted: with fewer, no hedge is sent.
     min_samples: int = Field(50, ge=10, le=100_000)
+    # Never sooner than this (seconds): a call answered this fast gains little from a second one, and
+    # a loaded machine's scheduling jitter on a fast upstream (a simulator at time scale 0) is no tail.
+    min_delay_s: float = Field(0.1, ge=0, le=3600)
     samples: int = Field(500, ge=10, le=100_000)  # latencies kept per model, the newest
     window: int = Field(1000, ge=1, le=1_000_000)  # primary attempts the share is counted over
 

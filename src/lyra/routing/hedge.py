@@ -5,7 +5,7 @@ p99.9 from 1,800 ms to 74 ms for 2 % more requests. Here, for a tier that hedges
 
 - the delay is the `quantile` of the latest latencies of the attempt's model (time to the answer,
   or to a stream's first piece), each measured per model and per (model, provider); it is trusted
-  once `min_samples` are in, and until then no hedge is sent;
+  once `min_samples` are in, and until then no hedge is sent; it is never below `min_delay_s`;
 - hedges are at most `max_share` of the tier's primary attempts over the last `window` of them. One
   the share refuses now is asked for again a delay later (the tier's traffic may have made room);
   one a guard refuses (a budget cap, a rate limit) is not sent at all: the hedge is admitted
@@ -23,7 +23,6 @@ stay those of the task that set them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections import Counter, deque
@@ -172,8 +171,9 @@ class Lane:
         """Cancel the attempt (its connection closes: the call is cancelled upstream) and wait for it."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
+            # Waited for, not awaited: its end is not ours to raise, and a cancellation of the caller
+            # that comes meanwhile still reaches the caller.
+            await asyncio.wait([self.task])
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +233,8 @@ class Hedger:
                                       settings.min_samples)
         if delay is None:
             self.stats["no_samples"] += 1
+        else:
+            delay = max(delay, settings.min_delay_s)
         lanes = [primary]
         try:
             winner, first = await self._first(race, lanes, delay, slot, share, launch, failed)
