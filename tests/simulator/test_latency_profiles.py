@@ -27,3 +27,13 @@ def test_heavy_tail_keeps_the_body_and_adds_a_capped_tail() -> None:
 def test_an_unknown_latency_profile_is_refused() -> None:
     with pytest.raises(ValueError, match="latency must be one of uniform, heavy_tail"):
         SimulatorOptions(latency="spiky")
+
+
+def test_sim_serve_refuses_an_unknown_latency_profile_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from lyra.cli.commands import app
+
+    result = CliRunner().invoke(app, ["sim", "serve", "--latency", "spiky"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --latency: 'spiky'; use one of uniform, heavy_tail"

@@ -300,9 +300,9 @@ class Router:
         async def launch() -> Lane | None:
             return await self._hedge(loop, race.lane.ctx, call)
 
-        async def lost(loser: Lane, kind: str) -> None:
+        async def lost(loser: Lane, error_kind: str) -> None:
             await self._abandoned(loop, loser.ctx, loser.tickets, loser.run.begun, loser.run.generation_id,
-                                  kind=kind)
+                                  error_kind=error_kind)
 
         async def failed(lane: Lane, exc: UpstreamError) -> None:  # the other lane races on
             charged = self._ambiguous_usage(lane.ctx, exc)
@@ -499,7 +499,7 @@ class Router:
             raise failure
 
     async def _abandoned(self, loop: _Loop, ctx: AttemptContext, tickets: list[Any], begun: float,
-                         generation_id: str | None, *, kind: str = "cancelled") -> None:
+                         generation_id: str | None, *, error_kind: str = "cancelled") -> None:
         """Book an attempt whose caller went away after it was sent at its worst case.
 
         OpenRouter keeps billing a cancelled request for providers that do not support
@@ -509,7 +509,7 @@ class Router:
         worst = self._worst_usage(ctx)
         self._record(loop, Attempt(
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
-            error_kind=kind, message=_ABANDONED.get(kind, _ABANDONED["cancelled"]),
+            error_kind=error_kind, message=_ABANDONED.get(error_kind, _ABANDONED["cancelled"]),
             latency_s=time.monotonic() - begun, cost_nanos=worst.cost_nanos, cost_estimated=True,
             prompt_tokens=worst.prompt_tokens, completion_tokens=worst.completion_tokens,
             generation_id=generation_id, kind=ctx.kind))
