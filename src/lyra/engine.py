@@ -28,6 +28,7 @@ from lyra.openrouter.transport import OpenRouterTransport
 from lyra.reconcile import Reconciler, reconciler_for
 from lyra.redact import mask_url
 from lyra.routing.cache import CacheStore, MemoryCache, RedisCache, ResponseCache
+from lyra.routing.hedge import Hedger
 from lyra.routing.keys import KeyPool
 from lyra.routing.limits import RateLimiter
 from lyra.routing.policy import RoutePolicy
@@ -358,6 +359,7 @@ class Lyra:
             recorders=recorders,
             barriers=[self.ledger.durable] if self.ledger is not None else [],
             upstreams=upstreams,
+            hedger=Hedger.from_settings(s.tiers),
         )
 
     async def aclose(self) -> None:

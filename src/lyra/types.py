@@ -144,6 +144,8 @@ class Attempt:
     completion_tokens: int = 0
     generation_id: str | None = None
     retry_after_s: float | None = None
+    # "hedge": a second attempt sent because this one's predecessor was slow (lyra.routing.hedge).
+    kind: Literal["primary", "hedge"] = "primary"
 
 
 @dataclass(slots=True, kw_only=True)

@@ -231,12 +231,18 @@ def sim_serve(
     host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
     time_scale: Annotated[float, typer.Option(help="Latency scale: 1 = the origin document's ranges")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for latencies, faults and answers")] = 7,
+    latency: Annotated[str, typer.Option(help="Latency profile: uniform or heavy_tail")] = "uniform",
 ) -> None:
     """Serve the OpenRouter simulator until interrupted."""
     from lyra.simulator import SimulatorOptions, run_simulator
+    from lyra.simulator.options import LATENCY_PROFILES
+
+    if latency not in LATENCY_PROFILES:
+        raise fail(f"--latency: {latency!r}; use one of {', '.join(LATENCY_PROFILES)}")
 
     errors.print(f"OpenRouter simulator on http://{escape(host)}:{port}/api/v1 (Ctrl-C stops it)")
-    run_simulator(host=host, port=port, options=SimulatorOptions(seed=seed, time_scale=time_scale))
+    options = SimulatorOptions(seed=seed, time_scale=time_scale, latency=latency)
+    run_simulator(host=host, port=port, options=options)
 
 
 def _register_commands() -> None:

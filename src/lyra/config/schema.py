@@ -22,6 +22,7 @@ from pydantic import (
 from lyra.catalog.models import TIERS, Catalog
 from lyra.config.calibration import CalibrationSettings
 from lyra.config.desk import ArbitrageSettings, ComplianceSettings, check_desk_references
+from lyra.config.hedge import HedgeSettings
 from lyra.config.portfolio import PortfolioSettings
 from lyra.config.priority import Priority
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
@@ -152,6 +153,7 @@ class TierSettings(_Strict):
     # privacy fields and max_price cannot be loosened by a caller) and the service tier asked for.
     provider: ProviderSettings | None = None
     service_tier: Literal["flex", "priority"] | None = None
+    hedge: HedgeSettings | None = None  # None: the tier's default (lyra.config.hedge.tier_hedge)
 
 
 class TaskSettings(_Strict):

@@ -78,6 +78,9 @@ def _group_expression(by: str) -> ColumnElement[Any]:
     return columns[by]
 
 
+HEDGE_LOST = "hedge_lost"  # the error kind of a hedged race's loser (lyra.routing.hedge)
+
+
 def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: str,
             simulated: bool = False, client: str | None = None) -> list[SummaryLine]:
     """Per group: request, attempt and error counts, billed tokens and cost, latency of ok requests.
@@ -114,7 +117,8 @@ def summary(conn: Connection, *, since_ts: float, until_ts: float | None, by: st
             count(is_request),
             count(is_attempt),
             count(is_request & (c.status == "error")),
-            count(is_attempt & (c.status == "error")),
+            # A hedged race's cancelled loser failed nothing: it is not counted as an attempt error.
+            count(is_attempt & (c.status == "error") & c.error_kind.is_distinct_from(HEDGE_LOST)),
             billed(c.prompt_tokens),
             billed(c.completion_tokens),
             billed(c.cost_nanos),

@@ -47,6 +47,7 @@ class LedgerRow:
     tags: str | None = None  # the request's tags, sorted and joined by TAG_SEPARATOR ("desk:alpha,run:7")
     profile: str | None = None  # request rows: the fingerprint of the model and provider preferences sent
     refused_cap: str | None = None  # a request a budget cap refused: that cap's label ("global", "key:xai")
+    attempt_kind: str | None = None  # attempt rows: "hedge" for a hedged request's second attempt
 
 
 ROW_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(LedgerRow))

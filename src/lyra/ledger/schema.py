@@ -49,6 +49,8 @@ metadata = MetaData()
 # Added after the first release: created with the table, or by `_migrate` on an older ledger.
 RECONCILE_COLUMNS = (("reconciled_cost_nanos", "BIGINT"), ("reconciled_at", "DOUBLE PRECISION"),
                      ("drift_nanos", "BIGINT"))
+# Attempt rows: "hedge" for a second attempt raced against a slow one (NULL: a primary attempt).
+HEDGE_COLUMNS = (("attempt_kind", "VARCHAR"),)
 
 usage = Table(
     USAGE_TABLE,
@@ -88,6 +90,7 @@ usage = Table(
     # What OpenRouter's /generation says the attempt cost, when it was asked, and that minus the
     # booked cost_nanos (lyra.reconcile fills them; NULL until then).
     *(Column(name, BigInteger() if sql == "BIGINT" else Double()) for name, sql in RECONCILE_COLUMNS),
+    *(Column(name, String()) for name, _sql in HEDGE_COLUMNS),
     Index(f"ix_{USAGE_TABLE}_ts", "ts"),
     Index(f"ix_{USAGE_TABLE}_request_id", "request_id"),
     Index(f"ix_{USAGE_TABLE}_generation_id", "generation_id"),
@@ -246,6 +249,9 @@ def _migrate(conn: Connection) -> None:
         if table == USAGE_TABLE:
             _add_attribution(conn, columns)
             _add_reconcile_columns(conn, columns)
+            for name, sql_type in HEDGE_COLUMNS:
+                if name not in columns:
+                    conn.execute(text(f"ALTER TABLE {USAGE_TABLE} ADD COLUMN {name} {sql_type}"))
 
 
 def _add_attribution(conn: Connection, columns: set[str]) -> None:

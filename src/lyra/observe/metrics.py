@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from lyra.budget.governor import CapLine
 from lyra.errors import LyraError, UpstreamError
 from lyra.observe.exposition import TEXT_CONTENT_TYPE, BudgetCollector, Exposed, HealthCollector, Page, render
+from lyra.routing.hedge import LOST as HEDGE_LOST
 from lyra.routing.policy import RoutePlan
 from lyra.routing.router import AttemptContext, AttemptUsage, Router
 from lyra.types import Attempt, Completion, CompletionRequest
@@ -107,6 +108,12 @@ class Metrics:
         self.attempts_in_flight = self.gauge(
             "lyra_attempts_in_flight", "Upstream attempts admitted and not yet settled", ["model"],
             multiprocess_mode="livesum")
+        self.hedges = self.counter(
+            "lyra_hedges", "Hedges (second attempts raced against a slow one) by outcome: sent, won",
+            ["model", "tier", "outcome"])
+        self.hedge_extra = self.counter(
+            "lyra_hedge_extra_usd", "Booked cost of the cancelled losers of hedged races, USD (their "
+            "worst case until reconciled)", ["model", "tier"], usd=True)
         self.http_requests = self.counter(
             "lyra_http_requests", "Gateway HTTP requests by route and status", ["route", "method", "status"])
         self.http_duration = self._histogram(
@@ -180,6 +187,12 @@ class Metrics:
             self.tokens(*labels, "completion").inc(attempt.completion_tokens)
         if attempt.cost_nanos:
             self.spend(*labels, request.client or NONE).inc(attempt.cost_nanos)
+        if attempt.kind == "hedge":
+            self.hedges(attempt.model, labels[3], "sent").inc()
+            if outcome == "ok":
+                self.hedges(attempt.model, labels[3], "won").inc()
+        if attempt.error_kind == HEDGE_LOST:
+            self.hedge_extra(attempt.model, labels[3]).inc(attempt.cost_nanos)
 
     def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:
         outcome = "cached" if completion.cached else "ok"

@@ -32,6 +32,7 @@ class LedgerRecorder:
             prompt_tokens=attempt.prompt_tokens, completion_tokens=attempt.completion_tokens,
             cost_estimated=attempt.cost_estimated, simulated=self.ledger.simulated,
             end_user=request.user, tags=tags_text(request.tags),
+            attempt_kind=None if attempt.kind == "primary" else attempt.kind,
         ))
 
     def completion(self, request_id: str, request: CompletionRequest, completion: Completion) -> None:

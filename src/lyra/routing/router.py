@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from lyra.caps import Cap, CapScope
 from lyra.catalog.estimate import (
@@ -40,6 +40,7 @@ from lyra.money import usd_to_nanos
 from lyra.openrouter.transport import OpenRouterTransport
 from lyra.openrouter.wire import ChatRequest, Usage
 from lyra.routing.choices import ChoiceBuilder
+from lyra.routing.hedge import Hedger, Lane, Race, admit_now
 from lyra.routing.keys import KeyPool, limit_period_end
 from lyra.routing.policy import RoutePlan, RoutePolicy
 from lyra.routing.profiles import for_wire, profile_record
@@ -66,6 +67,7 @@ class AttemptContext:
     prompt: PromptShape
     n: int = 1  # choices asked for: each may produce max_tokens (and its reasoning) billed as output
     reasoning_tokens: int = 0  # the most reasoning can add beside max_tokens (reasoning_bound)
+    kind: Literal["primary", "hedge"] = "primary"  # a hedge races a slow primary (lyra.routing.hedge)
 
     def worst(self) -> WorstCase:
         """The most this attempt can use and cost: the prompt once, n choices of output each."""
@@ -197,6 +199,7 @@ class Router:
         barriers: Sequence[Callable[[], Awaitable[None]]] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
         upstreams: Upstreams | None = None,
+        hedger: Hedger | None = None,
     ) -> None:
         self.policy = policy
         self.transport = transport
@@ -217,6 +220,7 @@ class Router:
         self.barriers = list(barriers)
         # How the loop waits between attempts (backoff, Retry-After): tests pass one that records.
         self.sleep: Callable[[float], Awaitable[None]] = sleep or asyncio.sleep
+        self.hedger = hedger  # races a slow attempt of a hedging tier against a second one
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Run the attempt loop for a non-streamed completion."""
@@ -254,8 +258,11 @@ class Router:
                 continue
             run = AttemptRun(begun=time.monotonic())
             answer: Answer | None = None
+            race = Race(Lane(ctx, ticket, run))
+            items = self._raced(loop, race, call)
             try:
-                async for item in call(ctx, self._attempt_timeout(loop), run):
+                async for item in items:
+                    ctx, ticket, run = race.parts()  # a hedge that answered first serves the rest
                     if isinstance(item, Answer):
                         answer = item
                     else:
@@ -264,6 +271,7 @@ class Router:
                         run.sent_text = True
                         yield item
             except UpstreamError as exc:
+                ctx, ticket, run = race.parts()
                 charged = self._ambiguous_usage(ctx, exc)
                 try:
                     self._failed(loop, ctx, exc, time.monotonic() - run.begun, charged, run.generation_id)
@@ -274,14 +282,62 @@ class Router:
                     await self._settle(ticket, ctx, charged)
                 continue
             except BaseException:  # the caller hung up or was cancelled mid-call
+                await _close(items)
+                ctx, ticket, run = race.parts()
                 await self._abandoned(loop, ctx, ticket, run.begun, run.generation_id)
                 raise
+            ctx, ticket, run = race.parts()
             assert answer is not None, "an attempt ends with its answer"
             usage = self._usage(ctx, answer.usage, _generated(answer))
             sink.append(self._succeeded(loop, ctx, usage, answer, begun=run.begun, started=started))
             await self._finish(ticket, ctx, usage)
             return
         raise self._give_up(loop)
+
+    def _raced(self, loop: _Loop, race: Race, call: AttemptCall) -> AsyncIterator[ChoiceDelta | Answer]:
+        """The attempt's pieces; raced against a hedge when its tier hedges (lyra.routing.hedge)."""
+        lane = race.lane
+        lane.items = call(lane.ctx, self._attempt_timeout(loop), lane.run)
+        if self.hedger is None or loop.plan.tier is None or not self.hedger.hedges(loop.plan.tier):
+            return lane.items
+
+        async def launch() -> Lane | None:
+            return await self._hedge(loop, race.lane.ctx, call)
+
+        async def lost(loser: Lane, error_kind: str) -> None:
+            await self._abandoned(loop, loser.ctx, loser.tickets, loser.run.begun, loser.run.generation_id,
+                                  error_kind=error_kind)
+
+        async def failed(lane: Lane, exc: UpstreamError) -> None:  # the other lane races on
+            charged = self._ambiguous_usage(lane.ctx, exc)
+            self._failed(loop, lane.ctx, exc, time.monotonic() - lane.run.begun, charged,
+                         lane.run.generation_id, act=False)
+            await self._settle(lane.tickets, lane.ctx, charged)
+
+        return self.hedger.race(race, tier=loop.plan.tier, streamed=call != self._chat_attempt,
+                                launch=launch, lost=lost, failed=failed)
+
+    async def _hedge(self, loop: _Loop, ctx: AttemptContext, call: AttemptCall) -> Lane | None:
+        """A second attempt racing `ctx`: the next model of the plan (else the same one), on another key
+        if one is usable; admitted without waiting, or None when a guard or no key says no."""
+        later = [m for m in loop.plan.models[loop.model_index + 1:] if self.breaker.allows(m.id)]
+        model = later[0] if later else ctx.model
+        max_tokens = loop.plan.max_tokens or model.max_output
+        allowed = self.upstreams.keys_for(model.id, loop.plan.keys)  # an upstream's model: its own keys
+        order = [k for k in self.keys.order(allowed, round_robin=loop.plan.round_robin)
+                 if k not in loop.dead_keys]
+        key = self.keys.pick(order, avoid={ctx.key_name},
+                             estimated_tokens=loop.prompt_tokens + max_tokens * loop.request.n)
+        if key is None:
+            return None
+        hedge = dataclasses.replace(ctx, model=model, key_name=key, number=ctx.number + 1, kind="hedge",
+                                    max_tokens=max_tokens,
+                                    reasoning_tokens=reasoning_bound(loop.request.reasoning, max_tokens))
+        tickets = await admit_now(self.guards, hedge)
+        if tickets is None:
+            return None
+        run = AttemptRun(begun=time.monotonic())
+        return Lane(hedge, tickets, run, items=call(hedge, self._attempt_timeout(loop), run))
 
     async def _chat_attempt(self, ctx: AttemptContext, timeout_s: float,
                             run: AttemptRun) -> AsyncIterator[ChoiceDelta | Answer]:
@@ -449,7 +505,7 @@ class Router:
             raise failure
 
     async def _abandoned(self, loop: _Loop, ctx: AttemptContext, tickets: list[Any], begun: float,
-                         generation_id: str | None) -> None:
+                         generation_id: str | None, *, error_kind: str = "cancelled") -> None:
         """Book an attempt whose caller went away after it was sent at its worst case.
 
         OpenRouter keeps billing a cancelled request for providers that do not support
@@ -459,10 +515,10 @@ class Router:
         worst = self._worst_usage(ctx)
         self._record(loop, Attempt(
             number=ctx.number, model=ctx.model.id, key_name=ctx.key_name, outcome="error",
-            error_kind="cancelled", message="the caller went away after the request was sent",
+            error_kind=error_kind, message=_ABANDONED.get(error_kind, _ABANDONED["cancelled"]),
             latency_s=time.monotonic() - begun, cost_nanos=worst.cost_nanos, cost_estimated=True,
             prompt_tokens=worst.prompt_tokens, completion_tokens=worst.completion_tokens,
-            generation_id=generation_id))
+            generation_id=generation_id, kind=ctx.kind))
         # The caller's own exception (a cancellation, a hang-up) must go on; a hold that cannot be
         # settled now expires into spent at its worst case, which is what it is booked at anyway.
         with contextlib.suppress(Unavailable):
@@ -537,8 +593,9 @@ class Router:
         return self._worst_usage(ctx)
 
     def _failed(self, loop: _Loop, ctx: AttemptContext, exc: UpstreamError, latency: float,
-                charged: AttemptUsage | None = None, generation_id: str | None = None) -> None:
-        """Record a failed attempt, then act on it as the failure policy says."""
+                charged: AttemptUsage | None = None, generation_id: str | None = None, *,
+                act: bool = True) -> None:
+        """Record a failed attempt, then act on it as the failure policy says (unless a race goes on)."""
         exc.model, exc.key_name = ctx.model.id, ctx.key_name
         message = str(exc)
         if exc.fallback_models:
@@ -550,8 +607,10 @@ class Router:
             cost_nanos=charged.cost_nanos if charged else 0, cost_estimated=charged is not None,
             prompt_tokens=charged.prompt_tokens if charged else 0,
             completion_tokens=charged.completion_tokens if charged else 0,
-            generation_id=generation_id if charged else None))  # a maybe-billed one is reconciled
-        self._act(self.failure_policy.action(exc), loop, ctx, exc)
+            generation_id=generation_id if charged else None,  # a maybe-billed one is reconciled
+            kind=ctx.kind))
+        if act:
+            self._act(self.failure_policy.action(exc), loop, ctx, exc)
 
     def _act(self, action: FailureAction, loop: _Loop, ctx: AttemptContext, exc: UpstreamError) -> None:
         """Carry out the failure policy's answer: retire or rest the key, skip the model, retry or raise."""
@@ -641,7 +700,7 @@ class Router:
             number=ctx.number, model=served, key_name=ctx.key_name, outcome="ok",
             provider=provider, latency_s=now - begun, cost_nanos=usage.cost_nanos,
             cost_estimated=usage.cost_estimated, prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens, generation_id=generation_id))
+            completion_tokens=usage.completion_tokens, generation_id=generation_id, kind=ctx.kind))
         completion = Completion(
             text=answer.text, model=served, requested_model=ctx.model.id,
             provider=provider, key_name=ctx.key_name, tier=loop.plan.tier, task=loop.plan.task,
@@ -708,6 +767,17 @@ class Router:
             return None
         first = min(until for until in back if until is not None)
         return None if math.isinf(first) else max(0.0, first - self.keys.now())
+
+
+_ABANDONED = {"cancelled": "the caller went away after the request was sent",
+              "hedge_lost": "cancelled: the other attempt of a hedged race answered first"}
+
+
+async def _close(items: AsyncIterator[Any]) -> None:
+    """Close an attempt's pieces now (its connection with them), not when it is collected."""
+    aclose = getattr(items, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 # Kinds that are OpenRouter's own limits: a retired key comes back when they reset (a UTC period).

@@ -40,7 +40,8 @@ async def answer_with_fault(
         return error_response(errors.timed_out())
     if kind == "stall" and req.stream:
         account = state.account(bearer_token(request) or "")
-        return await stalled_stream(state, request, req, reply, account, fired.fault.hang_s)
+        return await stalled_stream(state, request, req, reply, account, fired.fault.hang_s,
+                                    fired.fault.stall_share)
     if kind == "stall":  # a non-streamed call has nothing to cut: it hangs as a timeout does
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(state.stopping.wait(), fired.fault.hang_s)

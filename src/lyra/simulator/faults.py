@@ -53,6 +53,8 @@ class Fault:
     status: int | None = None
     retry_after_s: float | None = None
     hang_s: float = 30.0
+    # `stall`: the share of a stream's content sent before it stalls (0: headers only, no token yet).
+    stall_share: float = 0.5
     # `unavailable`: the availability code (any string; default model_deprecated), whether it says a
     # retry can succeed (default: by code), and the fallback_models it suggests.
     code: str | None = None
@@ -77,6 +79,8 @@ class Fault:
             raise ValueError("Fault.status for rate_limit can only be 429")
         if self.retry_after_s is not None and self.retry_after_s < 0:
             raise ValueError("Fault.retry_after_s must be >= 0")
+        if not 0.0 <= self.stall_share < 1.0:
+            raise ValueError("Fault.stall_share must be at least 0 and below 1")
         if self.hang_s < 0:
             raise ValueError("Fault.hang_s must be >= 0")
         if isinstance(self.fallback_models, list):

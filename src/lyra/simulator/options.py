@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FINAL_USAGE_FORMS = ("empty_choices", "empty_delta", "alternate")
+# "uniform": each tier's range; "heavy_tail": the same, with a few calls far slower (profiles.py).
+LATENCY_PROFILES = ("uniform", "heavy_tail")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +27,7 @@ class SimulatorOptions:
     generation_lag_lookups: int = 0
     # A repeated prompt prefix is read from the provider's cache at its lower price (prompt_cache.py).
     prompt_caching: bool = False
+    latency: str = "uniform"  # how latencies are drawn: one of LATENCY_PROFILES
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:
@@ -33,6 +36,8 @@ class SimulatorOptions:
             raise ValueError("SimulatorOptions.generation_lag_s must be >= 0")
         if self.generation_lag_lookups < 0:
             raise ValueError("SimulatorOptions.generation_lag_lookups must be >= 0")
+        if self.latency not in LATENCY_PROFILES:
+            raise ValueError(f"SimulatorOptions.latency must be one of {', '.join(LATENCY_PROFILES)}")
         if self.final_usage_form not in FINAL_USAGE_FORMS:
             raise ValueError(
                 f"SimulatorOptions.final_usage_form must be one of {', '.join(FINAL_USAGE_FORMS)}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -23,6 +24,13 @@ TIER_NOISE: dict[str, float] = {
     "specialized": 0.20,
     "fast": 0.28,
 }
+# The heavy tail: this share of calls wait behind a slow provider (a queue, a cold replica), each
+# `1 + SLOW_SCALE * Pareto(SLOW_ALPHA)` times its usual latency, at most SLOW_CAP times: most of them a
+# few times slower, some tens of times. The rest are drawn as usual.
+SLOW_SHARE = 0.03
+SLOW_ALPHA = 1.2
+SLOW_SCALE = 2.0
+SLOW_CAP = 100.0
 _DEFAULT_TIER = "advanced"
 # (stop, length) as each provider family reports them in native_finish_reason.
 _NATIVE_FINISH: dict[str, tuple[str, str]] = {
@@ -55,6 +63,14 @@ class ModelProfile:
     preamble_rate: float  # how often a sentence precedes it
     native_stop: str
     native_length: str
+
+
+def draw_latency(rng: random.Random, low: float, high: float, shape: str = "uniform") -> float:
+    """One call's simulated latency in seconds: uniform in [low, high], or that with a heavy tail."""
+    latency = rng.uniform(low, high)
+    if shape == "heavy_tail" and rng.random() < SLOW_SHARE:
+        latency *= min(SLOW_CAP, 1.0 + SLOW_SCALE * rng.paretovariate(SLOW_ALPHA))
+    return latency
 
 
 @lru_cache(maxsize=1024)

@@ -11,7 +11,7 @@ from lyra.money import usd_to_nanos
 from lyra.simulator.admission import Admitted
 from lyra.simulator.chat_request import ChatRequest
 from lyra.simulator.choice_gen import SimChoice, make_choices
-from lyra.simulator.profiles import ModelProfile, profile_for
+from lyra.simulator.profiles import ModelProfile, draw_latency, profile_for
 from lyra.simulator.prompt_cache import cache_discount
 from lyra.simulator.state import GenerationRecord, KeyAccount, SimulatorState
 from lyra.simulator.wire import call_cost, chunk_head, message_choice, usage_body
@@ -58,7 +58,7 @@ def make_reply(state: SimulatorState, req: ChatRequest, admitted: Admitted) -> R
     choices = make_choices(model, profile, req, state.options.seed)
     first = choices[0]
     low, high = profile.latency_s
-    latency = state.rng.uniform(low, high)
+    latency = draw_latency(state.rng, low, high, state.options.latency)
     return Reply(
         gen_id=state.new_generation_id(),
         created=int(time.time()),

@@ -19,14 +19,15 @@ _POLL_S = 0.01  # how often a stalled stream checks that its client is still the
 
 
 async def stalled_stream(state: SimulatorState, request: web.Request, req: ChatRequest, reply: Reply,
-                         account: KeyAccount, hang_s: float) -> web.StreamResponse:
-    """Half the content, then a pause (real time) until the client hangs up, hang_s pass or shutdown.
+                         account: KeyAccount, hang_s: float, share: float = 0.5) -> web.StreamResponse:
+    """`share` of the content (half; 0: none, the headers only), then a pause (real time) until the
+    client hangs up, hang_s pass or shutdown.
 
     A hang-up is billed by `settle_abort`; a client that waits it out gets the rest as usual.
     """
     resp = await open_stream(request, reply)
     deltas = split(reply.content)
-    half = max(1, len(deltas) // 2)
+    half = max(1, int(len(deltas) * share)) if share > 0 else 0
     sent = count_text("".join(deltas[:half]))
     try:
         await play(resp, opening(reply, deltas[:half]))
