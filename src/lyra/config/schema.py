@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from lyra.catalog.models import TIERS, Catalog
+from lyra.config.experiments import ExperimentSettings
 from lyra.config.provider import ProviderSettings, alias_error, describe_ceiling, is_alias, price_excess
 from lyra.config.stages import FINAL_PANEL, SIGNAL_PANEL, STAGES
 from lyra.days import parse_session
@@ -329,6 +330,7 @@ class Settings(_Strict):
     clients: dict[str, ClientSettings] = Field(default_factory=dict)
     schedule: ScheduleSettings = ScheduleSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)  # prompt variants under test
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -438,6 +440,8 @@ class Settings(_Strict):
             places += [(f"tasks.{name}.models[{i}]", m) for i, m in enumerate(task.models)]
         for name, panel in self.panels.items():
             places += [(f"panels.{name}.members[{i}].model", m.model) for i, m in enumerate(panel.members)]
+        places += [(f"experiments.{name}.arms[{i}].models[{j}]", m) for name, e in self.experiments.items()
+                   for i, arm in enumerate(e.arms) for j, m in enumerate(arm.models)]
         known = [m.id for m in catalog]
         for where, model_id in places:
             found = catalog.find(model_id)

@@ -17,8 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
-from lyra.consensus.panel import Consensus, MemberVote, with_instructions
+from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.log import get_logger
@@ -38,6 +37,7 @@ from lyra.trading.pipeline import (
     TradeDecision,
     TradingAIOrchestrator,
     run_stage,
+    single_signal,
 )
 from lyra.trading.risk import AccountState
 from lyra.types import Completion
@@ -96,32 +96,9 @@ class LiveOrchestrator(TradingAIOrchestrator):
     async def generate_trading_signals(
         self, features: dict[str, Any], news: Sequence[str] = (), context: DecisionContext | None = None
     ) -> tuple[StageResult, Consensus | None]:
-        messages = with_instructions(prompts.signal(features, news))
-        stage = await run_stage(
-            "signal_generation",
-            lambda: self.lyra.complete(
-                task="signal_generation", messages=messages, response_format=DECISION_RESPONSE_FORMAT
-            ),
-        )
-        if stage.status != "ok":
-            return stage, None
-        parsed = parse_decision(str(stage.output))
-        if not isinstance(parsed, Decision):
-            stage.output = {"abstained": parsed.reason}
-            return stage, None
-        vote = MemberVote(
-            model=stage.model or "",
-            key="",
-            weight=1.0,
-            status="vote",
-            action=parsed.action,
-            confidence=parsed.confidence,
-            rationale=parsed.rationale,
-            served_model=stage.model,
-            cost_nanos=stage.cost_nanos,
-            latency_s=stage.latency_s,
-        )
-        return stage, Consensus.of_one(vote, panel="task:signal_generation")
+        variant = context.variant if context is not None else None
+        asked = variant.signal(features, news) if variant is not None else prompts.signal(features, news)
+        return await single_signal(self.lyra, asked, models=variant.models if variant is not None else ())
 
     async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float,
                          account: AccountState | None = None) -> TradeDecision:
