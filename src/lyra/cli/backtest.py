@@ -54,6 +54,8 @@ def backtest_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before spending real money")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
     max_failed_share: MaxFailedOption = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="Walk this [experiments.NAME] instead: one arm per decision, outcomes, the verdict")] = None,
 ) -> None:
     """Walk forward over bars: decide with only the past, fill at the next open, report against baselines.
 
@@ -69,6 +71,10 @@ def backtest_command(
     options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
                               costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
                               anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share)
+    if experiment is not None:
+        _experiment(config, data, symbol, experiment, options, record=record, replay=replay,
+                    time_scale=time_scale, yes=yes, json_output=json_output)
+        return
     try:
         path = use_config(config).path
         result = asyncio.run(_backtest(path, data, symbol, options, record=record, replay=replay,
@@ -91,6 +97,25 @@ def backtest_command(
     if failures["exceeded"]:
         typer.echo(f"error: {failures['message']}", err=True)
         raise typer.Exit(1)
+
+
+def _experiment(config: Path | None, data: str | None, symbol: str | None, name: str, options: Any, *,
+                record: Path | None, replay: Path | None, time_scale: float, yes: bool, json_output: bool
+                ) -> None:
+    from lyra.cli.experiment import render_offline, run_offline
+
+    try:
+        path = use_config(config).path
+        result = asyncio.run(run_offline(path, data, symbol, name, options, record=record, replay=replay,
+                                         time_scale=time_scale, yes=yes))
+    except LyraError as exc:
+        raise fail(exc) from None
+    if result is None:
+        raise typer.Exit(1)
+    if json_output:
+        console.print_json(data=result)
+    else:
+        render_offline(result)
 
 
 async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,

@@ -240,9 +240,9 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra.cli import backtest, budget, live, reconcile, report, serve, tokens, trading
+    from lyra.cli import backtest, budget, experiment, live, reconcile, report, serve, tokens, trading
 
-    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens):
+    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens, experiment):
         commands.register(app)
 
 
