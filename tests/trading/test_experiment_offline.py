@@ -67,6 +67,13 @@ async def test_an_offline_experiment_assigns_arms_records_them_and_replays_byte_
     assert replayable(replayed) == replayable(recorded)
 
 
+def test_the_report_counts_no_experiment_record_as_a_decision() -> None:
+    from lyra.analytics.build import EXPERIMENT_RECORDS
+    from lyra.trading.experiments import SHADOW_KIND
+
+    assert set(EXPERIMENT_RECORDS) == {SHADOW_KIND, OUTCOME_KIND}
+
+
 def settings(**fields: object) -> ExperimentSettings:
     arms = [{"name": "a"}, {"name": "b", "prompt": "brief"}, {"name": "c", "template": "Signal? {features}"}]
     return ExperimentSettings.model_validate({"arms": arms, **fields}, strict=False)

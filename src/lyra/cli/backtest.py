@@ -112,8 +112,8 @@ def _experiment(config: Path | None, data: str | None, symbol: str | None, name:
         raise fail(exc) from None
     if result is None:
         raise typer.Exit(1)
-    if json_output:
-        console.print_json(data=result)
+    if json_output:  # keys sorted: a replay prints the same bytes
+        console.print_json(data=result, sort_keys=True)
     else:
         render_offline(result)
 

@@ -56,7 +56,7 @@ def experiment_command(
     except LyraError as exc:
         raise fail(exc) from None
     if json_output:
-        console.print_json(data={"experiments": reports})
+        console.print_json(data={"experiments": reports}, sort_keys=True)
         return
     for report in reports:
         render_report(report)

@@ -25,6 +25,7 @@ from lyra.ops.clock import Clock, ReplayClock, SimulatedClock
 from lyra.ops.market import CcxtMarket, Market, ReplayMarket, load_replay
 from lyra.ops.monitoring import HealthMonitor
 from lyra.ops.schedule import Job, periodic_jobs, session_length_s
+from lyra.ops.shadow import ShadowExperiments
 from lyra.routing.retry import CircuitBreaker
 from lyra.trading import prompts
 from lyra.trading.account import AccountEvent, BarPrices, PaperAccount
@@ -70,6 +71,7 @@ class LiveStatus:
     accounts: dict[str, PaperAccount] = field(default_factory=dict)  # by symbol
     bars: dict[str, int] = field(default_factory=dict)  # bars run through each account by this run
     events: list[str] = field(default_factory=list)  # emergency stops and drawdown halts, latest last
+    shadow: dict[str, Any] = field(default_factory=dict)  # the shadow experiments' calls and verdicts
 
 
 class LiveOrchestrator(TradingAIOrchestrator):
@@ -137,6 +139,7 @@ class LiveRunner:
         self.drain_s = drain_s  # real seconds granted to ticks in flight when stopped early
         self.session_breaker = session_breaker  # circuits cool down in session time
         self.orchestrator = LiveOrchestrator(lyra, final_panel=self.settings.schedule.final_panel)
+        self.shadow = ShadowExperiments(lyra, self.orchestrator)  # never trades (lyra.ops.shadow)
         self.monitor = monitor or HealthMonitor(lyra)
         ledger = lyra.ledger
         self._traded: dict[str, pd.Timestamp | None] = {}  # the last bar a decision traded on, by symbol
@@ -330,6 +333,9 @@ class LiveRunner:
         self.status.decisions[symbol] = decision
         if on_tape:
             self._trade(symbol, account, decision)
+        if self.shadow:  # after the live decision and its order: the shadow arm never reaches the account
+            await self.shadow.after_decision(symbol, bars, at, decision, account.state())
+            self.status.shadow = self.shadow.report()
         if decision.errors:
             self._error(self._state(job), "; ".join(decision.errors))
 

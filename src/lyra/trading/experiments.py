@@ -149,13 +149,15 @@ class Experiment:
     def record(self, trial: Trial) -> None:
         self.trials[trial.episode] = trial
 
-    def settle_on(self, frame: pd.DataFrame, *, until: pd.Timestamp, round_trip: float) -> list[Trial]:
-        """Attach the outcome of every open trial whose horizon closed at or before `until`."""
+    def settle_on(self, frame: pd.DataFrame, *, until: pd.Timestamp, round_trip: float,
+                  symbol: str | None = None) -> list[Trial]:
+        """Attach the outcome of every open trial (of `symbol`, if given) whose horizon closed by `until`."""
         index = {t: i for i, t in enumerate(frame.index)}
         done = []
         for trial in self.trials.values():
             i = index.get(pd.Timestamp(trial.time))
-            if trial.settled or i is None or i + trial.horizon >= len(frame):
+            other = symbol is not None and trial.symbol != symbol
+            if trial.settled or other or i is None or i + trial.horizon >= len(frame):
                 continue
             closed = frame.index[i + trial.horizon]
             if closed > until:
