@@ -107,3 +107,35 @@ def test_the_verdict_at_t_reads_only_outcomes_known_at_t() -> None:
     exp.settle_on(frame, until=frame_times[-1], round_trip=0.0)  # later outcomes arrive
     assert orjson.dumps(exp.verdict_at(t.isoformat()).to_dict()) == before
     assert exp.verdict_at().arms[0].n > exp.verdict_at(t.isoformat()).arms[0].n
+
+
+async def test_an_arm_with_models_and_a_template_asks_them(sim: Simulator, config_path, bars: Bars,
+                                                           tmp_path: Path) -> None:
+    from support import engine_env
+
+    arms = ('{ name = "mine", template = "Your own signal prompt.\\n{features}\\n{news}", '
+            'models = ["openai/gpt-4o-mini"] },')
+    config = config_path(**{'{ name = "risk_first", prompt = "risk_first" },': arms})
+    asked: list[tuple[str, str | None, tuple[str, ...]]] = []
+
+    async def spy(request, call):  # type: ignore[no-untyped-def]
+        asked.append((request.messages[-1]["content"], request.task, tuple(request.models or ())))
+        return await call(request)
+
+    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'models.db'}"}
+    async with Lyra.from_config(config, environ=env) as lyra:
+        lyra.set_interceptor(spy)
+        window = BacktestOptions(window=Window(start="2017-06-01", end="2017-07-31", every=2, horizon=2))
+        report = await run_experiment(lyra, bars, NAME, window)
+    mine = [d for d in report["decisions"] if d["experiment"]["arm"] == "mine"]
+    assert mine and len(mine) < len(report["decisions"])
+    for decision in mine:
+        signal = next(s for s in decision["stages"] if s["stage"] == "signal_generation")
+        assert signal["model"] == "openai/gpt-4o-mini" or signal["status"] == "error"
+        assert decision["signal"] is None or decision["signal"]["panel"] == "task:signal_generation"
+    # The signal call went to the arm's models with the template; the final panel (its own members)
+    # was asked with the template too; no other arm's request carried it.
+    templated = [a for a in asked if a[0].startswith("Your own signal prompt.")]
+    assert ("openai/gpt-4o-mini",) in {a[2] for a in templated}
+    assert {a[2] for a in asked if a[2]} == {("openai/gpt-4o-mini",)}
+    assert all(a[0].startswith("Your own signal prompt.") for a in asked if a[2])
