@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 from lyra import Lyra
@@ -65,4 +66,20 @@ async def test_shadow_arms_are_asked_and_recorded_but_never_trade(sim: Simulator
         assert rebuilt.report() == shadowed.status.shadow["experiments"][0]
     finally:
         await plain_engine.aclose()
+        await engine.aclose()
+
+
+async def test_no_shadow_call_when_the_live_decision_failed(sim: Simulator, tmp_path: Path) -> None:
+    runner, engine = await session(sim, tmp_path, "failing", **SHADOW)
+    try:
+        shadow = runner.shadow
+        calls, skipped = shadow.counts.calls, shadow.counts.skipped
+        decision = runner.status.decisions[SYMBOL]
+        bars, at = runner.market.window(SYMBOL, runner.session_s + 600)  # a bar no episode asked yet
+        failed = dataclasses.replace(decision, errors=["risk_assessment: BudgetExceeded: budget cap global"])
+        await shadow.after_decision(SYMBOL, bars, at, failed, runner.accounts[SYMBOL].state())
+        assert shadow.counts.calls == calls and shadow.counts.skipped == skipped + 1
+        await shadow.after_decision(SYMBOL, bars, at, decision, runner.accounts[SYMBOL].state())
+        assert shadow.counts.calls == calls + 1  # the same episode with a sound live decision: asked
+    finally:
         await engine.aclose()

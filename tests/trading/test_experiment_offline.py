@@ -139,3 +139,22 @@ async def test_an_arm_with_models_and_a_template_asks_them(sim: Simulator, confi
     assert ("openai/gpt-4o-mini",) in {a[2] for a in templated}
     assert {a[2] for a in asked if a[2]} == {("openai/gpt-4o-mini",)}
     assert all(a[0].startswith("Your own signal prompt.") for a in asked if a[2])
+
+
+async def test_bars_after_t_change_nothing_at_t(engine: Lyra, sim: Simulator, bars: Bars, tmp_path: Path) -> None:
+    # The long run is recorded; the short one (cut at `end`) is answered from the same cassette: every
+    # episode up to the cut draws the same arm, decides the same and sees the same verdict.
+    path = tmp_path / "long.json"
+    recorder = Cassette(path, "record")
+    long = await run_experiment(engine, bars, NAME, OPTIONS, cassette=recorder)
+    recorder.save()
+    cut = long["timeline"][len(long["timeline"]) // 2]["time"]
+    short_options = BacktestOptions(window=Window(start="2017-06-01", end=cut, every=3, horizon=3))
+    short = await run_experiment(engine, bars, NAME, short_options, cassette=Cassette(path, "replay"))
+    n = len(short["timeline"])
+    assert 5 < n < len(long["timeline"])
+    assert short["timeline"] == long["timeline"][:n]
+    # Every outcome the short run knows, the long run knew the same, from the same bar.
+    assert all(t == long["trials"][i] for i, t in enumerate(short["trials"]) if t["settled"])
+    assert all(t["known_at"] <= short["window"]["end"] for t in short["trials"] if t["settled"])
+    assert [t["arm"] for t in short["trials"]] == [t["arm"] for t in long["trials"][:n]]
