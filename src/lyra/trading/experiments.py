@@ -80,6 +80,7 @@ class Trial:
     outcome: float | None = None  # hit (1/0) or realised return; None: no sample (HOLD under hit_rate)
     known_at: str | None = None  # when the outcome became known: the close `horizon` bars after
     settled: bool = False
+    known_ts: pd.Timestamp | None = field(default=None, repr=False, compare=False)  # known_at, parsed once
 
     def to_dict(self) -> dict[str, Any]:
         return {"episode": self.episode, "arm": self.arm, "symbol": self.symbol, "time": self.time,
@@ -126,9 +127,10 @@ class Experiment:
     def verdict_at(self, at: str | None = None) -> Verdict:
         """The verdict on the outcomes known at `at` (ISO 8601; None: every outcome attached)."""
         samples: dict[str, list[float]] = {a: [] for a in self.arm_names}
+        cut = None if at is None else pd.Timestamp(at)
         for trial in self.trials.values():
-            if (trial.settled and trial.outcome is not None and trial.known_at is not None
-                    and (at is None or pd.Timestamp(trial.known_at) <= pd.Timestamp(at))):
+            if (trial.settled and trial.outcome is not None and trial.known_ts is not None
+                    and (cut is None or trial.known_ts <= cut)):
                 samples[trial.arm].append(self.reward(trial.outcome))
         return verdict(samples, self.rule)
 
@@ -164,7 +166,7 @@ class Experiment:
                 continue
             move = float(frame["close"].iloc[i + trial.horizon] / frame["open"].iloc[i + 1] - 1)
             trial.outcome = outcome_of(trial.action, move, metric=self.settings.metric, round_trip=round_trip)
-            trial.known_at, trial.settled = closed.isoformat(), True
+            trial.known_at, trial.known_ts, trial.settled = closed.isoformat(), closed, True
             done.append(trial)
         return done
 
@@ -203,10 +205,11 @@ def from_audit(name: str, settings: ExperimentSettings, payloads: Sequence[tuple
         tag = payload.get("experiment")
         if payload.get("kind") == OUTCOME_KIND and tag == name:
             trial = found.trials.get(str(payload.get("episode")))
-            if trial is not None:
+            known = _timestamp(payload.get("known_at"))
+            if trial is not None and known is not None:
                 outcome = payload.get("outcome")
                 trial.outcome = float(outcome) if isinstance(outcome, int | float) else None
-                trial.known_at, trial.settled = str(payload.get("known_at")), True
+                trial.known_at, trial.known_ts, trial.settled = known.isoformat(), known, True
             continue
         if not isinstance(tag, Mapping) or tag.get("experiment") != name:
             continue
@@ -217,6 +220,17 @@ def from_audit(name: str, settings: ExperimentSettings, payloads: Sequence[tuple
                            symbol=str(payload.get("symbol")), time=str(payload.get("time")),
                            action=str(action), decision_seq=seq))
     return found
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    """A recorded time, or None when the record does not hold one (it is then not counted)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        found = pd.Timestamp(value)
+    except ValueError:
+        return None
+    return None if pd.isna(found) else found
 
 
 __all__ = ["OUTCOME_KIND", "SHADOW_KIND", "VARIANT_TASKS", "Experiment", "Trial", "arm_prompt", "assign",
