@@ -29,6 +29,8 @@ from lyra.ledger import AuditRecord, Ledger, SummaryLine
 
 SIGNAL_ACTIONS = frozenset({"BUY", "SELL"})
 MAX_DECISIONS = 5_000
+# Audit records of experiments that are not decisions (lyra.trading.experiments SHADOW_KIND, OUTCOME_KIND).
+EXPERIMENT_RECORDS = ("experiment_shadow", "experiment_outcome")
 RECENT_DECISIONS = 10
 
 
@@ -57,7 +59,8 @@ def build_report(
             for line in ledger.summary(by="day", **span)]
     cost = sum(d.cost_nanos for d in days)
     records = [r for r in ledger.audit.recent(MAX_DECISIONS) if window.start_ts <= r.ts < window.end_ts
-               and (client is None or r.payload.get("client") == client)]
+               and (client is None or r.payload.get("client") == client)
+               and r.payload.get("kind") not in EXPERIMENT_RECORDS]
     report_caps = [Cap(c.name, c.unit, c.limit, c.committed, c.reserved) for c in caps]
     accounts = read_accounts(ledger.accounts, client=client)
     return Report(

@@ -68,6 +68,8 @@ def backtest_command(
         help="Rebalance a portfolio of these files or samples, comma-separated (e.g. GOOGL,EURUSD)")] = None,
     symbol_fees: Annotated[str | None, typer.Option(
         help="Per-symbol fees for --portfolio, basis points: GOOGL=1,EURUSD=0.2")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="Walk this [experiments.NAME] instead: one arm per decision, outcomes, the verdict")] = None,
 ) -> None:
     """Walk forward over bars: decide with only the past, fill at the next open, report against baselines.
 
@@ -92,6 +94,13 @@ def backtest_command(
                                          anonymise=anonymise, timeframes=timeframes,
                                          record=record, replay=replay, time_scale=time_scale, yes=yes,
                                          json_output=json_output, max_failed_share=max_failed_share))
+        return
+    if experiment is not None:
+        options = BacktestOptions(window=Window(start=start, end=end, every=every, horizon=horizon),
+                                  costs=Costs(fee_bps=fee_bps, slippage_bps=slippage_bps), notional=notional,
+                                  anonymise=anonymise, adaptive=adaptive, max_failed_share=max_failed_share)
+        _experiment(config, data, symbol, experiment, options, record=record, replay=replay,
+                    time_scale=time_scale, yes=yes, json_output=json_output)
         return
     try:
         path = use_config(config).path
@@ -158,6 +167,25 @@ def _load(data: str | None, symbol: str | None) -> Any:
     if data is None or data.upper() in list_samples():
         return load_sample(data or "GOOGL")
     return load_bars(data, symbol=symbol)
+
+
+def _experiment(config: Path | None, data: str | None, symbol: str | None, name: str, options: Any, *,
+                record: Path | None, replay: Path | None, time_scale: float, yes: bool, json_output: bool
+                ) -> None:
+    from lyra.cli.experiment import render_offline, run_offline
+
+    try:
+        path = use_config(config).path
+        result = asyncio.run(run_offline(path, data, symbol, name, options, record=record, replay=replay,
+                                         time_scale=time_scale, yes=yes))
+    except LyraError as exc:
+        raise fail(exc) from None
+    if result is None:
+        raise typer.Exit(1)
+    if json_output:  # keys sorted: a replay prints the same bytes
+        console.print_json(data=result, sort_keys=True)
+    else:
+        render_offline(result)
 
 
 async def _backtest(config: Path | None, data: str | None, symbol: str | None, options: Any, *,

@@ -246,9 +246,22 @@ def sim_serve(
 
 
 def _register_commands() -> None:
-    from lyra.cli import arbitrage, backtest, budget, export, live, reconcile, report, serve, tokens, trading
+    from lyra.cli import (
+        arbitrage,
+        backtest,
+        budget,
+        experiment,
+        export,
+        live,
+        reconcile,
+        report,
+        serve,
+        tokens,
+        trading,
+    )
 
-    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens, export, arbitrage):
+    for commands in (trading, backtest, live, budget, report, reconcile, serve, tokens, export, experiment,
+                     arbitrage):
         commands.register(app)
 
 

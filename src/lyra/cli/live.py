@@ -234,6 +234,8 @@ async def run_live_command(
         if ledger is not None:
             ledger.flush(timeout=10)
     report = {"interrupted": stop.is_set(), "tasks": summary(status), "accounts": account_report(status)}
+    if status.shadow:
+        report["shadow"] = status.shadow
     typer.echo("live: stopped " + orjson.dumps(report, default=json_default).decode())
     return 0
 

@@ -22,6 +22,7 @@ from pydantic import (
 from lyra.catalog.models import TIERS, Catalog
 from lyra.config.calibration import CalibrationSettings
 from lyra.config.desk import ArbitrageSettings, ComplianceSettings, check_desk_references
+from lyra.config.experiments import ExperimentSettings
 from lyra.config.hedge import HedgeSettings
 from lyra.config.portfolio import PortfolioSettings
 from lyra.config.priority import Priority
@@ -347,6 +348,7 @@ class Settings(_Strict):
     portfolio: PortfolioSettings = PortfolioSettings()
     compliance: ComplianceSettings = ComplianceSettings()
     arbitrage: ArbitrageSettings = ArbitrageSettings()
+    experiments: dict[str, ExperimentSettings] = Field(default_factory=dict)  # prompt variants under test
 
     @model_validator(mode="after")
     def _cross_references(self) -> Settings:
@@ -495,6 +497,8 @@ class Settings(_Strict):
             places += [(f"tasks.{name}.models[{i}]", m) for i, m in enumerate(task.models)]
         for name, panel in self.panels.items():
             places += [(f"panels.{name}.members[{i}].model", m.model) for i, m in enumerate(panel.members)]
+        places += [(f"experiments.{name}.arms[{i}].models[{j}]", m) for name, e in self.experiments.items()
+                   for i, arm in enumerate(e.arms) for j, m in enumerate(arm.models)]
         known = [m.id for m in catalog]
         for where, model_id in places:
             if self.upstream_of(model_id) is not None:

@@ -17,8 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
-from lyra.consensus.panel import Consensus, MemberVote, with_instructions
+from lyra.consensus.panel import Consensus
 from lyra.engine import Lyra
 from lyra.errors import LyraError
 from lyra.log import get_logger
@@ -26,6 +25,7 @@ from lyra.ops.clock import Clock, ReplayClock, SimulatedClock
 from lyra.ops.market import CcxtMarket, Market, ReplayMarket, load_replay
 from lyra.ops.monitoring import HealthMonitor
 from lyra.ops.schedule import Job, periodic_jobs, session_length_s
+from lyra.ops.shadow import ShadowExperiments
 from lyra.routing.retry import CircuitBreaker
 from lyra.trading import prompts
 from lyra.trading.account import AccountEvent, BarPrices, PaperAccount
@@ -38,6 +38,7 @@ from lyra.trading.pipeline import (
     TradeDecision,
     TradingAIOrchestrator,
     run_stage,
+    single_signal,
 )
 from lyra.trading.risk import AccountState
 from lyra.types import Completion
@@ -70,6 +71,7 @@ class LiveStatus:
     accounts: dict[str, PaperAccount] = field(default_factory=dict)  # by symbol
     bars: dict[str, int] = field(default_factory=dict)  # bars run through each account by this run
     events: list[str] = field(default_factory=list)  # emergency stops and drawdown halts, latest last
+    shadow: dict[str, Any] = field(default_factory=dict)  # the shadow experiments' calls and verdicts
 
 
 class LiveOrchestrator(TradingAIOrchestrator):
@@ -96,34 +98,9 @@ class LiveOrchestrator(TradingAIOrchestrator):
     async def generate_trading_signals(
         self, features: dict[str, Any], news: Sequence[str] = (), context: DecisionContext | None = None
     ) -> tuple[StageResult, Consensus | None]:
-        messages = with_instructions(prompts.signal(features, news))
-        stage = await run_stage(
-            "signal_generation",
-            lambda: self.lyra.complete(
-                task="signal_generation", messages=messages, response_format=DECISION_RESPONSE_FORMAT
-            ),
-            messages=messages,
-        )
-        if stage.status != "ok":
-            return stage, None
-        parsed = parse_decision(str(stage.output))
-        if not isinstance(parsed, Decision):
-            stage.output = {"abstained": parsed.reason}
-            return stage, None
-        vote = MemberVote(
-            model=stage.model or "",
-            key="",
-            weight=1.0,
-            status="vote",
-            action=parsed.action,
-            confidence=parsed.confidence,
-            rationale=parsed.rationale,
-            served_model=stage.model,
-            cost_nanos=stage.cost_nanos,
-            latency_s=stage.latency_s,
-            answer=stage.answer or "",
-        )
-        return stage, Consensus.of_one(vote, panel="task:signal_generation")
+        variant = context.variant if context is not None else None
+        asked = variant.signal(features, news) if variant is not None else prompts.signal(features, news)
+        return await single_signal(self.lyra, asked, models=variant.models if variant is not None else ())
 
     async def decide_for(self, symbol: str, bars: Bars, *, at: Any, notional: float,
                          account: AccountState | None = None) -> TradeDecision:
@@ -162,6 +139,7 @@ class LiveRunner:
         self.drain_s = drain_s  # real seconds granted to ticks in flight when stopped early
         self.session_breaker = session_breaker  # circuits cool down in session time
         self.orchestrator = LiveOrchestrator(lyra, final_panel=self.settings.schedule.final_panel)
+        self.shadow = ShadowExperiments(lyra, self.orchestrator)  # never trades (lyra.ops.shadow)
         self.monitor = monitor or HealthMonitor(lyra)
         ledger = lyra.ledger
         self._traded: dict[str, pd.Timestamp | None] = {}  # the last bar a decision traded on, by symbol
@@ -356,6 +334,9 @@ class LiveRunner:
         self.status.decisions[symbol] = decision
         if on_tape:
             self._trade(symbol, account, decision)
+        if self.shadow:  # after the live decision and its order: the shadow arm never reaches the account
+            await self.shadow.after_decision(symbol, bars, at, decision, account.state())
+            self.status.shadow = self.shadow.report()
         if decision.errors:
             self._error(self._state(job), "; ".join(decision.errors))
 

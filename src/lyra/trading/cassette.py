@@ -83,18 +83,20 @@ class Cassette:
         slot = len(answers)  # the order of asking, not of answering, is what replay follows
         answers.append({"kind": "cancelled"})
         self.recorded += 1
+        booked = request.spend.nanos if request.spend is not None else 0
         try:
             completion = await call(request)
         except LyraError as exc:
-            answers[slot] = {"kind": "error", "error_type": type(exc).__name__, "message": str(exc),
-                             "booked_nanos": _booked(request)}
+            answers[slot] = {"kind": "error", "error_type": type(exc).__name__, "message": str(exc)}
             self.outcomes["failed"] += 1
             raise
-        except asyncio.CancelledError:
-            # What the abandoned call booked as it unwound is money the run spent: replay books it too.
-            answers[slot] = {"kind": "cancelled", "booked_nanos": _booked(request)}
-            raise
-        answers[slot] = {"kind": "completion", "completion": _completion_dict(completion)}
+        finally:
+            # What the router booked for it (failed and cancelled attempts too): a panel reads its
+            # members' spend from the request's tally, which a replay must fill in the same way.
+            if request.spend is not None:
+                answers[slot]["spend_nanos"] = request.spend.nanos - booked
+        answers[slot] = {"kind": "completion", "completion": _completion_dict(completion),
+                         "spend_nanos": answers[slot].get("spend_nanos", 0)}
         self._count(completion)
         return completion
 
@@ -117,8 +119,8 @@ class Cassette:
         self._cursor[key] = seen + 1
         answer = entry["answers"][min(seen, len(entry["answers"]) - 1)]
         self.replayed += 1
-        if answer["kind"] in ("cancelled", "error") and request.spend is not None:
-            request.spend.nanos += int(answer.get("booked_nanos", 0))
+        if request.spend is not None:
+            request.spend.nanos += _spend_of(answer)
         if answer["kind"] == "cancelled":
             # It was abandoned mid-flight when recorded (a settled panel); keep it pending again.
             await asyncio.Event().wait()
@@ -168,8 +170,14 @@ class Cassette:
         self.path.write_bytes(orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2))
 
 
-def _booked(request: CompletionRequest) -> int:
-    return request.spend.nanos if request.spend is not None else 0
+def _spend_of(answer: dict[str, Any]) -> int:
+    """What the router booked for a recorded answer (older cassettes: the completion's own cost)."""
+    if "spend_nanos" in answer:
+        return int(answer["spend_nanos"])
+    if answer["kind"] == "completion":
+        attempts = answer["completion"].get("attempts") or []
+        return sum(int(a["cost_nanos"]) for a in attempts) or int(answer["completion"]["cost_nanos"])
+    return 0
 
 
 def _describe(request: CompletionRequest) -> str:

@@ -14,7 +14,8 @@ from typing import Any, Literal
 
 import orjson
 
-from lyra.consensus.panel import Consensus
+from lyra.consensus.decision import DECISION_RESPONSE_FORMAT, Decision, parse_decision
+from lyra.consensus.panel import Consensus, MemberVote, with_instructions
 from lyra.engine import Lyra
 from lyra.errors import BudgetExceeded, LyraError
 from lyra.trading import prompts
@@ -23,6 +24,7 @@ from lyra.trading.data import Bars, as_utc
 from lyra.trading.features import FEATURE_NAMES, compute_features, features_at
 from lyra.trading.risk import AccountState, FinalAction, RiskRules, RiskVerdict, Verdict
 from lyra.trading.stages import FINAL_PANEL, SIGNAL_PANEL, stage
+from lyra.trading.variant import SignalVariant
 from lyra.types import Completion, Message
 
 StageStatus = Literal["ok", "error", "skipped"]
@@ -84,6 +86,7 @@ class TradeDecision:
     audit_seq: int | None = None
     errors: list[str] = field(default_factory=list)
     compliance: dict[str, Any] | None = None  # the desk's rules and review, when [compliance] is enabled
+    experiment: dict[str, Any] | None = None  # the experiment arm this decision was asked with
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +102,7 @@ class TradeDecision:
             "stages": [s.to_dict() for s in self.stages], "features": self.features,
             "audit_seq": self.audit_seq, "errors": self.errors,
             "failed_stages": sum(s.failed for s in self.stages),
+            **({"experiment": self.experiment} if self.experiment is not None else {}),
         } | ({"compliance": self.compliance} if self.compliance is not None else {})
 
 
@@ -109,6 +113,7 @@ class DecisionContext:
     symbol: str
     account: AccountState
     news: tuple[str, ...] = ()
+    variant: SignalVariant | None = None  # an experiment arm's signal prompt (and models)
 
 
 class TradingAIOrchestrator:
@@ -154,8 +159,13 @@ class TradingAIOrchestrator:
                                        context: DecisionContext | None = None
                                        ) -> tuple[StageResult, Consensus | None]:
         """Stage 3: the signal panel's consensus on the features (and fenced news)."""
+        variant = context.variant if context is not None else None
+        if variant is not None and variant.models:
+            return await single_signal(self.lyra, variant.signal(features, news), models=variant.models,
+                                       client=self.client)
+        asked = variant.signal if variant is not None else prompts.signal
         return await _panel_stage("signal_generation", lambda: self.lyra.consensus(client=self.client,
-            messages=prompts.signal(features, news), panel=self.signal_panel, cascade=False))
+            messages=asked(features, news), panel=self.signal_panel, cascade=False))
 
     async def assess_trade_risk(
         self, features: dict[str, Any], *, action: str, notional_usd: float, price: float | None = None,
@@ -186,16 +196,18 @@ class TradingAIOrchestrator:
         return result
 
     async def decide(self, symbol: str, bars: Bars, *, proposed_notional: float = 5_000.0,
-                     news: Sequence[str] = (), at: Any = None, account: AccountState | None = None
-                     ) -> TradeDecision:
+                     news: Sequence[str] = (), at: Any = None, account: AccountState | None = None,
+                     variant: SignalVariant | None = None) -> TradeDecision:
         """Run the six stages on the bars known at `at` (default: the last bar).
 
         `account` is the book this decision is ruled on (default: the orchestrator's own); it travels
         to every stage in a `DecisionContext`, so one orchestrator can decide for several accounts
-        at once.
+        at once. `variant` (an experiment's arm) replaces the signal prompt of stages 3 and 5.
         """
         started = time.monotonic()
-        context = DecisionContext(symbol=symbol, account=account or self.account, news=tuple(news))
+        context = DecisionContext(symbol=symbol, account=account or self.account, news=tuple(news),
+                                  variant=variant)
+        asked = variant.signal if variant is not None else prompts.signal
         when = at if at is not None else bars.end
         known = features_at(bars, when)
         features = known if self.feature_filter is None else self.feature_filter(raw_features_at(bars, when))
@@ -215,7 +227,7 @@ class TradingAIOrchestrator:
                 self.assess_trade_risk(features, action=wanted, notional_usd=proposed_notional, price=price,
                                        context=context),
                 _panel_stage("final_decision", lambda: self.lyra.consensus(client=self.client,
-                    messages=prompts.signal(features, news), panel=self.final_panel,
+                    messages=asked(features, news), panel=self.final_panel,
                     notional=proposed_notional)))
             stages += [risk_stage, final_stage]
             wanted = final.action if final is not None else "HOLD"
@@ -244,7 +256,8 @@ class TradingAIOrchestrator:
             agreement=deciding.agreement if deciding else 0.0, risk=risk, signal=signal, final=final,
             stages=stages, features=features, inputs_hash=_inputs_hash(symbol, features, news),
             cost_nanos=sum(s.cost_nanos for s in stages), latency_s=time.monotonic() - started,
-            errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"], compliance=compliance)
+            errors=[f"{s.stage}: {s.error}" for s in stages if s.status == "error"], compliance=compliance,
+            experiment=dict(variant.tag) if variant is not None else None)
         if self.audit and self.lyra.ledger is not None:
             payload = decision.to_dict() | ({"client": self.client} if self.client is not None else {})
             record = self.lyra.ledger.audit.append(payload, symbol=symbol, action=decision.action,
@@ -314,6 +327,29 @@ async def run_stage(name: str, call: Callable[[], Awaitable[Completion]], *,
     return StageResult(stage=name, tier=c.tier, model=c.model, cost_nanos=c.total_cost_nanos,
                        latency_s=c.latency_s, output=c.text, profiles=[c.profile] if c.profile else [],
                        messages=sent, answer=c.text)
+
+
+async def single_signal(lyra: Lyra, messages: prompts.Messages, *, models: Sequence[str] = (),
+                        client: str | None = None) -> tuple[StageResult, Consensus | None]:
+    """The signal as one routed call of the signal_generation task (to `models` in order, if given).
+
+    Its answer is the decision format's; an abstention or an unparseable answer is no signal.
+    """
+    sent = with_instructions(messages)
+    stage_result = await run_stage("signal_generation", lambda: lyra.complete(
+        client=client, task="signal_generation", messages=sent,
+        response_format=DECISION_RESPONSE_FORMAT, models=list(models) or None), messages=sent)
+    if stage_result.status != "ok":
+        return stage_result, None
+    parsed = parse_decision(str(stage_result.output))
+    if not isinstance(parsed, Decision):
+        stage_result.output = {"abstained": parsed.reason}
+        return stage_result, None
+    vote = MemberVote(model=stage_result.model or "", key="", weight=1.0, status="vote",
+                      action=parsed.action, confidence=parsed.confidence, rationale=parsed.rationale,
+                      served_model=stage_result.model, cost_nanos=stage_result.cost_nanos,
+                      latency_s=stage_result.latency_s, answer=stage_result.answer or "")
+    return stage_result, Consensus.of_one(vote, panel="task:signal_generation")
 
 
 async def _panel_stage(

@@ -52,11 +52,24 @@ def technical_analysis(features: Mapping[str, Any]) -> Messages:
                      "reversion, volatility regime; end with the directional bias.", features_block(features))
 
 
+SIGNAL_TASK = "Decide a trading signal for the next bars from these features."
+
+
 def signal(features: Mapping[str, Any], news: Sequence[str] = ()) -> Messages:
+    return signal_with(SIGNAL_TASK, features, news)
+
+
+def signal_with(task_text: str, features: Mapping[str, Any], news: Sequence[str] = ()) -> Messages:
+    """The signal prompt with another instruction (a prompt variant under experiment)."""
     blocks = [features_block(features)]
     if news:
         blocks.append(data_block("news headlines", news))
-    return _messages("Decide a trading signal for the next bars from these features.", *blocks)
+    return _messages(task_text, *blocks)
+
+
+def templated(user_text: str) -> Messages:
+    """A user message of the caller's own (an experiment's template), under the pipeline's system prompt."""
+    return _messages(user_text)
 
 
 def news_sentiment(headlines: Sequence[str]) -> Messages:
