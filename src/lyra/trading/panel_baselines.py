@@ -51,6 +51,7 @@ from lyra.consensus.calibration import (
     reliability,
     wilson_lower,
 )
+from lyra.consensus.cascade import SequentialRecord, Walk, lean_of
 from lyra.consensus.decision import ACTIONS, Action
 from lyra.trading.backtest import Step, forward_move
 from lyra.trading.data import Bars
@@ -144,8 +145,8 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
     choices = {name: Choices() for name in STRATEGIES}
     thresholds: list[float | None] = []
     calibrated: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
-    filed = stops = 0
-    expected_misses = 0.0
+    filed = 0
+    tuned = SequentialRecord()
     for i, point in enumerate(points):
         # File the outcomes whose horizon has closed by this bar: nothing later is ever read.
         while filed < i and points[filed].bar + max(1, horizon) <= point.bar:
@@ -171,29 +172,19 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
         vote = next(v for v in point.full if v.model == best)
         _add(choices["best_single"], vote.action or "HOLD", vote.cost_nanos)
         _add(choices["self_consistency"], _plurality(point.samples), _cost(point.samples))
-        lean = cheap_evidence(point.cheap)
-        call = cascade_call(record.cascade, lean, calib)
-        thresholds.append(None if call is None else call[1])
-        # Stop where the call is likely enough and the expected disagreements so far, this one
-        # included, stay within what the target allows over the decisions so far.
-        risk = 1.0 - call[1] if call is not None else 1.0
-        if (call is not None and lean is not None and call[1] >= calib.min_stop_probability
-                and expected_misses + risk <= (1.0 - calib.target_agreement) * (i + 1)):
-            expected_misses += risk
-            stops += 1
-            if calib.audit_every and stops % calib.audit_every == 0:
-                # An audit: the full panel is asked (and paid) but the cheap call stands, so that the
-                # record keeps measuring the calls the cascade stops on, not only those it escalates.
-                _add(choices["cascade"], call[0], cheap_cost + settled_cost)
-                record.cascade.append((lean, full_configured))
-                choices["cascade"].audited += 1
-            else:
-                _add(choices["cascade"], call[0], cheap_cost)
-        else:
-            _add(choices["cascade"], full_configured, cheap_cost + settled_cost)
-            choices["cascade"].escalated += 1
-            if lean is not None:
-                record.cascade.append((lean, full_configured))
+        # The tuned cascade: the cheap panel's stop, else the full panel asked in order of value with
+        # the sequential stop (lyra.consensus.cascade), exactly as the engine runs `cascade = "tuned"`.
+        answers = {v.model: (Ballot(v.weight, _action(v.action), v.confidence), v.cost_nanos)
+                   for v in point.full}
+        run = Walk(full_cfg, tuned, calib, lean_of([Ballot(v.weight, _action(v.action), v.confidence)
+                                                     for v in point.cheap]))
+        while (model := run.next()) is not None:
+            run.answer(model, *answers[model])
+        thresholds.append(run.stop.risk if run.stop is not None else None)
+        audited = bool(run.stop is not None and run.stop.audit)
+        _add(choices["cascade"], run.finish(), cheap_cost + sum(run.costs.values()))
+        choices["cascade"].audited += audited
+        choices["cascade"].escalated += not run.at_cheap
         kept = _configured_clear(cheap_cfg, full_cfg, point.cheap)
         if kept is not None:
             _add(choices["cascade_configured"], kept, cheap_cost)
