@@ -61,6 +61,18 @@ class SequentialRecord:
     decisions: int = 0
     expected_misses: float = 0.0
     stops: int = 0  # early stops so far (every audit_every-th is audited)
+    # Per kind of stop ("cheap", "sequential"): the risk its audited stops were taken at, summed,
+    # and how many of them the complete panel decided otherwise.
+    audits: dict[str, tuple[float, int]] = field(default_factory=dict)
+
+    def correction(self, kind: str) -> float:
+        """How much more often than estimated this kind of stop was wrong when audited (at least 1).
+
+        (misses + 1) / (estimated + 1): one in-sample miss against a small estimated risk lifts every
+        later risk of that kind, so a stop whose calibration the audits refute soon stops stopping.
+        """
+        estimated, misses = self.audits.get(kind, (0.0, 0))
+        return max(1.0, (misses + 1) / (estimated + 1))
 
     def note_cost(self, model: str, nanos: int) -> None:
         total, n = self.costs.get(model, (0, 0))
@@ -185,8 +197,14 @@ def may_stop(found: Risk | None, record: SequentialRecord, calib: CalibrationSet
     if found is None or len(record.sets) < calib.min_record:
         return False
     allowance = (1.0 - calib.target_agreement) * (record.decisions + 1)
-    return (found.upper <= 1.0 - calib.min_stop_probability
-            and record.expected_misses + found.upper <= allowance)
+    spent = stop_risk(found, record)
+    return spent <= 1.0 - calib.min_stop_probability and record.expected_misses + spent <= allowance
+
+
+def stop_risk(found: Risk, record: SequentialRecord) -> float:
+    """What a stop adds to the expected disagreements: the risk's upper end, times what the audits of
+    such stops found (the predicted risk is smoothed already: every member's answers add-one)."""
+    return found.upper * record.correction("sequential")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +216,7 @@ class Step:
     why: str = ""
     risk: float = 0.0  # the expected disagreement this stop adds to the budget
     audit: bool = False
+    kind: str = ""  # "cheap" or "sequential" for a stop by risk
 
 
 def step(cfg: PanelSettings, asked: Answers, ordered: Sequence[str], record: SequentialRecord,
@@ -214,29 +233,32 @@ def step(cfg: PanelSettings, asked: Answers, ordered: Sequence[str], record: Seq
         found = (predicted_risk if calib.sequential == "predicted" else risk)(cfg, asked, record, calib)
         if found is not None and may_stop(found, record, calib):
             audit = bool(calib.audit_every) and (record.stops + 1) % calib.audit_every == 0
-            return Step(action=found.action, risk=_spent(found), audit=audit,
+            return Step(action=found.action, risk=stop_risk(found, record),
+                        audit=audit, kind="sequential",
                         why=f"the {len(pending)} members not asked change it with probability <= "
                             f"{found.upper:.3f} ({found.matches} matching sets on record)")
     return Step(model=pending[0])
 
 
-def _spent(found: Risk) -> float:
-    """The expected disagreement of a stop: the share of changes, smoothed toward one more change."""
-    return (found.share * found.matches + 0.5) / (found.matches + 1)
-
-
 def learn(record: SequentialRecord, answers: Answers, costs: Mapping[str, int], stop: Step, *,
           complete: bool, lean: float | None, decided: str, exact_outcome: bool) -> None:
-    """File one decision: costs, a complete answer set, the cheap panel's lean against the outcome."""
+    """File one decision: costs, a complete answer set, the cheap panel's lean against the outcome.
+
+    `decided` is the panel's own outcome when `exact_outcome` (every member asked, or the rest could
+    not change it), else the cascade's call.
+    """
     for model, nanos in costs.items():
         record.note_cost(model, nanos)
     if complete:
         record.sets.append(dict(answers))
-    if lean is not None and (complete or exact_outcome):
+    if lean is not None and exact_outcome:
         record.leans.append((lean, decided))
     if stop.risk > 0:
         record.expected_misses += stop.risk
         record.stops += 1
+    if stop.audit and exact_outcome and stop.kind:
+        estimated, misses = record.audits.get(stop.kind, (0.0, 0))
+        record.audits[stop.kind] = (estimated + stop.risk, misses + (decided != stop.action))
     record.decisions += 1
 
 
@@ -269,12 +291,12 @@ def cheap_stop(record: SequentialRecord, lean: float | None, calib: CalibrationS
     if call is None:
         return None
     action, probability = call
-    risk_of = 1.0 - probability
+    risk_of = (1.0 - probability) * record.correction("cheap")
     allowance = (1.0 - calib.target_agreement) * (record.decisions + 1)
-    if probability < calib.min_stop_probability or record.expected_misses + risk_of > allowance:
+    if risk_of > 1.0 - calib.min_stop_probability or record.expected_misses + risk_of > allowance:
         return None
     audit = bool(calib.audit_every) and (record.stops + 1) % calib.audit_every == 0
-    return Step(action=action, risk=risk_of, audit=audit,
+    return Step(action=action, risk=risk_of, audit=audit, kind="cheap",
                 why=f"the cheap panel's call is the full panel's with probability >= {probability:.3f}")
 
 
@@ -335,7 +357,12 @@ class Walk:
         if self.stop is not None:
             if not self.stop.audit:
                 return None
-            return next((m for m in self.ordered if m not in self.asked), None)
+            pending = [m for m in self.ordered if m not in self.asked]
+            # A cheap-panel stop is audited against the panel's decision (asked until it is settled);
+            # a sequential one against the complete set, which its record is made of.
+            if self.stop.kind == "cheap" and self.asked and exact(self.cfg, self.asked, pending) is not None:
+                return None
+            return pending[0] if pending else None
         found = step(self.cfg, self.asked, self.ordered, self.record, self.calib)
         if found.model is not None:
             return found.model
@@ -354,9 +381,10 @@ class Walk:
         """The decision; files what was seen in the record (call once, after `next()` returned None)."""
         stop = self.stop if self.stop is not None else Step(action=decide_all(self.cfg, self.asked))
         action = str(stop.action)
-        outcome = decide_all(self.cfg, self.asked) if self.complete else action
+        pending = [m for m in self.ordered if m not in self.asked]
+        outcome = exact(self.cfg, self.asked, pending) if self.asked else None
         learn(self.record, self.asked, self.costs, stop, complete=self.complete, lean=self.lean,
-              decided=outcome, exact_outcome=stop.risk == 0)
+              decided=outcome or action, exact_outcome=outcome is not None)
         return action
 
     def describe(self) -> dict[str, object]:
