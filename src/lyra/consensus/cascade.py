@@ -345,6 +345,7 @@ class Walk:
     ordered: list[str] = field(default_factory=list)
     stop: Step | None = None
     at_cheap: bool = False  # it stopped at the cheap panel
+    outcome: str | None = None  # the panel's own outcome when the answers fix it (set by `finish`)
 
     def __post_init__(self) -> None:
         self.ordered = order(self.cfg, self.record)
@@ -383,6 +384,7 @@ class Walk:
         action = str(stop.action)
         pending = [m for m in self.ordered if m not in self.asked]
         outcome = exact(self.cfg, self.asked, pending) if self.asked else None
+        self.outcome = outcome
         learn(self.record, self.asked, self.costs, stop, complete=self.complete, lean=self.lean,
               decided=outcome or action, exact_outcome=outcome is not None)
         return action
@@ -393,5 +395,6 @@ class Walk:
         return {"kind": "tuned", "order": list(self.ordered), "asked": list(self.asked),
                 "stopped_at": "cheap panel" if self.at_cheap else f"{len(self.asked)} of {members}",
                 "why": stop.why if stop is not None else "", "audit": bool(stop and stop.audit),
-                "risk": round(stop.risk, 6) if stop is not None else 0.0,
+                "risk": stop.risk if stop is not None else 0.0, "stop_kind": stop.kind if stop else "",
+                "members": members, "outcome": self.outcome,
                 "record_sets": len(self.record.sets), "decisions_seen": self.record.decisions}

@@ -1,0 +1,121 @@
+"""A panel with `cascade = "tuned"`: the cheap panel's stop, then members one at a time, the sequential stop.
+
+The decision logic is `lyra.consensus.cascade` (pure, shared with the backtest study); this
+module asks the members through the engine's ordinary member call, so every answer is a normal
+budgeted, cached, recorded call, and builds the panel's `Consensus` with a `cascade` block saying
+which members were asked, in which order, and why it stopped. What the cascade learns lives in
+the engine's `ConsensusEngine` per panel, walk-forward over what this engine has decided; it can be
+seeded from earlier decision records (`seed`), so that a restarted process goes on from its audit
+trail instead of paying for a new record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from lyra.config.calibration import CalibrationSettings
+from lyra.consensus.aggregation import RULES, Ballot
+from lyra.consensus.cascade import SequentialRecord, Walk, lean_of
+from lyra.consensus.decision import ACTIONS, Action
+from lyra.money import usd_to_nanos
+from lyra.types import Message, SpendTally
+
+if TYPE_CHECKING:
+    from lyra.consensus.panel import Consensus, ConsensusEngine, MemberVote
+
+
+async def decide_tuned(engine: ConsensusEngine, messages: Sequence[Message], *, panel: str,
+                       notional: float | None, cache: Literal["use", "bypass", "refresh"],
+                       client: str | None, calibration: CalibrationSettings,
+                       record: SequentialRecord) -> Consensus:
+    """One decision of a tuned panel; `record` is the panel's learnt state and is updated."""
+    from lyra.consensus.panel import MemberVote, with_instructions
+
+    target = engine.panel(panel)
+    started = time.monotonic()
+    first = None
+    if target.escalate_from is not None:
+        first = await engine.ask(messages, panel=target.escalate_from, notional=notional, cache=cache,
+                                 client=client)
+    lean = lean_of([v.ballot() for v in first.votes]) if first is not None else None
+    run = Walk(target, record, calibration, lean)
+    prompt = with_instructions(messages)
+    members = {m.model: m for m in target.members}
+    asked: dict[str, MemberVote] = {}
+    while (model := run.next()) is not None:
+        tally = SpendTally()
+        vote = await engine.member(members[model], prompt, target, cache, client, tally)
+        vote.cost_nanos = max(tally.nanos, vote.cost_nanos)  # as `ask` books a member
+        asked[model] = vote
+        run.answer(model, vote.ballot(), vote.cost_nanos)
+    action = run.finish()
+    described = run.describe()
+    votes = [asked.get(m.model) or MemberVote(model=m.model, key=m.key, weight=m.weight, status="cancelled",
+                                             reason=f"not asked: {described['why'] or 'stopped'}")
+             for m in target.members]
+    return _consensus(engine, panel, action, votes, asked, first, described, started, notional)
+
+
+def _consensus(engine: ConsensusEngine, panel: str, action: str, votes: list[MemberVote],
+               asked: Mapping[str, MemberVote], first: Consensus | None, described: dict[str, Any],
+               started: float, notional: float | None) -> Consensus:
+    from lyra.consensus.panel import Consensus
+
+    cfg = engine.panel(panel)
+    ballots = [v.ballot() for v in asked.values()]
+    outcome = RULES[cfg.rule].decide(ballots or [Ballot(1.0)], threshold=cfg.threshold, quorum=cfg.quorum)
+    complete = len(asked) == len(cfg.members)
+    decided: Action = next(a for a in ACTIONS if a == action)
+    # Stopped by risk, the call stands for the panel's (its quorum is the cascade's judgement);
+    # asked in full or settled, the panel's own rule decided.
+    quorum = outcome.quorum_met if complete else True
+    cost = sum(v.cost_nanos for v in votes) + (first.cost_nanos if first is not None else 0)
+    return Consensus(
+        panel=panel, rule=cfg.rule, action=decided, score=outcome.supports.get(action, 0.0),
+        agreement=outcome.agreement, threshold=cfg.threshold, quorum_met=quorum,
+        reason=f"tuned cascade: {described['why'] or outcome.reason}", votes=votes, cost_nanos=cost,
+        latency_s=time.monotonic() - started, early_exit=not complete, notional=notional,
+        escalated_from=first, supports=outcome.supports, cascade=described)
+
+
+def seed(record: SequentialRecord, consensus_records: Iterable[Mapping[str, Any]], panel: str) -> int:
+    """Rebuild a tuned panel's record from earlier decisions' `final` blocks (oldest first); how many.
+
+    Only blocks of this panel decided by the tuned cascade count. A block's answered members give
+    their costs; a complete one (every member voted or failed) its answer set; its `cascade` block
+    the stop's risk and, for an audited stop, what the audit found; its cheap panel's lean with the
+    outcome when that outcome was the panel's own.
+    """
+    from lyra.consensus.cascade import Step, learn
+
+    seen = 0
+    for block in consensus_records:
+        info = block.get("cascade") if isinstance(block, Mapping) else None
+        if block.get("panel") != panel or not isinstance(info, Mapping) or info.get("kind") != "tuned":
+            continue
+        asked_models = set(info.get("asked", ()))
+        answers: dict[str, Ballot] = {}
+        costs: dict[str, int] = {}
+        for v in block.get("votes", ()):
+            if v.get("model") not in asked_models:
+                continue
+            action = v.get("action") if v.get("status") == "vote" else None
+            answers[v["model"]] = Ballot(float(v["weight"]), action, float(v.get("confidence", 0.0)))
+            costs[v["model"]] = usd_to_nanos(str(v.get("cost_usd", "0")))
+        cheap = block.get("escalated_from")
+        lean = None
+        if isinstance(cheap, Mapping):
+            lean = lean_of([Ballot(float(v["weight"]), v.get("action") if v.get("status") == "vote" else None,
+                                   float(v.get("confidence", 0.0))) for v in cheap.get("votes", ())])
+        stop = Step(action=str(block.get("action")), risk=float(info.get("risk", 0.0)),
+                    audit=bool(info.get("audit")), kind=str(info.get("stop_kind", "")))
+        outcome = info.get("outcome")
+        learn(record, answers, costs, stop, complete=len(answers) == int(info.get("members", -1)),
+              lean=lean, decided=str(outcome or block.get("action")), exact_outcome=outcome is not None)
+        seen += 1
+    return seen
+
+
+__all__ = ["decide_tuned", "seed"]
