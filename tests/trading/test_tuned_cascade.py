@@ -16,7 +16,8 @@ from lyra.trading.backtest import Window
 from lyra.trading.cassette import Cassette
 from lyra.trading.data import Bars
 from lyra.trading.evaluate import BacktestOptions, run_backtest
-from support import ACTIVE_SIGNALS
+from lyra.trading.pipeline import TradingAIOrchestrator
+from support import ACTIVE_SIGNALS, engine_env
 
 TUNED = {"escalate_below_agreement = 0.5": 'escalate_below_agreement = 0.5\ncascade = "tuned"',
          # A short walk: a small record before the cascade may stop, loose bounds so that it does.
@@ -100,3 +101,20 @@ async def test_the_decision_records_rebuild_the_learnt_state(engine: Lyra, bars:
     assert (rebuilt.decisions, rebuilt.stops, rebuilt.audits) == (live.decisions, live.stops, live.audits)
     assert rebuilt.expected_misses == live.expected_misses
     assert seed(SequentialRecord(), finals(report), "other") == 0
+
+
+async def test_a_restarted_engine_goes_on_from_the_audit_trail(
+        engine: Lyra, sim: Simulator, bars: Bars, tmp_path: Path) -> None:
+    # As `lyra run` does: the pipeline decides with the audit trail on, bar after bar.
+    orchestrator = TradingAIOrchestrator(engine)
+    times = list(bars.frame.index[-80::4])
+    for t in times:
+        await orchestrator.decide("GOOGL", bars, at=t)
+    before = engine.running.consensus.tuned["trade"]
+    assert before.decisions >= 5
+    env = engine_env(sim) | {"LYRA_LEDGER_URL": f"sqlite:///{tmp_path / 'ledger.db'}"}
+    async with Lyra.from_config(tmp_path / "lyra.toml", environ=env) as restarted:
+        after = restarted.running.consensus.tuned["trade"]
+        assert (after.sets, after.costs, after.leans) == (before.sets, before.costs, before.leans)
+        assert (after.decisions, after.stops, after.audits) == (before.decisions, before.stops, before.audits)
+        assert after.expected_misses == before.expected_misses

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from lyra.config import Settings
 from lyra.config.calibration import CalibrationSettings
 from lyra.consensus.aggregation import RULES, Ballot
 from lyra.consensus.cascade import SequentialRecord, Walk, lean_of
@@ -118,4 +119,21 @@ def seed(record: SequentialRecord, consensus_records: Iterable[Mapping[str, Any]
     return seen
 
 
-__all__ = ["decide_tuned", "seed"]
+# Decision records read back on start: enough for a record of complete sets and the audits,
+# bounded so that a long audit trail does not slow every start.
+SEED_RECORDS = 5000
+
+
+def seed_engine(engine: ConsensusEngine, settings: Settings, payloads: Iterable[Mapping[str, Any]]
+                ) -> dict[str, int]:
+    """Seed every tuned panel from decision records (oldest first): their `final` blocks; how many each."""
+    tuned = [name for name, cfg in settings.panels.items() if cfg.cascade == "tuned"]
+    finals = [p["final"] for p in payloads if isinstance(p.get("final"), Mapping)]
+    return {name: seed(engine.tuned.setdefault(name, SequentialRecord()), finals, name) for name in tuned}
+
+
+def any_tuned(settings: Settings) -> bool:
+    return any(cfg.cascade == "tuned" for cfg in settings.panels.values())
+
+
+__all__ = ["SEED_RECORDS", "any_tuned", "decide_tuned", "seed", "seed_engine"]
