@@ -15,7 +15,7 @@ PANEL = PanelSettings(rule="weighted", threshold=0.75, quorum=0.6, members=[
     PanelMember(model="mid", key="k", weight=0.20), PanelMember(model="cheap", key="k", weight=0.15),
     PanelMember(model="tail", key="k", weight=0.10)])
 COST = {"big": 3000, "copy": 1200, "mid": 1600, "cheap": 100, "tail": 800}
-CALIB = CalibrationSettings(min_record=10, audit_every=5, min_matches=5)
+CALIB = CalibrationSettings(min_record=10, min_sets=10, audit_every=5, min_matches=5)
 
 
 def answers(**actions: str) -> dict[str, tuple[Ballot, int]]:
@@ -37,7 +37,7 @@ UNANIMOUS_HOLD = answers(big="HOLD", copy="HOLD", mid="HOLD", cheap="HOLD", tail
 
 def test_every_member_is_asked_until_the_record_holds_min_record_sets() -> None:
     record = SequentialRecord()
-    for i in range(CALIB.min_record):
+    for i in range(CALIB.min_sets):
         run, action = walk(record, UNANIMOUS_BUY if i % 2 else UNANIMOUS_HOLD)
         assert len(run.asked) == 5 and action == ("BUY" if i % 2 else "HOLD")
     assert len(record.sets) == CALIB.min_record and record.decisions == CALIB.min_record
@@ -46,7 +46,7 @@ def test_every_member_is_asked_until_the_record_holds_min_record_sets() -> None:
 
 def test_it_stops_before_the_members_whose_answers_the_record_predicts() -> None:
     record = SequentialRecord()
-    for i in range(CALIB.min_record):
+    for i in range(CALIB.min_sets):
         walk(record, UNANIMOUS_BUY if i % 2 else UNANIMOUS_HOLD)
     # Every member always agreed: after the first few the others are predictable; a stop keeps
     # the expected disagreements within 5 % of the decisions so far, and every 5th is audited.

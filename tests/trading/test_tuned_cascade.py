@@ -21,7 +21,7 @@ from support import ACTIVE_SIGNALS, engine_env
 
 TUNED = {"escalate_below_agreement = 0.5": 'escalate_below_agreement = 0.5\ncascade = "tuned"',
          # A short walk: a small record before the cascade may stop, loose bounds so that it does.
-         "[risk]": "[calibration]\nmin_record = 4\nmin_matches = 3\naudit_every = 3\n"
+         "[risk]": "[calibration]\nmin_record = 4\nmin_sets = 4\nmin_matches = 3\naudit_every = 3\n"
                    "min_stop_probability = 0.7\ntarget_agreement = 0.8\n\n[risk]",
          "daily_tokens = 200_000": "daily_tokens = 50_000_000",
          "daily_tokens = 1_000_000": "daily_tokens = 50_000_000"}

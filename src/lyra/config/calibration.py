@@ -32,6 +32,9 @@ class CalibrationSettings(BaseModel):
     # The sequential stop inside the escalation judges the members not yet asked on the record's
     # complete answer sets that agree with the answers so far; with fewer than this many, it asks on.
     min_matches: int = Field(5, ge=1, le=100_000)
+    # Complete answer sets (every member asked) on record before the sequential stop may stop at all;
+    # until then every escalated decision asks every member.
+    min_sets: int = Field(20, ge=1, le=100_000)
     # How the members not yet asked are judged: "matched" on the record's complete sets that agree
     # with the answers so far, or "predicted" each from the asked member that best predicts it.
     sequential: Literal["matched", "predicted"] = "predicted"

@@ -5,16 +5,21 @@ panel whose members mostly agree that is late: the last members rarely change an
 can, so `settled` waits for them. The tuned cascade stops earlier, when the walk-forward estimated
 probability that the members not yet asked would change the outcome is small:
 
-- its record holds the complete answer sets of the panel seen before (every decision until it
-  holds `min_record`, then every `audit_every`-th early stop, asked in full and paid for, so that
-  the record goes on measuring the stops);
-- given the answers so far, the record's sets that agree with them on the members asked supply the
-  members not yet asked (their answers together, so the correlation between members is kept): the
-  share of those completions that decide differently from the most common one is the risk of
-  stopping; with fewer than `min_matches` matching sets it does not stop;
-- it stops when that risk, the upper end of a Wilson interval (z = 1), is at most
-  1 - `min_stop_probability` and the expected disagreements so far, this one included, stay within
-  1 - `target_agreement` of the decisions so far (the same budget the cheap-panel stop spends);
+- its record holds the complete answer sets of the panel seen before (every escalated decision
+  until it holds `min_sets`, then every `audit_every`-th stop by risk, asked in full and paid for,
+  so that the record goes on measuring the stops);
+- the risk of stopping, by default "predicted": each member not yet asked is predicted from its
+  guide, the asked member whose answer agreed with its own most often on the record (what it said
+  when the guide said what the guide says now, add-one smoothed); every mix of their answers is
+  weighed, and the risk is the weight of the mixes that decide otherwise than the likeliest. Or
+  "matched": the record's sets that agree with the answers so far complete them (the correlation
+  between the members not asked is kept, but far more sets are needed), the risk being the upper
+  end of a Wilson interval (z = 1) of the share that decides otherwise. With fewer than
+  `min_matches` sets behind an estimate it does not stop;
+- it stops when that risk, times what the audits found of such stops ((misses + 1) / (estimated
+  + 1), at least 1), is at most 1 - `min_stop_probability` and the expected disagreements so far,
+  this one included, stay within 1 - `target_agreement` of the decisions so far: the budget the
+  cheap-panel stop spends too (its audits ask until the panel's outcome is settled);
 - the members are asked in order of value: each member's mean cost on earlier decisions divided by
   how often, on the record, its answer decided the outcome (another answer of its would have
   changed it). A member without history goes first, lightest weight first.
@@ -149,7 +154,7 @@ def predicted_risk(cfg: PanelSettings, asked: Answers, record: SequentialRecord,
     taken as independent given their guides; every mix of their answers is weighed by its
     probability, and the risk is the weight of the mixes that decide otherwise than the likeliest.
     """
-    if not asked or len(record.sets) < calib.min_record:
+    if not asked or len(record.sets) < calib.min_sets:
         return None
     weights = {m.model: m.weight for m in cfg.members}
     pending = [m.model for m in cfg.members if m.model not in asked]
@@ -194,7 +199,7 @@ def predicted_risk(cfg: PanelSettings, asked: Answers, record: SequentialRecord,
 
 def may_stop(found: Risk | None, record: SequentialRecord, calib: CalibrationSettings) -> bool:
     """Stop when the risk is small and the disagreement budget so far allows it."""
-    if found is None or len(record.sets) < calib.min_record:
+    if found is None or len(record.sets) < calib.min_sets:
         return False
     allowance = (1.0 - calib.target_agreement) * (record.decisions + 1)
     spent = stop_risk(found, record)
@@ -225,7 +230,7 @@ def step(cfg: PanelSettings, asked: Answers, ordered: Sequence[str], record: Seq
     pending = [m for m in ordered if m not in asked]
     if not pending:
         return Step(action=decide_all(cfg, asked), why="every member asked")
-    if len(record.sets) < calib.min_record:
+    if len(record.sets) < calib.min_sets:
         return Step(model=pending[0])  # building the record: every member, so that the set is complete
     if asked:
         if (settled_action := exact(cfg, asked, pending)) is not None:
