@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lyra.config import Settings
 from lyra.config.calibration import CalibrationSettings
 from lyra.consensus.aggregation import RULES, Ballot
-from lyra.consensus.cascade import SequentialRecord, Walk, lean_of
+from lyra.consensus.cascade import SequentialRecord, Step, Walk, lean_of, learn
 from lyra.consensus.decision import ACTIONS, Action
 from lyra.money import usd_to_nanos
 from lyra.types import Message, SpendTally
@@ -89,34 +89,49 @@ def seed(record: SequentialRecord, consensus_records: Iterable[Mapping[str, Any]
     the stop's risk and, for an audited stop, what the audit found; its cheap panel's lean with the
     outcome when that outcome was the panel's own.
     """
-    from lyra.consensus.cascade import Step, learn
-
     seen = 0
     for block in consensus_records:
-        info = block.get("cascade") if isinstance(block, Mapping) else None
-        if block.get("panel") != panel or not isinstance(info, Mapping) or info.get("kind") != "tuned":
+        try:
+            filed = _parse(block, panel)
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            filed = None  # a record this version cannot read teaches nothing, and stops nothing
+        if filed is None:
             continue
-        asked_models = set(info.get("asked", ()))
-        answers: dict[str, Ballot] = {}
-        costs: dict[str, int] = {}
-        for v in block.get("votes", ()):
-            if v.get("model") not in asked_models:
-                continue
-            action = v.get("action") if v.get("status") == "vote" else None
-            answers[v["model"]] = Ballot(float(v["weight"]), action, float(v.get("confidence", 0.0)))
-            costs[v["model"]] = usd_to_nanos(str(v.get("cost_usd", "0")))
-        cheap = block.get("escalated_from")
-        lean = None
-        if isinstance(cheap, Mapping):
-            lean = lean_of([Ballot(float(v["weight"]), v.get("action") if v.get("status") == "vote" else None,
-                                   float(v.get("confidence", 0.0))) for v in cheap.get("votes", ())])
-        stop = Step(action=str(block.get("action")), risk=float(info.get("risk", 0.0)),
-                    audit=bool(info.get("audit")), kind=str(info.get("stop_kind", "")))
-        outcome = info.get("outcome")
-        learn(record, answers, costs, stop, complete=len(answers) == int(info.get("members", -1)),
-              lean=lean, decided=str(outcome or block.get("action")), exact_outcome=outcome is not None)
+        answers, costs, stop, complete, lean, outcome = filed
+        learn(record, answers, costs, stop, complete=complete, lean=lean,
+              decided=outcome or str(stop.action), exact_outcome=outcome is not None)
         seen += 1
     return seen
+
+
+def _parse(block: Mapping[str, Any], panel: str) -> tuple[dict[str, Ballot], dict[str, int], Step, bool,
+                                                          float | None, str | None] | None:
+    """One panel block read back: answers and costs of the members asked, the stop, the lean, the outcome."""
+    info = block.get("cascade") if isinstance(block, Mapping) else None
+    if block.get("panel") != panel or not isinstance(info, Mapping) or info.get("kind") != "tuned":
+        return None
+    asked_models = set(info.get("asked", ()))
+    answers: dict[str, Ballot] = {}
+    costs: dict[str, int] = {}
+    for v in block.get("votes", ()):
+        if v.get("model") not in asked_models:
+            continue
+        answers[v["model"]] = _ballot(v)
+        costs[v["model"]] = usd_to_nanos(str(v.get("cost_usd", "0")))
+    cheap = block.get("escalated_from")
+    lean = lean_of([_ballot(v) for v in cheap.get("votes", ())]) if isinstance(cheap, Mapping) else None
+    stop = Step(action=str(block["action"]), risk=float(info.get("risk", 0.0)), audit=bool(info.get("audit")),
+                kind=str(info.get("stop_kind", "")))
+    outcome = info.get("outcome")
+    complete = len(answers) == int(info["members"])
+    return answers, costs, stop, complete, lean, None if outcome is None else str(outcome)
+
+
+def _ballot(vote: Mapping[str, Any]) -> Ballot:
+    action = vote.get("action") if vote.get("status") == "vote" else None
+    if action is not None and action not in ACTIONS:
+        raise ValueError(f"not an action: {action!r}")
+    return Ballot(float(vote["weight"]), action, float(vote.get("confidence", 0.0)))
 
 
 # Decision records read back on start: enough for a record of complete sets and the audits,
