@@ -118,3 +118,16 @@ async def test_a_restarted_engine_goes_on_from_the_audit_trail(
         assert (after.sets, after.costs, after.leans) == (before.sets, before.costs, before.leans)
         assert (after.decisions, after.stops, after.audits) == (before.decisions, before.stops, before.audits)
         assert after.expected_misses == before.expected_misses
+
+
+def test_a_bad_cascade_value_is_one_line_naming_the_field() -> None:
+    import pytest
+
+    from lyra.config import parse_settings
+    from lyra.config.loading import example_config_text
+
+    text = example_config_text().replace("escalate_below_agreement = 0.5",
+                                         'escalate_below_agreement = 0.5\ncascade = "fast"')
+    with pytest.raises(Exception, match=r"panels\.trade\.cascade") as caught:
+        parse_settings(text, "lyra.toml")
+    assert "\n" not in str(caught.value)
