@@ -57,6 +57,16 @@ def show(data: str, result: dict[str, Any]) -> None:
         print(f"{r['label']:52s} {r['ai_spend_nanos'] / 1e9:10.4f} {per_decision:13.6f} "
               f"{r['spend_vs_full_panel']:8.1%} {r['same_as_full_panel']:6.1%} {r['escalated']:9d} "
               f"{r['audited']:7d}")
+    # The tuned cascade once its record is built: the decisions after the first `min_sets`.
+    rows = {r["name"]: r for r in study["baselines"]}
+    skip = study["calibration_settings"]["min_sets"]
+    tuned, full = rows["cascade"], rows["full_panel"]
+    later = sum(tuned["cost_nanos_by_decision"][skip:]), sum(full["cost_nanos_by_decision"][skip:])
+    same = sum(a == b for a, b in zip(tuned["decided"][skip:], full["decided"][skip:], strict=True))
+    n = len(full["decided"][skip:])
+    if n and later[1]:
+        print(f"tuned cascade after its first {skip} decisions: {later[0] / later[1]:.1%} of the full "
+              f"panel's spend, {same} of {n} decisions the same ({same / n:.1%})")
     print(f"{'model':30s} {'hit':>6s} {'Brier st':>9s} {'Brier cal':>9s} {'ECE st':>7s} {'ECE cal':>7s} "
           f"{'cost/correct':>12s}")
     for r in study["calibration"]:

@@ -18,6 +18,7 @@ from lyra.config import ConfigChoice, LoadedConfig, Secret, load_config
 from lyra.config.priority import PriorityTable
 from lyra.config.upstreams import catalog_models
 from lyra.consensus.panel import Consensus, ConsensusEngine
+from lyra.consensus.tuned import SEED_RECORDS, any_tuned, seed_engine
 from lyra.errors import LedgerUnavailable, LyraError, StateUnavailable
 from lyra.failures import FailurePolicy
 from lyra.ids import new_id
@@ -241,7 +242,12 @@ class Lyra:
         recorders.extend(self._extra_recorders)
         router = self._build_router(base_url, secrets, recorders, budget, state, upstreams)
         cache = ResponseCache(self._cache_store(), self._cache_ttl, on_hit=self._record_hit)
-        return Running(router=router, cache=cache, consensus=ConsensusEngine(self.settings, self.run),
+        consensus = ConsensusEngine(self.settings, self.run)
+        if self.ledger is not None and any_tuned(self.settings):
+            # A tuned cascade goes on from the decisions on record instead of paying for a new record.
+            recent = self.ledger.audit.recent(SEED_RECORDS)
+            seed_engine(consensus, self.settings, [r.payload for r in reversed(recent)])
+        return Running(router=router, cache=cache, consensus=consensus,
                        reconciler=reconciler_for(self.settings, self.ledger, router))
 
     async def check_stores(self) -> None:

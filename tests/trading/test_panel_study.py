@@ -194,3 +194,28 @@ async def test_the_spend_estimate_of_the_study_bounds_what_it_spent(engine: Lyra
     spent = rows["full_panel"]["ai_spend_nanos"] + rows["self_consistency"]["ai_spend_nanos"]
     bound = estimate_nanos(engine, study["decisions"], STUDY)
     assert spent < bound and cheap < bound
+
+
+def test_the_tuned_cascade_stops_inside_the_escalation_when_the_members_agree() -> None:
+    """Full-panel members that always answer alike: the sequential stop asks fewer than until settled."""
+    rng = random.Random(11)
+    s = settings()
+    bars = random_bars(3)
+    cost = {"anthropic/claude-opus-4.8": 2_800_000, "openai/gpt-4o": 1_200_000,
+            "anthropic/claude-sonnet-4.6": 1_700_000, "deepseek/deepseek-chat": 130_000, "x-ai/grok-4.6": 860_000}
+    points = []
+    for bar in range(40, 380, 3):
+        action = rng.choice(["BUY", "SELL", "HOLD"])
+        points.append(StudyPoint(
+            time=bars.frame.index[bar], bar=bar,
+            cheap=[StudyVote(m.model, m.weight, rng.choice(["BUY", "SELL", "HOLD"]), 0.7, 50_000)
+                   for m in s.panels["quick"].members],
+            full=[StudyVote(m.model, m.weight, action, 0.8, cost[m.model]) for m in s.panels["trade"].members],
+            samples=[]))
+    result = run(points, bars)
+    tuned, settled = result.choices["cascade"], result.choices["full_cheapest_first"]
+    full = result.choices["full_panel"]
+    same = sum(a == b for a, b in zip(tuned.actions, full.actions, strict=True)) / len(points)
+    assert same >= 0.95
+    assert sum(tuned.costs) < sum(settled.costs) < sum(full.costs)
+    assert tuned.audited > 0 and tuned.escalated == len(points)  # the cheap panel's noise never stops it

@@ -29,5 +29,14 @@ class CalibrationSettings(BaseModel):
     # Every n-th decision the cascade stops on is audited: the full panel is asked too (and paid), so
     # that the record goes on measuring the stopped calls. 0: never.
     audit_every: int = Field(5, ge=0, le=100_000)
+    # The sequential stop inside the escalation judges the members not yet asked on the record's
+    # complete answer sets that agree with the answers so far; with fewer than this many, it asks on.
+    min_matches: int = Field(5, ge=1, le=100_000)
+    # Complete answer sets (every member asked) on record before the sequential stop may stop at all;
+    # until then every escalated decision asks every member.
+    min_sets: int = Field(20, ge=1, le=100_000)
+    # How the members not yet asked are judged: "matched" on the record's complete sets that agree
+    # with the answers so far, or "predicted" each from the asked member that best predicts it.
+    sequential: Literal["matched", "predicted"] = "predicted"
     self_consistency_samples: int = Field(3, ge=0, le=20)  # extra answers of one model per decision
     self_consistency_model: str | None = None  # None: the full panel's heaviest member

@@ -229,6 +229,9 @@ class PanelSettings(_Strict):
     escalate_from: str | None = None
     escalate_notional_usd: Notional = 10_000
     escalate_below_agreement: float = Field(0.5, ge=0, le=1)
+    # "tuned": the cheap panel's calibrated stop, then the members one at a time with the sequential
+    # stop (lyra.consensus.cascade, settings in [calibration]); "configured": the rule above.
+    cascade: Literal["configured", "tuned"] = "configured"
 
 
 class RetrySettings(_Strict):

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from lyra.config import PanelMember, PanelSettings, Settings
 from lyra.consensus.aggregation import RULES, Ballot, Outcome, settled
+from lyra.consensus.cascade import SequentialRecord
 from lyra.consensus.decision import (
     DECISION_INSTRUCTIONS,
     DECISION_RESPONSE_FORMAT,
@@ -17,6 +18,7 @@ from lyra.consensus.decision import (
     Action,
     parse_decision,
 )
+from lyra.consensus.tuned import decide_tuned
 from lyra.errors import ConfigError, LyraError
 from lyra.log import get_logger
 from lyra.money import nanos_to_usd
@@ -74,6 +76,7 @@ class Consensus:
     # The messages every member was sent (the decision instructions first). Not in `to_dict`: a
     # decision record stores them once per stage, and the consensus API's callers sent them.
     prompt: list[Message] = field(default_factory=list)
+    cascade: dict[str, Any] | None = None  # a tuned cascade's record: members asked, order, why it stopped
 
     @classmethod
     def of_one(cls, vote: MemberVote, *, panel: str) -> Consensus:
@@ -106,6 +109,7 @@ class Consensus:
             "notional": self.notional, "supports": {k: round(v, 4) for k, v in self.supports.items()},
             "votes": [_vote_dict(v) for v in self.votes],
             "escalated_from": self.escalated_from.to_dict() if self.escalated_from else None,
+            **({"cascade": self.cascade} if self.cascade is not None else {}),
         }
 
 
@@ -127,6 +131,7 @@ class ConsensusEngine:
     def __init__(self, settings: Settings, call: Call) -> None:
         self._settings = settings
         self._call = call
+        self.tuned: dict[str, SequentialRecord] = {}  # what each tuned panel learnt, walk-forward
 
     def panel(self, name: str) -> PanelSettings:
         found = self._settings.panels.get(name)
@@ -139,6 +144,11 @@ class ConsensusEngine:
                      client: str | None = None) -> Consensus:
         """Run the escalation cascade: the cheaper panel first unless the trade is large or it is unsure."""
         target = self.panel(panel)
+        large = notional is not None and notional >= target.escalate_notional_usd
+        if target.cascade == "tuned" and not large:
+            return await decide_tuned(self, messages, panel=panel, notional=notional, cache=cache,
+                                      client=client, calibration=self._settings.calibration,
+                                      record=self.tuned.setdefault(panel, SequentialRecord()))
         cheap = target.escalate_from
         if cheap is None or (notional is not None and notional >= target.escalate_notional_usd):
             return await self.ask(messages, panel=panel, notional=notional, cache=cache, client=client)
@@ -212,6 +222,12 @@ class ConsensusEngine:
                 i = tasks[task]
                 votes[i].status, votes[i].reason = "cancelled", "outcome settled before it answered"
         await asyncio.gather(*pending, return_exceptions=True)
+
+    async def member(self, member: PanelMember, prompt: list[Message], cfg: PanelSettings,
+                     cache: Literal["use", "bypass", "refresh"], client: str | None,
+                     tally: SpendTally) -> MemberVote:
+        """One member's answer as a panel asks it (a tuned cascade asks them one at a time)."""
+        return await self._member(member, prompt, cfg, cache, client, tally)
 
     async def _member(self, member: PanelMember, prompt: list[Message], cfg: PanelSettings,
                       cache: Literal["use", "bypass", "refresh"], client: str | None,

@@ -367,6 +367,7 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
     # The pipeline trades under the risk rules on every bar (stops and halts intrabar); baselines do not.
     risk, day_start = lyra.settings.risk, session_start_s(lyra.settings)
     decider = pipeline_decider(orchestrator, bars.symbol, options.notional)
+    lyra.running.consensus.tuned.clear()  # a tuned cascade learns from this walk's decisions only
     run = await walk("pipeline", decider, bars, times, equity=equity, costs=options.costs, on_step=on_step,
                      risk=risk, day_start_s=day_start)
     runs = [Walked(run, "pipeline", sizing)]
@@ -374,6 +375,7 @@ async def _pipeline_runs(lyra: Lyra, bars: Bars, times: list[pd.Timestamp], opti
         learner = AdaptiveWeights(horizon=horizon)
         again = TradingAIOrchestrator(lyra, audit=False, feature_filter=features, extra_features=extra)
         adaptive = pipeline_decider(again, bars.symbol, options.notional, adaptive=learner)
+        lyra.running.consensus.tuned.clear()
         run = await walk("pipeline_adaptive", adaptive, bars, times, equity=equity, costs=options.costs,
                          on_step=on_step, risk=risk, day_start_s=day_start)
         runs.append(Walked(run, "pipeline_adaptive", sizing))

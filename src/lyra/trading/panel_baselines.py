@@ -14,13 +14,16 @@ and the cascade's calibration. Agreement is with full_panel. The baselines:
 - full_cheapest_first: the full panel asked one member at a time, cheapest first, until its
   outcome cannot change (`settled`): the full panel's decisions exactly, without the members
   whose answers could not have changed them (it trades latency for cost);
-- cascade: the cheap panel first. Its lean (the weighted mean of its stated probabilities of a
-  rise) is calibrated against the full panel's decisions on the cascade's record (isotonic, the
-  lower end of a Wilson interval per block): it stops when the full panel's most likely decision
-  is at least `min_stop_probability` likely and the expected disagreements so far stay within
-  1 - `target_agreement` of the decisions so far; else it escalates to the full panel asked
-  cheapest first. The record is what the cascade itself saw: every decision until it holds
-  `min_record`, then its escalations and every `audit_every`-th stop (asked and paid for);
+- cascade: the tuned cascade, exactly as a panel with `cascade = "tuned"` runs it
+  (lyra.consensus.cascade): the cheap panel's calibrated stop, else the full panel's members one
+  at a time in order of value with the sequential stop;
+- cascade_cheap_stop: the cheap panel's stop alone. Its lean (the weighted mean of its stated
+  probabilities of a rise) is calibrated against the full panel's decisions on the cascade's
+  record (isotonic, the lower end of a Wilson interval per block): it stops when the full panel's
+  most likely decision is at least `min_stop_probability` likely and the expected disagreements
+  so far stay within 1 - `target_agreement` of the decisions so far; else it escalates to the full
+  panel asked cheapest first until settled. The record is what the cascade itself saw: every
+  decision until it holds `min_record`, then its escalations and every `audit_every`-th stop;
 - cascade_configured: the configured escalation (the cheap panel's own rule, escalating when it
   is unsure or split), for comparison.
 """
@@ -51,13 +54,14 @@ from lyra.consensus.calibration import (
     reliability,
     wilson_lower,
 )
+from lyra.consensus.cascade import SequentialRecord, Walk, lean_of
 from lyra.consensus.decision import ACTIONS, Action
 from lyra.trading.backtest import Step, forward_move
 from lyra.trading.data import Bars
 from lyra.trading.panel_study import StudyPoint, StudyVote
 
 STRATEGIES = ("full_panel", "full_cheapest_first", "best_single", "self_consistency", "calibrated_panel",
-              "cascade", "cascade_configured")
+              "cascade", "cascade_cheap_stop", "cascade_configured")
 LABELS = {
     "full_panel": "full panel, configured weights (every decision)",
     "full_cheapest_first": "full panel, cheapest member first until settled",
@@ -65,6 +69,7 @@ LABELS = {
     "self_consistency": "one model sampled k times",
     "calibrated_panel": "full panel, calibrated vote",
     "cascade": "cost-tuned cascade (calibrated)",
+    "cascade_cheap_stop": "cheap-panel stop only, escalation cheapest first",
     "cascade_configured": "configured escalation cascade",
 }
 
@@ -146,6 +151,7 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
     calibrated: dict[str, list[tuple[float, float, float]]] = collections.defaultdict(list)
     filed = stops = 0
     expected_misses = 0.0
+    tuned = SequentialRecord()
     for i, point in enumerate(points):
         # File the outcomes whose horizon has closed by this bar: nothing later is ever read.
         while filed < i and points[filed].bar + max(1, horizon) <= point.bar:
@@ -171,29 +177,21 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
         vote = next(v for v in point.full if v.model == best)
         _add(choices["best_single"], vote.action or "HOLD", vote.cost_nanos)
         _add(choices["self_consistency"], _plurality(point.samples), _cost(point.samples))
-        lean = cheap_evidence(point.cheap)
-        call = cascade_call(record.cascade, lean, calib)
-        thresholds.append(None if call is None else call[1])
-        # Stop where the call is likely enough and the expected disagreements so far, this one
-        # included, stay within what the target allows over the decisions so far.
-        risk = 1.0 - call[1] if call is not None else 1.0
-        if (call is not None and lean is not None and call[1] >= calib.min_stop_probability
-                and expected_misses + risk <= (1.0 - calib.target_agreement) * (i + 1)):
-            expected_misses += risk
-            stops += 1
-            if calib.audit_every and stops % calib.audit_every == 0:
-                # An audit: the full panel is asked (and paid) but the cheap call stands, so that the
-                # record keeps measuring the calls the cascade stops on, not only those it escalates.
-                _add(choices["cascade"], call[0], cheap_cost + settled_cost)
-                record.cascade.append((lean, full_configured))
-                choices["cascade"].audited += 1
-            else:
-                _add(choices["cascade"], call[0], cheap_cost)
-        else:
-            _add(choices["cascade"], full_configured, cheap_cost + settled_cost)
-            choices["cascade"].escalated += 1
-            if lean is not None:
-                record.cascade.append((lean, full_configured))
+        # The tuned cascade: the cheap panel's stop, else the full panel asked in order of value with
+        # the sequential stop (lyra.consensus.cascade), exactly as the engine runs `cascade = "tuned"`.
+        answers = {v.model: (Ballot(v.weight, _action(v.action), v.confidence), v.cost_nanos)
+                   for v in point.full}
+        run = Walk(full_cfg, tuned, calib, lean_of([Ballot(v.weight, _action(v.action), v.confidence)
+                                                     for v in point.cheap]))
+        while (model := run.next()) is not None:
+            run.answer(model, *answers[model])
+        audited = bool(run.stop is not None and run.stop.audit)
+        _add(choices["cascade"], run.finish(), cheap_cost + sum(run.costs.values()))
+        choices["cascade"].audited += audited
+        choices["cascade"].escalated += not run.at_cheap
+        expected_misses, stops = _cheap_stop_only(choices["cascade_cheap_stop"], record, point, calib, i,
+                                                  full_configured, (cheap_cost, settled_cost),
+                                                  (expected_misses, stops), thresholds)
         kept = _configured_clear(cheap_cfg, full_cfg, point.cheap)
         if kept is not None:
             _add(choices["cascade_configured"], kept, cheap_cost)
@@ -207,6 +205,42 @@ def evaluate(points: Sequence[StudyPoint], bars: Bars, horizon: int, settings: S
                        calibration=_calibration_rows(points, outcomes, calibrated, calib),
                        diversity=_diversity(points, outcomes, cheap_cfg, full_cfg),
                        sampled_model=sampled_model, samples=len(points[0].samples) if points else 0)
+
+
+def _cheap_stop_only(choices: Choices, record: _Record, point: StudyPoint, calib: CalibrationSettings,
+                     i: int, full_configured: str, costs: tuple[int, int], spent: tuple[float, int],
+                     thresholds: list[float | None]) -> tuple[float, int]:
+    """The cascade before the sequential stop: the cheap panel's stop, else the full panel until settled.
+
+    Its record is (lean, full panel's decision) on every decision until `min_record`, then on its
+    escalations and audits; returns the expected disagreements and stops so far.
+    """
+    cheap_cost, settled_cost = costs
+    expected_misses, stops = spent
+    lean = cheap_evidence(point.cheap)
+    call = cascade_call(record.cascade, lean, calib)
+    thresholds.append(None if call is None else call[1])
+    # Stop where the call is likely enough and the expected disagreements so far, this one
+    # included, stay within what the target allows over the decisions so far.
+    risk = 1.0 - call[1] if call is not None else 1.0
+    if (call is not None and lean is not None and call[1] >= calib.min_stop_probability
+            and expected_misses + risk <= (1.0 - calib.target_agreement) * (i + 1)):
+        expected_misses += risk
+        stops += 1
+        if calib.audit_every and stops % calib.audit_every == 0:
+            # An audit: the full panel is asked (and paid) but the cheap call stands, so that the
+            # record keeps measuring the calls the cascade stops on, not only those it escalates.
+            _add(choices, call[0], cheap_cost + settled_cost)
+            record.cascade.append((lean, full_configured))
+            choices.audited += 1
+        else:
+            _add(choices, call[0], cheap_cost)
+    else:
+        _add(choices, full_configured, cheap_cost + settled_cost)
+        choices.escalated += 1
+        if lean is not None:
+            record.cascade.append((lean, full_configured))
+    return expected_misses, stops
 
 
 def _models(point: StudyPoint) -> set[str]:
