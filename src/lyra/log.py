@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from collections.abc import Iterable
+from typing import Any
 
 _KEY_SHAPES = re.compile(
     r"(sk-or-[A-Za-z0-9_\-]{4})[A-Za-z0-9_\-]+"  # an OpenRouter key: its first four characters stay
@@ -38,6 +40,22 @@ class SecretMaskFilter(logging.Filter):
 
 
 _MASK = SecretMaskFilter()
+
+
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes each record to `sys.stderr` as it is when the record is emitted, not when configured.
+
+    A handler that kept the stream of its first command would write to a closed file once that
+    stream is swapped and closed (a test runner's capture, a redirected embedding).
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:  # StreamHandler.__init__ assigns it; the property decides
+        return None
 
 
 def get_logger(name: str) -> logging.Logger:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -16,7 +15,7 @@ from lyra.catalog.models import load_catalog
 from lyra.cli.common import ConfigOption, FitTable, data_console, fail, use_config
 from lyra.config import load_config
 from lyra.errors import ConfigError, LyraError
-from lyra.log import SecretMaskFilter
+from lyra.log import CurrentStderrHandler, SecretMaskFilter
 from lyra.money import format_usd, json_default, usd_fields_exact
 
 if TYPE_CHECKING:
@@ -35,7 +34,7 @@ errors = data_console(stderr=True)
 T = TypeVar("T")
 
 def _setup_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.addFilter(SecretMaskFilter())
     handler.setFormatter(logging.Formatter("lyra: %(message)s"))
     root = logging.getLogger("lyra")
