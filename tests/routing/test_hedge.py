@@ -12,6 +12,7 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -54,8 +55,9 @@ def metric(metrics: Metrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
-@pytest.fixture
-async def hedged(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Lyra, Metrics]]:
+@asynccontextmanager
+async def hedged_engine(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Lyra, Metrics]]:
+    """An open engine on the hedging config over `sim`, with a metrics recorder attached."""
     path = tmp_path / "lyra.toml"
     path.write_text(fast_config_text(timeout_s=5) + HEDGE)
     metrics = Metrics()
@@ -63,6 +65,12 @@ async def hedged(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Lyra, Me
     engine.add_recorder(metrics)
     async with engine:
         yield engine, metrics
+
+
+@pytest.fixture
+async def hedged(sim: Simulator, tmp_path: Path) -> AsyncIterator[tuple[Lyra, Metrics]]:
+    async with hedged_engine(sim, tmp_path) as pair:
+        yield pair
 
 
 async def test_a_hung_primary_loses_to_its_hedge_and_is_booked_at_its_worst_case(
@@ -109,16 +117,10 @@ async def test_a_hung_primary_loses_to_its_hedge_and_is_booked_at_its_worst_case
 
 async def test_a_primary_that_answers_first_cancels_its_hedge(tmp_path: Path) -> None:
     # Fast-tier calls take 0.1-0.2 s here, twice the seeded p95 at least; the hedge hangs.
-    async with Simulator(options=SimulatorOptions(time_scale=0.2, generation_lag_s=0.0)) as sim:
-        path = tmp_path / "lyra.toml"
-        path.write_text(fast_config_text(timeout_s=5) + HEDGE)
-        metrics = Metrics()
-        lyra = Lyra.from_config(path, environ=engine_env(sim))
-        lyra.add_recorder(metrics)
-        async with lyra:
-            hedger = seed(lyra)
-            sim.add_fault(Fault(kind="timeout", model=SECOND, count=1, hang_s=30))
-            c = await lyra.complete(tier="fast", messages=MSG, max_tokens=MAX_TOKENS)
+    async with Simulator(options=SimulatorOptions(time_scale=0.2, generation_lag_s=0.0)) as sim, hedged_engine(sim, tmp_path) as (lyra, metrics):
+        hedger = seed(lyra)
+        sim.add_fault(Fault(kind="timeout", model=SECOND, count=1, hang_s=30))
+        c = await lyra.complete(tier="fast", messages=MSG, max_tokens=MAX_TOKENS)
     assert [(a.number, a.model, a.kind, a.outcome, a.error_kind) for a in c.attempts] == [
         (2, SECOND, "hedge", "error", LOST), (1, PRIMARY, "primary", "ok", None)]
     hedge = c.attempts[0]

@@ -26,6 +26,21 @@ RISK_SCHEMA: dict[str, Any] = {
 }
 
 
+def verdict_schema(name: str, verdicts: Sequence[str]) -> dict[str, Any]:
+    """A strict structured-output schema asking for one of `verdicts` and a short reason."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "strict": True, "schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {
+                "verdict": {"type": "string", "enum": list(verdicts)},
+                "reason": {"type": "string", "maxLength": 400},
+            },
+            "required": ["verdict", "reason"],
+        }},
+    }
+
+
 def features_block(features: Mapping[str, Any]) -> str:
     """The features as a fenced JSON block (what the models, and the simulator, read)."""
     return "```json\n" + orjson.dumps(dict(features), option=orjson.OPT_SORT_KEYS).decode() + "\n```"

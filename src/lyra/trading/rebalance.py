@@ -332,6 +332,23 @@ class RebalanceDecision:
     def action(self) -> str:
         return "REBALANCE" if self.turnover > 0 else "HOLD"
 
+    def _decision(self) -> dict[str, Any]:
+        """The proposal, the limits' cut, the route and the verdict: the keys both dicts open with."""
+        r6 = _rounded
+        return {
+            "time": self.time,
+            "action": self.action,
+            "asked": r6(self.asked),
+            "enforced": r6(self.enforced),
+            "weights": r6(self.weights),
+            "current": r6(self.current),
+            "reasons": self.reasons,
+            "turnover": round(self.turnover, 6),
+            "turnover_usd": str(money(self.turnover_usd)),
+            "route": self.route,
+            "approved": self.approved,
+        }
+
     def canonical(self) -> dict[str, Any]:
         """What a replay reproduces byte for byte: the proposal, the limits' cut, the route and the verdict.
 
@@ -340,38 +357,16 @@ class RebalanceDecision:
         every member at once (as in the single-symbol backtest): their scores and costs may differ,
         the panel's action may not.
         """
-        r6 = _rounded
         return {
-            "time": self.time,
-            "action": self.action,
-            "asked": r6(self.asked),
-            "enforced": r6(self.enforced),
-            "weights": r6(self.weights),
-            "current": r6(self.current),
-            "reasons": self.reasons,
-            "turnover": round(self.turnover, 6),
-            "turnover_usd": str(money(self.turnover_usd)),
-            "route": self.route,
-            "approved": self.approved,
+            **self._decision(),
             "inputs_hash": self.inputs_hash,
             "panel_action": self.panel.action if self.panel is not None else None,
             "failed_stages": sum(s.failed for s in self.stages),
         }
 
     def to_dict(self) -> dict[str, Any]:
-        r6 = _rounded
         return {
-            "time": self.time,
-            "action": self.action,
-            "asked": r6(self.asked),
-            "enforced": r6(self.enforced),
-            "weights": r6(self.weights),
-            "current": r6(self.current),
-            "reasons": self.reasons,
-            "turnover": round(self.turnover, 6),
-            "turnover_usd": str(money(self.turnover_usd)),
-            "route": self.route,
-            "approved": self.approved,
+            **self._decision(),
             "cost_nanos": self.cost_nanos,
             "latency_s": round(self.latency_s, 4),
             "inputs_hash": self.inputs_hash,
