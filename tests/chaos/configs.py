@@ -13,6 +13,10 @@ DESK_REQUESTS_PER_MIN = 1_000_000
 # calls then meet it open depends on the machine's speed. The storm tests money, not the breaker,
 # so it stays closed.
 STORM_BREAKER = "breaker_failures = 1000000\nbreaker_cooldown_s = 0\n"
+# Hedging (on by default for the fast tier) books a cancelled non-streamed loser at its worst case,
+# which no /generation can correct; the storm compares the ledger with what was billed to the
+# nano-dollar, so it runs without hedges (tests/routing/test_hedge.py covers their booking).
+STORM_NO_HEDGE = "\n[tiers.fast.hedge]\nenabled = false\n"
 
 
 def gateway_config(folder: Path, *, desk_usd: float, state: str | None = None, timeout_s: float = 5.0,
@@ -27,6 +31,7 @@ def gateway_config(folder: Path, *, desk_usd: float, state: str | None = None, t
         text, found = re.subn(r"breaker_failures = \d+\nbreaker_cooldown_s = [0-9.]+\n", STORM_BREAKER, text,
                               count=1)
         assert found, "no breaker settings in the [retry] section"
+        text += STORM_NO_HEDGE
     path = folder / "lyra.toml"
     path.write_text(text)
     return path
